@@ -1,0 +1,62 @@
+# crm_native: PGXS build.
+#   make                 build crm_native.so and the extension script
+#   make install         install into the PostgreSQL that PG_CONFIG names
+#   make installcheck    run the SQL suites (pg_regress, isolation, pgTAP) against
+#                        the server in PGHOST/PGPORT (scripts/run_sql_suites.sh)
+#   make test            everything, on a throwaway cluster (scripts/test.sh)
+#
+# WERROR=1 turns warnings into errors (the test command sets it).
+
+EXTENSION  = crm_native
+EXTVERSION = 0.1.0
+MODULE_big = crm_native
+
+CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
+PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
+OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+# The extension script is the ordered concatenation of src/sql/NN_*.sql:
+# one fragment per feature, so each feature owns its SQL.
+SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
+DATA_built    = $(EXTENSION)--$(EXTVERSION).sql
+
+PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
+
+ICU_CFLAGS := $(shell pkg-config --cflags icu-uc icu-i18n 2>/dev/null)
+ICU_LIBS   := $(shell pkg-config --libs icu-uc icu-i18n 2>/dev/null || echo -licui18n -licuuc -licudata)
+
+PG_CPPFLAGS = -Isrc $(ICU_CFLAGS)
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -fvisibility-inlines-hidden
+ifeq ($(WERROR),1)
+PG_CXXFLAGS += -Werror
+endif
+# PGXS links with gcc, not g++: name the C++ runtime explicitly.
+SHLIB_LINK = -lphonenumber $(ICU_LIBS) -lstdc++
+
+EXTRA_CLEAN = $(DATA_built)
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Debian's PGXS also emits LLVM bitcode with clang; its flags do not include
+# PG_CXXFLAGS, so give it the language level the sources are written in.
+override BITCODE_CXXFLAGS += -std=c++17 -Isrc $(ICU_CFLAGS)
+
+# src/core is pure C++: compile it without the PostgreSQL include paths, so an
+# #include of a backend header there fails to build (also under meson).
+src/core/%.o: override CPPFLAGS := -Isrc $(ICU_CFLAGS) -D_GNU_SOURCE -DCRM_CORE_TU
+src/core/%.bc: override CPPFLAGS := -Isrc $(ICU_CFLAGS) -D_GNU_SOURCE -DCRM_CORE_TU
+
+$(DATA_built): $(SQL_FRAGMENTS) Makefile
+	@{ printf '%s\n' '-- crm_native $(EXTVERSION): generated from src/sql/*.sql, do not edit'; \
+	   printf '%s\n' '\echo Use "CREATE EXTENSION crm_native" to load this file. \quit'; \
+	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
+
+all: $(DATA_built)
+
+.PHONY: test installcheck
+installcheck:
+	bash scripts/run_sql_suites.sh
+
+test:
+	bash scripts/test.sh

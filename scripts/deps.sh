@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages crm_native needs to build, test and benchmark,
+# when any is missing. Safe to run again; does nothing when all are present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential g++ clang-14 llvm-14-dev pkg-config make
+  postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
+  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  libphonenumber-dev libicu-dev libboost-test-dev
+  meson ninja-build gnuplot-nox python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# postgresql-common would create and start a "main" cluster; we never use it.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/crm_native.conf >/dev/null
+fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs the SQL-level suites against the running server named by PGHOST/PGPORT
+# (scripts/test.sh starts a throwaway one; `make installcheck` uses yours):
+#
+#   pg_regress   sql/NAME.sql        -> expected/NAME.out
+#   isolation    specs/NAME.spec     -> expected/NAME.out
+#   pgTAP        test/pgtap/NAME.sql  (pg_prove)
+#
+# Every test runs in a fresh database cloned from crm_template: the reference
+# application schema (reference/*.sql, in order, with its plpgsql triggers)
+# plus the extensions pg_trgm, pgtap and crm_native (not yet install()ed).
+#
+# Usage: run_sql_suites.sh [-k PATTERN]   (only tests whose name matches)
+# Writes "suite name PASS|FAIL" lines to $CRM_RESULTS (default: stdout only).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$($PG_CONFIG --pgxs)")")")   # .../lib/pgxs
+BINDIR=$($PG_CONFIG --bindir)
+OUT=${CRM_OUT:-$ROOT/.build/sql-suites}
+RESULTS=${CRM_RESULTS:-/dev/null}
+PATTERN=""
+[ "${1:-}" = "-k" ] && PATTERN=$2
+export PGUSER=${PGUSER:-postgres}
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+psql_q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+echo "== building crm_template"
+psql_q -d postgres -c "DROP DATABASE IF EXISTS crm_template" -c "CREATE DATABASE crm_template" >/dev/null || exit 1
+for f in "$ROOT"/reference/*.sql; do
+  [ -e "$f" ] || continue
+  psql_q -d crm_template -f "$f" >"$OUT/template.log" 2>&1 || { cat "$OUT/template.log"; exit 1; }
+done
+psql_q -d crm_template -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" \
+  -c "CREATE EXTENSION IF NOT EXISTS pgtap" -c "CREATE EXTENSION IF NOT EXISTS crm_native" >/dev/null || exit 1
+
+fresh_db() {  # fresh_db NAME: a new database cloned from crm_template
+  psql_q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" -c "CREATE DATABASE \"$1\" TEMPLATE crm_template" >/dev/null
+}
+drop_db() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1 || true; }
+
+pass=0; fail=0
+record() {  # record SUITE NAME OK?
+  if [ "$3" -eq 0 ]; then pass=$((pass+1)); echo "ok      $1 $2"; echo "$1 $2 PASS" >>"$RESULTS"
+  else fail=$((fail+1)); echo "FAILED  $1 $2"; echo "$1 $2 FAIL" >>"$RESULTS"; fi
+}
+selected() { [ -z "$PATTERN" ] || [[ "$1" == *$PATTERN* ]]; }
+
+echo "== pg_regress"
+for f in "$ROOT"/sql/*.sql; do
+  [ -e "$f" ] || continue
+  name=$(basename "$f" .sql); selected "$name" || continue
+  db="regress_$name"; fresh_db "$db" || { record regress "$name" 1; continue; }
+  mkdir -p "$OUT/regress/$name"
+  "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --inputdir="$ROOT" \
+    --outputdir="$OUT/regress/$name" --use-existing --dbname="$db" "$name" >"$OUT/regress/$name/run.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && { cat "$OUT/regress/$name/run.log"; cat "$OUT/regress/$name/regression.diffs" 2>/dev/null | head -200; }
+  record regress "$name" $rc; drop_db "$db"
+done
+
+echo "== isolation"
+for f in "$ROOT"/specs/*.spec; do
+  [ -e "$f" ] || continue
+  name=$(basename "$f" .spec); selected "$name" || continue
+  db="iso_$name"; fresh_db "$db" || { record isolation "$name" 1; continue; }
+  mkdir -p "$OUT/isolation/$name"
+  "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --inputdir="$ROOT" \
+    --outputdir="$OUT/isolation/$name" --use-existing --dbname="$db" "$name" >"$OUT/isolation/$name/run.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && { cat "$OUT/isolation/$name/run.log"; cat "$OUT/isolation/$name/regression.diffs" 2>/dev/null | head -200; }
+  record isolation "$name" $rc; drop_db "$db"
+done
+
+echo "== pgTAP"
+for f in "$ROOT"/test/pgtap/*.sql; do
+  [ -e "$f" ] || continue
+  name=$(basename "$f" .sql); selected "$name" || continue
+  db="tap_$name"; fresh_db "$db" || { record pgtap "$name" 1; continue; }
+  pg_prove -d "$db" "$f" >"$OUT/pgtap_$name.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && cat "$OUT/pgtap_$name.log"
+  record pgtap "$name" $rc; drop_db "$db"
+done
+
+echo "sql suites: $pass passed, $fail failed"
+[ $fail -eq 0 ]

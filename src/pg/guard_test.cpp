@@ -1,0 +1,65 @@
+// crm_native._guard_test(kind): test-only entry point that proves the guards.
+// Each kind fails in a different way inside live C++ code; the backend must
+// survive and the client must see the error text.
+#include "pg/guard.hpp"
+
+extern "C" {
+#include "utils/builtins.h"
+}
+
+#include <exception>
+#include <memory>
+#include <string>
+
+namespace {
+
+// Destructors that ran while an error unwound the stack (visible via
+// _guard_test('destructor_count')): proves pg_call let C++ unwind normally.
+int unwound_destructors = 0;
+
+struct UnwindProbe {
+    ~UnwindProbe() {
+        if (std::uncaught_exceptions() > 0) ++unwound_destructors;
+    }
+};
+
+Datum guard_test(const std::string& kind) {
+    UnwindProbe probe;
+    std::string scratch = "live C++ object during the " + kind + " test";
+    if (kind == "ok") {
+        std::string reply = "ok";
+        return crm::pg::pg_call([&] { return PointerGetDatum(cstring_to_text(reply.c_str())); });
+    }
+    if (kind == "cpp_exception") throw std::runtime_error("guard test: C++ exception thrown inside crm_native");
+    if (kind == "invalid_argument") throw std::invalid_argument("guard test: invalid argument");
+    if (kind == "bad_alloc") {
+        volatile std::size_t huge = static_cast<std::size_t>(1) << 62;
+        std::unique_ptr<char[]> block(new char[huge]);
+        block[0] = 'x';
+        return PointerGetDatum(cstring_to_text("allocation unexpectedly succeeded"));
+    }
+    if (kind == "pg_error") {
+        // A real backend error (22P02) raised while C++ objects are live.
+        const char* input = "not a number";
+        crm::pg::pg_call([&] { return DirectFunctionCall1(int4in, CStringGetDatum(input)); });
+        return PointerGetDatum(cstring_to_text("int4in unexpectedly succeeded"));
+    }
+    if (kind == "destructor_count") {
+        int count = unwound_destructors;
+        return crm::pg::pg_call([&] { return PointerGetDatum(cstring_to_text(std::to_string(count).c_str())); });
+    }
+    throw crm::pg::SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            ("unknown guard test kind \"" + kind + "\"").c_str());
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(crm_guard_test);
+Datum crm_guard_test(PG_FUNCTION_ARGS) {
+    text* kind_text = PG_GETARG_TEXT_PP(0);
+    const char* kind_data = VARDATA_ANY(kind_text);
+    size_t kind_len = VARSIZE_ANY_EXHDR(kind_text);
+    return crm::pg::run_guarded([&]() -> Datum { return guard_test(std::string(kind_data, kind_len)); });
+}
+}

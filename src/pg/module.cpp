@@ -1,0 +1,14 @@
+// The loadable module: magic block and start-up.
+#include "pg/guard.hpp"
+#include "pg/module.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+}
+
+void _PG_init(void) {
+    // Each feature defines its own GUCs; see module.hpp.
+    // (each feature adds its call here)
+}
