@@ -6,3 +6,16 @@ CREATE FUNCTION crm_native._guard_test(kind text) RETURNS text
     AS 'MODULE_PATHNAME', 'crm_guard_test'
     LANGUAGE C STRICT VOLATILE;
 REVOKE ALL ON FUNCTION crm_native._guard_test(text) FROM PUBLIC;
+
+-- The native triggers install() creates, one row per trigger. Each feature's
+-- SQL fragment registers its own triggers here; install() reads the table at
+-- call time. One application trigger may be replaced by several native ones
+-- (e.g. metrics: one statement-level trigger per event, plus TRUNCATE).
+CREATE TABLE crm_native.native_trigger (
+    trigger_name text PRIMARY KEY,   -- name of the native trigger it creates
+    table_name   text NOT NULL,      -- 'VC Usage' or 'customers' (unqualified)
+    replaces     text NOT NULL,      -- the application trigger it takes over from
+    ddl          text NOT NULL       -- format() template; %1$s = the quoted,
+                                     -- schema-qualified table, e.g.
+                                     -- 'CREATE TRIGGER x AFTER INSERT ON %1$s ...'
+);
