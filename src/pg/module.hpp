@@ -4,4 +4,7 @@
 
 namespace crm::pg {
 
+// Customer sync (src/pg/customer_sync.cpp): crm_native.sync_key_lock_limit.
+void define_customer_sync_gucs();
+
 }  // namespace crm::pg

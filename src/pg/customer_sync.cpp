@@ -1,0 +1,691 @@
+// crm_native.customer_sync(): the native "VC Usage" -> customers sync trigger
+// (DESIGN.md section 2, "Customer sync"; docs/customer_sync.md).
+//
+// Written C-style on purpose: it calls SPI and the lock manager, which report
+// errors with ereport (longjmp), so no C++ object with a destructor lives in
+// any frame of this file. Normalization goes through the noexcept bridge
+// crm::pg::normalize_key.
+//
+// Per chat row, in the common case (a returning customer): one lookup query per
+// key type actually needed (email, else phone, else name) and one UPDATE of
+// the matched customer. A new customer costs the lookups twice (before and
+// after the key locks) and one INSERT statement (customer + 'created' event).
+// The lock manager's headers (storage/lock.h, storage/proc.h) pull in
+// s_lock.h and atomics, which are not clean C++17 under -Wall -Wextra.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wregister"
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/uuid.h"
+}
+#pragma GCC diagnostic pop
+
+#include <cstring>
+
+#include "core/message.hpp"
+#include "pg/module.hpp"
+#include "pg/normalize.hpp"
+
+namespace {
+
+using crm::pg::KeyType;
+using crm::pg::NormalizeResult;
+
+// ---------------------------------------------------------------------------
+// Tunables
+// ---------------------------------------------------------------------------
+
+// Longest merged_into_customer_id chain followed to the surviving customer.
+constexpr int kMaxMergeHops = 64;
+// Lookups redone when the matched customer changed under us (READ COMMITTED).
+constexpr int kMaxAttempts = 8;
+
+// Key locks one transaction takes before it switches to the single bulk lock
+// (crm_native.sync_key_lock_limit): bounds the shared lock table use of bulk
+// imports that create many customers.
+int sync_key_lock_limit = 256;
+
+// Advisory lock classes (pg_locks.objsubid). PostgreSQL's own SQL advisory
+// functions use 1 and 2, so the application's advisory locks never collide.
+constexpr uint16 kKeyLockClass = 0x4352;   // one key: (company, key type, key)
+constexpr uint16 kBulkLockClass = 0x4353;  // all keys of the database
+
+// ---------------------------------------------------------------------------
+// Per-relation cache: attribute numbers and saved plans
+// ---------------------------------------------------------------------------
+
+enum KeySlot { kEmail = 0, kPhone = 1, kName = 2, kKeySlots = 3 };
+const char* const kKeyTypeName[kKeySlots] = {"email", "phone", "name"};
+const KeyType kKeyTypes[kKeySlots] = {KeyType::Email, KeyType::Phone, KeyType::Name};
+
+// Row lock taken on the customers a chat is matched to (docs/customer_sync.md,
+// "Concurrency"): FOR SHARE keeps a concurrent soft delete or merge of the
+// customer from slipping between the lookup and the commit; a chat that may
+// fill contact info (it carries both email and phone) locks FOR NO KEY UPDATE
+// at once, so two such chats queue instead of deadlocking on a lock upgrade.
+enum LockMode { kForShare = 0, kForUpdate = 1, kLockModes = 2 };
+const char* const kLockClause[kLockModes] = {"FOR SHARE OF c", "FOR NO KEY UPDATE OF c"};
+
+struct SyncTarget {
+    Oid relid;  // hash key: the "VC Usage" relation
+    bool attrs_valid;
+    bool plans_valid;
+    Oid nspid;  // schema the plans were prepared for
+    AttrNumber att_company_id;
+    AttrNumber att_customer_id;
+    AttrNumber att_contact[kKeySlots];  // customer_email, customer_phone, customer_name
+    AttrNumber att_session_id;
+    SPIPlanPtr lookup[kLockModes][kKeySlots];
+    SPIPlanPtr chain[kLockModes];
+    SPIPlanPtr touch;
+    SPIPlanPtr create;
+};
+
+HTAB* sync_targets = nullptr;
+
+void invalidate_relation(Datum, Oid relid) {
+    if (sync_targets == nullptr) return;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, sync_targets);
+    SyncTarget* t;
+    while ((t = static_cast<SyncTarget*>(hash_seq_search(&status))) != nullptr)
+        if (relid == InvalidOid || t->relid == relid) t->attrs_valid = false;
+}
+
+// A schema was renamed or dropped: the schema-qualified query texts may be
+// stale. Plans are prepared again at next use.
+void invalidate_namespaces(Datum, int, uint32) {
+    if (sync_targets == nullptr) return;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, sync_targets);
+    SyncTarget* t;
+    while ((t = static_cast<SyncTarget*>(hash_seq_search(&status))) != nullptr) t->plans_valid = false;
+}
+
+void free_plan(SPIPlanPtr* p) {
+    if (*p != nullptr) SPI_freeplan(*p);
+    *p = nullptr;
+}
+
+void free_plans(SyncTarget* t) {
+    for (int m = 0; m < kLockModes; m++) {
+        for (int k = 0; k < kKeySlots; k++) free_plan(&t->lookup[m][k]);
+        free_plan(&t->chain[m]);
+    }
+    free_plan(&t->touch);
+    free_plan(&t->create);
+}
+
+AttrNumber find_column(Relation rel, const char* name, Oid type1, Oid type2) {
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (att->attisdropped || std::strcmp(NameStr(att->attname), name) != 0) continue;
+        if (att->atttypid != type1 && att->atttypid != type2)
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("crm_native.customer_sync: column \"%s\" of table \"%s\" has type %s, expected %s",
+                                   name, RelationGetRelationName(rel), format_type_be(att->atttypid),
+                                   format_type_be(type1))));
+        return att->attnum;
+    }
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                    errmsg("crm_native.customer_sync: table \"%s\" has no column \"%s\"",
+                           RelationGetRelationName(rel), name)));
+    return InvalidAttrNumber;  // not reached
+}
+
+SyncTarget* get_target(Relation rel) {
+    if (sync_targets == nullptr) {
+        HASHCTL ctl;
+        std::memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(Oid);
+        ctl.entrysize = sizeof(SyncTarget);
+        ctl.hcxt = TopMemoryContext;
+        sync_targets = hash_create("crm_native customer sync targets", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        CacheRegisterRelcacheCallback(invalidate_relation, 0);
+        CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_namespaces, 0);
+    }
+    Oid relid = RelationGetRelid(rel);
+    bool found;
+    SyncTarget* t = static_cast<SyncTarget*>(hash_search(sync_targets, &relid, HASH_ENTER, &found));
+    if (!found) {
+        std::memset(t, 0, sizeof *t);
+        t->relid = relid;
+    }
+    if (!t->attrs_valid) {
+        t->att_company_id = find_column(rel, "company_id", UUIDOID, UUIDOID);
+        t->att_customer_id = find_column(rel, "customer_id", UUIDOID, UUIDOID);
+        t->att_contact[kEmail] = find_column(rel, "customer_email", TEXTOID, VARCHAROID);
+        t->att_contact[kPhone] = find_column(rel, "customer_phone", TEXTOID, VARCHAROID);
+        t->att_contact[kName] = find_column(rel, "customer_name", TEXTOID, VARCHAROID);
+        t->att_session_id = find_column(rel, "session_id", TEXTOID, VARCHAROID);
+        if (t->nspid != RelationGetNamespace(rel)) t->plans_valid = false;
+        t->nspid = RelationGetNamespace(rel);
+        t->attrs_valid = true;
+    }
+    return t;
+}
+
+SPIPlanPtr prepare_kept(const char* sql, int nargs, Oid* argtypes) {
+    SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
+    if (plan == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("crm_native.customer_sync: SPI_prepare failed: %s", SPI_result_code_string(SPI_result))));
+    if (SPI_keepplan(plan) != 0)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_keepplan failed")));
+    return plan;
+}
+
+// Every query names its tables with the trigger table's schema, and every
+// operator and function with pg_catalog: a hostile search_path cannot
+// redirect a read or a write (docs/customer_sync.md, "Security").
+#define EQ " OPERATOR(pg_catalog.=) "
+// "Missing" contact info: NULL or blank, as in the reference trigger.
+#define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
+
+void prepare_plans(SyncTarget* t) {
+    free_plans(t);
+    char* nspname = get_namespace_name(t->nspid);
+    if (nspname == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("crm_native.customer_sync: schema %u not found", t->nspid)));
+    const char* s = quote_identifier(nspname);
+
+    for (int m = 0; m < kLockModes; m++) {
+        // Live holders of one key in the company, oldest first ($3: how many;
+        // NULL for all).
+        for (int k = 0; k < kKeySlots; k++) {
+            Oid types[3] = {UUIDOID, TEXTOID, INT8OID};
+            char* sql = psprintf(
+                "SELECT c.id, c.merged_into_customer_id, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
+                " FROM %s.customer_matching_keys k JOIN %s.customers c ON c.id" EQ "k.customer_id"
+                " WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'%s' AND k.normalized_value" EQ "$2"
+                " AND c.company_id" EQ "$1 AND c.deleted_at IS NULL"
+                " ORDER BY c.created_at, c.id LIMIT $3 %s",
+                s, s, kKeyTypeName[k], kLockClause[m]);
+            t->lookup[m][k] = prepare_kept(sql, 3, types);
+        }
+        // One step along merged_into_customer_id, never leaving the company.
+        Oid types[2] = {UUIDOID, UUIDOID};
+        char* sql = psprintf(
+            "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
+            " FROM %s.customers c WHERE c.id" EQ "$1 AND c.company_id" EQ "$2 %s",
+            s, kLockClause[m]);
+        t->chain[m] = prepare_kept(sql, 2, types);
+    }
+    {
+        // Fill the matched customer's missing email/phone, set updated_at and
+        // record 'contact_info_added'. It applies only while the customer is
+        // live and still missing exactly what the lookup saw missing; else no
+        // row comes back and the caller looks up again.
+        Oid types[7] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID};
+        char* sql = psprintf(
+            "WITH u AS (UPDATE %s.customers c SET"
+            " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
+            " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
+            " updated_at = pg_catalog.now()"
+            " WHERE c.id" EQ "$1 AND c.company_id" EQ "$2 AND c.deleted_at IS NULL"
+            " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
+            " RETURNING c.id, c.company_id),"
+            " e AS (INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
+            " SELECT u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
+            " FROM u)"
+            " SELECT u.id FROM u",
+            s, s);
+        t->touch = prepare_kept(sql, 7, types);
+    }
+    {
+        // A new customer from the chat, and its 'created' event. Its matching
+        // keys come from the customers trigger.
+        Oid types[5] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+        char* sql = psprintf(
+            "WITH c AS (INSERT INTO %s.customers"
+            " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
+            " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
+            " e AS (INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
+            " SELECT c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
+            " FROM c)"
+            " SELECT c.id FROM c",
+            s, s);
+        t->create = prepare_kept(sql, 5, types);
+    }
+    t->plans_valid = true;
+}
+
+#undef EQ
+#undef MISSING
+
+// ---------------------------------------------------------------------------
+// One chat row
+// ---------------------------------------------------------------------------
+
+struct ChatRow {
+    Datum company_id;
+    pg_uuid_t company;
+    Datum contact[kKeySlots];  // raw text, as given
+    bool contact_null[kKeySlots];
+    bool has_key[kKeySlots];   // normalized to a non-empty key
+    Datum key[kKeySlots];      // normalized key (text)
+    uint64 key_hash[kKeySlots];
+    Datum session_id;
+    bool session_id_null;
+    LockMode lock_mode;
+};
+
+// The customer a chat is linked to (the surviving end of a merge chain) and
+// what it lacks.
+struct Match {
+    bool found;
+    pg_uuid_t id;
+    bool email_missing;
+    bool phone_missing;
+};
+
+// Which key types this row matches by: email, else phone, else (only with
+// neither) name.
+bool matches_by(const ChatRow* row, int k) {
+    if (!row->has_key[k]) return false;
+    if (k == kName) return !row->has_key[kEmail] && !row->has_key[kPhone];
+    return true;
+}
+
+bool get_bool(uint64 rowno, int col) {
+    bool isnull;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[rowno], SPI_tuptable->tupdesc, col, &isnull);
+    return !isnull && DatumGetBool(d);
+}
+
+bool get_uuid(uint64 rowno, int col, pg_uuid_t* out) {
+    bool isnull;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[rowno], SPI_tuptable->tupdesc, col, &isnull);
+    if (isnull) return false;
+    std::memcpy(out->data, DatumGetUUIDP(d)->data, UUID_LEN);
+    return true;
+}
+
+void run_select(SPIPlanPtr plan, Datum* values, const char* nulls, Snapshot snapshot, long tcount) {
+    int rc = snapshot != InvalidSnapshot
+                 ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, false, tcount)
+                 : SPI_execute_plan(plan, values, nulls, false, tcount);
+    if (rc != SPI_OK_SELECT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("crm_native.customer_sync: query failed: %s", SPI_result_code_string(rc))));
+}
+
+// A key holder: live (the lookup only returns live customers), with its first
+// merge hop.
+struct Candidate {
+    pg_uuid_t id;
+    bool merged;
+    pg_uuid_t merged_into;
+    bool email_missing;
+    bool phone_missing;
+};
+
+void read_candidate(uint64 rowno, Candidate* c) {
+    get_uuid(rowno, 1, &c->id);
+    c->merged = get_uuid(rowno, 2, &c->merged_into);
+    c->email_missing = get_bool(rowno, 3);
+    c->phone_missing = get_bool(rowno, 4);
+}
+
+// The surviving customer of a candidate: the end of its merged_into chain,
+// which must be a live customer of the same company. False when the chain
+// ends at a soft-deleted customer, leaves the company (or this role's view),
+// loops, or is longer than kMaxMergeHops.
+bool resolve_survivor(const SyncTarget* t, const ChatRow* row, const Candidate* c, Match* m, Snapshot snapshot) {
+    m->id = c->id;
+    m->email_missing = c->email_missing;
+    m->phone_missing = c->phone_missing;
+    if (!c->merged) return true;
+    pg_uuid_t seen[kMaxMergeHops + 1];
+    int nseen = 0;
+    seen[nseen++] = c->id;
+    pg_uuid_t next = c->merged_into;
+    for (;;) {
+        for (int i = 0; i < nseen; i++)
+            if (std::memcmp(seen[i].data, next.data, UUID_LEN) == 0) return false;  // a cycle
+        if (nseen > kMaxMergeHops) return false;
+        Datum values[2] = {UUIDPGetDatum(&next), row->company_id};
+        run_select(t->chain[row->lock_mode], values, nullptr, snapshot, 1);
+        if (SPI_processed == 0) return false;
+        seen[nseen++] = next;
+        pg_uuid_t further;
+        if (!get_uuid(0, 1, &further)) {
+            if (!get_bool(0, 2)) return false;  // the survivor is soft-deleted
+            m->id = next;
+            m->email_missing = get_bool(0, 3);
+            m->phone_missing = get_bool(0, 4);
+            return true;
+        }
+        next = further;
+    }
+}
+
+// The customer one key matches: the oldest live holder whose merge chain
+// resolves; the next-oldest when it does not.
+bool lookup_key(const SyncTarget* t, const ChatRow* row, int k, Match* m, Snapshot snapshot) {
+    SPIPlanPtr plan = t->lookup[row->lock_mode][k];
+    Datum values[3] = {row->company_id, row->key[k], Int64GetDatum(1)};
+    run_select(plan, values, nullptr, snapshot, 1);
+    if (SPI_processed == 0) return false;
+    Candidate first;
+    read_candidate(0, &first);
+    if (resolve_survivor(t, row, &first, m, snapshot)) return true;
+
+    // Rare: the oldest holder's chain is dead. Try every holder in order.
+    const char nulls[4] = {' ', ' ', 'n', '\0'};
+    run_select(plan, values, nulls, snapshot, 0);
+    uint64 n = SPI_processed;
+    Candidate* all = static_cast<Candidate*>(palloc(sizeof(Candidate) * (n > 0 ? n : 1)));
+    for (uint64 i = 0; i < n; i++) read_candidate(i, &all[i]);
+    for (uint64 i = 0; i < n; i++) {
+        CHECK_FOR_INTERRUPTS();
+        if (std::memcmp(all[i].id.data, first.id.data, UUID_LEN) == 0) continue;
+        if (resolve_survivor(t, row, &all[i], m, snapshot)) return true;
+    }
+    return false;
+}
+
+// Looks the row's keys up in order (email, phone, name), with the current
+// snapshot (snapshot = InvalidSnapshot) or the given one.
+void lookup(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot) {
+    std::memset(m, 0, sizeof *m);
+    for (int k = 0; k < kKeySlots; k++) {
+        if (!matches_by(row, k)) continue;
+        if (lookup_key(t, row, k, m, snapshot)) {
+            m->found = true;
+            return;
+        }
+    }
+}
+
+// What the chat would fill on the matched customer: non-empty chat values
+// for blank customer fields.
+bool fills_email(const ChatRow* row, const Match* m) { return m->email_missing && row->has_key[kEmail]; }
+bool fills_phone(const ChatRow* row, const Match* m) { return m->phone_missing && row->has_key[kPhone]; }
+
+// Fills the customer's missing email/phone from the chat (something must be
+// to fill), sets updated_at, writes 'contact_info_added'. False: the
+// customer changed since it was read; read it again.
+bool fill_contact_info(const SyncTarget* t, const ChatRow* row, const Match* m) {
+    bool fill_email = fills_email(row, m);
+    bool fill_phone = fills_phone(row, m);
+    Datum fields[2];
+    int nfields = 0;
+    if (fill_email) fields[nfields++] = CStringGetTextDatum("customer_email");
+    if (fill_phone) fields[nfields++] = CStringGetTextDatum("customer_phone");
+    Datum values[7] = {
+        UUIDPGetDatum(&m->id),
+        row->company_id,
+        fill_email ? row->contact[kEmail] : (Datum)0,
+        fill_phone ? row->contact[kPhone] : (Datum)0,
+        BoolGetDatum(m->email_missing),
+        BoolGetDatum(m->phone_missing),
+        PointerGetDatum(construct_array(fields, nfields, TEXTOID, -1, false, TYPALIGN_INT)),
+    };
+    const char nulls[8] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ', ' ', '\0'};
+    int rc = SPI_execute_plan(t->touch, values, nulls, false, 0);
+    if (rc != SPI_OK_SELECT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
+    return SPI_processed > 0;
+}
+
+void create_customer(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+    Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
+    const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
+                           row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
+    int rc = SPI_execute_plan(t->create, values, nulls, false, 0);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1 || !get_uuid(0, 1, out))
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
+}
+
+// --- Concurrency: key locks -------------------------------------------------
+//
+// Before a transaction creates a customer it holds, until it ends, an
+// exclusive advisory lock per key it matches by; another transaction creating
+// a customer with the same key waits for it to end and then looks up again
+// (READ COMMITTED sees the new customer; REPEATABLE READ and SERIALIZABLE
+// raise a serialization failure, see sync_unlinked). Past
+// crm_native.sync_key_lock_limit key locks in one transaction (bulk imports),
+// it takes one database-wide "bulk" lock instead and only waits for current
+// holders of each key; every key locker checks the bulk lock after taking its
+// key locks, so the two protocols always see each other.
+
+LocalTransactionId key_lock_lxid = InvalidLocalTransactionId;
+int key_locks_taken = 0;
+
+void set_key_tag(LOCKTAG* tag, uint64 hash) {
+    SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kKeyLockClass);
+}
+
+void set_bulk_tag(LOCKTAG* tag) { SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0, 0, kBulkLockClass); }
+
+void lock_keys_for_create(const ChatRow* row) {
+    if (MyProc->lxid != key_lock_lxid) {
+        key_lock_lxid = MyProc->lxid;
+        key_locks_taken = 0;
+    }
+    LOCKTAG bulk;
+    set_bulk_tag(&bulk);
+    if (key_locks_taken >= sync_key_lock_limit) {
+        (void)LockAcquire(&bulk, ExclusiveLock, false, false);
+        for (int k = 0; k < kKeySlots; k++) {
+            if (!matches_by(row, k)) continue;
+            LOCKTAG tag;
+            set_key_tag(&tag, row->key_hash[k]);
+            (void)LockAcquire(&tag, ExclusiveLock, false, false);  // waits for a current holder
+            LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
+        }
+        return;
+    }
+    // Fixed order (email, phone, name): no deadlock between single rows.
+    for (int k = 0; k < kKeySlots; k++) {
+        if (!matches_by(row, k)) continue;
+        LOCKTAG tag;
+        set_key_tag(&tag, row->key_hash[k]);
+        if (LockAcquire(&tag, ExclusiveLock, false, false) == LOCKACQUIRE_OK) key_locks_taken++;
+    }
+    if (!LockHeldByMe(&bulk, ExclusiveLock)) {
+        (void)LockAcquire(&bulk, ShareLock, false, false);  // waits for a bulk importer
+        LockRelease(&bulk, ShareLock, false);
+    }
+}
+
+// Links an unlinked chat (steps 3-5); returns the customer.
+void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+    bool locked = false;
+    for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
+        Match m;
+        lookup(t, row, &m, InvalidSnapshot);
+        if (m.found) {
+            // The lookup row-locked the customer: nothing can change it now.
+            if (!fills_email(row, &m) && !fills_phone(row, &m)) {
+                *out = m.id;
+                return;
+            }
+            if (fill_contact_info(t, row, &m)) {
+                *out = m.id;
+                return;
+            }
+            continue;  // changed after all: look again
+        }
+        if (!locked) {
+            lock_keys_for_create(row);
+            locked = true;
+            attempt--;
+            continue;  // look again now that no one else can create these keys
+        }
+        if (IsolationUsesXactSnapshot()) {
+            // The transaction snapshot cannot see a customer that another
+            // transaction committed while we waited for the key locks.
+            Match latest;
+            lookup(t, row, &latest, GetLatestSnapshot());
+            if (latest.found)
+                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                                errmsg("could not serialize access due to concurrent customer sync"),
+                                errdetail("A concurrent transaction created or changed the customer with the same %s.",
+                                          row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
+                                errhint("The transaction might succeed if retried.")));
+        }
+        create_customer(t, row, out);
+        return;
+    }
+    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                    errmsg("could not sync the chat to a customer: the matching customer kept changing concurrently"),
+                    errhint("The transaction might succeed if retried.")));
+}
+
+// UPDATE of a chat row that is already linked: fill missing contact info on
+// its customer (NEW.customer_id itself, if live). Never relinks.
+void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
+    if (!row->has_key[kEmail] && !row->has_key[kPhone]) return;
+    for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
+        Datum values[2] = {customer_id, row->company_id};
+        run_select(t->chain[row->lock_mode], values, nullptr, InvalidSnapshot, 1);
+        if (SPI_processed == 0 || !get_bool(0, 2)) return;  // gone, another company's, or deleted
+        Match m;
+        std::memset(&m, 0, sizeof m);
+        std::memcpy(m.id.data, DatumGetUUIDP(customer_id)->data, UUID_LEN);
+        m.email_missing = get_bool(0, 3);
+        m.phone_missing = get_bool(0, 4);
+        if (!fills_email(row, &m) && !fills_phone(row, &m)) return;
+        if (fill_contact_info(t, row, &m)) return;
+    }
+    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                    errmsg("could not sync the chat to its customer: the customer kept changing concurrently"),
+                    errhint("The transaction might succeed if retried.")));
+}
+
+// Reads and normalizes the row's contact columns. False (WARNING given) when
+// a key the row is matched by cannot be normalized.
+bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row) {
+    char errbuf[crm::core::kMessageCapacity];
+    NormalizeResult result[kKeySlots];
+    for (int k = 0; k < kKeySlots; k++) {
+        row->has_key[k] = false;
+        result[k] = NormalizeResult::Empty;
+        row->contact[k] = heap_getattr(tuple, t->att_contact[k], desc, &row->contact_null[k]);
+        if (row->contact_null[k]) continue;
+        text* raw = DatumGetTextPP(row->contact[k]);
+        row->contact[k] = PointerGetDatum(raw);
+        char* key = nullptr;
+        errbuf[0] = '\0';
+        result[k] = crm::pg::normalize_key(kKeyTypes[k], VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), &key, errbuf, sizeof errbuf);
+        if (result[k] == NormalizeResult::Failed) {
+            // Email and phone are always match keys; the name only without them.
+            if (k == kName && (row->has_key[kEmail] || row->has_key[kPhone])) continue;
+            ereport(WARNING, (errcode(ERRCODE_WARNING),
+                              errmsg("crm_native: customer sync skipped for this chat row: could not normalize its customer_%s: %s",
+                                     kKeyTypeName[k], errbuf)));
+            return false;
+        }
+        if (result[k] != NormalizeResult::Normalized) continue;
+        row->has_key[k] = true;
+        row->key[k] = CStringGetTextDatum(key);
+        uint64 seed = hash_bytes_extended(row->company.data, UUID_LEN, static_cast<uint64>(k + 1));
+        row->key_hash[k] = hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), static_cast<int>(std::strlen(key)), seed);
+    }
+    row->session_id = heap_getattr(tuple, t->att_session_id, desc, &row->session_id_null);
+    row->lock_mode = row->has_key[kEmail] && row->has_key[kPhone] ? kForUpdate : kForShare;
+    return true;
+}
+
+}  // namespace
+
+namespace crm::pg {
+
+void define_customer_sync_gucs() {
+    DefineCustomIntVariable(
+        "crm_native.sync_key_lock_limit",
+        "Key locks one transaction takes for new customers before it takes the single bulk lock.",
+        "Bounds the shared lock table use of bulk imports. Past the limit, the transaction serializes "
+        "new-customer creation of the whole database until it ends.",
+        &sync_key_lock_limit, 256, 0, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+}
+
+}  // namespace crm::pg
+
+extern "C" {
+PG_FUNCTION_INFO_V1(crm_customer_sync);
+Datum crm_customer_sync(PG_FUNCTION_ARGS);
+}
+
+Datum crm_customer_sync(PG_FUNCTION_ARGS) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("crm_native.customer_sync: not called by trigger manager")));
+    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    const bool is_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+    const bool is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+    if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || (!is_insert && !is_update))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("crm_native.customer_sync: must be fired BEFORE INSERT or UPDATE FOR EACH ROW")));
+    CHECK_FOR_INTERRUPTS();
+
+    Relation rel = td->tg_relation;
+    HeapTuple tuple = is_update ? td->tg_newtuple : td->tg_trigtuple;
+    TupleDesc desc = RelationGetDescr(rel);
+    SyncTarget* t = get_target(rel);
+
+    // 1. An INSERT already linked is left as it is.
+    bool customer_null;
+    Datum customer_id = heap_getattr(tuple, t->att_customer_id, desc, &customer_null);
+    if (is_insert && !customer_null) return PointerGetDatum(tuple);
+
+    ChatRow row;
+    bool company_null;
+    row.company_id = heap_getattr(tuple, t->att_company_id, desc, &company_null);
+    if (company_null) return PointerGetDatum(tuple);  // NOT NULL rejects it anyway
+    std::memcpy(row.company.data, DatumGetUUIDP(row.company_id)->data, UUID_LEN);
+
+    // 2. Normalize; nothing to match by leaves the row unlinked.
+    if (!read_chat_row(t, tuple, desc, &row)) return PointerGetDatum(tuple);
+    if (!row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) return PointerGetDatum(tuple);
+
+    MemoryContext caller_cxt = CurrentMemoryContext;
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
+    if (!t->plans_valid) prepare_plans(t);
+
+    pg_uuid_t linked_to;
+    const bool link = customer_null;
+    if (link) {
+        sync_unlinked(t, &row, &linked_to);  // 3.-5.
+    } else {
+        sync_linked(t, &row, customer_id);  // UPDATE of a linked row: fill only
+    }
+    SPI_finish();
+    if (!link) return PointerGetDatum(tuple);
+
+    // 6. Set NEW.customer_id.
+    MemoryContextSwitchTo(caller_cxt);
+    pg_uuid_t* id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
+    *id = linked_to;
+    int attnum = t->att_customer_id;
+    Datum value = UUIDPGetDatum(id);
+    bool isnull = false;
+    return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
+}
