@@ -22,21 +22,26 @@ std::string lower_case(std::string_view s) {
 
 // Gmail ignores dots in the local part and everything from a '+', and
 // googlemail.com is the same mailbox as gmail.com. Only those two domains:
-// other providers' rules differ (dots are significant at most of them).
+// other providers' rules differ (dots are significant at most of them). Only
+// for plausible Gmail user names (letters, digits, dots before the '+'):
+// anything else is left as typed rather than squeezed into someone's key.
 void apply_gmail_rules(std::string& email) {
     const std::size_t at = email.rfind('@');
     if (at == std::string::npos) return;
     const std::string_view domain = std::string_view(email).substr(at + 1);
     if (domain != "gmail.com" && domain != "googlemail.com") return;
-    std::string local;
+    std::string user;
     for (char ch : std::string_view(email).substr(0, at)) {
         if (ch == '+') break;
-        if (ch != '.') local.push_back(ch);
+        if (ch == '.') continue;
+        const bool gmail_char = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (!gmail_char) return;
+        user.push_back(ch);
     }
     // "+tag@gmail.com" or ".@gmail.com" has no mailbox left: keep the address
     // as typed rather than invent the key "@gmail.com" shared by all of them.
-    if (local.empty()) return;
-    email = local + "@gmail.com";
+    if (user.empty()) return;
+    email = user + "@gmail.com";
 }
 
 }  // namespace
