@@ -113,6 +113,8 @@ BOOST_AUTO_TEST_CASE(real_world_formats) {
     for (const PhoneCase& c : cases) {
         BOOST_TEST_CONTEXT(c.why << ": '" << c.input << "' region " << c.region) {
             BOOST_TEST(show(normalize_phone(c.input, c.region)) == c.expected);
+            // the second time the key comes from the per-thread cache
+            BOOST_TEST(show(normalize_phone(c.input, c.region)) == c.expected);
         }
     }
 }
@@ -171,6 +173,18 @@ BOOST_AUTO_TEST_CASE(input_over_the_bound_is_no_key_without_parsing) {
     (void)normalize_phone(std::string(bound / 2, 'x') + std::string(bound / 2, '5'), "US");
     const std::chrono::duration<double> spent = std::chrono::steady_clock::now() - start;
     BOOST_TEST(spent.count() < 2.0);
+}
+
+BOOST_AUTO_TEST_CASE(cache_keeps_regions_apart_and_survives_filling_up) {
+    // same text, different regions: different keys (the cache keys on both)
+    BOOST_TEST(show(normalize_phone("020 7946 0958", "GB")) == "442079460958");
+    BOOST_TEST(show(normalize_phone("020 7946 0958", "US")) == "02079460958");  // not a US number: digits
+    BOOST_TEST(show(normalize_phone("020 7946 0958", "GB")) == "442079460958");
+    // more distinct numbers than the cache holds: every key still right
+    for (int i = 0; i < 5000; ++i) {
+        const std::string n = std::to_string(1000 + i % 9000);
+        BOOST_TEST_REQUIRE(show(normalize_phone("+1 (555) 123-" + n, "US")) == "1555123" + n);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(keys_are_ascii_digits) {
