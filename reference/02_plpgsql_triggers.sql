@@ -16,10 +16,11 @@
 --    wins: ORDER BY created_at, id (a NULL created_at sorts last).
 --  * Merge chain: the matched customer's merged_into_customer_id chain is
 --    followed to its end. The end must be a live customer (deleted_at IS NULL)
---    of the same company; a chain that ends at a soft-deleted customer, leaves
---    the company, or loops counts as NO match for that key, and matching goes
---    on with the next key exactly as if no customer held it. Intermediate
---    customers of the chain may be soft-deleted (merged-away rows usually are).
+--    of the same company; a candidate whose chain ends at a soft-deleted
+--    customer, leaves the company, or loops is skipped, and the next-oldest
+--    holder of the key is tried; when no holder resolves, the key gives no
+--    match and matching goes on with the next key. Intermediate customers of
+--    a chain may be soft-deleted (merged-away rows usually are).
 --  * "Missing" contact info on a customer means NULL or blank (only
 --    whitespace); a chat value fills it only when it normalizes to a key.
 --    Filled values are stored as the chat gave them (raw), like a new
@@ -88,29 +89,34 @@ END;
 $$;
 
 -- One matching key lookup: the oldest live customer of the company holding
--- the key, resolved through its merge chain (NULL when none).
+-- the key whose merge chain resolves to a live survivor; that survivor, or
+-- NULL when there is none.
 CREATE FUNCTION public.find_customer_by_key(p_company_id uuid, p_key_type text, p_normalized text)
     RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
     v_candidate uuid;
+    v_survivor  uuid;
 BEGIN
     IF p_normalized IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT c.id INTO v_candidate
-      FROM public.customer_matching_keys k
-      JOIN public.customers c ON c.id = k.customer_id
-     WHERE k.company_id = p_company_id
-       AND k.key_type = p_key_type
-       AND k.normalized_value = p_normalized
-       AND c.company_id = p_company_id
-       AND c.deleted_at IS NULL
-     ORDER BY c.created_at, c.id
-     LIMIT 1;
-    IF v_candidate IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN public.resolve_merged_customer(v_candidate, p_company_id);
+    FOR v_candidate IN
+        SELECT c.id
+          FROM public.customer_matching_keys k
+          JOIN public.customers c ON c.id = k.customer_id
+         WHERE k.company_id = p_company_id
+           AND k.key_type = p_key_type
+           AND k.normalized_value = p_normalized
+           AND c.company_id = p_company_id
+           AND c.deleted_at IS NULL
+         ORDER BY c.created_at, c.id
+    LOOP
+        v_survivor := public.resolve_merged_customer(v_candidate, p_company_id);
+        IF v_survivor IS NOT NULL THEN
+            RETURN v_survivor;
+        END IF;
+    END LOOP;
+    RETURN NULL;
 END;
 $$;
 
