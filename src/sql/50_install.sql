@@ -130,6 +130,7 @@ RETURNS TABLE (trigger_name text, table_name text, implementation text, function
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
         RAISE EXCEPTION 'crm_native.status: schema "%" does not exist', target_schema
@@ -195,6 +196,7 @@ RETURNS TABLE (trigger_name text, table_name text, implementation text, function
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     missing text[];
     r record;
@@ -298,6 +300,7 @@ RETURNS TABLE (trigger_name text, table_name text, implementation text, function
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     r record;
     rel regclass;
