@@ -157,7 +157,7 @@ $$;
 -- Locks the tables that carry registered triggers, in a fixed order, with the
 -- lock CREATE/DROP TRIGGER take anyway (it conflicts with itself, so two
 -- concurrent install()/uninstall() calls run one after the other).
-CREATE FUNCTION crm_native.lock_trigger_tables(target_schema text)
+CREATE FUNCTION crm_native._lock_trigger_tables(target_schema text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -176,7 +176,7 @@ END
 $$;
 
 -- ALTER TABLE ... ENABLE/DISABLE TRIGGER for a pg_trigger.tgenabled value.
-CREATE FUNCTION crm_native.set_trigger_enabled(target_schema text, tbl text, trg text, enabled "char")
+CREATE FUNCTION crm_native._set_trigger_enabled(target_schema text, tbl text, trg text, enabled "char")
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -217,7 +217,7 @@ BEGIN
                          'customer_matching_keys, customer_events, customer_audit_log, customer_metrics); '
                          'SELECT * FROM crm_native.required_column lists what it needs.';
     END IF;
-    PERFORM crm_native.lock_trigger_tables(target_schema);
+    PERFORM crm_native._lock_trigger_tables(target_schema);
 
     -- 1. Record and drop the application triggers the registry replaces,
     --    found by trigger name (whatever their functions are called).
@@ -266,7 +266,7 @@ BEGIN
                       HINT = 'Rename or drop that trigger, then call install() again.';
         END IF;
         EXECUTE format(r.ddl, rel);
-        PERFORM crm_native.set_trigger_enabled(target_schema, r.table_name, r.trigger_name, rt.enabled)
+        PERFORM crm_native._set_trigger_enabled(target_schema, r.table_name, r.trigger_name, rt.enabled)
            FROM crm_native.replaced_trigger rt
           WHERE rt.schema_name = target_schema AND rt.table_name = r.table_name AND rt.trigger_name = r.replaces;
     END LOOP;
@@ -310,7 +310,7 @@ BEGIN
         RAISE EXCEPTION 'crm_native.uninstall: schema "%" does not exist', target_schema
             USING ERRCODE = 'invalid_schema_name';
     END IF;
-    PERFORM crm_native.lock_trigger_tables(target_schema);
+    PERFORM crm_native._lock_trigger_tables(target_schema);
 
     -- 1. Drop the registered native triggers (only those calling crm_native).
     FOR r IN
@@ -345,7 +345,7 @@ BEGIN
                           DETAIL = format('Existing: %s; recorded: %s', current_def, r.definition);
             ELSIF NOT FOUND THEN
                 EXECUTE r.definition;
-                PERFORM crm_native.set_trigger_enabled(target_schema, r.table_name, r.trigger_name, r.enabled);
+                PERFORM crm_native._set_trigger_enabled(target_schema, r.table_name, r.trigger_name, r.enabled);
                 IF r.comment IS NOT NULL THEN
                     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', r.trigger_name, rel, r.comment);
                 END IF;
