@@ -14,19 +14,20 @@
 #
 # Usage: scripts/bench.sh [--quick | --full] [--runs N] [--pgbench-seconds N]
 #                         [--synchronous-commit] [--no-build]
-#   --quick   fewer runs, shorter history and pgbench: under 2 minutes after the build
+#   --quick   3 runs (1 for data generation, bulk 10,000 and lifecycle 10,000), shorter
+#             history and pgbench: under 2 minutes after the build
 #   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-MODE=full RUNS="" PGBENCH_SECONDS="" SYNC_COMMIT=off BUILD=1
+MODE=full RUNS="" RUNS_SET="" PGBENCH_SECONDS="" SYNC_COMMIT=off BUILD=1
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) MODE=quick ;;
     --full) MODE=full ;;
-    --runs) RUNS=$2; shift ;;
+    --runs) RUNS=$2; RUNS_SET=$2; shift ;;
     --pgbench-seconds) PGBENCH_SECONDS=$2; shift ;;
     --synchronous-commit) SYNC_COMMIT=on ;;
     --no-build) BUILD=0 ;;
@@ -37,10 +38,10 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$MODE" = quick ]; then
-  RUNS=${RUNS:-3}; READ_REPS=5; GEN_COMPANIES=1; HISTORY_LEVELS=(0 1000 10000)
+  RUNS=${RUNS:-3}; HEAVY_RUNS=${RUNS_SET:-1}; READ_REPS=5; GEN_COMPANIES=1; HISTORY_LEVELS=(0 1000 10000)
   PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}; PGBENCH_RUNS=1
 else
-  RUNS=${RUNS:-5}; READ_REPS=20; GEN_COMPANIES=10; HISTORY_LEVELS=(0 1000 20000 100000)
+  RUNS=${RUNS:-5}; HEAVY_RUNS=$RUNS; READ_REPS=20; GEN_COMPANIES=10; HISTORY_LEVELS=(0 1000 20000 100000)
   PGBENCH_SECONDS=${PGBENCH_SECONDS:-30}; PGBENCH_RUNS=3
 fi
 # chats timed per run at a history level: fewer where plpgsql's per-chat
@@ -80,7 +81,7 @@ SETTINGS=(shared_buffers=1GB work_mem=32MB maintenance_work_mem=256MB effective_
           max_wal_size=8GB checkpoint_timeout=30min jit=off autovacuum=off max_connections=20)
 crm_cluster_start bench "${SETTINGS[@]}"
 meta settings "${SETTINGS[*]}"
-meta mode "$MODE"; meta runs "$RUNS"; meta read_reps "$READ_REPS"
+meta mode "$MODE"; meta runs "$RUNS"; meta heavy_runs "$HEAVY_RUNS"; meta read_reps "$READ_REPS"
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta machine "$(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GB RAM, $(uname -sr)"
 meta loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -203,7 +204,8 @@ progress_done() {
   PHASE_T0=$now
 }
 
-# time_stmt DB STMT REPS [ROLE COMPANY] -> milliseconds per execution
+# time_stmt DB STMT REPS [ROLE COMPANY] -> milliseconds per execution.
+# Repeated statements (reads, single chats) get one untimed execution first.
 time_stmt() {
   local db=$1 stmt=$2 reps=$3 role=${4:-} company=${5:-}
   local setrole=""
@@ -212,8 +214,10 @@ time_stmt() {
 BEGIN; SELECT bench.warmup() \gset w_
 ROLLBACK;
 $setrole
+\if $([ "$reps" -gt 1 ] && echo true || echo false)
 BEGIN; SELECT bench.time_ms(:'stmt', 1) \gset w_
 ROLLBACK;
+\endif
 BEGIN; SELECT bench.time_ms(:'stmt', :reps) AS ms \gset
 ROLLBACK;
 \echo :ms
@@ -235,12 +239,13 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
 
 # run_scenario ID TITLE REPS STMT_FUNCTION [ROLE COMPANY]
 #   STMT_FUNCTION DB RUN prints the statement for that database and run.
+#   NRUNS (default RUNS) runs per database.
 run_scenario() {
-  local id=$1 title=$2 reps=$3 fn=$4 role=${5:-} company=${6:-} run db ms
+  local id=$1 title=$2 reps=$3 fn=$4 role=${5:-} company=${6:-} run db ms nruns=${NRUNS:-$RUNS}
   SCEN_I=$((SCEN_I + 1))
-  for run in $(seq 1 "$RUNS"); do
+  for run in $(seq 1 "$nruns"); do
     for db in "${DBS[@]}"; do
-      progress "$title: run $run/$RUNS ($db)"
+      progress "$title: run $run/$nruns ($db)"
       ms=$(time_stmt "$db" "$($fn "$db" "$run")" "$reps" "$role" "$company")
       record "$id" "$db" "$run" "$ms"
     done
@@ -336,18 +341,18 @@ scenario tenant "5.2 Multi-tenant list at 10,000 customers (as ${TENANT_ROLE:-ow
 N_SCEN=$(($(wc -l <"$SCEN") + 2))   # + integrity checks + pgbench
 
 say "scenarios ($RUNS runs each, median reported); setup took $(($(date +%s) - T_BUILT)) s"
-run_scenario gen "test data generation" 1 s_gen
+NRUNS=$HEAVY_RUNS run_scenario gen "test data generation" 1 s_gen
 for v in list count detail fuzzy email phone phone2 combined; do
   V=$(echo "$v" | tr a-z A-Z); run_scenario "$v" "$(awk -F'\t' -v id="$v" '$1==id{print $2}' "$SCEN")" "$READ_REPS" "s_$V"
 done
 run_scenario bulk100 "bulk insert 100 chats" 1 s_bulk100
-run_scenario bulk10k "bulk insert 10,000 chats" 1 s_bulk10k
+NRUNS=$HEAVY_RUNS run_scenario bulk10k "bulk insert 10,000 chats" 1 s_bulk10k
 for h in "${HISTORY_LEVELS[@]}"; do
   HISTORY_H=$h
   run_scenario "history_$h" "returning customer's chat at $h prior conversations ($(history_chats "$h") chats)" "$(history_chats "$h")" s_history
 done
 run_scenario softdel "bulk soft delete of 100 customers" 1 s_softdel
-run_scenario lifecycle "lifecycle update of $LIFECYCLE_CUSTOMERS customers" 1 s_lifecycle
+NRUNS=$HEAVY_RUNS run_scenario lifecycle "lifecycle update of $LIFECYCLE_CUSTOMERS customers" 1 s_lifecycle
 if [ -n "$TENANT_ROLE" ]; then run_scenario tenant "multi-tenant list" "$READ_REPS" s_TENANT "$TENANT_ROLE" "$TENANT5"
 else run_scenario tenant "multi-tenant list" "$READ_REPS" s_TENANT; fi
 
