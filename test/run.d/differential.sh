@@ -69,6 +69,11 @@ for seed in $SEEDS; do
   if [ "$MODE" = native ]; then
     q -d "$cmp" -c "SELECT crm_native.install()" >"$work/install.log" 2>&1 \
       || { say "seed $seed: crm_native.install() failed:"; cat "$work/install.log"; failures=$((failures + 1)); continue; }
+    # which application triggers are native now (pg_trigger, so it does not
+    # depend on status()'s columns)
+    [ -n "${printed_triggers:-}" ] || say "cmp triggers: $(qv -d "$cmp" -c "SELECT string_agg(tgname || '=' || tgfoid::regproc, ', ' ORDER BY tgname)
+                                                                 FROM pg_trigger WHERE NOT tgisinternal")"
+    printed_triggers=1
   fi
   ok=1
   for side in ref cmp; do
