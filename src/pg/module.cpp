@@ -11,5 +11,6 @@ void _PG_init(void);
 void _PG_init(void) {
     // Each feature defines its own GUCs; see module.hpp.
     // (each feature adds its call here)
+    crm::pg::define_normalization_gucs();
     crm::pg::define_customer_sync_gucs();
 }

@@ -4,6 +4,9 @@
 
 namespace crm::pg {
 
+// Normalization (src/pg/normalize.cpp): crm_native.default_region and
+// crm_native.email_provider_rules.
+void define_normalization_gucs();
 // Customer sync (src/pg/customer_sync.cpp): crm_native.sync_key_lock_limit.
 void define_customer_sync_gucs();
 
