@@ -8,13 +8,9 @@
 //
 // Per chat row, in the common case (a returning customer): one lookup query per
 // key type actually needed (email, else phone, else name) and one UPDATE of
-// the matched customer. A new customer costs the lookups twice (before and
-// after the key locks) and one INSERT statement (customer + 'created' event).
-// The lock manager's headers (storage/lock.h, storage/proc.h) pull in
-// s_lock.h and atomics, which are not clean C++17 under -Wall -Wextra.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wregister"
+// the matched customer (updated_at, filled contact info and its event in one
+// statement). A new customer costs the lookups twice (before and after the
+// key locks) and one INSERT statement (customer + 'created' event).
 extern "C" {
 #include "postgres.h"
 
@@ -80,14 +76,6 @@ enum KeySlot { kEmail = 0, kPhone = 1, kName = 2, kKeySlots = 3 };
 const char* const kKeyTypeName[kKeySlots] = {"email", "phone", "name"};
 const KeyType kKeyTypes[kKeySlots] = {KeyType::Email, KeyType::Phone, KeyType::Name};
 
-// Row lock taken on the customers a chat is matched to (docs/customer_sync.md,
-// "Concurrency"): FOR SHARE keeps a concurrent soft delete or merge of the
-// customer from slipping between the lookup and the commit; a chat that may
-// fill contact info (it carries both email and phone) locks FOR NO KEY UPDATE
-// at once, so two such chats queue instead of deadlocking on a lock upgrade.
-enum LockMode { kForShare = 0, kForUpdate = 1, kLockModes = 2 };
-const char* const kLockClause[kLockModes] = {"FOR SHARE OF c", "FOR NO KEY UPDATE OF c"};
-
 struct SyncTarget {
     Oid relid;  // hash key: the "VC Usage" relation
     bool attrs_valid;
@@ -97,8 +85,8 @@ struct SyncTarget {
     AttrNumber att_customer_id;
     AttrNumber att_contact[kKeySlots];  // customer_email, customer_phone, customer_name
     AttrNumber att_session_id;
-    SPIPlanPtr lookup[kLockModes][kKeySlots];
-    SPIPlanPtr chain[kLockModes];
+    SPIPlanPtr lookup[kKeySlots];
+    SPIPlanPtr chain;
     SPIPlanPtr touch;
     SPIPlanPtr create;
 };
@@ -130,10 +118,8 @@ void free_plan(SPIPlanPtr* p) {
 }
 
 void free_plans(SyncTarget* t) {
-    for (int m = 0; m < kLockModes; m++) {
-        for (int k = 0; k < kKeySlots; k++) free_plan(&t->lookup[m][k]);
-        free_plan(&t->chain[m]);
-    }
+    for (int k = 0; k < kKeySlots; k++) free_plan(&t->lookup[k]);
+    free_plan(&t->chain);
     free_plan(&t->touch);
     free_plan(&t->create);
 }
@@ -212,34 +198,37 @@ void prepare_plans(SyncTarget* t) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("crm_native.customer_sync: schema %u not found", t->nspid)));
     const char* s = quote_identifier(nspname);
 
-    for (int m = 0; m < kLockModes; m++) {
-        // Live holders of one key in the company, oldest first ($3: how many;
-        // NULL for all).
-        for (int k = 0; k < kKeySlots; k++) {
-            Oid types[3] = {UUIDOID, TEXTOID, INT8OID};
-            char* sql = psprintf(
-                "SELECT c.id, c.merged_into_customer_id, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
-                " FROM %s.customer_matching_keys k JOIN %s.customers c ON c.id" EQ "k.customer_id"
-                " WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'%s' AND k.normalized_value" EQ "$2"
-                " AND c.company_id" EQ "$1 AND c.deleted_at IS NULL"
-                " ORDER BY c.created_at, c.id LIMIT $3 %s",
-                s, s, kKeyTypeName[k], kLockClause[m]);
-            t->lookup[m][k] = prepare_kept(sql, 3, types);
-        }
+    // Live holders of one key in the company, oldest first ($3: how many;
+    // NULL for all).
+    for (int k = 0; k < kKeySlots; k++) {
+        Oid types[3] = {UUIDOID, TEXTOID, INT8OID};
+        char* sql = psprintf(
+            "SELECT c.id, c.merged_into_customer_id, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
+            " FROM %s.customer_matching_keys k JOIN %s.customers c ON c.id" EQ "k.customer_id"
+            " WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'%s' AND k.normalized_value" EQ "$2"
+            " AND c.company_id" EQ "$1 AND c.deleted_at IS NULL"
+            " ORDER BY c.created_at, c.id LIMIT $3",
+            s, s, kKeyTypeName[k]);
+        t->lookup[k] = prepare_kept(sql, 3, types);
+    }
+    {
         // One step along merged_into_customer_id, never leaving the company.
         Oid types[2] = {UUIDOID, UUIDOID};
         char* sql = psprintf(
             "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
-            " FROM %s.customers c WHERE c.id" EQ "$1 AND c.company_id" EQ "$2 %s",
-            s, kLockClause[m]);
-        t->chain[m] = prepare_kept(sql, 2, types);
+            " FROM %s.customers c WHERE c.id" EQ "$1 AND c.company_id" EQ "$2",
+            s);
+        t->chain = prepare_kept(sql, 2, types);
     }
     {
-        // Fill the matched customer's missing email/phone, set updated_at and
-        // record 'contact_info_added'. It applies only while the customer is
-        // live and still missing exactly what the lookup saw missing; else no
-        // row comes back and the caller looks up again.
-        Oid types[7] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID};
+        // Fill the customer's missing email/phone ($3/$4, NULL: keep), set
+        // updated_at, record 'contact_info_added' when $7 names filled
+        // columns. It applies only while the customer is live, unmerged (when
+        // $8) and still missing exactly what the lookup saw missing ($5, $6);
+        // else no row comes back and the caller looks up again. Being an
+        // UPDATE, it waits for a concurrent soft delete or merge of the
+        // customer and then re-checks these conditions on the new version.
+        Oid types[8] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID};
         char* sql = psprintf(
             "WITH u AS (UPDATE %s.customers c SET"
             " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
@@ -247,13 +236,14 @@ void prepare_plans(SyncTarget* t) {
             " updated_at = pg_catalog.now()"
             " WHERE c.id" EQ "$1 AND c.company_id" EQ "$2 AND c.deleted_at IS NULL"
             " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
+            " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
             " RETURNING c.id, c.company_id),"
             " e AS (INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
             " SELECT u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
-            " FROM u)"
+            " FROM u WHERE $7 IS NOT NULL)"
             " SELECT u.id FROM u",
             s, s);
-        t->touch = prepare_kept(sql, 7, types);
+        t->touch = prepare_kept(sql, 8, types);
     }
     {
         // A new customer from the chat, and its 'created' event. Its matching
@@ -290,7 +280,6 @@ struct ChatRow {
     uint64 key_hash[kKeySlots];
     Datum session_id;
     bool session_id_null;
-    LockMode lock_mode;
 };
 
 // The customer a chat is linked to (the surviving end of a merge chain) and
@@ -368,7 +357,7 @@ bool resolve_survivor(const SyncTarget* t, const ChatRow* row, const Candidate* 
             if (std::memcmp(seen[i].data, next.data, UUID_LEN) == 0) return false;  // a cycle
         if (nseen > kMaxMergeHops) return false;
         Datum values[2] = {UUIDPGetDatum(&next), row->company_id};
-        run_select(t->chain[row->lock_mode], values, nullptr, snapshot, 1);
+        run_select(t->chain, values, nullptr, snapshot, 1);
         if (SPI_processed == 0) return false;
         seen[nseen++] = next;
         pg_uuid_t further;
@@ -386,7 +375,7 @@ bool resolve_survivor(const SyncTarget* t, const ChatRow* row, const Candidate* 
 // The customer one key matches: the oldest live holder whose merge chain
 // resolves; the next-oldest when it does not.
 bool lookup_key(const SyncTarget* t, const ChatRow* row, int k, Match* m, Snapshot snapshot) {
-    SPIPlanPtr plan = t->lookup[row->lock_mode][k];
+    SPIPlanPtr plan = t->lookup[k];
     Datum values[3] = {row->company_id, row->key[k], Int64GetDatum(1)};
     run_select(plan, values, nullptr, snapshot, 1);
     if (SPI_processed == 0) return false;
@@ -426,26 +415,29 @@ void lookup(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot
 bool fills_email(const ChatRow* row, const Match* m) { return m->email_missing && row->has_key[kEmail]; }
 bool fills_phone(const ChatRow* row, const Match* m) { return m->phone_missing && row->has_key[kPhone]; }
 
-// Fills the customer's missing email/phone from the chat (something must be
-// to fill), sets updated_at, writes 'contact_info_added'. False: the
-// customer changed since it was read; read it again.
-bool fill_contact_info(const SyncTarget* t, const ChatRow* row, const Match* m) {
+// The link-time UPDATE of a customer: fills its missing email/phone from the
+// chat, sets updated_at, writes 'contact_info_added' when something was
+// filled. False: the customer changed since it was read (or was deleted or,
+// with require_unmerged, merged); read it again.
+bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bool require_unmerged) {
     bool fill_email = fills_email(row, m);
     bool fill_phone = fills_phone(row, m);
     Datum fields[2];
     int nfields = 0;
     if (fill_email) fields[nfields++] = CStringGetTextDatum("customer_email");
     if (fill_phone) fields[nfields++] = CStringGetTextDatum("customer_phone");
-    Datum values[7] = {
+    Datum values[8] = {
         UUIDPGetDatum(&m->id),
         row->company_id,
         fill_email ? row->contact[kEmail] : (Datum)0,
         fill_phone ? row->contact[kPhone] : (Datum)0,
         BoolGetDatum(m->email_missing),
         BoolGetDatum(m->phone_missing),
-        PointerGetDatum(construct_array(fields, nfields, TEXTOID, -1, false, TYPALIGN_INT)),
+        nfields > 0 ? PointerGetDatum(construct_array(fields, nfields, TEXTOID, -1, false, TYPALIGN_INT)) : (Datum)0,
+        BoolGetDatum(require_unmerged),
     };
-    const char nulls[8] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ', ' ', '\0'};
+    const char nulls[9] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ',
+                           nfields > 0 ? ' ' : 'n', ' ', '\0'};
     int rc = SPI_execute_plan(t->touch, values, nulls, false, 0);
     if (rc != SPI_OK_SELECT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
@@ -521,16 +513,13 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
         Match m;
         lookup(t, row, &m, InvalidSnapshot);
         if (m.found) {
-            // The lookup row-locked the customer: nothing can change it now.
-            if (!fills_email(row, &m) && !fills_phone(row, &m)) {
+            // 4. A match always updates the customer (updated_at, and what it
+            // lacks); the UPDATE row-locks it until the transaction ends.
+            if (update_customer(t, row, &m, true)) {
                 *out = m.id;
                 return;
             }
-            if (fill_contact_info(t, row, &m)) {
-                *out = m.id;
-                return;
-            }
-            continue;  // changed after all: look again
+            continue;  // deleted, merged or filled meanwhile: look again
         }
         if (!locked) {
             lock_keys_for_create(row);
@@ -564,7 +553,7 @@ void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
     if (!row->has_key[kEmail] && !row->has_key[kPhone]) return;
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         Datum values[2] = {customer_id, row->company_id};
-        run_select(t->chain[row->lock_mode], values, nullptr, InvalidSnapshot, 1);
+        run_select(t->chain, values, nullptr, InvalidSnapshot, 1);
         if (SPI_processed == 0 || !get_bool(0, 2)) return;  // gone, another company's, or deleted
         Match m;
         std::memset(&m, 0, sizeof m);
@@ -572,7 +561,7 @@ void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
         m.email_missing = get_bool(0, 3);
         m.phone_missing = get_bool(0, 4);
         if (!fills_email(row, &m) && !fills_phone(row, &m)) return;
-        if (fill_contact_info(t, row, &m)) return;
+        if (update_customer(t, row, &m, false)) return;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                     errmsg("could not sync the chat to its customer: the customer kept changing concurrently"),
@@ -609,7 +598,6 @@ bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow
         row->key_hash[k] = hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), static_cast<int>(std::strlen(key)), seed);
     }
     row->session_id = heap_getattr(tuple, t->att_session_id, desc, &row->session_id_null);
-    row->lock_mode = row->has_key[kEmail] && row->has_key[kPhone] ? kForUpdate : kForShare;
     return true;
 }
 

@@ -2,20 +2,10 @@
 -- and the decisions the reference plpgsql trigger takes where the contract is
 -- silent (reference/02_plpgsql_triggers.sql).
 BEGIN;
-SELECT plan(36);
+SELECT plan(37);
 SET LOCAL client_min_messages = warning;
 
--- Until crm_native.install() is on main: the native sync triggers, as
--- install() creates them from crm_native.native_trigger.
-DO $$
-DECLARE r record;
-BEGIN
-    DROP TRIGGER IF EXISTS trg_vc_usage_customer_sync_insert ON public."VC Usage";
-    DROP TRIGGER IF EXISTS trg_vc_usage_customer_sync_update ON public."VC Usage";
-    FOR r IN SELECT ddl FROM crm_native.native_trigger WHERE trigger_name LIKE 'trg_vc_usage_customer_sync_%' LOOP
-        EXECUTE format(r.ddl, 'public."VC Usage"');
-    END LOOP;
-END $$;
+SELECT lives_ok($$SELECT crm_native.install()$$, 'install() puts the native triggers in place');
 
 SELECT is((SELECT count(*)::int FROM crm_native.native_trigger
             WHERE replaces IN ('trg_vc_usage_customer_sync_insert', 'trg_vc_usage_customer_sync_update')), 2,
@@ -61,11 +51,16 @@ SELECT isnt(pg_temp.chat('b', 'Ann Lee', 'ann@example.com', NULL), (SELECT id FR
 SELECT is((SELECT count(*)::int FROM customers WHERE lower(customer_email) = 'ann@example.com'), 2,
           'one customer per company');
 
--- 4. Matched, nothing to fill: the customer is not touched.
+-- 4. Matched, nothing to fill: updated_at is set, no event (lead decision
+-- 22:44: a match always sets updated_at).
 UPDATE customers SET updated_at = '2000-01-01' WHERE id = (SELECT id FROM ids WHERE name = 'ann');
 SELECT pg_temp.chat('a', 'Ann', 'ann@example.com', NULL);
-SELECT is((SELECT updated_at FROM customers WHERE id = (SELECT id FROM ids WHERE name = 'ann')),
-          '2000-01-01'::timestamptz, 'a returning chat with nothing new does not update the customer');
+SELECT results_eq(
+    $$SELECT c.updated_at = now(), (SELECT count(*)::int FROM customer_events e WHERE e.customer_id = c.id)
+        FROM customers c WHERE c.id = (SELECT id FROM ids WHERE name = 'ann')$$,
+    $$VALUES (true, 1)$$,
+    'a returning chat with nothing new sets updated_at and writes no event');
+UPDATE customers SET updated_at = '2000-01-01' WHERE id = (SELECT id FROM ids WHERE name = 'ann');
 
 -- 4. Matched, phone missing: filled (raw), updated_at set, event written.
 SELECT is(pg_temp.chat('a', 'Ann', 'ann@example.com', '+1 555 123 4567'), (SELECT id FROM ids WHERE name = 'ann'),

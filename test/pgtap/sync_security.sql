@@ -2,18 +2,10 @@
 -- or writes, and under row-level security (role crm_app) it matches only
 -- within NEW.company_id and never reads or writes another tenant's rows.
 BEGIN;
-SELECT plan(10);
+SELECT plan(11);
 SET LOCAL client_min_messages = warning;
 
-DO $$
-DECLARE r record;
-BEGIN
-    DROP TRIGGER IF EXISTS trg_vc_usage_customer_sync_insert ON public."VC Usage";
-    DROP TRIGGER IF EXISTS trg_vc_usage_customer_sync_update ON public."VC Usage";
-    FOR r IN SELECT ddl FROM crm_native.native_trigger WHERE trigger_name LIKE 'trg_vc_usage_customer_sync_%' LOOP
-        EXECUTE format(r.ddl, 'public."VC Usage"');
-    END LOOP;
-END $$;
+SELECT lives_ok($$SELECT crm_native.install()$$, 'install() puts the native triggers in place');
 
 INSERT INTO companies (id, name) VALUES
     ('00000000-0000-0000-0000-00000000000a', 'A'), ('00000000-0000-0000-0000-00000000000b', 'B');
