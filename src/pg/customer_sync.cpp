@@ -11,6 +11,12 @@
 // the matched customer (updated_at, filled contact info and its event in one
 // statement). A new customer costs the lookups twice (before and after the
 // key locks) and one INSERT statement (customer + 'created' event).
+
+// The lock manager's headers (storage/lock.h, storage/proc.h) pull in
+// s_lock.h and atomics, which are not clean C++17 under -Wall -Wextra.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wregister"
 extern "C" {
 #include "postgres.h"
 
