@@ -92,6 +92,7 @@ struct SyncTarget {
     AttrNumber att_contact[kKeySlots];  // customer_email, customer_phone, customer_name
     AttrNumber att_session_id;
     SPIPlanPtr lookup[kKeySlots];
+    SPIPlanPtr lookup_email_or_phone;
     SPIPlanPtr chain;
     SPIPlanPtr touch;
     SPIPlanPtr create;
@@ -125,6 +126,7 @@ void free_plan(SPIPlanPtr* p) {
 
 void free_plans(SyncTarget* t) {
     for (int k = 0; k < kKeySlots; k++) free_plan(&t->lookup[k]);
+    free_plan(&t->lookup_email_or_phone);
     free_plan(&t->chain);
     free_plan(&t->touch);
     free_plan(&t->create);
@@ -195,6 +197,21 @@ SPIPlanPtr prepare_kept(const char* sql, int nargs, Oid* argtypes) {
 // redirect a read or a write (docs/customer_sync.md, "Security").
 #define EQ " OPERATOR(pg_catalog.=) "
 // "Missing" contact info: NULL or blank, as in the reference trigger.
+// Plan shape. Plans are kept for the backend's life and often made while the
+// tables are small or empty; with plain "c.company_id = $1" and
+// "c.deleted_at IS NULL" such a generic plan scans all of the company's
+// customers (or a partial index) for every lookup, which is quadratic in a
+// bulk import. So a customer is always fetched by primary key: the tenant
+// and liveness checks are written as "... IS TRUE" (a filter, never an index
+// condition or a partial-index predicate match), and in the lookups the
+// customer is read in a LATERAL subquery fenced by OFFSET 0.
+#define CUSTOMER_IN_COMPANY(param) "(c.company_id" EQ param ") IS TRUE"
+#define CUSTOMER_LIVE "(c.deleted_at IS NULL) IS TRUE"
+#define CUSTOMER_BY_KEY(company)                                                                       \
+    ", LATERAL (SELECT c.id, c.merged_into_customer_id, c.created_at, c.deleted_at,"                   \
+    " " MISSING("c.customer_email") " AS email_missing, " MISSING("c.customer_phone") " AS phone_missing" \
+    " FROM %s.customers c WHERE c.id" EQ "k.customer_id AND " CUSTOMER_IN_COMPANY(company) " OFFSET 0) c" \
+    " WHERE c.deleted_at IS NULL"
 #define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
 
 void prepare_plans(SyncTarget* t) {
@@ -209,20 +226,37 @@ void prepare_plans(SyncTarget* t) {
     for (int k = 0; k < kKeySlots; k++) {
         Oid types[3] = {UUIDOID, TEXTOID, INT8OID};
         char* sql = psprintf(
-            "SELECT c.id, c.merged_into_customer_id, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
-            " FROM %s.customer_matching_keys k JOIN %s.customers c ON c.id" EQ "k.customer_id"
-            " WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'%s' AND k.normalized_value" EQ "$2"
-            " AND c.company_id" EQ "$1 AND c.deleted_at IS NULL"
+            "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
+            " FROM (SELECT k.customer_id FROM %s.customer_matching_keys k"
+            "        WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'%s' AND k.normalized_value" EQ "$2) k"
+            CUSTOMER_BY_KEY("$1")
             " ORDER BY c.created_at, c.id LIMIT $3",
-            s, s, kKeyTypeName[k]);
+            s, kKeyTypeName[k], s);
         t->lookup[k] = prepare_kept(sql, 3, types);
+    }
+    {
+        // A chat with both email and phone: both keys in one query (one index
+        // scan each), email holders first, oldest first. Its first row is the
+        // first candidate the per-key lookups would try.
+        Oid types[3] = {UUIDOID, TEXTOID, TEXTOID};
+        char* sql = psprintf(
+            "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
+            " FROM (SELECT 0 AS rank, e.customer_id FROM %s.customer_matching_keys e"
+            "        WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
+            "       UNION ALL"
+            "       SELECT 1, p.customer_id FROM %s.customer_matching_keys p"
+            "        WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3) k"
+            CUSTOMER_BY_KEY("$1")
+            " ORDER BY k.rank, c.created_at, c.id LIMIT 1",
+            s, s, s);
+        t->lookup_email_or_phone = prepare_kept(sql, 3, types);
     }
     {
         // One step along merged_into_customer_id, never leaving the company.
         Oid types[2] = {UUIDOID, UUIDOID};
         char* sql = psprintf(
             "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
-            " FROM %s.customers c WHERE c.id" EQ "$1 AND c.company_id" EQ "$2",
+            " FROM %s.customers c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
             s);
         t->chain = prepare_kept(sql, 2, types);
     }
@@ -240,7 +274,7 @@ void prepare_plans(SyncTarget* t) {
             " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
             " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
             " updated_at = pg_catalog.now()"
-            " WHERE c.id" EQ "$1 AND c.company_id" EQ "$2 AND c.deleted_at IS NULL"
+            " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
             " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
             " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
             " RETURNING c.id, c.company_id),"
@@ -270,6 +304,9 @@ void prepare_plans(SyncTarget* t) {
 }
 
 #undef EQ
+#undef CUSTOMER_IN_COMPANY
+#undef CUSTOMER_LIVE
+#undef CUSTOMER_BY_KEY
 #undef MISSING
 
 // ---------------------------------------------------------------------------
@@ -407,6 +444,19 @@ bool lookup_key(const SyncTarget* t, const ChatRow* row, int k, Match* m, Snapsh
 // snapshot (snapshot = InvalidSnapshot) or the given one.
 void lookup(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot) {
     std::memset(m, 0, sizeof *m);
+    if (row->has_key[kEmail] && row->has_key[kPhone]) {
+        // One query for the common case; the per-key walk below only when
+        // the first candidate's merge chain is dead.
+        Datum values[3] = {row->company_id, row->key[kEmail], row->key[kPhone]};
+        run_select(t->lookup_email_or_phone, values, nullptr, snapshot, 1);
+        if (SPI_processed == 0) return;  // neither key is held by a live customer
+        Candidate first;
+        read_candidate(0, &first);
+        if (resolve_survivor(t, row, &first, m, snapshot)) {
+            m->found = true;
+            return;
+        }
+    }
     for (int k = 0; k < kKeySlots; k++) {
         if (!matches_by(row, k)) continue;
         if (lookup_key(t, row, k, m, snapshot)) {
