@@ -44,7 +44,8 @@ AttrNumber find_column(TupleDesc desc, const char* name) {
 
 // Types whose default equality holds exactly when the binary images are equal
 // (under a deterministic collation): comparing images is exact and needs no
-// function call.
+// function call. Arrays are not listed: equal arrays may differ in image
+// (e.g. an all-valid null bitmap), so array_eq decides when images differ.
 bool image_is_exact(Oid type, Oid collation) {
     switch (type) {
         case UUIDOID:
@@ -61,7 +62,6 @@ bool image_is_exact(Oid type, Oid collation) {
             return true;
         case TEXTOID:
         case VARCHAROID:
-        case TEXTARRAYOID:
             return !OidIsValid(collation) || get_collation_isdeterministic(collation);
         default:
             return false;
