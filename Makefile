@@ -26,6 +26,10 @@ ICU_CFLAGS := $(shell pkg-config --cflags icu-uc icu-i18n 2>/dev/null)
 ICU_LIBS   := $(shell pkg-config --libs icu-uc icu-i18n 2>/dev/null || echo -licui18n -licuuc -licudata)
 
 PG_CPPFLAGS = -Isrc $(ICU_CFLAGS)
+# Versions reported by crm_native.version_info(). libphonenumber 8.12 has no
+# run-time version API: record the one this build is compiled against.
+PHONENUMBER_VERSION := $(shell dpkg-query -W -f='$${Version}' libphonenumber-dev 2>/dev/null || echo unknown)
+PG_CPPFLAGS += -DCRM_NATIVE_VERSION=\"$(EXTVERSION)\" -DCRM_PHONENUMBER_VERSION=\"$(PHONENUMBER_VERSION)\"
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -fvisibility-inlines-hidden
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
