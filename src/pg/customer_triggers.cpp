@@ -44,7 +44,8 @@ AttrNumber find_column(TupleDesc desc, const char* name) {
 
 // Types whose default equality holds exactly when the binary images are equal
 // (under a deterministic collation): comparing images is exact and needs no
-// function call.
+// function call. Arrays are not listed: equal arrays may differ in image
+// (e.g. an all-valid null bitmap), so array_eq decides when images differ.
 bool image_is_exact(Oid type, Oid collation) {
     switch (type) {
         case UUIDOID:
@@ -61,7 +62,6 @@ bool image_is_exact(Oid type, Oid collation) {
             return true;
         case TEXTOID:
         case VARCHAROID:
-        case TEXTARRAYOID:
             return !OidIsValid(collation) || get_collation_isdeterministic(collation);
         default:
             return false;
@@ -125,8 +125,8 @@ void rebuild(CustomerRel* entry, Relation rel) {
     // kept plans name the old one, so forget them (they stay allocated: a
     // plan may still be running further up the stack; this is rare DDL).
     if (entry->namespace_oid != nsp) {
-        entry->keys_insert = entry->keys_update = entry->keys_delete = nullptr;
-        entry->keys_move_company = entry->audit_insert = entry->stage_event_insert = nullptr;
+        entry->keys_insert = entry->keys_delete = nullptr;
+        entry->audit_insert = entry->stage_event_insert = nullptr;
     }
     entry->namespace_oid = nsp;
     char* schema = get_namespace_name(nsp);

@@ -88,9 +88,7 @@ struct CustomerRel {
     // SPI plans, prepared on first use and kept (SPI_keepplan). They are
     // re-parsed by the plan cache after DDL on the tables they name.
     SPIPlanPtr keys_insert;
-    SPIPlanPtr keys_update;
     SPIPlanPtr keys_delete;
-    SPIPlanPtr keys_move_company;
     SPIPlanPtr audit_insert;
     SPIPlanPtr stage_event_insert;
 };

@@ -28,18 +28,18 @@ struct KeyColumn {
     const char* column;    // customers column
 };
 
-// Order of the key rows written for a new customer (name, email, phone).
+// In the order the plpgsql function writes them (email, phone, name).
 constexpr KeyColumn kKeys[kKeyTypes] = {
-    {KeyType::Name, "name", "customer_name"},
     {KeyType::Email, "email", "customer_email"},
     {KeyType::Phone, "phone", "customer_phone"},
+    {KeyType::Name, "name", "customer_name"},
 };
 
 AttrNumber key_attnum(const CustomerRel* entry, int i) {
     switch (i) {
-        case 0: return entry->att_name;
-        case 1: return entry->att_email;
-        default: return entry->att_phone;
+        case 0: return entry->att_email;
+        case 1: return entry->att_phone;
+        default: return entry->att_name;
     }
 }
 
@@ -58,44 +58,56 @@ bool same_value(Datum a, bool a_null, Datum b, bool b_null, int16 typlen, bool t
     return datum_image_eq(a, b, typbyval, typlen);
 }
 
-void insert_key(CustomerRel* entry, Datum customer_id, Datum company_id, int i, Datum raw) {
+// The keys of the changed types, one statement each way whatever their
+// number: executor start-up per statement is most of a key write's cost.
+void delete_keys(CustomerRel* entry, Datum customer_id, Datum* key_types, int n) {
+    char query[512];
+    std::snprintf(query, sizeof query,
+                  "DELETE FROM %s.customer_matching_keys"
+                  " WHERE customer_id OPERATOR(pg_catalog.=) $1 AND key_type OPERATOR(pg_catalog.=) ANY ($2)",
+                  entry->quoted_schema);
+    Oid types[2] = {UUIDOID, TEXTARRAYOID};
+    SPIPlanPtr plan = keep_plan(&entry->keys_delete, query, 2, types);
+    Datum values[2] = {customer_id, PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT))};
+    run_plan(plan, values, "  ", SPI_OK_DELETE, kTrigger);
+}
+
+void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
+                 Datum* normalized, int n) {
+    char query[640];
+    std::snprintf(query, sizeof query,
+                  "INSERT INTO %s.customer_matching_keys"
+                  " (customer_id, company_id, key_type, key_value, normalized_value)"
+                  " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
+                  " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+                  " AS k (key_type, key_value, normalized_value)",
+                  entry->quoted_schema);
+    Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, 5, types);
+    Datum values[5] = {customer_id, company_id,
+                       PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),
+                       PointerGetDatum(construct_array(raw, n, TEXTOID, -1, false, TYPALIGN_INT)),
+                       PointerGetDatum(construct_array(normalized, n, TEXTOID, -1, false, TYPALIGN_INT))};
+    run_plan(plan, values, "     ", SPI_OK_INSERT, kTrigger);
+}
+
+// The normalized key of a raw value as a text datum, or false when the value
+// gives no key: empty, or one the normalizer cannot use (e.g. a phone longer
+// than the parser accepts: a key that could never match; DEBUG1 says why).
+bool normalized_key(int i, Datum raw, Datum* out) {
     text* raw_text = DatumGetTextPP(raw);
     char* normalized = nullptr;
     char errbuf[256];
     errbuf[0] = '\0';
     NormalizeResult result = crm::pg::normalize_key(kKeys[i].type, VARDATA_ANY(raw_text), VARSIZE_ANY_EXHDR(raw_text),
                                                     &normalized, errbuf, sizeof errbuf);
-    // Empty: nothing to match on. Failed (e.g. a phone longer than the parser
-    // accepts): a key that can never match; store none (DEBUG1 says why).
     if (result == NormalizeResult::Failed) {
         elog(DEBUG1, "%s: no %s key for customer: %s", kTrigger, kKeys[i].key_type, errbuf);
-        return;
+        return false;
     }
-    if (result != NormalizeResult::Normalized || normalized == nullptr) return;
-
-    char query[512];
-    std::snprintf(query, sizeof query,
-                  "INSERT INTO %s.customer_matching_keys"
-                  " (customer_id, company_id, key_type, key_value, normalized_value)"
-                  " VALUES ($1, $2, $3, $4, $5)",
-                  entry->quoted_schema);
-    Oid types[5] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID};
-    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, 5, types);
-    Datum values[5] = {customer_id, company_id, CStringGetTextDatum(kKeys[i].key_type), raw,
-                       CStringGetTextDatum(normalized)};
-    run_plan(plan, values, "     ", SPI_OK_INSERT, kTrigger);
-}
-
-void delete_keys(CustomerRel* entry, Datum customer_id, int i) {
-    char query[512];
-    std::snprintf(query, sizeof query,
-                  "DELETE FROM %s.customer_matching_keys"
-                  " WHERE customer_id OPERATOR(pg_catalog.=) $1 AND key_type OPERATOR(pg_catalog.=) $2",
-                  entry->quoted_schema);
-    Oid types[2] = {UUIDOID, TEXTOID};
-    SPIPlanPtr plan = keep_plan(&entry->keys_delete, query, 2, types);
-    Datum values[2] = {customer_id, CStringGetTextDatum(kKeys[i].key_type)};
-    run_plan(plan, values, "  ", SPI_OK_DELETE, kTrigger);
+    if (result != NormalizeResult::Normalized || normalized == nullptr) return false;
+    *out = CStringGetTextDatum(normalized);
+    return true;
 }
 
 Datum matching_keys_sync(FunctionCallInfo fcinfo) {
@@ -145,12 +157,24 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
     }
     if (!any_change) return PointerGetDatum(nullptr);
 
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
+    // Normalize before connecting to SPI: the key texts live in the trigger's
+    // memory context either way.
+    Datum changed_types[kKeyTypes], add_types[kKeyTypes], add_raw[kKeyTypes], add_normalized[kKeyTypes];
+    int n_changed = 0, n_add = 0;
     for (int i = 0; i < kKeyTypes; i++) {
         if (!changed[i]) continue;
-        if (is_update) delete_keys(entry, customer_id, i);
-        if (!nulls[i]) insert_key(entry, customer_id, company_id, i, values[i]);
+        changed_types[n_changed++] = CStringGetTextDatum(kKeys[i].key_type);
+        if (!nulls[i] && normalized_key(i, values[i], &add_normalized[n_add])) {
+            add_types[n_add] = changed_types[n_changed - 1];
+            add_raw[n_add] = values[i];
+            n_add++;
+        }
     }
+    if (!is_update && n_add == 0) return PointerGetDatum(nullptr);
+
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
+    if (is_update) delete_keys(entry, customer_id, changed_types, n_changed);
+    if (n_add > 0) insert_keys(entry, customer_id, company_id, add_types, add_raw, add_normalized, n_add);
     SPI_finish();
     return PointerGetDatum(nullptr);  // AFTER trigger: result ignored
 }
