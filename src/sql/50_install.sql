@@ -281,9 +281,16 @@ BEGIN
          WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
            AND c.relname IN (SELECT nt.table_name FROM crm_native.native_trigger nt)
            AND NOT t.tgisinternal
-           AND p.proname IN ('sync_customer_from_vc_usage', 'sync_customer_matching_keys',
-                             'trigger_refresh_customer_metrics', 'log_customer_changes',
-                             'track_lifecycle_changes')
+           -- only functions whose job a registered native trigger now does
+           AND p.proname IN (SELECT known.proname
+                               FROM (VALUES ('sync_customer_from_vc_usage', 'trg_vc_usage_customer_sync_insert'),
+                                            ('sync_customer_from_vc_usage', 'trg_vc_usage_customer_sync_update'),
+                                            ('sync_customer_matching_keys', 'trg_customers_matching_keys_sync'),
+                                            ('trigger_refresh_customer_metrics', 'trg_vc_usage_metrics_refresh'),
+                                            ('log_customer_changes', 'trg_customers_audit_log'),
+                                            ('track_lifecycle_changes', 'trg_customers_lifecycle_tracking'))
+                                    AS known (proname, app_trigger)
+                               JOIN crm_native.native_trigger nt ON nt.replaces = known.app_trigger)
     LOOP
         RAISE WARNING 'crm_native.install: trigger "%" on %.% still calls %, which a native trigger now replaces',
                       r.tgname, quote_ident(target_schema), quote_ident(r.relname), r.fn
