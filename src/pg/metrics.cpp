@@ -71,28 +71,54 @@ constexpr const char* kOldRows = "crm_metrics_old";
 
 // Columns of every fold query (one row per customer, ORDER BY customer_id).
 enum FoldColumn {
-    kFoldCustomer = 1,    // uuid
-    kFoldConversations,   // int8: |A| - |R|
-    kFoldViews,           // int8
-    kFoldAddedMin,        // timestamptz
+    kFoldCustomer = 1,     // uuid
+    kFoldConversations,    // int8: |A| - |R|
+    kFoldViews,            // int8
+    kFoldAddedMin,         // timestamptz: min/max created_at over A and R
     kFoldAddedMax,
     kFoldRemovedMin,
     kFoldRemovedMax,
-    kFoldAddedSessions,   // text[]: distinct sessions in A
-    kFoldRemovedSessions, // text[]: distinct sessions in R
-    kFoldAddedIds,        // int8[]: ids of A rows that carry a session
-    kFoldCompanies,       // uuid[]: company_id of the statement's rows
+    kFoldAddedOnly,        // text[]: sessions in A and not in R
+    kFoldRemovedOnly,      // text[]: sessions in R and not in A
+    kFoldAddedIds,         // int8[]: ids of the A rows that carry a session
+    kFoldCompanies,        // uuid[]: company_id of the statement's rows
+    kFoldPureAddition,     // bool: only A (the customer gains whole conversations)
+    kFoldAddedSessions,    // int8: distinct sessions in A
+    kFoldCompany,          // uuid: one company of the statement's rows
+};
+
+// Columns of the existing-rows query (phase 2).
+enum ExistingColumn {
+    kExCustomer = 1,
+    kExConversations,
+    kExSessions,
+    kExViews,
+    kExFirst,
+    kExLast,
+    kExCompany,
+    kExDeltaConversations,
+    kExDeltaViews,
+    kExAddedMin,
+    kExAddedMax,
+    kExRemovedMin,
+    kExRemovedMax,
+    kExSessionsDelta,
+    kExProbed,
+    kExProbedFirst,
+    kExProbedLast,
 };
 
 enum Plan {
     kFoldInsert,
     kFoldUpdate,
     kFoldDelete,
-    kLockRow,
-    kSessionProbe,
-    kExtremeProbe,
+    kExistingInsert,  // phase 2, one per fold
+    kExistingUpdate,
+    kExistingDelete,
+    kLockOrCreate,
+    kUpdateMany,
+    kDeleteMany,
     kRecompute,
-    kInsertRow,
     kUpdateRow,
     kDeleteRow,
     kDeleteAll,
@@ -147,107 +173,184 @@ PlanSet* plan_set_for(Relation rel) {
     return set;
 }
 
-// The SQL of each plan. %1$s = the conversations table, %2$s = customer_metrics,
-// both schema-qualified with the triggering relation's schema; the trigger
-// functions run with search_path = pg_catalog, pg_temp.
-const char* plan_sql(Plan plan) {
+// The fold: the transition table(s) grouped by customer. Each variant yields
+// the same named columns (FoldColumn order after the wrapper below).
+const char* kGroupInsert =
+    "SELECT n.customer_id, count(*)::int8 AS dn, coalesce(sum(n.view_count), 0)::int8 AS dv,"
+    " min(n.created_at) AS add_min, max(n.created_at) AS add_max,"
+    " NULL::timestamptz AS rem_min, NULL::timestamptz AS rem_max,"
+    " array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"
+    " NULL::text[] AS rem_s,"
+    " array_agg(n.id::int8) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"
+    " array_agg(DISTINCT n.company_id) AS companies, true AS pure"
+    " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id";
+const char* kGroupDelete =
+    "SELECT o.customer_id, -count(*)::int8 AS dn, -coalesce(sum(o.view_count), 0)::int8 AS dv,"
+    " NULL::timestamptz AS add_min, NULL::timestamptz AS add_max,"
+    " min(o.created_at) AS rem_min, max(o.created_at) AS rem_max,"
+    " NULL::text[] AS add_s,"
+    " array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"
+    " NULL::int8[] AS add_ids,"
+    " array_agg(DISTINCT o.company_id) AS companies, false AS pure"
+    " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id";
+// Old and new versions are paired by id. A conversation that stays with its
+// customer contributes only the attributes that changed (so an UPDATE of
+// view_count probes nothing, and one of user_message touches nothing); one
+// that moves is a removal from the old customer and an addition to the new
+// one. Unpaired rows (the UPDATE changed id) are plain removal/addition.
+const char* kGroupUpdate =
+    "WITH p AS ("
+    "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"
+    "         o.view_count AS ov, o.created_at AS ot,"
+    "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"
+    "         n.view_count AS nv, n.created_at AS nt, n.id::int8 AS nid"
+    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id = o.id),"
+    " ch AS ("
+    "  SELECT nc AS customer_id, nco AS company_id, 0::int8 AS dn,"
+    "         coalesce(nv, 0)::int8 - coalesce(ov, 0)::int8 AS dv,"
+    "         CASE WHEN nt IS DISTINCT FROM ot THEN nt END AS add_ts,"
+    "         CASE WHEN nt IS DISTINCT FROM ot THEN ot END AS rem_ts,"
+    "         CASE WHEN ns IS DISTINCT FROM os THEN ns END AS add_sess,"
+    "         CASE WHEN ns IS DISTINCT FROM os THEN os END AS rem_sess,"
+    "         CASE WHEN ns IS DISTINCT FROM os THEN nid END AS add_id,"
+    "         (nv IS DISTINCT FROM ov OR nt IS DISTINCT FROM ot OR ns IS DISTINCT FROM os) AS changed"
+    "    FROM p WHERE oc = nc"
+    "  UNION ALL"
+    "  SELECT oc, oco, -1, -coalesce(ov, 0)::int8, NULL, ot, NULL, os, NULL, true"
+    "    FROM p WHERE oc IS NOT NULL AND oc IS DISTINCT FROM nc"
+    "  UNION ALL"
+    "  SELECT nc, nco, 1, coalesce(nv, 0)::int8, nt, NULL, ns, NULL, nid, true"
+    "    FROM p WHERE nc IS NOT NULL AND nc IS DISTINCT FROM oc)"
+    " SELECT customer_id, sum(dn)::int8 AS dn, sum(dv)::int8 AS dv,"
+    "  min(add_ts) AS add_min, max(add_ts) AS add_max, min(rem_ts) AS rem_min, max(rem_ts) AS rem_max,"
+    "  array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL) AS add_s,"
+    "  array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL) AS rem_s,"
+    "  array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL) AS add_ids,"
+    "  array_agg(DISTINCT company_id) AS companies, bool_and(dn = 1) AS pure"
+    " FROM ch WHERE changed GROUP BY customer_id";
+
+// %s = one of the groups above.
+const char* kFoldWrapper =
+    "SELECT g.customer_id, g.dn, g.dv, g.add_min, g.add_max, g.rem_min, g.rem_max,"
+    " ARRAY(SELECT unnest(g.add_s) EXCEPT SELECT unnest(g.rem_s)) AS added_only,"
+    " ARRAY(SELECT unnest(g.rem_s) EXCEPT SELECT unnest(g.add_s)) AS removed_only,"
+    " g.add_ids, g.companies, g.pure, coalesce(cardinality(g.add_s), 0)::int8 AS add_s_count,"
+    " g.companies[1] AS company"
+    " FROM (%s) g";
+
+// Phase 2, after phase 1 has locked every existing row: the locked rows with
+// their deltas and the index probes. $1 = customers inserted by phase 1 (not
+// probed). Distinct sessions: a session only added is new unless a
+// conversation the statement did not add carries it (idx_vc_usage_session_
+// customer (session_id, customer_id); the added ids are hashed once); a
+// session only removed is gone unless a conversation still carries it.
+// Extremes, only when a removed created_at was the stored one: forward and
+// backward probes of idx_vc_usage_company_customer (company_id, customer_id,
+// created_at DESC) per company of the customer (a customer's chats share its
+// company). %s = the fold; %1$s / %2$s as everywhere.
+const char* kExistingTemplate =
+    "WITH f AS (%s), ids AS (SELECT unnest(f.add_ids) AS id FROM f)"
+    " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"
+    "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"
+    "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"
+    "  (SELECT count(*) FROM unnest(f.added_only) a(s) WHERE NOT EXISTS ("
+    "     SELECT 1 FROM %1$s v WHERE v.session_id = a.s AND v.customer_id = f.customer_id"
+    "        AND v.id NOT IN (SELECT ids.id FROM ids)))"
+    "  - (SELECT count(*) FROM unnest(f.removed_only) r(s) WHERE NOT EXISTS ("
+    "     SELECT 1 FROM %1$s v WHERE v.session_id = r.s AND v.customer_id = f.customer_id)),"
+    "  nd.probe, pr.lo, pr.hi"
+    " FROM f JOIN %2$s m ON m.customer_id = f.customer_id"
+    " CROSS JOIN LATERAL (SELECT (f.rem_min IS NOT NULL AND (m.first_interaction_at IS NULL"
+    "                                 OR f.rem_min <= m.first_interaction_at))"
+    "                         OR (f.rem_max IS NOT NULL AND (m.last_interaction_at IS NULL"
+    "                                 OR f.rem_max >= m.last_interaction_at)) AS probe) nd"
+    " LEFT JOIN LATERAL (SELECT min(x.lo) AS lo, max(x.hi) AS hi"
+    "    FROM (SELECT DISTINCT c FROM unnest(array_append(f.companies, m.company_id)) c"
+    "          WHERE c IS NOT NULL) k,"
+    "    LATERAL (SELECT min(v.created_at) AS lo, max(v.created_at) AS hi FROM %1$s v"
+    "             WHERE v.company_id = k.c AND v.customer_id = f.customer_id) x"
+    "    WHERE nd.probe) pr ON true"
+    " WHERE f.customer_id NOT IN (SELECT unnest($1::uuid[]))";
+
+// Returns the SQL of a plan, with %s expanded (fold into wrapper/template);
+// %1$s / %2$s are expanded later by get_plan.
+char* plan_sql(Plan plan) {
+    const char* group = nullptr;
     switch (plan) {
         case kFoldInsert:
-            return "SELECT n.customer_id, count(*)::int8, coalesce(sum(n.view_count), 0)::int8,"
-                   " min(n.created_at), max(n.created_at), NULL::timestamptz, NULL::timestamptz,"
-                   " array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL),"
-                   " NULL::text[],"
-                   " array_agg(n.id::int8) FILTER (WHERE n.session_id IS NOT NULL),"
-                   " array_agg(DISTINCT n.company_id)"
-                   " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL"
-                   " GROUP BY n.customer_id ORDER BY n.customer_id";
-        case kFoldDelete:
-            return "SELECT o.customer_id, -count(*)::int8, -coalesce(sum(o.view_count), 0)::int8,"
-                   " NULL::timestamptz, NULL::timestamptz, min(o.created_at), max(o.created_at),"
-                   " NULL::text[],"
-                   " array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL),"
-                   " NULL::int8[],"
-                   " array_agg(DISTINCT o.company_id)"
-                   " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL"
-                   " GROUP BY o.customer_id ORDER BY o.customer_id";
+        case kExistingInsert:
+            group = kGroupInsert;
+            break;
         case kFoldUpdate:
-            // Old and new versions are paired by id. A conversation that stays
-            // with its customer contributes only the attributes that changed
-            // (so an UPDATE of view_count probes nothing); one that moves is a
-            // removal from the old customer and an addition to the new one.
-            // Unpaired rows (the UPDATE changed id) are plain removal/addition.
-            return "WITH p AS ("
-                   "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"
-                   "         o.view_count AS ov, o.created_at AS ot,"
-                   "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"
-                   "         n.view_count AS nv, n.created_at AS nt, n.id::int8 AS nid"
-                   "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id = o.id),"
-                   " ch AS ("
-                   "  SELECT nc AS customer_id, nco AS company_id, 0::int8 AS dn,"
-                   "         coalesce(nv, 0)::int8 - coalesce(ov, 0)::int8 AS dv,"
-                   "         CASE WHEN nt IS DISTINCT FROM ot THEN nt END AS add_ts,"
-                   "         CASE WHEN nt IS DISTINCT FROM ot THEN ot END AS rem_ts,"
-                   "         CASE WHEN ns IS DISTINCT FROM os THEN ns END AS add_sess,"
-                   "         CASE WHEN ns IS DISTINCT FROM os THEN os END AS rem_sess,"
-                   "         CASE WHEN ns IS DISTINCT FROM os THEN nid END AS add_id,"
-                   "         (nv IS DISTINCT FROM ov OR nt IS DISTINCT FROM ot OR ns IS DISTINCT FROM os) AS changed"
-                   "    FROM p WHERE oc = nc"
-                   "  UNION ALL"
-                   "  SELECT oc, oco, -1, -coalesce(ov, 0)::int8, NULL, ot, NULL, os, NULL, true"
-                   "    FROM p WHERE oc IS NOT NULL AND oc IS DISTINCT FROM nc"
-                   "  UNION ALL"
-                   "  SELECT nc, nco, 1, coalesce(nv, 0)::int8, nt, NULL, ns, NULL, nid, true"
-                   "    FROM p WHERE nc IS NOT NULL AND nc IS DISTINCT FROM oc)"
-                   " SELECT customer_id, sum(dn)::int8, sum(dv)::int8,"
-                   "  min(add_ts), max(add_ts), min(rem_ts), max(rem_ts),"
-                   "  array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL),"
-                   "  array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL),"
-                   "  array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL),"
-                   "  array_agg(DISTINCT company_id)"
-                   " FROM ch WHERE changed GROUP BY customer_id ORDER BY customer_id";
-        case kLockRow:
-            return "SELECT total_conversations, total_sessions, total_views,"
-                   " first_interaction_at, last_interaction_at, company_id"
-                   " FROM %2$s WHERE customer_id = $1 FOR NO KEY UPDATE";
-        case kSessionProbe:
-            // Net change in distinct sessions. A session only added by the
-            // statement is new unless a conversation the statement did not add
-            // carries it ($4: ids of the added rows); a session only removed is
-            // gone unless a conversation still carries it. Index probes on
-            // idx_vc_usage_session_customer (session_id, customer_id).
-            return "SELECT (SELECT count(*) FROM (SELECT unnest($2::text[]) EXCEPT SELECT unnest($3::text[])) a(s)"
-                   "         WHERE NOT EXISTS (SELECT 1 FROM %1$s v WHERE v.session_id = a.s"
-                   "                           AND v.customer_id = $1 AND v.id <> ALL (coalesce($4::int8[], '{}'))))"
-                   "     - (SELECT count(*) FROM (SELECT unnest($3::text[]) EXCEPT SELECT unnest($2::text[])) r(s)"
-                   "         WHERE NOT EXISTS (SELECT 1 FROM %1$s v WHERE v.session_id = r.s"
-                   "                           AND v.customer_id = $1))";
-        case kExtremeProbe:
-            // min/max created_at of the customer's current conversations: one
-            // forward and one backward probe of idx_vc_usage_company_customer
-            // (company_id, customer_id, created_at DESC) per company involved.
-            return "SELECT min(x.lo), max(x.hi)"
-                   " FROM (SELECT DISTINCT c FROM unnest(array_append($2::uuid[], $3::uuid)) c"
-                   "       WHERE c IS NOT NULL) k,"
-                   " LATERAL (SELECT min(v.created_at) AS lo, max(v.created_at) AS hi FROM %1$s v"
-                   "          WHERE v.company_id = k.c AND v.customer_id = $1) x";
+        case kExistingUpdate:
+            group = kGroupUpdate;
+            break;
+        case kFoldDelete:
+        case kExistingDelete:
+            group = kGroupDelete;
+            break;
+        default:
+            break;
+    }
+    switch (plan) {
+        case kFoldInsert:
+        case kFoldUpdate:
+        case kFoldDelete:
+            return psprintf("%s ORDER BY 1", psprintf(kFoldWrapper, group));
+        case kExistingInsert:
+        case kExistingUpdate:
+        case kExistingDelete: {
+            // kExistingTemplate has positional %1$s/%2$s for get_plan: splice
+            // the fold in by hand at its single plain %s.
+            const char* at = strstr(kExistingTemplate, "(%s)");
+            return psprintf("%.*s(%s)%s", static_cast<int>(at - kExistingTemplate), kExistingTemplate,
+                            psprintf(kFoldWrapper, group), at + 4);
+        }
+        case kLockOrCreate:
+            // Phase 1: in customer_id order, insert the row of a customer that
+            // has none (its conversations are the ones this statement added:
+            // $3..$7 are their aggregate) or lock the existing row without
+            // writing it (DO UPDATE ... WHERE false locks and skips). A
+            // customer that only lost or changed conversations ($8 false) is
+            // skipped when it has no row (e.g. its row went with the customer
+            // in the ON DELETE CASCADE that is nulling these chats).
+            return pstrdup(
+                "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
+                " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+                " SELECT u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
+                " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
+                "             $6::timestamptz[], $7::timestamptz[], $8::bool[])"
+                "      WITH ORDINALITY AS u(c, co, n, s, v, f, l, pure, ord)"
+                " WHERE u.pure OR EXISTS (SELECT 1 FROM %2$s x WHERE x.customer_id = u.c)"
+                " ORDER BY u.ord"
+                " ON CONFLICT (customer_id) DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
+                " RETURNING m.customer_id");
+        case kUpdateMany:
+            return pstrdup(
+                "UPDATE %2$s m SET company_id = u.co, total_conversations = u.n, total_sessions = u.s,"
+                " total_views = u.v, first_interaction_at = u.f, last_interaction_at = u.l,"
+                " refreshed_at = now()"
+                " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
+                "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
+                " WHERE m.customer_id = u.c");
+        case kDeleteMany:
+            return pstrdup("DELETE FROM %2$s WHERE customer_id = ANY ($1::uuid[])");
         case kRecompute:
             // Same definition as the reference refresh_customer_metrics().
-            return "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
-                   " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
-                   " (array_agg(v.company_id))[1]"
-                   " FROM %1$s v WHERE v.customer_id = $1";
-        case kInsertRow:
-            return "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
-                   " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7, now()) ON CONFLICT (customer_id) DO NOTHING";
+            return pstrdup(
+                "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
+                " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
+                " (array_agg(v.company_id))[1]"
+                " FROM %1$s v WHERE v.customer_id = $1");
         case kUpdateRow:
-            return "UPDATE %2$s SET company_id = $2, total_conversations = $3, total_sessions = $4,"
-                   " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
-                   " refreshed_at = now() WHERE customer_id = $1";
+            return pstrdup(
+                "UPDATE %2$s SET company_id = $2, total_conversations = $3, total_sessions = $4,"
+                " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
+                " refreshed_at = now() WHERE customer_id = $1");
         case kDeleteRow:
-            return "DELETE FROM %2$s WHERE customer_id = $1";
+            return pstrdup("DELETE FROM %2$s WHERE customer_id = $1");
         case kDeleteAll:
-            return "DELETE FROM %2$s";
+            return pstrdup("DELETE FROM %2$s");
         case kPlanCount:
             break;
     }
@@ -257,23 +360,35 @@ const char* plan_sql(Plan plan) {
 
 int plan_nargs(Plan plan, Oid* types) {
     switch (plan) {
-        case kLockRow:
+        case kExistingInsert:
+        case kExistingUpdate:
+        case kExistingDelete:
+        case kDeleteMany:
+            types[0] = UUIDARRAYOID;
+            return 1;
         case kRecompute:
         case kDeleteRow:
             types[0] = UUIDOID;
             return 1;
-        case kSessionProbe:
-            types[0] = UUIDOID;
-            types[1] = TEXTARRAYOID;
-            types[2] = TEXTARRAYOID;
-            types[3] = INT8ARRAYOID;
-            return 4;
-        case kExtremeProbe:
-            types[0] = UUIDOID;
+        case kLockOrCreate:
+            types[7] = BOOLARRAYOID;
+            types[0] = UUIDARRAYOID;
             types[1] = UUIDARRAYOID;
-            types[2] = UUIDOID;
-            return 3;
-        case kInsertRow:
+            types[2] = INT8ARRAYOID;
+            types[3] = INT8ARRAYOID;
+            types[4] = INT8ARRAYOID;
+            types[5] = TIMESTAMPTZARRAYOID;
+            types[6] = TIMESTAMPTZARRAYOID;
+            return 8;
+        case kUpdateMany:
+            types[0] = UUIDARRAYOID;
+            types[1] = UUIDARRAYOID;
+            types[2] = INT8ARRAYOID;
+            types[3] = INT8ARRAYOID;
+            types[4] = INT8ARRAYOID;
+            types[5] = TIMESTAMPTZARRAYOID;
+            types[6] = TIMESTAMPTZARRAYOID;
+            return 7;
         case kUpdateRow:
             types[0] = UUIDOID;
             types[1] = UUIDOID;
@@ -295,9 +410,7 @@ SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
     // plan_sql is a fixed template of ours; the two names are quoted.
     const char* conversations = qualified(set->nspname, set->relname);
     const char* metrics = qualified(set->nspname, "customer_metrics");
-    const char* tmpl = plan_sql(plan);
-    // Expand %1$s / %2$s by hand (appendStringInfo has no positional args
-    // that we want to rely on across platforms).
+    char* tmpl = plan_sql(plan);
     for (const char* p = tmpl; *p != '\0'; ++p) {
         if (p[0] == '%' && (p[1] == '1' || p[1] == '2') && p[2] == '$' && p[3] == 's') {
             appendStringInfoString(&sql, p[1] == '1' ? conversations : metrics);
@@ -314,6 +427,7 @@ SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
     if (SPI_keepplan(prepared) != 0) elog(ERROR, "crm_native: SPI_keepplan failed");
     set->plans[plan] = prepared;
     pfree(sql.data);
+    pfree(tmpl);
     return prepared;
 }
 
@@ -357,36 +471,95 @@ int64 int8_col(HeapTuple tuple, TupleDesc desc, int col) {
     return isnull ? 0 : DatumGetInt64(d);
 }
 
-// Writes (UPDATE or INSERT) one customer's row from absolute values.
-void write_row(PlanSet* set, Plan plan, Datum customer, Datum company, bool company_null,
-               const MetricsRow& row) {
-    Datum values[7];
-    char nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-    values[0] = customer;
-    values[1] = company;
-    if (company_null) nulls[1] = 'n';
-    values[2] = Int64GetDatum(row.conversations);
-    values[3] = Int64GetDatum(row.sessions);
-    values[4] = Int64GetDatum(row.views);
-    values[5] = TimestampTzGetDatum(row.first.value);
-    if (!row.first.present) nulls[5] = 'n';
-    values[6] = TimestampTzGetDatum(row.last.value);
-    if (!row.last.present) nulls[6] = 'n';
-    run_plan(get_plan(set, plan), values, nulls, plan == kInsertRow ? SPI_OK_INSERT : SPI_OK_UPDATE);
+bool bool_col(HeapTuple tuple, TupleDesc desc, int col) {
+    bool isnull = false;
+    Datum d = SPI_getbinval(tuple, desc, col, &isnull);
+    return !isnull && DatumGetBool(d);
 }
 
-void delete_row(PlanSet* set, Datum customer) {
-    Datum values[1] = {customer};
-    run_plan(get_plan(set, kDeleteRow), values, nullptr, SPI_OK_DELETE);
+// Column buffers for the unnest()-based statements: customers, companies,
+// totals and extremes, one element per customer.
+struct RowBatch {
+    int count;
+    Datum* customer;
+    Datum* company;
+    bool* company_null;
+    Datum* conversations;
+    Datum* sessions;
+    Datum* views;
+    Datum* first;
+    bool* first_null;
+    Datum* last;
+    bool* last_null;
+};
+
+void batch_init(RowBatch* b, int capacity) {
+    int cap = capacity > 0 ? capacity : 1;
+    b->count = 0;
+    b->customer = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->company = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->company_null = static_cast<bool*>(palloc(sizeof(bool) * cap));
+    b->conversations = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->sessions = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->views = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->first = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->first_null = static_cast<bool*>(palloc(sizeof(bool) * cap));
+    b->last = static_cast<Datum*>(palloc(sizeof(Datum) * cap));
+    b->last_null = static_cast<bool*>(palloc(sizeof(bool) * cap));
+}
+
+void batch_add(RowBatch* b, Datum customer, Datum company, bool company_null, const MetricsRow& row) {
+    int i = b->count++;
+    b->customer[i] = customer;
+    b->company[i] = company;
+    b->company_null[i] = company_null;
+    b->conversations[i] = Int64GetDatum(row.conversations);
+    b->sessions[i] = Int64GetDatum(row.sessions);
+    b->views[i] = Int64GetDatum(row.views);
+    b->first[i] = TimestampTzGetDatum(row.first.value);
+    b->first_null[i] = !row.first.present;
+    b->last[i] = TimestampTzGetDatum(row.last.value);
+    b->last_null[i] = !row.last.present;
+}
+
+Datum make_array(Datum* elems, bool* nulls, int n, Oid type) {
+    int16 len;
+    bool byval;
+    char align;
+    get_typlenbyvalalign(type, &len, &byval, &align);
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    if (n == 0) return PointerGetDatum(construct_empty_array(type));
+    return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
+}
+
+// Runs kLockOrCreate (with pure: one flag per customer) or kUpdateMany
+// (pure = nullptr) over the batch.
+void run_batch(PlanSet* set, Plan plan, const RowBatch* b, bool* pure) {
+    Datum values[8];
+    values[0] = make_array(b->customer, nullptr, b->count, UUIDOID);
+    values[1] = make_array(b->company, b->company_null, b->count, UUIDOID);
+    values[2] = make_array(b->conversations, nullptr, b->count, INT8OID);
+    values[3] = make_array(b->sessions, nullptr, b->count, INT8OID);
+    values[4] = make_array(b->views, nullptr, b->count, INT8OID);
+    values[5] = make_array(b->first, b->first_null, b->count, TIMESTAMPTZOID);
+    values[6] = make_array(b->last, b->last_null, b->count, TIMESTAMPTZOID);
+    if (pure != nullptr) {
+        Datum* flags = static_cast<Datum*>(palloc(sizeof(Datum) * (b->count > 0 ? b->count : 1)));
+        for (int i = 0; i < b->count; ++i) flags[i] = BoolGetDatum(pure[i]);
+        values[7] = make_array(flags, nullptr, b->count, BOOLOID);
+    }
+    run_plan(get_plan(set, plan), values, nullptr,
+             plan == kLockOrCreate ? SPI_OK_INSERT_RETURNING : SPI_OK_UPDATE);
 }
 
 // Full recomputation of one customer from the conversations (index
-// idx_vc_usage_customer_fk). Used when the customer has no row yet (then its
-// conversations are the ones this statement added) and as the fallback when
-// a stored row contradicts the delta.
-MetricsRow recompute(PlanSet* set, Datum customer, Datum* company, bool* company_null) {
-    Datum values[1] = {customer};
-    run_plan(get_plan(set, kRecompute), values, nullptr, SPI_OK_SELECT);
+// idx_vc_usage_customer_fk), written over its (locked or just inserted) row.
+// The fallback when a stored row contradicts the delta, or when a customer
+// without a row lost conversations in this statement.
+void recompute_customer(PlanSet* set, Datum customer) {
+    Datum key[1] = {customer};
+    run_plan(get_plan(set, kRecompute), key, nullptr, SPI_OK_SELECT);
     HeapTuple t = SPI_tuptable->vals[0];
     TupleDesc d = SPI_tuptable->tupdesc;
     MetricsRow row;
@@ -395,131 +568,160 @@ MetricsRow recompute(PlanSet* set, Datum customer, Datum* company, bool* company
     row.views = int8_col(t, d, 3);
     row.first = opt_ts(t, d, 4);
     row.last = opt_ts(t, d, 5);
-    bool isnull = false;
-    Datum c = SPI_getbinval(t, d, 6, &isnull);
-    *company_null = isnull;
-    *company = isnull ? Datum(0) : datumCopy(c, false, 16);
+    bool company_null = false;
+    Datum company = SPI_getbinval(t, d, 6, &company_null);
+    if (!company_null) company = datumCopy(company, false, 16);
     SPI_freetuptable(SPI_tuptable);
-    return row;
+    if (row.conversations == 0) {
+        run_plan(get_plan(set, kDeleteRow), key, nullptr, SPI_OK_DELETE);
+        return;
+    }
+    Datum values[7] = {customer,
+                       company,
+                       Int64GetDatum(row.conversations),
+                       Int64GetDatum(row.sessions),
+                       Int64GetDatum(row.views),
+                       TimestampTzGetDatum(row.first.value),
+                       TimestampTzGetDatum(row.last.value)};
+    char nulls[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', row.first.present ? ' ' : 'n',
+                     row.last.present ? ' ' : 'n'};
+    run_plan(get_plan(set, kUpdateRow), values, nulls, SPI_OK_UPDATE);
 }
 
-// Applies one customer's delta (one row of a fold query). fold/fold_desc stay
-// valid: they belong to the fold query's tuptable, which we do not free here.
-void apply_customer(PlanSet* set, HeapTuple fold, TupleDesc fold_desc) {
-    bool isnull = false;
-    Datum customer = SPI_getbinval(fold, fold_desc, kFoldCustomer, &isnull);
-    CustomerDelta delta;
-    delta.conversations = int8_col(fold, fold_desc, kFoldConversations);
-    delta.views = int8_col(fold, fold_desc, kFoldViews);
-    delta.added_min = opt_ts(fold, fold_desc, kFoldAddedMin);
-    delta.added_max = opt_ts(fold, fold_desc, kFoldAddedMax);
-    delta.removed_min = opt_ts(fold, fold_desc, kFoldRemovedMin);
-    delta.removed_max = opt_ts(fold, fold_desc, kFoldRemovedMax);
-    bool added_sessions_null = false, removed_sessions_null = false, added_ids_null = false,
-         companies_null = false;
-    Datum added_sessions = SPI_getbinval(fold, fold_desc, kFoldAddedSessions, &added_sessions_null);
-    Datum removed_sessions = SPI_getbinval(fold, fold_desc, kFoldRemovedSessions, &removed_sessions_null);
-    Datum added_ids = SPI_getbinval(fold, fold_desc, kFoldAddedIds, &added_ids_null);
-    Datum companies = SPI_getbinval(fold, fold_desc, kFoldCompanies, &companies_null);
+bool same_uuid(Datum a, Datum b) { return memcmp(DatumGetPointer(a), DatumGetPointer(b), 16) == 0; }
 
-    for (int attempt = 0;; ++attempt) {
-        CHECK_FOR_INTERRUPTS();
-        // 1. Lock the row.
-        Datum key[1] = {customer};
-        run_plan(get_plan(set, kLockRow), key, nullptr, SPI_OK_SELECT);
-        if (SPI_processed == 0) {
-            SPI_freetuptable(SPI_tuptable);
-            // No row: the customer had no conversation that we can see.
-            Datum company = 0;
-            bool company_null = true;
-            MetricsRow fresh = recompute(set, customer, &company, &company_null);
-            if (fresh.conversations == 0) return;  // e.g. moved in and out again
-            write_row(set, kInsertRow, customer, company, company_null, fresh);
-            if (SPI_processed == 1) return;
-            // A concurrent statement inserted the row after our snapshot and
-            // has committed (ON CONFLICT waited for it): lock it and apply our
-            // delta to its values.
-            if (attempt >= 100)
-                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-                                errmsg("crm_native: customer_metrics row keeps changing under us")));
-            continue;
-        }
-        HeapTuple t = SPI_tuptable->vals[0];
-        TupleDesc d = SPI_tuptable->tupdesc;
-        MetricsRow old_row;
-        old_row.conversations = int8_col(t, d, 1);
-        old_row.sessions = int8_col(t, d, 2);
-        old_row.views = int8_col(t, d, 3);
-        old_row.first = opt_ts(t, d, 4);
-        old_row.last = opt_ts(t, d, 5);
+// One statement: fold, lock-or-create (phase 1), probe (phase 2), write
+// (phase 3). The fold's tuptable stays alive until the end: the customer
+// Datums point into it.
+void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
+    run_plan(get_plan(set, fold_plan), nullptr, nullptr, SPI_OK_SELECT);
+    SPITupleTable* fold = SPI_tuptable;
+    int customers = static_cast<int>(SPI_processed);
+    if (customers == 0) {
+        SPI_freetuptable(fold);
+        return;
+    }
+    if (static_cast<uint64>(customers) != SPI_processed)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("crm_native: too many customers in one statement")));
+
+    // Phase 1, in customer_id order: a customer that gains whole
+    // conversations and has no row gets its row now, with the aggregate of
+    // what it gained (with no row, it had no conversation). Every existing
+    // row is locked, not written.
+    RowBatch candidates;
+    batch_init(&candidates, customers);
+    bool* pure = static_cast<bool*>(palloc(sizeof(bool) * customers));
+    for (int i = 0; i < customers; ++i) {
+        HeapTuple t = fold->vals[i];
+        TupleDesc d = fold->tupdesc;
+        bool isnull = false;
+        Datum customer = SPI_getbinval(t, d, kFoldCustomer, &isnull);
         bool company_null = false;
-        Datum company = SPI_getbinval(t, d, 6, &company_null);
-        if (!company_null) company = datumCopy(company, false, 16);
-        SPI_freetuptable(SPI_tuptable);
-        if (company_null && !companies_null) {
-            // A row without a company (written by something else): take the
-            // statement's, as the reference does.
-            ArrayType* arr = DatumGetArrayTypeP(companies);
-            Datum* elems;
-            bool* elem_nulls;
-            int n;
-            deconstruct_array(arr, UUIDOID, 16, false, TYPALIGN_CHAR, &elems, &elem_nulls, &n);
-            if (n > 0 && !elem_nulls[0]) {
-                company = elems[0];
-                company_null = false;
-            }
+        Datum company = SPI_getbinval(t, d, kFoldCompany, &company_null);
+        pure[i] = bool_col(t, d, kFoldPureAddition);
+        MetricsRow gained;
+        if (pure[i]) {
+            gained.conversations = int8_col(t, d, kFoldConversations);
+            gained.sessions = int8_col(t, d, kFoldAddedSessions);
+            gained.views = int8_col(t, d, kFoldViews);
+            gained.first = opt_ts(t, d, kFoldAddedMin);
+            gained.last = opt_ts(t, d, kFoldAddedMax);
         }
+        batch_add(&candidates, customer, company, company_null, gained);
+    }
+    run_batch(set, kLockOrCreate, &candidates, pure);
+    SPITupleTable* inserted_rows = SPI_tuptable;
+    int inserted = static_cast<int>(SPI_processed);
+    Datum* inserted_ids = static_cast<Datum*>(palloc(sizeof(Datum) * (inserted > 0 ? inserted : 1)));
+    for (int j = 0; j < inserted; ++j) {
+        bool isnull = false;
+        inserted_ids[j] =
+            datumCopy(SPI_getbinval(inserted_rows->vals[j], inserted_rows->tupdesc, 1, &isnull), false, 16);
+    }
+    SPI_freetuptable(inserted_rows);
+    // RETURNING comes in insertion order, which is the fold's order.
+    for (int i = 0, j = 0; i < customers && j < inserted; ++i) {
+        CHECK_FOR_INTERRUPTS();
+        if (!same_uuid(candidates.customer[i], inserted_ids[j])) continue;
+        ++j;
+        // Only a row deleted concurrently between the EXISTS check and the
+        // insert lets a customer that did not only gain conversations get a
+        // (zero) row here: recompute it.
+        if (!pure[i]) recompute_customer(set, candidates.customer[i]);
+    }
+    if (inserted == customers) {
+        SPI_freetuptable(fold);
+        return;
+    }
 
-        // 2. Probes, after the lock.
-        int64 sessions_delta = 0;
-        if (!added_sessions_null || !removed_sessions_null) {
-            Datum values[4] = {customer, added_sessions, removed_sessions, added_ids};
-            char nulls[4] = {' ', added_sessions_null ? 'n' : ' ', removed_sessions_null ? 'n' : ' ',
-                             added_ids_null ? 'n' : ' '};
-            run_plan(get_plan(set, kSessionProbe), values, nulls, SPI_OK_SELECT);
-            sessions_delta = int8_col(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-            SPI_freetuptable(SPI_tuptable);
-        }
-        OptTimestamp probed_first, probed_last;
-        bool probed = false;
-        if (crm::core::needs_extreme_probe(old_row, delta)) {
-            // The companies of the customer's conversations: the row's ($3)
-            // and the statement's ($2); a customer's chats share its company.
-            Datum values[3] = {customer, companies, company};
-            char nulls[3] = {' ', companies_null ? 'n' : ' ', company_null ? 'n' : ' '};
-            run_plan(get_plan(set, kExtremeProbe), values, nulls, SPI_OK_SELECT);
-            probed_first = opt_ts(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-            probed_last = opt_ts(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-            SPI_freetuptable(SPI_tuptable);
-            probed = true;
-        }
+    // Phase 2: the locked rows, with the deltas and the probes (fresh
+    // snapshot under READ COMMITTED: after our locks).
+    Datum skip[1] = {make_array(inserted_ids, nullptr, inserted, UUIDOID)};
+    run_plan(get_plan(set, existing_plan), skip, nullptr, SPI_OK_SELECT);
+    SPITupleTable* existing = SPI_tuptable;
+    int rows = static_cast<int>(SPI_processed);
 
-        // 3. Write once.
+    RowBatch updates;
+    batch_init(&updates, rows);
+    Datum* deletes = static_cast<Datum*>(palloc(sizeof(Datum) * (rows > 0 ? rows : 1)));
+    int delete_count = 0;
+    Datum* recomputes = static_cast<Datum*>(palloc(sizeof(Datum) * (rows > 0 ? rows : 1)));
+    int recompute_count = 0;
+    for (int i = 0; i < rows; ++i) {
+        CHECK_FOR_INTERRUPTS();
+        HeapTuple t = existing->vals[i];
+        TupleDesc d = existing->tupdesc;
+        bool isnull = false;
+        Datum customer = SPI_getbinval(t, d, kExCustomer, &isnull);
+        bool company_null = false;
+        Datum company = SPI_getbinval(t, d, kExCompany, &company_null);
+        MetricsRow old_row;
+        old_row.conversations = int8_col(t, d, kExConversations);
+        old_row.sessions = int8_col(t, d, kExSessions);
+        old_row.views = int8_col(t, d, kExViews);
+        old_row.first = opt_ts(t, d, kExFirst);
+        old_row.last = opt_ts(t, d, kExLast);
+        CustomerDelta delta;
+        delta.conversations = int8_col(t, d, kExDeltaConversations);
+        delta.views = int8_col(t, d, kExDeltaViews);
+        delta.added_min = opt_ts(t, d, kExAddedMin);
+        delta.added_max = opt_ts(t, d, kExAddedMax);
+        delta.removed_min = opt_ts(t, d, kExRemovedMin);
+        delta.removed_max = opt_ts(t, d, kExRemovedMax);
+        int64 sessions_delta = int8_col(t, d, kExSessionsDelta);
+        // The query decided whether to probe the extremes; the core decides
+        // whether it had to. If they disagree the core refuses to guess.
+        bool probed = bool_col(t, d, kExProbed);
+        OptTimestamp probed_first = opt_ts(t, d, kExProbedFirst);
+        OptTimestamp probed_last = opt_ts(t, d, kExProbedLast);
         MetricsOutcome out = crm::core::apply_delta(old_row, delta, sessions_delta,
                                                     probed ? &probed_first : nullptr,
                                                     probed ? &probed_last : nullptr);
         switch (out.action) {
-            case MetricsAction::Delete:
-                delete_row(set, customer);
-                return;
             case MetricsAction::Update:
-                write_row(set, kUpdateRow, customer, company, company_null, out.new_row);
-                return;
-            case MetricsAction::Recompute: {
-                // The stored row was wrong (edited by hand, or written while
-                // the triggers were off): heal it from the conversations.
-                Datum fresh_company = 0;
-                bool fresh_company_null = true;
-                MetricsRow fresh = recompute(set, customer, &fresh_company, &fresh_company_null);
-                if (fresh.conversations == 0)
-                    delete_row(set, customer);
-                else
-                    write_row(set, kUpdateRow, customer, fresh_company, fresh_company_null, fresh);
-                return;
-            }
+                batch_add(&updates, customer, company, company_null, out.new_row);
+                break;
+            case MetricsAction::Delete:
+                deletes[delete_count++] = customer;
+                break;
+            case MetricsAction::Recompute:
+                recomputes[recompute_count++] = customer;
+                break;
         }
-        return;
     }
+
+    // Phase 3: write each row once.
+    if (updates.count > 0) run_batch(set, kUpdateMany, &updates, nullptr);
+    if (delete_count > 0) {
+        Datum values[1] = {make_array(deletes, nullptr, delete_count, UUIDOID)};
+        run_plan(get_plan(set, kDeleteMany), values, nullptr, SPI_OK_DELETE);
+    }
+    // The stored row was wrong (edited by hand, or written while the
+    // triggers were off): heal it from the conversations.
+    for (int i = 0; i < recompute_count; ++i) recompute_customer(set, recomputes[i]);
+    SPI_freetuptable(existing);
+    SPI_freetuptable(fold);
 }
 
 TriggerData* check_trigger(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event) {
@@ -534,7 +736,7 @@ TriggerData* check_trigger(FunctionCallInfo fcinfo, const char* fn, TriggerEvent
     return td;
 }
 
-Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan fold) {
+Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan fold, Plan existing) {
     TriggerData* td = check_trigger(fcinfo, fn, event);
     Relation rel = td->tg_relation;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
@@ -542,15 +744,7 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan
         register_transition_table(kNewRows, td->tg_newtable, rel);
     if (event == TRIGGER_EVENT_DELETE || event == TRIGGER_EVENT_UPDATE)
         register_transition_table(kOldRows, td->tg_oldtable, rel);
-    PlanSet* set = plan_set_for(rel);
-    run_plan(get_plan(set, fold), nullptr, nullptr, SPI_OK_SELECT);
-    SPITupleTable* deltas = SPI_tuptable;
-    uint64 customers = SPI_processed;
-    for (uint64 i = 0; i < customers; ++i) {
-        CHECK_FOR_INTERRUPTS();
-        apply_customer(set, deltas->vals[i], deltas->tupdesc);
-    }
-    SPI_freetuptable(deltas);
+    maintain(plan_set_for(rel), fold, existing);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }
@@ -561,17 +755,17 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(crm_metrics_insert);
 Datum crm_metrics_insert(PG_FUNCTION_ARGS) {
-    return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, kFoldInsert);
+    return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, kFoldInsert, kExistingInsert);
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_update);
 Datum crm_metrics_update(PG_FUNCTION_ARGS) {
-    return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, kFoldUpdate);
+    return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, kFoldUpdate, kExistingUpdate);
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_delete);
 Datum crm_metrics_delete(PG_FUNCTION_ARGS) {
-    return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, kFoldDelete);
+    return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, kFoldDelete, kExistingDelete);
 }
 
 // TRUNCATE leaves no conversation, so no customer keeps a metrics row.
