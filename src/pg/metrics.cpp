@@ -42,6 +42,7 @@ extern "C" {
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -421,7 +422,10 @@ SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
     }
     Oid types[8];
     int nargs = plan_nargs(plan, types);
-    SPIPlanPtr prepared = SPI_prepare(sql.data, nargs, types);
+    // Generic plans: the parameters are arrays whose values never change the
+    // best plan, and replanning these queries per statement costs more than
+    // running them.
+    SPIPlanPtr prepared = SPI_prepare_cursor(sql.data, nargs, types, CURSOR_OPT_GENERIC_PLAN);
     if (prepared == nullptr)
         elog(ERROR, "crm_native: could not prepare metrics query: %s", SPI_result_code_string(SPI_result));
     if (SPI_keepplan(prepared) != 0) elog(ERROR, "crm_native: SPI_keepplan failed");
