@@ -2,8 +2,19 @@
 
 #include <cstdint>
 #include <limits>
+#include <ostream>
 
 #include "core/metrics_delta.hpp"
+
+// How Boost.Test prints the values of a failed check.
+namespace crm::core {
+std::ostream& operator<<(std::ostream& os, const OptTimestamp& t) {
+    return t.present ? os << t.value : os << "NULL";
+}
+std::ostream& operator<<(std::ostream& os, MetricsAction a) {
+    return os << (a == MetricsAction::Update ? "Update" : a == MetricsAction::Delete ? "Delete" : "Recompute");
+}
+}  // namespace crm::core
 
 using namespace crm::core;
 
