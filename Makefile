@@ -26,14 +26,21 @@ ICU_CFLAGS := $(shell pkg-config --cflags icu-uc icu-i18n 2>/dev/null)
 ICU_LIBS   := $(shell pkg-config --libs icu-uc icu-i18n 2>/dev/null || echo -licui18n -licuuc -licudata)
 
 PG_CPPFLAGS = -Isrc $(ICU_CFLAGS)
+# Versions reported by crm_native.version_info(). libphonenumber 8.12 has no
+# run-time version API: record the one this build is compiled against.
+PHONENUMBER_VERSION := $(shell dpkg-query -W -f='$${Version}' libphonenumber-dev 2>/dev/null || echo unknown)
+PG_CPPFLAGS += -DCRM_NATIVE_VERSION=\"$(EXTVERSION)\" -DCRM_PHONENUMBER_VERSION=\"$(PHONENUMBER_VERSION)\"
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -fvisibility-inlines-hidden
+# PGXS does not track header dependencies: have g++ write them (src/**/*.d),
+# so a changed header recompiles every file that includes it.
+PG_CXXFLAGS += -MMD -MP
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
 # PGXS links with gcc, not g++: name the C++ runtime explicitly.
 SHLIB_LINK = -lphonenumber $(ICU_LIBS) -lstdc++
 
-EXTRA_CLEAN = $(DATA_built)
+EXTRA_CLEAN = $(DATA_built) $(OBJS:.o=.d)
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -60,3 +67,5 @@ installcheck:
 
 test:
 	bash scripts/test.sh
+
+-include $(OBJS:.o=.d)

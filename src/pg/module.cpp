@@ -11,4 +11,5 @@ void _PG_init(void);
 void _PG_init(void) {
     // Each feature defines its own GUCs; see module.hpp.
     // (each feature adds its call here)
+    crm::pg::define_normalization_gucs();
 }

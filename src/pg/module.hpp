@@ -4,4 +4,8 @@
 
 namespace crm::pg {
 
+// Normalization (src/pg/normalize.cpp): crm_native.default_region and
+// crm_native.email_provider_rules.
+void define_normalization_gucs();
+
 }  // namespace crm::pg

@@ -1,0 +1,379 @@
+#!/usr/bin/python3
+"""Writes bench/out/report.md (the seed plan's reporting format) and the data
+and gnuplot script of history.png from the raw files scripts/bench.sh leaves
+in bench/out. Standard library only."""
+import glob
+import os
+import re
+import statistics
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "out")
+DBS = ["plpgsql", "native", "floor"]
+
+
+def read_tsv(name):
+    path = os.path.join(OUT, name)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+meta = {k: v for k, v in (r[:2] for r in read_tsv("meta.tsv") if len(r) >= 2)}
+scenarios = [dict(zip(["id", "title", "target_label", "target_ms", "per_count", "per_label", "kind"], r))
+             for r in read_tsv("scenarios.tsv")]
+samples = {}
+for sid, db, _run, ms in read_tsv("results.tsv"):
+    try:
+        samples.setdefault((sid, db), []).append(float(ms))
+    except ValueError:
+        pass
+native_installed = meta.get("native_status") == "installed"
+
+
+def median(sid, db):
+    vals = samples.get((sid, db))
+    return statistics.median(vals) if vals else None
+
+
+def fmt_ms(v):
+    if v is None:
+        return "n/a"
+    if v >= 1000:
+        return f"{v:,.0f} ms"
+    if v >= 10:
+        return f"{v:.1f} ms"
+    return f"{v:.3f} ms"
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def verdict(v, target):
+    if v is None:
+        return "n/a"
+    return "PASS" if v <= target else "FAIL"
+
+
+failures = []
+rows = []
+for s in scenarios:
+    sid = s["id"]
+    m = {db: median(sid, db) for db in DBS}
+    target = float(s["target_ms"]) if s["target_ms"] else None
+    per_count = int(s["per_count"] or 1)
+    status = []
+    if target is not None:
+        for db in ("plpgsql", "native"):
+            if db == "native" and not native_installed:
+                status.append("native n/a")
+                continue
+            v = verdict(m[db], target)
+            status.append(f"{db} {v}")
+            if db == "native" and v == "FAIL":
+                failures.append(f"{s['title']}: native {fmt_ms(m[db])} misses the plan's target {s['target_label']}")
+    per = ""
+    if s["per_label"] and per_count > 1:
+        per = " / ".join(f"{m[db] / per_count:.3f}" if m[db] is not None else "n/a" for db in DBS) + f" ms per {s['per_label']}"
+    rows.append((s, m, status, per))
+
+# ---------------------------------------------------------------- pgbench
+def pgbench_stats(db):
+    tps, failed, lat = [], 0, []
+    for path in sorted(glob.glob(os.path.join(OUT, "pgbench", f"out_{db}_r*.txt"))):
+        text = open(path).read()
+        mt = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
+        if mt:
+            tps.append(float(mt.group(1)))
+        mf = re.search(r"number of failed transactions: (\d+)", text)
+        if mf:
+            failed += int(mf.group(1))
+        if "aborted" in text or "error" in text.lower():
+            for line in text.splitlines():
+                if "aborted" in line or "ERROR" in line:
+                    failures.append(f"pgbench {db}: {line.strip()[:160]}")
+                    break
+    for path in glob.glob(os.path.join(OUT, "pgbench", f"log_{db}_r*")):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    lat.append(int(parts[2]) / 1000.0)   # microseconds -> ms
+    lat.sort()
+
+    def pct(p):
+        if not lat:
+            return None
+        return lat[min(len(lat) - 1, int(round(p / 100.0 * (len(lat) - 1))))]
+    return {"tps": statistics.median(tps) if tps else None, "runs": len(tps), "failed": failed,
+            "n": len(lat), "p50": pct(50), "p95": pct(95), "p99": pct(99)}
+
+
+pgb = {db: pgbench_stats(db) for db in DBS if glob.glob(os.path.join(OUT, "pgbench", f"out_{db}_r*.txt"))}
+
+# ---------------------------------------------------------------- issue targets
+issue = []
+b_pl, b_na, b_fl = (median("bulk10k", db) for db in DBS)
+if native_installed and b_na is not None and b_fl is not None and b_pl is not None:
+    ok1 = b_na <= 1.5 * b_fl
+    ok2 = b_pl >= 3 * b_na
+    issue.append(("Bulk 10,000 new-customer chats: native <= 1.5x floor", f"{b_na / b_fl:.2f}x floor", ok1))
+    issue.append(("Bulk 10,000 new-customer chats: native >= 3x faster than plpgsql", f"{b_pl / b_na:.2f}x faster", ok2))
+else:
+    issue.append(("Bulk 10,000 new-customer chats: native <= 1.5x floor", "native not installed", None))
+    issue.append(("Bulk 10,000 new-customer chats: native >= 3x faster than plpgsql", "native not installed", None))
+if native_installed and "native" in pgb and "plpgsql" in pgb and pgb["native"]["tps"] and pgb["plpgsql"]["tps"]:
+    r = pgb["native"]["tps"] / pgb["plpgsql"]["tps"]
+    issue.append(("pgbench single-chat TPS: native >= 2x plpgsql", f"{r:.2f}x", r >= 2))
+else:
+    issue.append(("pgbench single-chat TPS: native >= 2x plpgsql", "native not installed", None))
+if b_pl is not None and b_fl is not None:
+    issue.append(("Ceiling: plpgsql/floor on bulk 10,000 (no implementation that writes the same rows "
+                  "through PostgreSQL's normal paths can be faster than the floor)", f"{b_pl / b_fl:.2f}x", None))
+for name, value, ok in issue:
+    if ok is False:
+        failures.append(f"{name}: measured {value}")
+
+# ---------------------------------------------------------------- EXPLAIN
+# query -> (indexes it is meant to use, equivalent indexes that also serve
+# its customers(company_id) filter)
+COMPANY_EQUIV = ["customers_company_id_fkey", "idx_customers_lifecycle", "idx_customers_company_status"]
+INTENDED = {
+    "list": (["idx_customers_not_deleted"], COMPANY_EQUIV),
+    "count": (["idx_customers_not_deleted"], COMPANY_EQUIV),
+    "detail": (["customers_pkey", "idx_vc_usage_customer_fk", "idx_customer_events_customer"], []),
+    "fuzzy": (["idx_customers_name_trgm"], []),
+    "email": (["idx_customers_email"], []),
+    "phone": (["idx_matching_keys_normalized"], []),
+    "phone2": (["idx_matching_keys_normalized"], []),
+    "combined": (["idx_customers_not_deleted"], COMPANY_EQUIV),
+    "tenant": (["idx_customers_not_deleted"], COMPANY_EQUIV),
+}
+explain_rows = []
+for qid, (intended, equivalent) in INTENDED.items():
+    path = os.path.join(OUT, "explain", f"{qid}.txt")
+    if not os.path.exists(path):
+        continue
+    text = open(path).read()
+    used = []
+    for mt in re.finditer(r"(?:Index Scan|Index Only Scan)(?: Backward)? using (\S+)|Bitmap Index Scan on (\S+)", text):
+        name = mt.group(1) or mt.group(2)
+        if name not in used:
+            used.append(name)
+    seq = sorted(set(re.findall(r"Seq Scan on (\S+)", text)))
+    missing = [i for i in intended if i not in used]
+    if not missing:
+        ok = "PASS"
+    elif equivalent and any(e in used for e in equivalent):
+        ok = "PASS (equivalent index: " + ", ".join(e for e in equivalent if e in used) + ")"
+    else:
+        ok = "FAIL"
+    explain_rows.append((qid, intended, used, seq, ok))
+    if ok == "FAIL":
+        failures.append(f"EXPLAIN {qid}: intended index {', '.join(intended)} not used (uses {', '.join(used) or 'none'})")
+
+# ---------------------------------------------------------------- integrity
+integ = {}
+for r in read_tsv("integrity.tsv"):
+    if len(r) >= 3:
+        integ.setdefault(r[0], {})[r[1]] = r[2]
+    elif len(r) == 2:
+        integ.setdefault(r[0], {}).setdefault("error", r[1])
+EXPECT = [
+    ("3.2 customers created by 100 chats", "bulk100_customers_created", lambda d: 100),
+    ("3.3 matching keys created (3 per customer)", "bulk100_matching_keys", lambda d: 300),
+    ("3.4 metrics rows created", "bulk100_metrics_rows", lambda d: 100),
+    ("4.3 soft-deleted customers hidden (deleted_at filter)", "softdel_should_be_zero", lambda d: 0),
+    ("4.4 RLS hides soft-deleted customers", "rls_softdeleted_visible", lambda d: 0),
+    ("5.1 crm_app sees only its company's customers", "rls_company1_customers", lambda d: int(d.get("company1_expected", -1))),
+    ("5.3 cross-tenant customers visible", "rls_cross_tenant_rows", lambda d: 0),
+    ("5.3 cross-tenant chats visible", "rls_cross_tenant_chats", lambda d: 0),
+]
+leaks = 0
+integ_rows = []
+for label, key, expect in EXPECT:
+    cells = []
+    for db in DBS:
+        d = integ.get(db)
+        if d is None:
+            cells.append("n/a")
+            continue
+        if key not in d:
+            cells.append("error" if "error" in d else "n/a")
+            continue
+        want = expect(d)
+        got = int(d[key])
+        ok = got == want
+        cells.append(f"{got} {'PASS' if ok else 'FAIL (expected %d)' % want}")
+        if not ok:
+            if key.startswith("rls_cross") or key == "rls_company1_customers":
+                leaks += abs(got - want) if key == "rls_company1_customers" else got
+            if db != "floor":
+                failures.append(f"{label} ({db}): got {got}, expected {want}")
+    integ_rows.append((label, cells))
+for db, d in integ.items():
+    if "error" in d:
+        failures.append(f"integrity checks on {db} failed: {d['error'][:160]}")
+
+# ---------------------------------------------------------------- history plot data
+hist = [s for s in scenarios if s["id"].startswith("history_")]
+with open(os.path.join(OUT, "history.dat"), "w") as f:
+    f.write("# prior_conversations plpgsql native floor (ms per chat, median)\n")
+    for i, s in enumerate(hist):
+        h = s["id"].split("_", 1)[1]
+        vals = [median(s["id"], db) for db in DBS]
+        f.write(f"{i} {h} " + " ".join("?" if v is None else f"{v:.4f}" for v in vals) + "\n")
+with open(os.path.join(OUT, "history.gp"), "w") as f:
+    f.write(f"""set terminal pngcairo size 900,540 font ',11'
+set output '{os.path.join(OUT, "history.png")}'
+set datafile missing '?'
+set title "Per-chat cost of a returning customer's chat vs. customer history (median)"
+set xlabel 'prior conversations of the customer'
+set ylabel 'ms per chat (log scale)'
+set logscale y
+set grid ytics
+set key top left
+set xtics ({", ".join(f'"{int(s["id"].split("_", 1)[1]):,}" {i}' for i, s in enumerate(hist))})
+set xrange [-0.3:{len(hist) - 0.7}]
+plot '{os.path.join(OUT, "history.dat")}' using 1:3 with linespoints lw 2 pt 7 title 'plpgsql', \\
+     '' using 1:4 with linespoints lw 2 pt 5 title 'native{"" if native_installed else " (not installed)"}', \\
+     '' using 1:5 with linespoints lw 2 pt 9 dt 2 title 'floor (no triggers)'
+""")
+
+# ---------------------------------------------------------------- report
+L = []
+w = L.append
+overall = "PASS" if native_installed and not failures else "FAIL"
+if not native_installed:
+    failures.insert(0, f"native triggers {meta.get('native_status', 'not installed')}")
+w("# Performance Test Report: crm_native vs. plpgsql triggers")
+w("")
+w(f"**Test Date**: {meta.get('date', '?')}  ")
+w(f"**Environment**: throwaway local PostgreSQL 15 cluster on {meta.get('machine', '?')} "
+  f"(load average at start {meta.get('loadavg', '?')}); mode `{meta.get('mode')}`  ")
+w(f"**Settings**: `{meta.get('settings', '')}`  ")
+w(f"**Data Volume**: {meta.get('data_volume', '?')}  ")
+w(f"**Command**: `scripts/bench.sh{' --quick' if meta.get('mode') == 'quick' else ''}` "
+  f"({meta.get('elapsed_after_build', '?')} s after the build)")
+w("")
+w("Databases, all built from the reference migration with the same data:")
+w(f"- **plpgsql**: {meta.get('plpgsql_status', '?')}")
+w(f"- **native**: `CREATE EXTENSION crm_native; SELECT crm_native.install()`: **{meta.get('native_status', '?')}**")
+w("- **floor**: no triggers at all; the same rows (chats, customers, matching keys, events, audit rows, metrics) "
+  "written by plain set-based SQL (`bench.floor_sync_sql()`, `bench.floor_update_sql()` in bench/setup.sql): "
+  "the cost any implementation must pay")
+w("")
+w("## Executive Summary")
+w("")
+w(f"- Overall Result: **{overall}**")
+w(f"- Critical Issues: {'none' if not failures else ''}")
+for fl in failures:
+    w(f"  - {fl}")
+trig = [(s, m) for s, m, _st, _p in rows if s["kind"] == "write" and m["plpgsql"] and m["native"]]
+if trig:
+    speed = [m["plpgsql"] / m["native"] for _s, m in trig]
+    gm = 1.0
+    for x in speed:
+        gm *= x
+    gm **= 1.0 / len(speed)
+    w(f"- Performance Improvement: trigger-bound scenarios run {gm:.1f}x faster with native triggers "
+      f"(geometric mean of plpgsql/native over {len(speed)} write scenarios; "
+      f"range {min(speed):.1f}x to {max(speed):.1f}x)")
+else:
+    w("- Performance Improvement: n/a (native triggers not installed)")
+w("")
+w("## Detailed Results")
+w("")
+w(f"Median of {meta.get('runs')} runs per database (read queries: mean of {meta.get('read_reps')} executions of a "
+  "prepared statement per run). Server-side time from clock_timestamp() deltas, AFTER triggers included; "
+  "every write runs in a transaction that is rolled back.")
+w("")
+w("| Test Scenario | Target | plpgsql | native | floor | native/plpgsql | native/floor | Status |")
+w("|---|---|---|---|---|---|---|---|")
+for s, m, status, per in rows:
+    n = max(len(samples.get((s["id"], db), [])) for db in DBS)
+    sub = [x for x in (per, f"{n} run{'s' if n != 1 else ''}" if str(n) != meta.get("runs") else "") if x]
+    title = s["title"] + (f"<br><sub>{'; '.join(sub)}</sub>" if sub else "")
+    w(f"| {title} | {s['target_label']} | {fmt_ms(m['plpgsql'])} | "
+      f"{fmt_ms(m['native']) if native_installed else 'not installed'} | {fmt_ms(m['floor'])} | "
+      f"{fmt_ratio(m['native'], m['plpgsql'])} | {fmt_ratio(m['native'], m['floor'])} | {' · '.join(status) or '-'} |")
+w(f"| Multi-tenant Isolation | 0 leaks | | | | | | {'PASS' if leaks == 0 else 'FAIL'} ({leaks} leaks) |")
+w("")
+w("Returning-customer rows are per chat (one single-row INSERT per statement, the statement prepared once). "
+  "Plot: `bench/out/history.png` (per-chat cost vs. customer history).")
+w("")
+w("## Issue 6 targets")
+w("")
+w("| Target | Measured | Status |")
+w("|---|---|---|")
+for name, value, ok in issue:
+    w(f"| {name} | {value} | {'-' if ok is None else ('PASS' if ok else 'FAIL')} |")
+w("")
+w("## pgbench: single-chat transactions")
+w("")
+w(f"{meta.get('pgbench', '')}. Each transaction is one INSERT into \"VC Usage\": 70% a returning customer of the "
+  "seed data (matched by email), 30% a new visitor (new customer). The floor runs the same chats through "
+  "`bench.floor_sync_sql()`. Latency percentiles from `pgbench --log` (all runs pooled).")
+w("")
+w("| Database | TPS (median) | failed tx | transactions | p50 | p95 | p99 |")
+w("|---|---|---|---|---|---|---|")
+for db in DBS:
+    if db not in pgb:
+        w(f"| {db} | not installed | | | | | |")
+        continue
+    p = pgb[db]
+    w(f"| {db} | {p['tps']:,.0f} | {p['failed']} | {p['n']:,} | {fmt_ms(p['p50'])} | {fmt_ms(p['p95'])} | {fmt_ms(p['p99'])} |"
+      if p["tps"] else f"| {db} | error (see bench/out/pgbench/out_{db}_r1.txt) | | | | | |")
+w("")
+w("## EXPLAIN: index used by each list/search query")
+w("")
+w("| Query | Intended index | Indexes in the plan | Seq scans | Status |")
+w("|---|---|---|---|---|")
+for qid, intended, used, seq, ok in explain_rows:
+    w(f"| {qid} | {', '.join(intended)} | {', '.join(used) or '-'} | {', '.join(seq) or '-'} | {ok} |")
+w("")
+w("Plans: `bench/out/explain/*.txt` (EXPLAIN (COSTS OFF) in the plpgsql database; the multi-tenant query as "
+  f"{meta.get('tenant_role', '?')}).")
+w("")
+w("## Data integrity and tenant isolation")
+w("")
+w("| Check (seed plan) | plpgsql | native | floor |")
+w("|---|---|---|---|")
+for label, cells in integ_rows:
+    w(f"| {label} | " + " | ".join(cells) + " |")
+w("")
+w("## Triggers per database")
+w("")
+w("| Database | Table | Trigger | Function |")
+w("|---|---|---|---|")
+for r in read_tsv("triggers.tsv"):
+    if len(r) == 4:
+        w(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")
+w("")
+w("## Recommendations")
+w("")
+if not native_installed:
+    w("1. Install the native triggers (`SELECT crm_native.install()`) and re-run: the native column is empty.")
+slow = [s for s, m, _st, _p in rows if s["kind"] == "write" and m["native"] and m["floor"] and m["native"] > 1.5 * m["floor"]]
+for s in slow:
+    w(f"1. {s['title']}: native is more than 1.5x the floor; profile the trigger path of this scenario.")
+for qid, intended, used, seq, ok in explain_rows:
+    if qid == "phone" and ok == "FAIL":
+        w("1. Seed query 2.3 joins customer_matching_keys without its company_id, so the "
+          "(company_id, key_type, normalized_value) index cannot serve it and the keys are scanned; "
+          "add `mk.company_id = c.company_id` (or the tenant id) as query 2.3b does.")
+    elif ok == "FAIL":
+        w(f"1. Query `{qid}` does not use {', '.join(intended)}; check its plan (bench/out/explain/{qid}.txt).")
+w("1. Keep `jit=off` (or raise jit_above_cost) for OLTP: JIT compilation costs seconds on large set-based statements.")
+w("")
+w("## Next Steps")
+w("")
+w("- [ ] Re-test on production-equivalent hardware (`scripts/bench.sh --full`)")
+w("- [ ] Re-run after every change of the trigger code; compare with this report")
+w("")
+with open(os.path.join(OUT, "report.md"), "w") as f:
+    f.write("\n".join(L) + "\n")

@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# The benchmark command (README): installs what is missing, builds crm_native,
+# starts a throwaway PostgreSQL 15 cluster and runs the customer-management
+# performance test plan (shared/seeds/customer-performance-test-plan.md) on
+# three databases built from the reference migration (reference/*.sql):
+#
+#   plpgsql  the application's plpgsql triggers (reference/02)
+#   native   CREATE EXTENSION crm_native; SELECT crm_native.install()
+#   floor    no triggers: the same rows written set-wise by plain SQL, the
+#            cost any implementation must pay
+#
+# Writes bench/out/report.md (printed at the end), bench/out/history.png and
+# the raw measurements (bench/out/results.tsv, pgbench logs, EXPLAIN plans).
+#
+# Usage: scripts/bench.sh [--quick | --full] [--runs N] [--pgbench-seconds N]
+#                         [--synchronous-commit] [--no-build]
+#   --quick   3 runs (1 for data generation, bulk 10,000 and lifecycle 10,000), shorter
+#             history and pgbench: under 2 minutes after the build
+#   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench
+set -euo pipefail
+shopt -u patsub_replacement 2>/dev/null || true
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+MODE=full RUNS="" RUNS_SET="" PGBENCH_SECONDS="" SYNC_COMMIT=off BUILD=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) MODE=quick ;;
+    --full) MODE=full ;;
+    --runs) RUNS=$2; RUNS_SET=$2; shift ;;
+    --pgbench-seconds) PGBENCH_SECONDS=$2; shift ;;
+    --synchronous-commit) SYNC_COMMIT=on ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$MODE" = quick ]; then
+  RUNS=${RUNS:-3}; HEAVY_RUNS=${RUNS_SET:-1}; READ_REPS=5; GEN_COMPANIES=1; HISTORY_LEVELS=(0 1000 10000)
+  PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}; PGBENCH_RUNS=1
+else
+  RUNS=${RUNS:-5}; HEAVY_RUNS=$RUNS; READ_REPS=20; GEN_COMPANIES=10; HISTORY_LEVELS=(0 1000 20000 100000)
+  PGBENCH_SECONDS=${PGBENCH_SECONDS:-30}; PGBENCH_RUNS=3
+fi
+# chats timed per run at a history level: fewer where plpgsql's per-chat
+# cost grows with the history (its metrics trigger recounts it all)
+history_chats() {
+  if [ "$MODE" = quick ]; then if [ "$1" -le 1000 ]; then echo 40; else echo 10; fi
+  elif [ "$1" -le 1000 ]; then echo 200; elif [ "$1" -le 20000 ]; then echo 50; else echo 20; fi
+}
+COMPANIES=10 CUSTOMERS_PER_COMPANY=1000   # the seed plan's data volume, in both modes
+LIFECYCLE_CUSTOMERS=10000
+
+OUT=$ROOT/bench/out
+rm -rf "$OUT"; mkdir -p "$OUT/pgbench" "$OUT/explain"
+RESULTS=$OUT/results.tsv; : >"$RESULTS"
+META=$OUT/meta.tsv; : >"$META"
+SCEN=$OUT/scenarios.tsv; : >"$SCEN"
+T_START=$(date +%s)
+
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
+say() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+
+bash scripts/deps.sh
+# shellcheck source=pgenv.sh
+source scripts/pgenv.sh
+if [ "$BUILD" = 1 ]; then say "build + stage crm_native"; crm_stage; fi
+T_BUILT=$(date +%s)
+
+# Cluster settings for a 2-core / 24 GB machine. fsync stays on (realistic);
+# synchronous_commit=off by default so that a commit does not wait for the
+# WAL flush: the benchmark compares the CPU cost of the triggers, which a
+# flush wait of a few ms per transaction would hide (--synchronous-commit
+# turns it on). jit=off: JIT compilation of the large set-based statements
+# costs seconds and is the usual OLTP setting. autovacuum=off: the script
+# vacuums between scenarios, so no background vacuum lands inside a timing.
+SETTINGS=(shared_buffers=1GB work_mem=32MB maintenance_work_mem=256MB effective_cache_size=16GB
+          fsync=on synchronous_commit=$SYNC_COMMIT full_page_writes=on wal_buffers=16MB
+          max_wal_size=8GB checkpoint_timeout=30min jit=off autovacuum=off max_connections=20)
+crm_cluster_start bench "${SETTINGS[@]}"
+meta settings "${SETTINGS[*]}"
+meta mode "$MODE"; meta runs "$RUNS"; meta heavy_runs "$HEAVY_RUNS"; meta read_reps "$READ_REPS"
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta machine "$(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GB RAM, $(uname -sr)"
+meta loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+qa() { q -At "$@"; }
+
+# ---------------------------------------------------------------------------
+# Databases. The seed database gets the reference migration, the bench
+# helpers and the seed plan's data (written set-wise with triggers off, plus
+# the rows the triggers would have written); the three benchmark databases
+# are copies of it.
+# ---------------------------------------------------------------------------
+say "seed database: reference migration + ${COMPANIES} x ${CUSTOMERS_PER_COMPANY} customers"
+q -d postgres -c "CREATE DATABASE bench_seed" >/dev/null
+REFERENCE_DIR=${CRM_BENCH_REFERENCE_DIR:-$ROOT/reference}
+for f in "$REFERENCE_DIR"/*.sql; do q -d bench_seed -f "$f" >/dev/null; done
+q -d bench_seed -f bench/setup.sql >/dev/null
+HISTORY_MAX=${HISTORY_LEVELS[-1]}
+q -d bench_seed -v companies=$COMPANIES -v customers=$CUSTOMERS_PER_COMPANY \
+  -v levels="{$(IFS=,; echo "${HISTORY_LEVELS[*]}")}" -v lifecycle=$LIFECYCLE_CUSTOMERS >/dev/null <<'EOF'
+SET session_replication_role = replica;   -- no triggers: rows written explicitly
+SELECT setseed(0.42);
+SELECT bench.gen_data(1, :companies, :customers, true);
+-- Scenario 2: the searchable customers (company 1 is the "load test company")
+WITH c AS (
+    INSERT INTO customers (company_id, customer_name, customer_email, customer_phone, created_by_user_id)
+    VALUES (bench.company_id(1), 'John Smith', 'john.smith@example.com', '+1-555-123-4567', bench.user_id(1)),
+           (bench.company_id(1), 'Johnny Smithson', 'johnny@example.com', '+1-555-123-4568', bench.user_id(1)),
+           (bench.company_id(1), 'Jon Smythe', 'jon.smythe@example.com', '+1-555-123-4569', bench.user_id(1)),
+           (bench.company_id(1), 'Jane Johnson', 'jane@example.com', '+1-555-987-6543', bench.user_id(1))
+    RETURNING id)
+SELECT bench.derive_customer_rows(array_agg(id)) FROM c;
+-- Scenario 4: customers to soft-delete
+WITH c AS (
+    INSERT INTO customers (company_id, customer_name, created_by_user_id)
+    SELECT bench.company_id(1), 'Delete Test Customer ' || i, bench.user_id(1) FROM generate_series(1, 100) i
+    RETURNING id)
+SELECT bench.derive_customer_rows(array_agg(id)) FROM c;
+-- Returning customers with a growing history (company 2): customer
+-- history_H@example.com has H prior conversations.
+WITH c AS (
+    INSERT INTO customers (company_id, customer_name, customer_email, source, created_at)
+    SELECT bench.company_id(2), 'History Customer ' || h, 'history_' || h || '@example.com', 'chat',
+           now() - interval '400 days'
+      FROM unnest(:'levels'::int[]) h
+    RETURNING id)
+SELECT bench.derive_customer_rows(array_agg(id)) FROM c;
+INSERT INTO "VC Usage" (company_id, user_id, customer_id, customer_name, customer_email, session_id,
+                        interaction_number, user_message, ai_response, created_at)
+SELECT c.company_id, bench.user_id(2), c.id, c.customer_name, c.customer_email,
+       'history_session_' || (j / 5), j, 'Earlier question', 'Earlier answer',
+       now() - interval '1 minute' * j
+  FROM customers c
+ CROSS JOIN LATERAL generate_series(1, substring(c.customer_email from 'history_(\d+)@')::int) j
+ WHERE c.company_id = bench.company_id(2) AND c.customer_email LIKE 'history\_%';
+SELECT bench.recompute_metrics(array_agg(id)) FROM customers
+ WHERE company_id = bench.company_id(2) AND customer_email LIKE 'history\_%';
+-- Scenario "lifecycle updates": the customers whose stage is advanced
+CREATE TABLE bench.lifecycle_target AS
+SELECT id FROM customers WHERE customer_name LIKE 'Test Customer %' ORDER BY id LIMIT :lifecycle;
+RESET session_replication_role;
+EOF
+q -d bench_seed -c "VACUUM ANALYZE" >/dev/null
+meta data_volume "$(qa -d bench_seed -F' ' -c "SELECT format('%s companies, %s customers, %s conversations, %s events, %s matching keys',
+  (SELECT count(*) FROM companies), (SELECT count(*) FROM customers), (SELECT count(*) FROM \"VC Usage\"),
+  (SELECT count(*) FROM customer_events), (SELECT count(*) FROM customer_matching_keys))")"
+meta history_levels "${HISTORY_LEVELS[*]}"
+if [ "$(qa -d bench_seed -c "SELECT to_regproc('public.sync_customer_from_vc_usage') IS NOT NULL")" = t ]; then
+  meta plpgsql_status "reference plpgsql triggers (reference/02_plpgsql_triggers.sql)"
+else
+  meta plpgsql_status "MISSING: reference/02_plpgsql_triggers.sql is not there; the plpgsql database has no triggers"
+fi
+
+for db in plpgsql native floor; do
+  q -d postgres -c "CREATE DATABASE bench_$db TEMPLATE bench_seed" >/dev/null
+done
+q -d bench_floor >/dev/null <<'EOF'
+SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass) FROM pg_trigger
+ WHERE NOT tgisinternal AND tgrelid IN ('public."VC Usage"'::regclass, 'public.customers'::regclass) \gexec
+EOF
+
+# native: whatever crm_native.install() installs today. Until it exists, the
+# native column of the report says "not installed" (nothing is faked).
+DBS=(plpgsql)
+NATIVE_STATUS=""
+if ! out=$(q -d bench_native -c "CREATE EXTENSION crm_native" 2>&1); then
+  NATIVE_STATUS="not installed: CREATE EXTENSION crm_native failed: $out"
+elif [ "$(qa -d bench_native -c "SELECT to_regprocedure('crm_native.install(text)') IS NOT NULL")" != t ]; then
+  NATIVE_STATUS="not installed: crm_native.install() does not exist yet"
+elif ! out=$(q -d bench_native -c "SELECT crm_native.install()" 2>&1); then
+  NATIVE_STATUS="not installed: crm_native.install() failed: $out"
+else
+  DBS+=(native)
+  NATIVE_STATUS="installed"
+fi
+DBS+=(floor)
+meta native_status "$NATIVE_STATUS"
+# Which function each trigger runs, per database (the report lists it).
+for db in "${DBS[@]}"; do
+  qa -d "bench_$db" -F $'\t' -c "SELECT '$db', tgrelid::regclass, tgname, tgfoid::regproc
+     FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN ('public.\"VC Usage\"'::regclass, 'public.customers'::regclass)
+     ORDER BY 2, 3" >>"$OUT/triggers.tsv"
+done
+for db in "${DBS[@]}"; do q -d "bench_$db" -c "VACUUM ANALYZE" >/dev/null; done
+say "databases: ${DBS[*]} (native: $NATIVE_STATUS)"
+
+# ---------------------------------------------------------------------------
+# Measurement. Each measurement is one psql session: a rolled-back warm-up
+# that fires every trigger (plpgsql compiled, native library loaded), then
+# the timed statement inside a transaction that is rolled back, so every run
+# starts from the same state. Runs are interleaved across the databases.
+# ---------------------------------------------------------------------------
+N_SCEN=0; SCEN_I=0
+progress() { printf '\r\033[K[%d/%d] %s' "$SCEN_I" "$N_SCEN" "$*" >&2; }
+PHASE_T0=$(date +%s)
+progress_done() {
+  local now; now=$(date +%s)
+  printf '\r\033[K[%d/%d] %s (%ds)\n' "$SCEN_I" "$N_SCEN" "$*" "$((now - PHASE_T0))" >&2
+  PHASE_T0=$now
+}
+
+# time_stmt DB STMT REPS [ROLE COMPANY] -> milliseconds per execution.
+# Repeated statements (reads, single chats) get one untimed execution first.
+time_stmt() {
+  local db=$1 stmt=$2 reps=$3 role=${4:-} company=${5:-}
+  local setrole=""
+  [ -n "$role" ] && setrole="SET ROLE $role; SET app.current_company_id = '$company';"
+  q -At -d "bench_$db" -v stmt="$stmt" -v reps="$reps" <<EOF
+BEGIN; SELECT bench.warmup() \gset w_
+ROLLBACK;
+$setrole
+\if $([ "$reps" -gt 1 ] && echo true || echo false)
+BEGIN; SELECT bench.time_ms(:'stmt', 1) \gset w_
+ROLLBACK;
+\endif
+BEGIN; SELECT bench.time_ms(:'stmt', :reps) AS ms \gset
+ROLLBACK;
+\echo :ms
+EOF
+}
+
+# The statement a database runs for a batch of chats: triggered databases
+# INSERT into "VC Usage"; the floor runs bench.floor_sync_sql() on the same input.
+CHAT_COLS='company_id, user_id, customer_name, customer_email, customer_phone, session_id, interaction_number, user_message, ai_response'
+chat_stmt() {  # chat_stmt DB INPUT_QUERY
+  if [ "$1" = floor ]; then qa -d bench_floor -v input="$2" <<<"SELECT bench.floor_sync_sql(:'input')"
+  else printf 'INSERT INTO "VC Usage" (%s) %s' "$CHAT_COLS" "$2"; fi
+}
+
+scenario() {  # scenario ID TITLE TARGET_LABEL TARGET_MS PER_COUNT PER_LABEL KIND
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$SCEN"
+}
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
+
+# run_scenario ID TITLE REPS STMT_FUNCTION [ROLE COMPANY]
+#   STMT_FUNCTION DB RUN prints the statement for that database and run.
+#   NRUNS (default RUNS) runs per database.
+run_scenario() {
+  local id=$1 title=$2 reps=$3 fn=$4 role=${5:-} company=${6:-} run db ms nruns=${NRUNS:-$RUNS}
+  SCEN_I=$((SCEN_I + 1))
+  for run in $(seq 1 "$nruns"); do
+    for db in "${DBS[@]}"; do
+      progress "$title: run $run/$nruns ($db)"
+      ms=$(time_stmt "$db" "$($fn "$db" "$run")" "$reps" "$role" "$company")
+      record "$id" "$db" "$run" "$ms"
+    done
+  done
+  if [ "$reps" -le 1 ]; then  # writes leave dead rows behind: clean up, untimed
+    for db in "${DBS[@]}"; do q -d "bench_$db" -c "VACUUM" >/dev/null; done
+  fi
+  progress_done "$title: done"
+}
+
+C1="bench.company_id(1)"
+# --- the seed plan's queries (company 1 = the load test company) ------------
+Q_LIST="SELECT c.*, m.total_conversations FROM customers c LEFT JOIN customer_metrics m ON c.id = m.customer_id
+WHERE c.company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND c.deleted_at IS NULL ORDER BY c.created_at DESC LIMIT 50 OFFSET 0"
+Q_COUNT="SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE lifecycle_stage = 'prospect') AS prospects,
+COUNT(*) FILTER (WHERE lifecycle_stage = 'customer') AS customers, COUNT(*) FILTER (WHERE 'vip' = ANY(tags)) AS vip_customers
+FROM customers WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND deleted_at IS NULL"
+Q_DETAIL="SELECT c.*, array_agg(DISTINCT cs.session_id) AS sessions, COUNT(DISTINCT vc.id) AS conversation_count,
+json_agg(DISTINCT e.*) AS recent_events FROM customers c LEFT JOIN \"VC Usage\" vc ON c.id = vc.customer_id
+LEFT JOIN customer_conversation_summaries cs ON c.id = cs.customer_id LEFT JOIN customer_events e ON c.id = e.customer_id
+WHERE c.id = (SELECT id FROM customers WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' LIMIT 1) GROUP BY c.id"
+Q_FUZZY="SELECT * FROM customers WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND deleted_at IS NULL
+AND customer_name % 'john' ORDER BY SIMILARITY(customer_name, 'john') DESC LIMIT 10"
+Q_EMAIL="SELECT * FROM customers WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND deleted_at IS NULL
+AND customer_email = 'john.smith@example.com'"
+Q_PHONE="SELECT c.* FROM customers c JOIN customer_matching_keys mk ON c.id = mk.customer_id
+WHERE c.company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND c.deleted_at IS NULL AND mk.key_type = 'phone'
+AND mk.normalized_value = '15551234567'"
+# 2.3b: the same search with the tenant on the key lookup too, so that the
+# (company_id, key_type, normalized_value) index can serve it
+Q_PHONE2="SELECT c.* FROM customers c JOIN customer_matching_keys mk ON c.id = mk.customer_id
+WHERE c.company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND c.deleted_at IS NULL
+AND mk.company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND mk.key_type = 'phone' AND mk.normalized_value = '15551234567'"
+Q_COMBINED="WITH search_term AS (SELECT 'john' AS term) SELECT DISTINCT c.* FROM customers c, search_term
+WHERE c.company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND c.deleted_at IS NULL AND (customer_name ILIKE '%' || term || '%'
+OR customer_email ILIKE '%' || term || '%' OR EXISTS (SELECT 1 FROM customer_matching_keys mk WHERE mk.customer_id = c.id
+AND mk.normalized_value LIKE '%' || LOWER(term) || '%')) LIMIT 20"
+Q_TENANT="SELECT c.*, m.total_conversations FROM customers c LEFT JOIN customer_metrics m ON c.id = m.customer_id
+WHERE c.company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000005' AND c.deleted_at IS NULL ORDER BY c.created_at DESC LIMIT 50"
+TENANT5=aaaaaaaa-aaaa-aaaa-aaaa-000000000005
+TENANT_ROLE=""
+[ "$(qa -d bench_seed -c "SELECT count(*) FROM pg_roles WHERE rolname = 'crm_app'")" = 1 ] && TENANT_ROLE=crm_app
+meta tenant_role "${TENANT_ROLE:-owner (role crm_app missing)}"
+
+for v in LIST COUNT DETAIL FUZZY EMAIL PHONE PHONE2 COMBINED TENANT; do
+  eval "s_$v() { printf '%s' \"\$Q_$v\"; }"
+done
+s_gen() { if [ "$1" = floor ]; then echo "SELECT bench.gen_data(101, $GEN_COMPANIES, $CUSTOMERS_PER_COMPANY, true)";
+          else echo "SELECT bench.gen_data(101, $GEN_COMPANIES, $CUSTOMERS_PER_COMPANY, false)"; fi; }
+bulk_input() {  # bulk_input N RUN: N chats from new customers, unique per run
+  echo "SELECT $C1, bench.user_id(1), 'Bulk Customer ' || i, 'bulk_r$2_' || i || '@example.com',
+  '+1' || (6000000000 + $2 * 100000 + i), 'bulk_session_' || i, 1, 'Bulk test message', 'Bulk test response'
+  FROM generate_series(1, $1) i"
+}
+s_bulk100() { chat_stmt "$1" "$(bulk_input 100 "$2")"; }
+s_bulk10k() { chat_stmt "$1" "$(bulk_input 10000 "$2")"; }
+s_softdel() {
+  local where="company_id = $C1 AND customer_name LIKE 'Delete Test Customer %'"
+  if [ "$1" = floor ]; then qa -d bench_floor -v target="SELECT id FROM customers WHERE $where AND deleted_at IS NULL" \
+      <<<"SELECT bench.floor_update_sql(:'target', 'deleted_at = now()', '{deleted_at}', false)"
+  else echo "UPDATE customers SET deleted_at = NOW() WHERE $where"; fi
+}
+s_lifecycle() {
+  if [ "$1" = floor ]; then qa -d bench_floor <<<"SELECT bench.floor_update_sql('SELECT id FROM bench.lifecycle_target',
+      'lifecycle_stage = bench.next_stage(t.lifecycle_stage), lifecycle_stage_changed_at = now()',
+      '{lifecycle_stage,lifecycle_stage_changed_at}', true)"
+  else echo "UPDATE customers SET lifecycle_stage = bench.next_stage(lifecycle_stage) WHERE id IN (SELECT id FROM bench.lifecycle_target)"; fi
+}
+HISTORY_H=0
+s_history() {  # one chat of the returning customer with HISTORY_H prior conversations
+  chat_stmt "$1" "VALUES (bench.company_id(2), bench.user_id(2), 'History Customer $HISTORY_H',
+    'history_$HISTORY_H@example.com', NULL, 'history_session_new', 1, 'Back again', 'Welcome back')"
+}
+
+G_LABEL="$GEN_COMPANIES company x $CUSTOMERS_PER_COMPANY customers"; [ "$GEN_COMPANIES" -gt 1 ] && G_LABEL="$GEN_COMPANIES companies x $CUSTOMERS_PER_COMPANY customers"
+scenario gen "Test data generation ($G_LABEL, 3-10 conversations and 3-7 events each)" "-" "" "$((GEN_COMPANIES * CUSTOMERS_PER_COMPANY))" "customer" write
+scenario list "1.1 Customer list pagination (50 of 1,000)" "<50ms" 50 1 "" read
+scenario count "1.2 Customer count with filters" "<30ms" 30 1 "" read
+scenario detail "1.3 Customer detail with relations" "<100ms" 100 1 "" read
+scenario fuzzy "2.1 Fuzzy name search (pg_trgm)" "<30ms" 30 1 "" read
+scenario email "2.2 Email exact match" "<5ms" 5 1 "" read
+scenario phone "2.3 Normalized phone search" "<10ms" 10 1 "" read
+scenario phone2 "2.3b Normalized phone search, tenant-scoped key lookup" "<10ms" 10 1 "" read
+scenario combined "2.4 Combined OR search" "<50ms" 50 1 "" read
+scenario bulk100 "3.1 Bulk insert 100 chats (new customers)" "<1000ms (<10ms/chat)" 1000 100 chat write
+scenario bulk10k "Bulk insert 10,000 chats (new customers)" "<10ms/chat" 100000 10000 chat write
+for h in "${HISTORY_LEVELS[@]}"; do
+  scenario "history_$h" "Returning customer's chat, $(printf "%'d" "$h") prior conversations" "<10ms/chat" 10 1 chat write
+done
+scenario softdel "4.1 Bulk soft delete of 100 customers" "<50ms" 50 100 customer write
+scenario lifecycle "Lifecycle update of $(printf "%'d" "$LIFECYCLE_CUSTOMERS") customers (audit + lifecycle)" "<10ms/customer" $((LIFECYCLE_CUSTOMERS * 10)) "$LIFECYCLE_CUSTOMERS" customer write
+scenario tenant "5.2 Multi-tenant list at 10,000 customers (as ${TENANT_ROLE:-owner}, RLS)" "<50ms" 50 1 "" read
+N_SCEN=$(($(wc -l <"$SCEN") + 2))   # + integrity checks + pgbench
+
+say "scenarios ($RUNS runs each, median reported); setup took $(($(date +%s) - T_BUILT)) s"
+NRUNS=$HEAVY_RUNS run_scenario gen "test data generation" 1 s_gen
+for v in list count detail fuzzy email phone phone2 combined; do
+  V=$(echo "$v" | tr a-z A-Z); run_scenario "$v" "$(awk -F'\t' -v id="$v" '$1==id{print $2}' "$SCEN")" "$READ_REPS" "s_$V"
+done
+run_scenario bulk100 "bulk insert 100 chats" 1 s_bulk100
+NRUNS=$HEAVY_RUNS run_scenario bulk10k "bulk insert 10,000 chats" 1 s_bulk10k
+for h in "${HISTORY_LEVELS[@]}"; do
+  HISTORY_H=$h
+  run_scenario "history_$h" "returning customer's chat at $h prior conversations ($(history_chats "$h") chats)" "$(history_chats "$h")" s_history
+done
+run_scenario softdel "bulk soft delete of 100 customers" 1 s_softdel
+NRUNS=$HEAVY_RUNS run_scenario lifecycle "lifecycle update of $LIFECYCLE_CUSTOMERS customers" 1 s_lifecycle
+if [ -n "$TENANT_ROLE" ]; then run_scenario tenant "multi-tenant list" "$READ_REPS" s_TENANT "$TENANT_ROLE" "$TENANT5"
+else run_scenario tenant "multi-tenant list" "$READ_REPS" s_TENANT; fi
+
+# ---------------------------------------------------------------------------
+# EXPLAIN: which index each list/search query uses (plpgsql database; the
+# three databases have the same schema, data and statistics).
+# ---------------------------------------------------------------------------
+for v in LIST COUNT DETAIL FUZZY EMAIL PHONE PHONE2 COMBINED TENANT; do
+  eval "qq=\$Q_$v"
+  id=$(echo "$v" | tr A-Z a-z)
+  if [ "$id" = tenant ] && [ -n "$TENANT_ROLE" ]; then
+    q -At -d bench_plpgsql -v stmt="$qq" >"$OUT/explain/$id.txt" <<EOF
+SET ROLE $TENANT_ROLE; SET app.current_company_id = '$TENANT5';
+EXPLAIN (COSTS OFF) :stmt;
+EOF
+  else
+    q -At -d bench_plpgsql -c "EXPLAIN (COSTS OFF) $qq" >"$OUT/explain/$id.txt"
+  fi
+done
+
+# ---------------------------------------------------------------------------
+# Data integrity and tenant isolation (seed plan 3.2-3.4, 4.3, 4.4, 5.1, 5.3),
+# each database, in rolled-back transactions.
+# ---------------------------------------------------------------------------
+SCEN_I=$((SCEN_I + 1))
+for db in "${DBS[@]}"; do
+  progress "integrity and isolation checks ($db)"
+  ins=$(chat_stmt "$db" "$(bulk_input 100 99)")
+  {
+    q -At -F $'\t' -d "bench_$db" -v ins="$ins" <<'EOF'
+BEGIN;
+:ins;
+SELECT 'bulk100_customers_created', COUNT(DISTINCT customer_id) FROM "VC Usage"
+ WHERE session_id LIKE 'bulk_session_%' AND customer_id IS NOT NULL;
+SELECT 'bulk100_matching_keys', COUNT(*) FROM customer_matching_keys mk JOIN customers c ON mk.customer_id = c.id
+ WHERE c.customer_name LIKE 'Bulk Customer %';
+SELECT 'bulk100_metrics_rows', COUNT(*) FROM customer_metrics m JOIN customers c ON m.customer_id = c.id
+ WHERE c.customer_name LIKE 'Bulk Customer %';
+ROLLBACK;
+BEGIN;
+UPDATE customers SET deleted_at = now() - interval '1 second'
+ WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND customer_name LIKE 'Delete Test Customer %';
+SELECT 'softdel_should_be_zero', COUNT(*) FROM customers
+ WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND customer_name LIKE 'Delete Test Customer %' AND deleted_at IS NULL;
+SELECT 'company1_expected', COUNT(*) FROM customers
+ WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND deleted_at IS NULL;
+SET LOCAL ROLE crm_app;
+SET LOCAL app.current_company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001';
+SELECT 'rls_softdeleted_visible', COUNT(*) FROM customers WHERE customer_name LIKE 'Delete Test Customer %';
+SELECT 'rls_company1_customers', COUNT(*) FROM customers WHERE deleted_at IS NULL;
+SELECT 'rls_cross_tenant_rows', COUNT(*) FROM customers WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000002';
+SELECT 'rls_cross_tenant_chats', COUNT(*) FROM "VC Usage" WHERE company_id <> 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001';
+ROLLBACK;
+EOF
+  } 2>&1 | sed "s/^/$db\t/" >>"$OUT/integrity.tsv" || true
+done
+progress_done "integrity and isolation checks: done"
+
+# ---------------------------------------------------------------------------
+# pgbench: single-chat transactions (one INSERT into "VC Usage" each; 70%
+# returning customers of the seed data, 30% new visitors) from 2 clients.
+# The floor runs the same chats through bench.floor_sync_sql().
+# ---------------------------------------------------------------------------
+SCEN_I=$((SCEN_I + 1))
+RETURNING_VALUES="VALUES (bench.company_id(:c::int), bench.user_id(:c::int), 'Test Customer ' || :i::int,
+        'customer' || :i::int || '@example.com', NULL::text, 'pgb_' || :client_id::int || '_' || :i::int, 1,
+        'Question about pavers', 'AI response with pricing details...')"
+NEW_VALUES="VALUES (bench.company_id(:c::int), bench.user_id(:c::int), 'New Visitor ' || :n::bigint,
+        'visitor' || :n::bigint || '_' || :client_id::int || '@example.com', '+1' || (2000000000 + :n::bigint)::text,
+        'pgb_new_' || :n::bigint, 1, 'First question', 'First answer')"
+pgbench_script() {  # pgbench_script DB > file
+  local ret new
+  if [ "$1" = floor ]; then
+    ret=$(qa -d bench_floor -v input="$RETURNING_VALUES" <<<"SELECT bench.floor_sync_sql(:'input')")
+    new=$(qa -d bench_floor -v input="$NEW_VALUES" <<<"SELECT bench.floor_sync_sql(:'input')")
+  else
+    ret="INSERT INTO \"VC Usage\" ($CHAT_COLS) $RETURNING_VALUES"
+    new="INSERT INTO \"VC Usage\" ($CHAT_COLS) $NEW_VALUES"
+  fi
+  printf '%s\n' "\\set c random(1, $COMPANIES)" "\\set i random(1, $CUSTOMERS_PER_COMPANY)" \
+    "\\set n random(1, 1999999999)" "\\set r random(1, 100)" "\\if :r <= 70" "$ret;" "\\else" "$new;" "\\endif"
+}
+for db in "${DBS[@]}"; do pgbench_script "$db" >"$OUT/pgbench/chat_$db.sql"; done
+for run in $(seq 1 "$PGBENCH_RUNS"); do
+  for db in "${DBS[@]}"; do
+    progress "pgbench single-chat transactions, 2 clients x ${PGBENCH_SECONDS}s: run $run/$PGBENCH_RUNS ($db)"
+    (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
+        --log --log-prefix="log_${db}_r$run" -f "chat_$db.sql" "bench_$db" >"out_${db}_r$run.txt" 2>&1) || true
+  done
+done
+progress_done "pgbench: done"
+meta pgbench "$PGBENCH_RUNS run(s) x $PGBENCH_SECONDS s per database, 2 clients (-c 2 -j 2 -M prepared)"
+
+T_END=$(date +%s)
+meta elapsed_after_build "$((T_END - T_BUILT))"
+meta elapsed_total "$((T_END - T_START))"
+crm_cluster_stop
+
+/usr/bin/python3 bench/report.py "$OUT"
+if command -v gnuplot >/dev/null && [ -s "$OUT/history.dat" ]; then
+  gnuplot "$OUT/history.gp" 2>"$OUT/gnuplot.log" || say "gnuplot failed (see $OUT/gnuplot.log)"
+fi
+cat "$OUT/report.md"
+say "report: $OUT/report.md, plot: $OUT/history.png ($((T_END - T_BUILT)) s after the build)"

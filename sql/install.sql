@@ -1,0 +1,154 @@
+-- crm_native.install() / uninstall() / status() (src/sql/50_install.sql).
+-- Runs on schema "crm two" (a name that needs quoting), loaded from the
+-- reference migration, with application triggers whose functions have other
+-- names than the reference's: install() must find them by trigger name.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set schema_file :abs_srcdir '/reference/01_schema.sql'
+CREATE SCHEMA "crm two";
+SET search_path = "crm two", public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+RESET client_min_messages;
+RESET search_path;
+
+-- The application's own triggers, named as the registry expects.
+CREATE FUNCTION "crm two".legacy_keys() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RETURN NULL; END $$;
+CREATE FUNCTION "crm two".legacy_audit() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RETURN NULL; END $$;
+CREATE FUNCTION "crm two".legacy_stage() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.lifecycle_stage_changed_at := now(); RETURN NEW; END $$;
+CREATE FUNCTION "crm two".touch() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+CREATE TRIGGER trg_customers_matching_keys_sync AFTER INSERT OR UPDATE ON "crm two".customers
+    FOR EACH ROW EXECUTE FUNCTION "crm two".legacy_keys();
+CREATE TRIGGER trg_customers_audit_log AFTER INSERT OR UPDATE OR DELETE ON "crm two".customers
+    FOR EACH ROW EXECUTE FUNCTION "crm two".legacy_audit();
+CREATE TRIGGER trg_customers_lifecycle_tracking BEFORE UPDATE OF lifecycle_stage ON "crm two".customers
+    FOR EACH ROW WHEN (OLD.lifecycle_stage IS DISTINCT FROM NEW.lifecycle_stage)
+    EXECUTE FUNCTION "crm two".legacy_stage();
+-- not one crm_native replaces: install() leaves it alone
+CREATE TRIGGER trg_customers_touch BEFORE UPDATE ON "crm two".customers
+    FOR EACH ROW EXECUTE FUNCTION "crm two".touch();
+-- states uninstall() must restore too
+ALTER TABLE "crm two".customers DISABLE TRIGGER trg_customers_audit_log;
+COMMENT ON TRIGGER trg_customers_matching_keys_sync ON "crm two".customers IS 'keys, the old way';
+
+-- Everything about the triggers on the tables crm_native attaches to.
+CREATE TEMP TABLE before_install AS
+SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid) AS def, t.tgenabled,
+       obj_description(t.oid, 'pg_trigger') AS comment
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = '"crm two"'::regnamespace AND NOT t.tgisinternal;
+
+SELECT * FROM crm_native.status('crm two');
+
+-- install: the registered customers triggers become native; the other
+-- registered triggers (on "VC Usage") are counted from the registry.
+SELECT * FROM crm_native.install('crm two') WHERE table_name = 'customers';
+SELECT (SELECT count(*) FROM crm_native.status('crm two') WHERE implementation = 'native')
+     = (SELECT count(*) FROM crm_native.native_trigger) AS every_registered_trigger_is_native;
+SELECT schema_name, table_name, trigger_name, definition, enabled, comment, function_name
+  FROM crm_native.replaced_trigger ORDER BY trigger_name;
+-- a native trigger keeps the enabled state of the trigger it replaced
+SELECT tgname, tgenabled FROM pg_trigger
+ WHERE tgrelid = '"crm two".customers'::regclass AND NOT tgisinternal ORDER BY tgname;
+
+-- idempotent: a second call changes nothing and reports the same status
+CREATE TEMP TABLE after_first AS
+SELECT t.oid, t.tgname FROM pg_trigger t
+ WHERE t.tgrelid IN ('"crm two".customers'::regclass, '"crm two"."VC Usage"'::regclass) AND NOT t.tgisinternal;
+CREATE TEMP TABLE status_first AS SELECT * FROM crm_native.status('crm two');
+CREATE TEMP TABLE status_second AS SELECT * FROM crm_native.install('crm two');
+SELECT (SELECT count(*) FROM (TABLE status_first EXCEPT TABLE status_second) d)
+     + (SELECT count(*) FROM (TABLE status_second EXCEPT TABLE status_first) d) AS status_differences;
+SELECT count(*) AS triggers_recreated
+  FROM pg_trigger t
+ WHERE t.tgrelid IN ('"crm two".customers'::regclass, '"crm two"."VC Usage"'::regclass) AND NOT t.tgisinternal
+   AND t.oid NOT IN (SELECT oid FROM after_first);
+SELECT count(*) AS replaced_records FROM crm_native.replaced_trigger;
+
+-- the native triggers write into "crm two", not public
+INSERT INTO "crm two".companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A');
+INSERT INTO "crm two".customers (id, company_id, customer_email) VALUES
+    ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000a', 'A@B.com');
+SELECT key_type, key_value, normalized_value FROM "crm two".customer_matching_keys;
+SELECT count(*) AS public_keys FROM public.customer_matching_keys;
+
+-- uninstall restores the application's triggers exactly: definition, enabled
+-- state and comment; the native ones are gone
+SELECT * FROM crm_native.uninstall('crm two') WHERE table_name = 'customers';
+CREATE TEMP TABLE after_uninstall AS
+SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid) AS def, t.tgenabled,
+       obj_description(t.oid, 'pg_trigger') AS comment
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = '"crm two"'::regnamespace AND NOT t.tgisinternal;
+SELECT 'lost' AS what, * FROM (TABLE before_install EXCEPT TABLE after_uninstall) d
+UNION ALL
+SELECT 'extra', * FROM (TABLE after_uninstall EXCEPT TABLE before_install) d;
+SELECT count(*) AS before_install_triggers FROM before_install;
+SELECT count(*) AS replaced_records FROM crm_native.replaced_trigger;
+-- uninstall twice: nothing left to do
+SELECT * FROM crm_native.uninstall('crm two') WHERE table_name = 'customers';
+
+-- install and uninstall give the same result whatever the caller's search_path
+SET search_path = pg_temp;
+SELECT count(*) AS native FROM crm_native.install('crm two') WHERE implementation = 'native' AND table_name = 'customers';
+SELECT count(*) AS native FROM crm_native.uninstall('crm two') WHERE implementation = 'native';
+RESET search_path;
+SELECT count(*) AS differences FROM (
+    (SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled, obj_description(t.oid, 'pg_trigger')
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      WHERE c.relnamespace = '"crm two"'::regnamespace AND NOT t.tgisinternal
+     EXCEPT TABLE before_install)
+    UNION ALL
+    (TABLE before_install
+     EXCEPT SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled, obj_description(t.oid, 'pg_trigger')
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      WHERE c.relnamespace = '"crm two"'::regnamespace AND NOT t.tgisinternal)) d;
+
+-- install is one transaction: rolled back, nothing happened
+BEGIN;
+SELECT count(*) > 0 AS installed FROM crm_native.install('crm two') WHERE implementation = 'native';
+ROLLBACK;
+SELECT * FROM crm_native.status('crm two');
+SELECT count(*) AS replaced_records FROM crm_native.replaced_trigger;
+
+-- a failure half-way (a trigger name install() would create is taken by a
+-- trigger it does not replace) leaves everything as it was
+BEGIN;
+INSERT INTO crm_native.native_trigger VALUES
+    ('zz_native_probe', 'customers', 'zz_app_probe',
+     'CREATE TRIGGER zz_native_probe AFTER INSERT ON %1$s FOR EACH ROW EXECUTE FUNCTION crm_native.audit_log()');
+CREATE TRIGGER zz_native_probe AFTER INSERT ON "crm two".customers
+    FOR EACH ROW EXECUTE FUNCTION "crm two".legacy_audit();
+SAVEPOINT before_install;
+SELECT * FROM crm_native.install('crm two');
+ROLLBACK TO SAVEPOINT before_install;
+SELECT * FROM crm_native.status('crm two') WHERE trigger_name <> 'zz_native_probe';
+SELECT count(*) AS replaced_records FROM crm_native.replaced_trigger;
+ROLLBACK;
+
+-- validation: one error naming everything missing or mistyped
+CREATE SCHEMA broken;
+SET search_path = broken, public;
+SET client_min_messages = warning;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+RESET client_min_messages;
+RESET search_path;
+DROP TABLE broken.customer_events;
+ALTER TABLE broken.customers DROP COLUMN merged_into_customer_id, DROP COLUMN lifecycle_stage_changed_at;
+ALTER TABLE broken.customer_audit_log ALTER COLUMN changed_fields TYPE text;
+ALTER TABLE broken.customer_matching_keys DROP COLUMN normalized_value;
+SELECT * FROM crm_native.install('broken');
+SELECT crm_native.missing_objects('broken');
+SELECT crm_native.missing_objects('crm two');
+-- nothing was changed by the failed call
+SELECT count(*) AS native_triggers FROM crm_native.status('broken') WHERE implementation = 'native';
+SELECT * FROM crm_native.install('no such schema');
+SELECT * FROM crm_native.status('no such schema');

@@ -1,0 +1,65 @@
+// Name keys: Unicode NFKC case-fold (ICU), so that "Ｊｏｈｎ", "JOHN" and "john"
+// meet, ligatures split ("ﬁ" -> "fi"), "ß" folds to "ss" and default-ignorable
+// characters (zero-width space, soft hyphen) vanish; then trimmed, with every
+// run of Unicode whitespace inside collapsed to one space.
+#include "core/normalize.hpp"
+#include "core/normalize_text.hpp"
+
+#include <unicode/normalizer2.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace crm::core {
+namespace {
+
+const icu::Normalizer2& nfkc_casefold() {
+    // ICU owns the instance; it lives until the process ends.
+    static const icu::Normalizer2* const instance = [] {
+        UErrorCode status = U_ZERO_ERROR;
+        const icu::Normalizer2* n = icu::Normalizer2::getNFKCCasefoldInstance(status);
+        if (U_FAILURE(status) || n == nullptr)
+            throw std::runtime_error(std::string("crm_native: ICU NFKC case-fold data unavailable: ") + u_errorName(status));
+        return n;
+    }();
+    return *instance;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_name(std::string_view raw) {
+    text::require_icu_length(raw);
+    // Invalid UTF-8 becomes U+FFFD here, so the key is always valid UTF-8.
+    const icu::UnicodeString source =
+        icu::UnicodeString::fromUTF8(icu::StringPiece(raw.data(), static_cast<int32_t>(raw.size())));
+    UErrorCode status = U_ZERO_ERROR;
+    const icu::UnicodeString folded = nfkc_casefold().normalize(source, status);
+    if (U_FAILURE(status))
+        throw std::runtime_error(std::string("crm_native: ICU name normalization failed: ") + u_errorName(status));
+
+    icu::UnicodeString collapsed;
+    bool space_pending = false;
+    for (int32_t i = 0; i < folded.length();) {
+        const UChar32 c = folded.char32At(i);
+        i += U16_LENGTH(c);
+        if (u_isUWhiteSpace(c)) {
+            space_pending = true;
+            continue;
+        }
+        if (space_pending && !collapsed.isEmpty()) collapsed.append(static_cast<UChar>(u' '));
+        space_pending = false;
+        collapsed.append(c);
+    }
+    if (collapsed.isEmpty()) return std::nullopt;
+    std::string out;
+    collapsed.toUTF8String(out);
+    return out;
+}
+
+namespace detail {
+void warm_up_name_normalizer() { (void)nfkc_casefold(); }
+}  // namespace detail
+
+}  // namespace crm::core

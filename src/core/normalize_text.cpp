@@ -1,0 +1,66 @@
+#include "core/normalize_text.hpp"
+
+#include <unicode/uchar.h>
+#include <unicode/utf8.h>
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+
+namespace crm::core::text {
+
+void require_icu_length(std::string_view s) {
+    if (s.size() > static_cast<std::size_t>(std::numeric_limits<int32_t>::max()))
+        throw std::length_error("crm_native: text too long to normalize");
+}
+
+std::string_view trim_space(std::string_view raw) {
+    require_icu_length(raw);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(raw.data());
+    const auto length = static_cast<int32_t>(raw.size());
+    int32_t begin = 0;
+    while (begin < length) {
+        int32_t next = begin;
+        UChar32 c;
+        U8_NEXT(bytes, next, length, c);
+        if (c < 0 || !u_isUWhiteSpace(c)) break;
+        begin = next;
+    }
+    int32_t end = length;
+    while (end > begin) {
+        int32_t prev = end;
+        UChar32 c;
+        U8_PREV(bytes, begin, prev, c);
+        if (c < 0 || !u_isUWhiteSpace(c)) break;
+        end = prev;
+    }
+    return raw.substr(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin));
+}
+
+bool is_valid_utf8(std::string_view s) {
+    require_icu_length(s);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(s.data());
+    const auto length = static_cast<int32_t>(s.size());
+    int32_t i = 0;
+    while (i < length) {
+        UChar32 c;
+        U8_NEXT(bytes, i, length, c);
+        if (c < 0) return false;
+    }
+    return true;
+}
+
+bool is_ascii(std::string_view s) noexcept {
+    for (char ch : s)
+        if (static_cast<unsigned char>(ch) >= 0x80) return false;
+    return true;
+}
+
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& ch : out)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    return out;
+}
+
+}  // namespace crm::core::text

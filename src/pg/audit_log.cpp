@@ -1,0 +1,143 @@
+// crm_native.audit_log(): AFTER INSERT OR UPDATE OR DELETE ON customers.
+//
+// One customer_audit_log row per changed customer row:
+//   table_name = the triggering table's name, record_id/company_id of the row,
+//   operation 'INSERT' | 'UPDATE' | 'DELETE',
+//   old_data/new_data = to_jsonb() of the rows (NULL where there is none),
+//   changed_fields = the columns whose values differ, sorted by name in byte
+//     order (NULL for INSERT and DELETE); an UPDATE that changes no column
+//     writes no row,
+//   changed_by_user_id = current_setting('app.current_user_id', true)::uuid,
+//     NULL when unset or empty. A value that is not a uuid raises the same
+//     error (22P02) as the plpgsql cast did: an audit row must not silently
+//     lose who made the change, so the application's statement fails instead.
+// to_jsonb runs inside the INSERT (pg_catalog.to_jsonb on a row-typed
+// parameter), so the JSON is exactly the backend's own.
+#include "pg/customer_triggers.hpp"
+
+
+#include <cstdio>
+
+namespace {
+
+using namespace crm::pg::customers;
+
+constexpr const char* kTrigger = "crm_native.audit_log";
+constexpr const char* kUserSetting = "app.current_user_id";
+
+bool column_changed(const AuditColumn* column, TupleDesc desc, HeapTuple old_row, HeapTuple new_row) {
+    bool old_null, new_null;
+    Datum old_value = heap_getattr(old_row, column->attnum, desc, &old_null);
+    Datum new_value = heap_getattr(new_row, column->attnum, desc, &new_null);
+    if (old_null || new_null) return old_null != new_null;
+    Form_pg_attribute att = TupleDescAttr(desc, column->attnum - 1);
+    if (datum_image_eq(old_value, new_value, att->attbyval, att->attlen)) return false;
+    if (column->mode == CompareMode::Image) return true;
+    // Equal values may have different images (numeric 1.0 vs 1.00, jsonb
+    // key order): the type's own equality decides.
+    return !DatumGetBool(FunctionCall2Coll(const_cast<FmgrInfo*>(&column->equality), column->collation, old_value,
+                                           new_value));
+}
+
+// The sorted text[] of changed column names, or nullptr when nothing changed.
+ArrayType* changed_fields(const CustomerRel* entry, TupleDesc desc, HeapTuple old_row, HeapTuple new_row) {
+    Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * (entry->audit_ncolumns + 1)));
+    int n = 0;
+    for (int i = 0; i < entry->audit_ncolumns; i++) {
+        const AuditColumn* column = &entry->audit_columns[i];
+        if (column_changed(column, desc, old_row, new_row)) names[n++] = column->name_text;
+    }
+    if (n == 0) return nullptr;
+    return construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+void user_setting_context(void*) { errcontext("reading setting \"%s\" in %s()", kUserSetting, kTrigger); }
+
+// changed_by_user_id: NULL when the setting is unset or empty.
+bool current_user_id(Datum* out) {
+    const char* setting = GetConfigOption(kUserSetting, true, false);
+    if (setting == nullptr || setting[0] == '\0') return false;
+    ErrorContextCallback context;
+    context.callback = user_setting_context;
+    context.arg = nullptr;
+    context.previous = error_context_stack;
+    error_context_stack = &context;
+    *out = DirectFunctionCall1(uuid_in, CStringGetDatum(setting));
+    error_context_stack = context.previous;
+    return true;
+}
+
+Datum audit_log(FunctionCallInfo fcinfo) {
+    TriggerData* data = trigger_data_or_error(fcinfo, kTrigger);
+    if (!TRIGGER_FIRED_AFTER(data->tg_event)) {
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s: must be an AFTER trigger", kTrigger)));
+    }
+    Relation rel = data->tg_relation;
+    TupleDesc desc = RelationGetDescr(rel);
+    CustomerRel* entry = customer_rel(rel);
+
+    HeapTuple old_row = nullptr;
+    HeapTuple new_row = nullptr;
+    const char* operation;
+    if (TRIGGER_FIRED_BY_INSERT(data->tg_event)) {
+        operation = "INSERT";
+        new_row = data->tg_trigtuple;
+    } else if (TRIGGER_FIRED_BY_UPDATE(data->tg_event)) {
+        operation = "UPDATE";
+        old_row = data->tg_trigtuple;
+        new_row = data->tg_newtuple;
+    } else if (TRIGGER_FIRED_BY_DELETE(data->tg_event)) {
+        operation = "DELETE";
+        old_row = data->tg_trigtuple;
+    } else {
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s: must fire on INSERT, UPDATE or DELETE", kTrigger)));
+    }
+
+    ArrayType* changed = nullptr;
+    if (old_row != nullptr && new_row != nullptr) {
+        changed = changed_fields(entry, desc, old_row, new_row);
+        if (changed == nullptr) return PointerGetDatum(nullptr);  // a no-op UPDATE is not audited
+    }
+
+    HeapTuple row = new_row != nullptr ? new_row : old_row;
+    Datum values[8];
+    char nulls[9] = "        ";
+    bool isnull;
+    values[0] = CStringGetTextDatum(RelationGetRelationName(rel));
+    values[1] = heap_getattr(row, entry->att_id, desc, &isnull);
+    if (isnull) nulls[1] = 'n';
+    values[2] = heap_getattr(row, entry->att_company_id, desc, &isnull);
+    if (isnull) nulls[2] = 'n';
+    values[3] = CStringGetTextDatum(operation);
+    values[4] = old_row != nullptr ? heap_copy_tuple_as_datum(old_row, desc) : (Datum)0;
+    if (old_row == nullptr) nulls[4] = 'n';
+    values[5] = new_row != nullptr ? heap_copy_tuple_as_datum(new_row, desc) : (Datum)0;
+    if (new_row == nullptr) nulls[5] = 'n';
+    values[6] = PointerGetDatum(changed);
+    if (changed == nullptr) nulls[6] = 'n';
+    values[7] = (Datum)0;
+    if (!current_user_id(&values[7])) nulls[7] = 'n';
+
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
+    char query[768];
+    std::snprintf(query, sizeof query,
+                  "INSERT INTO %s.customer_audit_log"
+                  " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields,"
+                  " changed_by_user_id)"
+                  " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
+                  entry->quoted_schema);
+    Oid types[8] = {TEXTOID, UUIDOID, UUIDOID, TEXTOID, entry->rowtype, entry->rowtype, TEXTARRAYOID, UUIDOID};
+    SPIPlanPtr plan = keep_plan(&entry->audit_insert, query, 8, types);
+    run_plan(plan, values, nulls, SPI_OK_INSERT, kTrigger);
+    SPI_finish();
+    return PointerGetDatum(nullptr);
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(crm_audit_log);
+Datum crm_audit_log(PG_FUNCTION_ARGS) { return audit_log(fcinfo); }
+}

@@ -1,0 +1,187 @@
+// crm_native.matching_keys_sync(): AFTER INSERT OR UPDATE ON customers.
+//
+// Keeps the customer's rows in customer_matching_keys equal to its current
+// customer_name, customer_email and customer_phone: one row per non-empty key
+// (key_value = the raw column, normalized_value = crm::pg::normalize_key).
+// An UPDATE touches only the key types whose raw value changed (DELETE that
+// type's rows, INSERT the new one): the same statements, hence the same
+// privileges and RLS checks, as the plpgsql function it replaces. An UPDATE
+// that changes none of the three columns (nor company_id) does no key work.
+#include "pg/customer_triggers.hpp"
+#include "pg/normalize.hpp"
+
+
+#include <cstdio>
+
+namespace {
+
+using crm::pg::KeyType;
+using crm::pg::NormalizeResult;
+using namespace crm::pg::customers;
+
+constexpr const char* kTrigger = "crm_native.matching_keys_sync";
+constexpr int kKeyTypes = 3;
+
+struct KeyColumn {
+    KeyType type;
+    const char* key_type;  // customer_matching_keys.key_type
+    const char* column;    // customers column
+};
+
+// In the order the plpgsql function writes them (email, phone, name).
+constexpr KeyColumn kKeys[kKeyTypes] = {
+    {KeyType::Email, "email", "customer_email"},
+    {KeyType::Phone, "phone", "customer_phone"},
+    {KeyType::Name, "name", "customer_name"},
+};
+
+AttrNumber key_attnum(const CustomerRel* entry, int i) {
+    switch (i) {
+        case 0: return entry->att_email;
+        case 1: return entry->att_phone;
+        default: return entry->att_name;
+    }
+}
+
+void require_text_column(Relation rel, AttrNumber attnum, const char* column) {
+    require_column(kTrigger, rel, attnum, column);
+    Oid type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+    if (type != TEXTOID && type != VARCHAROID) {
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("%s: column \"%s\" of \"%s\" must be text (it is %s)", kTrigger, column,
+                               RelationGetRelationName(rel), format_type_be(type))));
+    }
+}
+
+bool same_value(Datum a, bool a_null, Datum b, bool b_null, int16 typlen, bool typbyval) {
+    if (a_null || b_null) return a_null && b_null;
+    return datum_image_eq(a, b, typbyval, typlen);
+}
+
+// The keys of the changed types, one statement each way whatever their
+// number: executor start-up per statement is most of a key write's cost.
+void delete_keys(CustomerRel* entry, Datum customer_id, Datum* key_types, int n) {
+    char query[512];
+    std::snprintf(query, sizeof query,
+                  "DELETE FROM %s.customer_matching_keys"
+                  " WHERE customer_id OPERATOR(pg_catalog.=) $1 AND key_type OPERATOR(pg_catalog.=) ANY ($2)",
+                  entry->quoted_schema);
+    Oid types[2] = {UUIDOID, TEXTARRAYOID};
+    SPIPlanPtr plan = keep_plan(&entry->keys_delete, query, 2, types);
+    Datum values[2] = {customer_id, PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT))};
+    run_plan(plan, values, "  ", SPI_OK_DELETE, kTrigger);
+}
+
+void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
+                 Datum* normalized, int n) {
+    char query[640];
+    std::snprintf(query, sizeof query,
+                  "INSERT INTO %s.customer_matching_keys"
+                  " (customer_id, company_id, key_type, key_value, normalized_value)"
+                  " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
+                  " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+                  " AS k (key_type, key_value, normalized_value)",
+                  entry->quoted_schema);
+    Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, 5, types);
+    Datum values[5] = {customer_id, company_id,
+                       PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),
+                       PointerGetDatum(construct_array(raw, n, TEXTOID, -1, false, TYPALIGN_INT)),
+                       PointerGetDatum(construct_array(normalized, n, TEXTOID, -1, false, TYPALIGN_INT))};
+    run_plan(plan, values, "     ", SPI_OK_INSERT, kTrigger);
+}
+
+// The normalized key of a raw value as a text datum, or false when the value
+// gives no key: empty, or one the normalizer cannot use (e.g. a phone longer
+// than the parser accepts: a key that could never match; DEBUG1 says why).
+bool normalized_key(int i, Datum raw, Datum* out) {
+    text* raw_text = DatumGetTextPP(raw);
+    char* normalized = nullptr;
+    char errbuf[256];
+    errbuf[0] = '\0';
+    NormalizeResult result = crm::pg::normalize_key(kKeys[i].type, VARDATA_ANY(raw_text), VARSIZE_ANY_EXHDR(raw_text),
+                                                    &normalized, errbuf, sizeof errbuf);
+    if (result == NormalizeResult::Failed) {
+        elog(DEBUG1, "%s: no %s key for customer: %s", kTrigger, kKeys[i].key_type, errbuf);
+        return false;
+    }
+    if (result != NormalizeResult::Normalized || normalized == nullptr) return false;
+    *out = CStringGetTextDatum(normalized);
+    return true;
+}
+
+Datum matching_keys_sync(FunctionCallInfo fcinfo) {
+    TriggerData* data = trigger_data_or_error(fcinfo, kTrigger);
+    if (!TRIGGER_FIRED_AFTER(data->tg_event) ||
+        !(TRIGGER_FIRED_BY_INSERT(data->tg_event) || TRIGGER_FIRED_BY_UPDATE(data->tg_event))) {
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s: must be an AFTER INSERT OR UPDATE trigger", kTrigger)));
+    }
+    Relation rel = data->tg_relation;
+    TupleDesc desc = RelationGetDescr(rel);
+    CustomerRel* entry = customer_rel(rel);
+    for (int i = 0; i < kKeyTypes; i++) require_text_column(rel, key_attnum(entry, i), kKeys[i].column);
+
+    bool is_update = TRIGGER_FIRED_BY_UPDATE(data->tg_event);
+    HeapTuple new_row = is_update ? data->tg_newtuple : data->tg_trigtuple;
+    HeapTuple old_row = is_update ? data->tg_trigtuple : nullptr;
+
+    bool id_null, company_null;
+    Datum customer_id = heap_getattr(new_row, entry->att_id, desc, &id_null);
+    Datum company_id = heap_getattr(new_row, entry->att_company_id, desc, &company_null);
+    if (id_null || company_null) return PointerGetDatum(nullptr);  // nothing a key could belong to
+
+    Datum values[kKeyTypes];
+    bool nulls[kKeyTypes];
+    bool changed[kKeyTypes];
+    bool any_change = false;
+    bool company_changed = false;
+    if (is_update) {
+        bool old_company_null;
+        Datum old_company = heap_getattr(old_row, entry->att_company_id, desc, &old_company_null);
+        company_changed = !same_value(old_company, old_company_null, company_id, false, 16, false);
+    }
+    for (int i = 0; i < kKeyTypes; i++) {
+        AttrNumber attnum = key_attnum(entry, i);
+        values[i] = heap_getattr(new_row, attnum, desc, &nulls[i]);
+        if (!is_update) {
+            changed[i] = !nulls[i];
+        } else if (company_changed) {
+            changed[i] = true;  // every key row carries the company: rewrite them all
+        } else {
+            bool old_null;
+            Datum old_value = heap_getattr(old_row, attnum, desc, &old_null);
+            changed[i] = !same_value(old_value, old_null, values[i], nulls[i], -1, false);
+        }
+        any_change = any_change || changed[i];
+    }
+    if (!any_change) return PointerGetDatum(nullptr);
+
+    // Normalize before connecting to SPI: the key texts live in the trigger's
+    // memory context either way.
+    Datum changed_types[kKeyTypes], add_types[kKeyTypes], add_raw[kKeyTypes], add_normalized[kKeyTypes];
+    int n_changed = 0, n_add = 0;
+    for (int i = 0; i < kKeyTypes; i++) {
+        if (!changed[i]) continue;
+        changed_types[n_changed++] = CStringGetTextDatum(kKeys[i].key_type);
+        if (!nulls[i] && normalized_key(i, values[i], &add_normalized[n_add])) {
+            add_types[n_add] = changed_types[n_changed - 1];
+            add_raw[n_add] = values[i];
+            n_add++;
+        }
+    }
+    if (!is_update && n_add == 0) return PointerGetDatum(nullptr);
+
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
+    if (is_update) delete_keys(entry, customer_id, changed_types, n_changed);
+    if (n_add > 0) insert_keys(entry, customer_id, company_id, add_types, add_raw, add_normalized, n_add);
+    SPI_finish();
+    return PointerGetDatum(nullptr);  // AFTER trigger: result ignored
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(crm_matching_keys_sync);
+Datum crm_matching_keys_sync(PG_FUNCTION_ARGS) { return matching_keys_sync(fcinfo); }
+}

@@ -1,0 +1,367 @@
+-- crm_native.install() / uninstall() / status(): attach the native triggers
+-- registered in crm_native.native_trigger to an application schema, in place
+-- of the application's own triggers, and put those back. See docs/install.md.
+--
+-- The functions are SECURITY INVOKER: they create and drop triggers with the
+-- caller's rights (CREATE TRIGGER needs ownership of the tables), so calling
+-- them grants nothing. They pin search_path to pg_catalog, pg_temp: all the
+-- names they build are schema-qualified, and pg_get_triggerdef() then writes
+-- fully qualified definitions, which uninstall() replays under the same path.
+
+-- What the triggers need from the application schema (DESIGN.md section 1):
+-- the tables and the columns that some trigger reads or writes by name, with
+-- the types it accepts. install() checks every row and reports all that is
+-- missing in one error. Features may add rows for columns they start to use.
+CREATE TABLE crm_native.required_column (
+    ordinal     int PRIMARY KEY,        -- report order
+    table_name  text NOT NULL,
+    column_name text NOT NULL,
+    types       regtype[] NOT NULL,     -- accepted types, first one is the documented one
+    UNIQUE (table_name, column_name)
+);
+
+INSERT INTO crm_native.required_column (ordinal, table_name, column_name, types)
+SELECT row_number() OVER () * 10, t, c, ty::regtype[]
+FROM (VALUES
+    ('customers', 'id', '{uuid}'),
+    ('customers', 'company_id', '{uuid}'),
+    ('customers', 'customer_name', '{text,varchar}'),
+    ('customers', 'customer_email', '{text,varchar}'),
+    ('customers', 'customer_phone', '{text,varchar}'),
+    ('customers', 'lifecycle_stage', '{text,varchar}'),
+    ('customers', 'lifecycle_stage_changed_at', '{timestamptz}'),
+    ('customers', 'source', '{text,varchar}'),
+    ('customers', 'created_by_user_id', '{uuid}'),
+    ('customers', 'created_at', '{timestamptz}'),
+    ('customers', 'updated_at', '{timestamptz}'),
+    ('customers', 'deleted_at', '{timestamptz}'),
+    ('customers', 'merged_into_customer_id', '{uuid}'),
+    ('VC Usage', 'id', '{bigint,integer}'),
+    ('VC Usage', 'company_id', '{uuid}'),
+    ('VC Usage', 'customer_id', '{uuid}'),
+    ('VC Usage', 'customer_name', '{text,varchar}'),
+    ('VC Usage', 'customer_email', '{text,varchar}'),
+    ('VC Usage', 'customer_phone', '{text,varchar}'),
+    ('VC Usage', 'session_id', '{text,varchar}'),
+    ('VC Usage', 'view_count', '{integer,smallint,bigint}'),
+    ('VC Usage', 'created_at', '{timestamptz}'),
+    ('customer_matching_keys', 'customer_id', '{uuid}'),
+    ('customer_matching_keys', 'company_id', '{uuid}'),
+    ('customer_matching_keys', 'key_type', '{text,varchar}'),
+    ('customer_matching_keys', 'key_value', '{text,varchar}'),
+    ('customer_matching_keys', 'normalized_value', '{text,varchar}'),
+    ('customer_events', 'customer_id', '{uuid}'),
+    ('customer_events', 'company_id', '{uuid}'),
+    ('customer_events', 'event_type', '{text,varchar}'),
+    ('customer_events', 'event_data', '{jsonb}'),
+    ('customer_audit_log', 'table_name', '{text,varchar}'),
+    ('customer_audit_log', 'record_id', '{uuid}'),
+    ('customer_audit_log', 'company_id', '{uuid}'),
+    ('customer_audit_log', 'operation', '{text,varchar}'),
+    ('customer_audit_log', 'old_data', '{jsonb}'),
+    ('customer_audit_log', 'new_data', '{jsonb}'),
+    ('customer_audit_log', 'changed_fields', '{text[]}'),
+    ('customer_audit_log', 'changed_by_user_id', '{uuid}'),
+    ('customer_metrics', 'customer_id', '{uuid}'),
+    ('customer_metrics', 'company_id', '{uuid}'),
+    ('customer_metrics', 'total_conversations', '{bigint}'),
+    ('customer_metrics', 'total_sessions', '{bigint}'),
+    ('customer_metrics', 'total_views', '{bigint}'),
+    ('customer_metrics', 'first_interaction_at', '{timestamptz}'),
+    ('customer_metrics', 'last_interaction_at', '{timestamptz}'),
+    ('customer_metrics', 'refreshed_at', '{timestamptz}')
+) AS v (t, c, ty);
+
+-- The application triggers install() replaced, as pg_get_triggerdef() wrote
+-- them (fully qualified), with their enabled state and comment, so that
+-- uninstall() can put them back exactly. Dumped by pg_dump with the data.
+CREATE TABLE crm_native.replaced_trigger (
+    schema_name   text NOT NULL,
+    table_name    text NOT NULL,
+    trigger_name  text NOT NULL,
+    definition    text NOT NULL,      -- pg_get_triggerdef(oid), search_path = pg_catalog
+    enabled       "char" NOT NULL,    -- pg_trigger.tgenabled: O, D, R or A
+    comment       text,               -- COMMENT ON TRIGGER, if any
+    function_name text NOT NULL,      -- the function it called (information only)
+    replaced_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name, trigger_name)
+);
+SELECT pg_catalog.pg_extension_config_dump('crm_native.replaced_trigger', '');
+
+-- Everything target_schema lacks, in the words of install()'s error message:
+-- 'table customer_events', 'column customers.merged_into_customer_id',
+-- 'column customers.id has type text, expected uuid'.
+CREATE FUNCTION crm_native.missing_objects(target_schema text DEFAULT 'public')
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH tables AS (
+        SELECT t.table_name, min(t.ordinal) AS ordinal, c.oid AS relid, c.relkind
+        FROM crm_native.required_column t
+        LEFT JOIN pg_namespace n ON n.nspname = target_schema
+        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
+        GROUP BY t.table_name, c.oid, c.relkind
+    ), problems AS (
+        SELECT ordinal, format('table %I', table_name) AS problem
+        FROM tables WHERE relid IS NULL
+        UNION ALL
+        SELECT ordinal, format('table %I is not a table (relkind %s)', table_name, relkind)
+        FROM tables WHERE relid IS NOT NULL AND relkind NOT IN ('r', 'p')
+        UNION ALL
+        SELECT r.ordinal,
+               CASE WHEN a.attnum IS NULL
+                    THEN format('column %I.%I', r.table_name, r.column_name)
+                    ELSE format('column %I.%I has type %s, expected %s', r.table_name, r.column_name,
+                                format_type(a.atttypid, NULL), r.types[1])
+               END
+        FROM crm_native.required_column r
+        JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
+        LEFT JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name
+                                AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE a.attnum IS NULL OR NOT (a.atttypid::regtype = ANY (r.types))
+    )
+    SELECT coalesce(array_agg(problem ORDER BY ordinal, problem), '{}') FROM problems
+$$;
+
+-- Each trigger on the tables crm_native attaches to, and what implements it.
+CREATE FUNCTION crm_native.status(target_schema text DEFAULT 'public')
+RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION 'crm_native.status: schema "%" does not exist', target_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    RETURN QUERY
+    SELECT t.tgname::text,
+           c.relname::text,
+           CASE WHEN pn.nspname = 'crm_native' THEN 'native' ELSE l.lanname::text END,
+           p.oid::regprocedure::text
+    FROM pg_trigger t
+    JOIN pg_class c ON c.oid = t.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_proc p ON p.oid = t.tgfoid
+    JOIN pg_namespace pn ON pn.oid = p.pronamespace
+    JOIN pg_language l ON l.oid = p.prolang
+    WHERE n.nspname = target_schema
+      AND NOT t.tgisinternal
+      AND c.relname IN (SELECT nt.table_name FROM crm_native.native_trigger nt)
+    ORDER BY c.relname, t.tgname;
+END
+$$;
+
+-- Locks the tables that carry registered triggers, in a fixed order, with the
+-- lock CREATE/DROP TRIGGER take anyway (it conflicts with itself, so two
+-- concurrent install()/uninstall() calls run one after the other).
+CREATE FUNCTION crm_native._lock_trigger_tables(target_schema text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tbl text;
+BEGIN
+    FOR tbl IN
+        SELECT DISTINCT nt.table_name FROM crm_native.native_trigger nt ORDER BY 1
+    LOOP
+        IF to_regclass(format('%I.%I', target_schema, tbl)) IS NOT NULL THEN
+            EXECUTE format('LOCK TABLE %I.%I IN SHARE ROW EXCLUSIVE MODE', target_schema, tbl);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- ALTER TABLE ... ENABLE/DISABLE TRIGGER for a pg_trigger.tgenabled value.
+CREATE FUNCTION crm_native._set_trigger_enabled(target_schema text, tbl text, trg text, enabled "char")
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF enabled = 'O' THEN
+        RETURN;  -- the default state of a new trigger
+    END IF;
+    EXECUTE format('ALTER TABLE %I.%I %s TRIGGER %I', target_schema, tbl,
+                   CASE enabled WHEN 'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA'
+                                WHEN 'A' THEN 'ENABLE ALWAYS' END, trg);
+END
+$$;
+
+CREATE FUNCTION crm_native.install(target_schema text DEFAULT 'public')
+RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    missing text[];
+    r record;
+    app record;
+    existing record;
+    rel regclass;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION 'crm_native.install: schema "%" does not exist', target_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    missing := crm_native.missing_objects(target_schema);
+    IF cardinality(missing) > 0 THEN
+        RAISE EXCEPTION 'crm_native.install: schema "%" is missing: %', target_schema,
+                        array_to_string(missing, '; ')
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'crm_native attaches to the CRM schema of its design (tables customers, "VC Usage", '
+                         'customer_matching_keys, customer_events, customer_audit_log, customer_metrics); '
+                         'SELECT * FROM crm_native.required_column lists what it needs.';
+    END IF;
+    PERFORM crm_native._lock_trigger_tables(target_schema);
+
+    -- 1. Record and drop the application triggers the registry replaces,
+    --    found by trigger name (whatever their functions are called).
+    FOR r IN
+        SELECT DISTINCT nt.table_name AS tbl, nt.replaces FROM crm_native.native_trigger nt ORDER BY 1, 2
+    LOOP
+        rel := format('%I.%I', target_schema, r.tbl)::regclass;
+        SELECT t.oid, t.tgenabled, p.oid::regprocedure::text AS fn, pn.nspname AS fn_schema
+          INTO app
+          FROM pg_trigger t
+          JOIN pg_proc p ON p.oid = t.tgfoid
+          JOIN pg_namespace pn ON pn.oid = p.pronamespace
+         WHERE t.tgrelid = rel AND t.tgname = r.replaces AND NOT t.tgisinternal;
+        IF NOT FOUND OR app.fn_schema = 'crm_native' THEN
+            CONTINUE;  -- nothing to replace, or already replaced
+        END IF;
+        INSERT INTO crm_native.replaced_trigger
+               (schema_name, table_name, trigger_name, definition, enabled, comment, function_name)
+        VALUES (target_schema, r.tbl, r.replaces, pg_get_triggerdef(app.oid), app.tgenabled,
+                obj_description(app.oid, 'pg_trigger'), app.fn)
+        ON CONFLICT (schema_name, table_name, trigger_name) DO UPDATE
+            SET definition = excluded.definition, enabled = excluded.enabled, comment = excluded.comment,
+                function_name = excluded.function_name, replaced_at = excluded.replaced_at;
+        EXECUTE format('DROP TRIGGER %I ON %s', r.replaces, rel);
+    END LOOP;
+
+    -- 2. Create the native triggers that are not there yet. A native trigger
+    --    takes over the enabled state of the trigger it replaces.
+    FOR r IN
+        SELECT nt.* FROM crm_native.native_trigger nt ORDER BY nt.table_name, nt.trigger_name
+    LOOP
+        rel := format('%I.%I', target_schema, r.table_name)::regclass;
+        SELECT pn.nspname AS fn_schema, p.oid::regprocedure::text AS fn
+          INTO existing
+          FROM pg_trigger t
+          JOIN pg_proc p ON p.oid = t.tgfoid
+          JOIN pg_namespace pn ON pn.oid = p.pronamespace
+         WHERE t.tgrelid = rel AND t.tgname = r.trigger_name AND NOT t.tgisinternal;
+        IF FOUND THEN
+            IF existing.fn_schema = 'crm_native' THEN
+                CONTINUE;  -- installed already
+            END IF;
+            RAISE EXCEPTION 'crm_native.install: table %.% already has a trigger "%" (calling %) that crm_native does not replace',
+                            quote_ident(target_schema), quote_ident(r.table_name), r.trigger_name, existing.fn
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'Rename or drop that trigger, then call install() again.';
+        END IF;
+        EXECUTE format(r.ddl, rel);
+        PERFORM crm_native._set_trigger_enabled(target_schema, r.table_name, r.trigger_name, rt.enabled)
+           FROM crm_native.replaced_trigger rt
+          WHERE rt.schema_name = target_schema AND rt.table_name = r.table_name AND rt.trigger_name = r.replaces;
+    END LOOP;
+
+    -- 3. A trigger under another name that still calls one of the application's
+    --    known trigger functions would now run next to its native replacement.
+    FOR r IN
+        SELECT t.tgname, c.relname, p.oid::regprocedure::text AS fn
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_proc p ON p.oid = t.tgfoid
+         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+           AND c.relname IN (SELECT nt.table_name FROM crm_native.native_trigger nt)
+           AND NOT t.tgisinternal
+           AND p.proname IN ('sync_customer_from_vc_usage', 'sync_customer_matching_keys',
+                             'trigger_refresh_customer_metrics', 'log_customer_changes',
+                             'track_lifecycle_changes')
+    LOOP
+        RAISE WARNING 'crm_native.install: trigger "%" on %.% still calls %, which a native trigger now replaces',
+                      r.tgname, quote_ident(target_schema), quote_ident(r.relname), r.fn
+            USING HINT = 'install() replaces application triggers by name (crm_native.native_trigger.replaces); '
+                         'drop this one if it duplicates a native trigger.';
+    END LOOP;
+
+    RETURN QUERY SELECT * FROM crm_native.status(target_schema);
+END
+$$;
+
+CREATE FUNCTION crm_native.uninstall(target_schema text DEFAULT 'public')
+RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    r record;
+    rel regclass;
+    current_def text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION 'crm_native.uninstall: schema "%" does not exist', target_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    PERFORM crm_native._lock_trigger_tables(target_schema);
+
+    -- 1. Drop the registered native triggers (only those calling crm_native).
+    FOR r IN
+        SELECT nt.table_name AS tbl, nt.trigger_name AS trg, t.tgrelid
+          FROM crm_native.native_trigger nt
+          JOIN pg_class c ON c.relname = nt.table_name AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+          JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+          JOIN pg_proc p ON p.oid = t.tgfoid
+         WHERE p.pronamespace = 'crm_native'::regnamespace
+         ORDER BY 1, 2
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
+    END LOOP;
+
+    -- 2. Put back what install() replaced, exactly as it was.
+    FOR r IN
+        SELECT rt.* FROM crm_native.replaced_trigger rt
+         WHERE rt.schema_name = target_schema ORDER BY rt.table_name, rt.trigger_name
+    LOOP
+        rel := to_regclass(format('%I.%I', target_schema, r.table_name));
+        IF rel IS NULL THEN
+            RAISE WARNING 'crm_native.uninstall: table %.% is gone; its trigger "%" is not restored',
+                          quote_ident(target_schema), quote_ident(r.table_name), r.trigger_name
+                USING DETAIL = format('The recorded definition was: %s', r.definition);
+        ELSE
+            SELECT pg_get_triggerdef(t.oid) INTO current_def
+              FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = r.trigger_name AND NOT t.tgisinternal;
+            IF FOUND AND current_def IS DISTINCT FROM r.definition THEN
+                RAISE EXCEPTION 'crm_native.uninstall: cannot restore trigger "%" on %: a different trigger of that name exists',
+                                r.trigger_name, rel
+                    USING ERRCODE = 'duplicate_object',
+                          DETAIL = format('Existing: %s; recorded: %s', current_def, r.definition);
+            ELSIF NOT FOUND THEN
+                EXECUTE r.definition;
+                PERFORM crm_native._set_trigger_enabled(target_schema, r.table_name, r.trigger_name, r.enabled);
+                IF r.comment IS NOT NULL THEN
+                    EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', r.trigger_name, rel, r.comment);
+                END IF;
+            END IF;
+        END IF;
+        DELETE FROM crm_native.replaced_trigger rt
+         WHERE rt.schema_name = r.schema_name AND rt.table_name = r.table_name AND rt.trigger_name = r.trigger_name;
+    END LOOP;
+
+    RETURN QUERY SELECT * FROM crm_native.status(target_schema);
+END
+$$;
+
+COMMENT ON FUNCTION crm_native.install(text) IS
+    'Replaces the application''s triggers on target_schema with crm_native''s native ones (idempotent); returns status()';
+COMMENT ON FUNCTION crm_native.uninstall(text) IS
+    'Drops the native triggers and restores the application triggers install() replaced; returns status()';
+COMMENT ON FUNCTION crm_native.status(text) IS
+    'Each trigger on the tables crm_native attaches to: its table, implementation (native, plpgsql, ...) and function';
