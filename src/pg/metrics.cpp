@@ -70,6 +70,9 @@ using crm::core::OptTimestamp;
 constexpr const char* kNewRows = "crm_metrics_new";
 constexpr const char* kOldRows = "crm_metrics_old";
 
+// Statements changing more rows than this use their own set of kept plans.
+constexpr int64 kBulkRows = 64;
+
 // Columns of every fold query (one row per customer, ORDER BY customer_id).
 enum FoldColumn {
     kFoldCustomer = 1,     // uuid
@@ -134,7 +137,12 @@ struct PlanSet {
     char nspname[NAMEDATALEN];
     char relname[NAMEDATALEN];
     TupleDesc desc;  // copy, in TopMemoryContext
-    SPIPlanPtr plans[kPlanCount];
+    // [0]: statements of at most kBulkRows changed rows, [1]: larger ones.
+    // The planner sizes the transition table when it plans, and a kept plan
+    // made for a 10,000-row statement is a poor plan for a single chat (and
+    // the other way round).
+    SPIPlanPtr plans[2][kPlanCount];
+    int size_class;  // of the statement being processed
     PlanSet* next;
 };
 
@@ -151,10 +159,11 @@ PlanSet* plan_set_for(Relation rel) {
     if (set != nullptr && (strcmp(set->nspname, nsp) != 0 ||
                            strcmp(set->relname, RelationGetRelationName(rel)) != 0 ||
                            !equalTupleDescs(set->desc, RelationGetDescr(rel)))) {
-        for (int i = 0; i < kPlanCount; ++i) {
-            if (set->plans[i] != nullptr) SPI_freeplan(set->plans[i]);
-            set->plans[i] = nullptr;
-        }
+        for (int c = 0; c < 2; ++c)
+            for (int i = 0; i < kPlanCount; ++i) {
+                if (set->plans[c][i] != nullptr) SPI_freeplan(set->plans[c][i]);
+                set->plans[c][i] = nullptr;
+            }
         FreeTupleDesc(set->desc);
         set->desc = nullptr;
     }
@@ -405,7 +414,7 @@ int plan_nargs(Plan plan, Oid* types) {
 }
 
 SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
-    if (set->plans[plan] != nullptr) return set->plans[plan];
+    if (set->plans[set->size_class][plan] != nullptr) return set->plans[set->size_class][plan];
     StringInfoData sql;
     initStringInfo(&sql);
     // plan_sql is a fixed template of ours; the two names are quoted.
@@ -429,7 +438,7 @@ SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
     if (prepared == nullptr)
         elog(ERROR, "crm_native: could not prepare metrics query: %s", SPI_result_code_string(SPI_result));
     if (SPI_keepplan(prepared) != 0) elog(ERROR, "crm_native: SPI_keepplan failed");
-    set->plans[plan] = prepared;
+    set->plans[set->size_class][plan] = prepared;
     pfree(sql.data);
     pfree(tmpl);
     return prepared;
@@ -748,7 +757,12 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan
         register_transition_table(kNewRows, td->tg_newtable, rel);
     if (event == TRIGGER_EVENT_DELETE || event == TRIGGER_EVENT_UPDATE)
         register_transition_table(kOldRows, td->tg_oldtable, rel);
-    maintain(plan_set_for(rel), fold, existing);
+    PlanSet* set = plan_set_for(rel);
+    int64 changed = 0;
+    if (td->tg_newtable != nullptr) changed = tuplestore_tuple_count(td->tg_newtable);
+    if (td->tg_oldtable != nullptr) changed = Max(changed, tuplestore_tuple_count(td->tg_oldtable));
+    set->size_class = changed > kBulkRows ? 1 : 0;
+    maintain(set, fold, existing);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }
@@ -778,6 +792,7 @@ Datum crm_metrics_truncate(PG_FUNCTION_ARGS) {
     TriggerData* td = check_trigger(fcinfo, "crm_native.metrics_truncate", TRIGGER_EVENT_TRUNCATE);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
     PlanSet* set = plan_set_for(td->tg_relation);
+    set->size_class = 0;
     run_plan(get_plan(set, kDeleteAll), nullptr, nullptr, SPI_OK_DELETE);
     SPI_finish();
     return PointerGetDatum(nullptr);

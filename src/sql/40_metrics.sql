@@ -5,19 +5,30 @@
 -- TRUNCATE has its own. search_path is pinned so that a caller's search_path
 -- cannot redirect anything the trigger resolves (its tables are
 -- schema-qualified with the triggering table's schema anyway).
+--
+-- Every query of these triggers on a real table is meant to be an index
+-- probe. Their plans are prepared once per backend and kept; a plan prepared
+-- while "VC Usage" was still tiny would otherwise keep a sequential scan
+-- forever after (and a bitmap scan reads every entry an EXISTS probe could
+-- stop at): planning with both disabled keeps the probes on the indexes
+-- whatever the table's size when the backend first fired the trigger.
 
 CREATE FUNCTION crm_native.metrics_insert() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_metrics_insert'
-    LANGUAGE C SET search_path = pg_catalog, pg_temp;
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
 CREATE FUNCTION crm_native.metrics_update() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_metrics_update'
-    LANGUAGE C SET search_path = pg_catalog, pg_temp;
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
 CREATE FUNCTION crm_native.metrics_delete() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_metrics_delete'
-    LANGUAGE C SET search_path = pg_catalog, pg_temp;
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
 CREATE FUNCTION crm_native.metrics_truncate() RETURNS trigger
     AS 'MODULE_PATHNAME', 'crm_metrics_truncate'
-    LANGUAGE C SET search_path = pg_catalog, pg_temp;
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
 
 INSERT INTO crm_native.native_trigger (trigger_name, table_name, replaces, ddl) VALUES
     ('trg_vc_usage_metrics_refresh_ins', 'VC Usage', 'trg_vc_usage_metrics_refresh',
