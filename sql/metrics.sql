@@ -1,0 +1,185 @@
+-- Native customer_metrics maintenance: exact after every statement.
+SET client_min_messages = warning;
+-- Install the native triggers (crm_native.install() replaces the plpgsql
+-- trg_vc_usage_metrics_refresh by the four registered metrics triggers).
+-- Its warnings are about the other features' triggers: not this test's.
+SET client_min_messages = error;
+SELECT trigger_name, implementation, function FROM crm_native.install()
+ WHERE trigger_name LIKE 'trg_vc_usage_metrics%' ORDER BY 1;
+SET client_min_messages = warning;
+SELECT tgname, tgtype FROM pg_trigger
+ WHERE tgrelid = 'public."VC Usage"'::regclass AND tgname LIKE 'trg_vc_usage_metrics%' ORDER BY 1;
+
+-- Two tenants, 12 customers each. Chats carry customer_id already, so the
+-- customer sync trigger leaves them alone.
+INSERT INTO companies (id, name) VALUES
+    ('a0000000-0000-0000-0000-000000000001', 'Tenant A'),
+    ('b0000000-0000-0000-0000-000000000002', 'Tenant B');
+CREATE TEMP TABLE cust (idx int PRIMARY KEY, id uuid, company_id uuid);
+INSERT INTO cust
+SELECT i, ('c0000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid,
+       CASE WHEN i <= 12 THEN 'a0000000-0000-0000-0000-000000000001'::uuid
+            ELSE 'b0000000-0000-0000-0000-000000000002'::uuid END
+  FROM generate_series(1, 24) i;
+INSERT INTO customers (id, company_id, customer_name)
+SELECT id, company_id, 'Customer ' || idx FROM cust;
+
+CREATE FUNCTION chat(customer int, session text, views int, at timestamptz) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO public."VC Usage" (company_id, customer_id, session_id, view_count, created_at)
+    SELECT company_id, id, session, views, at FROM pg_temp.cust WHERE idx = customer
+$$;
+CREATE FUNCTION metrics_of(customer int) RETURNS TABLE (n bigint, s bigint, v bigint, f timestamptz, l timestamptz)
+LANGUAGE sql AS $$
+    SELECT total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at
+      FROM customer_metrics m JOIN cust c ON c.id = m.customer_id WHERE c.idx = customer
+$$;
+
+-- 1. Deterministic cases, each followed by the check.
+-- first chat creates the row
+SELECT chat(1, 's1', 3, '2024-01-10');
+SELECT * FROM metrics_of(1);
+-- same session: sessions stay 1; earlier chat moves first_interaction_at
+SELECT chat(1, 's1', NULL, '2024-01-05');
+SELECT * FROM metrics_of(1);
+-- NULL session and NULL created_at count as conversations only
+SELECT chat(1, NULL, 2, NULL);
+SELECT * FROM metrics_of(1);
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+-- an UPDATE that changes nothing the metrics use writes nothing
+SELECT refreshed_at AS before_refresh FROM customer_metrics m JOIN cust c ON c.id = m.customer_id WHERE idx = 1 \gset
+UPDATE "VC Usage" SET user_message = 'hello' WHERE customer_id = (SELECT id FROM cust WHERE idx = 1);
+SELECT refreshed_at = :'before_refresh' AS untouched FROM customer_metrics m JOIN cust c ON c.id = m.customer_id WHERE idx = 1;
+-- view_count update
+UPDATE "VC Usage" SET view_count = coalesce(view_count, 0) + 10 WHERE customer_id = (SELECT id FROM cust WHERE idx = 1);
+SELECT * FROM metrics_of(1);
+-- deleting the latest chat moves last_interaction_at back (index probe)
+DELETE FROM "VC Usage" WHERE created_at = '2024-01-10';
+SELECT * FROM metrics_of(1);
+-- moving a chat to another customer: minus on one side, plus on the other
+SELECT chat(2, 's9', 4, '2024-02-01');
+UPDATE "VC Usage" SET customer_id = (SELECT id FROM cust WHERE idx = 2) WHERE created_at = '2024-01-05';
+SELECT 1 AS customer, * FROM metrics_of(1) UNION ALL SELECT 2, * FROM metrics_of(2) ORDER BY 1;
+-- unlinking the last chat deletes the row; relinking creates it
+UPDATE "VC Usage" SET customer_id = NULL WHERE customer_id = (SELECT id FROM cust WHERE idx = 1);
+SELECT count(*) AS rows_for_customer_1 FROM metrics_of(1);
+UPDATE "VC Usage" SET customer_id = (SELECT id FROM cust WHERE idx = 1) WHERE customer_id IS NULL;
+SELECT * FROM metrics_of(1);
+-- changing the primary key of a chat is a removal plus an addition
+UPDATE "VC Usage" SET id = id + 1000000, session_id = 's2' WHERE customer_id = (SELECT id FROM cust WHERE idx = 2) AND session_id = 's1';
+SELECT * FROM metrics_of(2);
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+-- deleting a customer sets its chats' customer_id to NULL (FK action): its row goes
+INSERT INTO customers (id, company_id, customer_name) VALUES ('d0000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000001', 'Leaving');
+INSERT INTO "VC Usage" (company_id, customer_id, session_id) VALUES ('a0000000-0000-0000-0000-000000000001', 'd0000000-0000-0000-0000-000000000001', 'x');
+DELETE FROM customers WHERE id = 'd0000000-0000-0000-0000-000000000001';
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+-- TRUNCATE empties customer_metrics
+TRUNCATE "VC Usage";
+SELECT count(*) AS metrics_rows FROM customer_metrics;
+
+-- 2. A hostile search_path cannot redirect the trigger's reads or writes:
+-- look-alike tables, and an "=" on uuid that fails if anything resolves it.
+CREATE SCHEMA evil;
+CREATE TABLE evil.customer_metrics (LIKE public.customer_metrics);
+CREATE TABLE evil."VC Usage" (LIKE public."VC Usage");
+CREATE FUNCTION evil.trap(uuid, uuid) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil operator called'; END $$;
+CREATE OPERATOR evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = evil.trap);
+SET search_path = evil, pg_catalog, public;
+SELECT public.chat(3, 'e1', 1, '2024-03-01');
+DELETE FROM public."VC Usage" WHERE session_id = 'never';
+RESET search_path;
+SELECT (SELECT count(*) FROM evil.customer_metrics) AS evil_rows, (SELECT count(*) FROM public.customer_metrics) AS public_rows;
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+
+-- 3. verify_metrics reports what differs; rebuild_metrics repairs it.
+UPDATE customer_metrics SET total_views = total_views + 5;
+SELECT customer_id = (SELECT id FROM cust WHERE idx = 3) AS is_customer_3,
+       expected_views, actual_views, expected_conversations, actual_conversations
+  FROM crm_native.verify_metrics();
+SELECT crm_native.rebuild_metrics('public', (SELECT id FROM cust WHERE idx = 3)) AS fixed;
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+DELETE FROM customer_metrics;
+INSERT INTO customer_metrics (customer_id, company_id, total_conversations) SELECT id, company_id, 7 FROM cust WHERE idx = 4;
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+SELECT crm_native.rebuild_metrics() AS fixed;
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+SELECT crm_native.rebuild_metrics() AS fixed_again;
+-- a stored row that the delta proves impossible (here: more sessions than
+-- conversations) is recomputed from the conversations instead
+UPDATE customer_metrics SET total_conversations = 0;
+SELECT chat(3, 'e2', 1, '2024-03-02');
+SELECT * FROM metrics_of(3);
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+
+-- 4. Misuse is refused with a clear error.
+CREATE TABLE notes (id int);
+CREATE TRIGGER wrong AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION crm_native.metrics_insert();
+INSERT INTO notes VALUES (1);
+DROP TABLE notes;
+
+-- 5. Randomized DML: after every statement customer_metrics equals the
+-- recomputation. 600 statements: single and bulk inserts, updates of
+-- view_count / created_at / session_id / customer_id / id, deletes, TRUNCATE,
+-- statements touching many customers, several statements per transaction.
+SELECT setseed(0.5);
+CREATE FUNCTION random_dml(steps int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    stmt text;
+    kind int;
+    bad int;
+    done int := 0;
+    tally int[] := array_fill(0, ARRAY[12]);
+    c int;
+BEGIN
+    FOR i IN 1..steps LOOP
+        kind := 1 + floor(random() * 12)::int;
+        c := 1 + floor(random() * 24)::int;
+        stmt := CASE kind
+          WHEN 1 THEN format($s$SELECT chat(%s, %L, %s, %L)$s$, c,
+                      CASE WHEN random() < 0.1 THEN NULL ELSE 's' || floor(random() * 6) END,
+                      CASE WHEN random() < 0.1 THEN 'NULL' ELSE floor(random() * 9)::text END,
+                      CASE WHEN random() < 0.05 THEN NULL ELSE '2024-01-01'::timestamptz + floor(random() * 100) * interval '1 hour' END)
+          WHEN 2 THEN format($s$INSERT INTO "VC Usage" (company_id, customer_id, session_id, view_count, created_at)
+                      SELECT c.company_id, c.id, CASE WHEN random() < 0.1 THEN NULL ELSE 's' || floor(random() * 6) END,
+                             floor(random() * 9), '2024-01-01'::timestamptz + floor(random() * 100) * interval '1 hour'
+                        FROM generate_series(1, %s) g, LATERAL (SELECT * FROM cust WHERE idx = 1 + (g * 7 + %s) %% %s) c$s$,
+                      1 + floor(random() * 60)::int, c, 1 + floor(random() * 24)::int)
+          WHEN 3 THEN format($s$UPDATE "VC Usage" SET view_count = CASE WHEN random() < 0.1 THEN NULL ELSE floor(random() * 20) END WHERE id %% %s = %s$s$,
+                      2 + floor(random() * 5)::int, floor(random() * 2)::int)
+          WHEN 4 THEN format($s$UPDATE "VC Usage" SET created_at = created_at + %L::interval WHERE id %% %s = 0$s$,
+                      (floor(random() * 200) - 100) || ' hours', 2 + floor(random() * 6)::int)
+          WHEN 5 THEN format($s$UPDATE "VC Usage" SET session_id = CASE WHEN random() < 0.15 THEN NULL ELSE 's' || floor(random() * 8) END WHERE id %% %s = %s$s$,
+                      3 + floor(random() * 5)::int, floor(random() * 3)::int)
+          WHEN 6 THEN format($s$UPDATE "VC Usage" v SET customer_id = t.id, company_id = t.company_id
+                        FROM cust t WHERE t.idx = 1 + (v.id::int * %s) %% 24 AND v.id %% %s = 0$s$,
+                      1 + floor(random() * 11)::int, 2 + floor(random() * 6)::int)
+          WHEN 7 THEN format($s$DELETE FROM "VC Usage" WHERE id %% %s = %s$s$, 3 + floor(random() * 7)::int, floor(random() * 3)::int)
+          WHEN 8 THEN format($s$DELETE FROM "VC Usage" WHERE customer_id = (SELECT id FROM cust WHERE idx = %s)$s$, c)
+          WHEN 9 THEN CASE WHEN random() < 0.25 THEN 'TRUNCATE "VC Usage"'
+                           ELSE format($s$UPDATE "VC Usage" SET customer_id = NULL WHERE id %% %s = 1$s$, 5 + floor(random() * 5)::int) END
+          WHEN 10 THEN format($s$UPDATE "VC Usage" v SET customer_id = t.id, company_id = t.company_id
+                        FROM cust t WHERE v.customer_id IS NULL AND t.idx = %s$s$, c)
+          WHEN 11 THEN format($s$UPDATE "VC Usage" SET id = id + 100000, session_id = coalesce(session_id, 's0') || 'k',
+                          view_count = view_count + 1, created_at = created_at - interval '1 hour' WHERE id %% %s = 0$s$,
+                      2 + floor(random() * 8)::int)
+          ELSE format($s$UPDATE "VC Usage" SET view_count = coalesce(view_count, 0) + 1, created_at = created_at + interval '1 minute'$s$)
+        END;
+        EXECUTE stmt;
+        tally[kind] := tally[kind] + 1;
+        SELECT count(*) INTO bad FROM crm_native.verify_metrics();
+        IF bad > 0 THEN
+            RAISE EXCEPTION 'step %: % customers wrong after: %', i, bad, stmt;
+        END IF;
+        done := done + 1;
+    END LOOP;
+    RETURN format('%s statements, every kind run: %s', done, (SELECT bool_and(t > 0) FROM unnest(tally) t));
+END $$;
+SELECT random_dml(300);
+BEGIN;
+SELECT random_dml(150);
+COMMIT;
+SELECT random_dml(150);
+SELECT count(*) > 0 AS has_conversations FROM "VC Usage";
+SELECT (SELECT count(*) FROM customer_metrics) = (SELECT count(DISTINCT customer_id) FROM "VC Usage") AS one_row_per_customer;

@@ -1,0 +1,148 @@
+-- Native maintenance of customer_metrics (docs/metrics.md).
+--
+-- Four statement-level trigger functions replace the application's row-level
+-- trg_vc_usage_metrics_refresh. Transition tables need one trigger per event;
+-- TRUNCATE has its own. search_path is pinned so that a caller's search_path
+-- cannot redirect anything the trigger resolves (its tables are
+-- schema-qualified with the triggering table's schema anyway).
+--
+-- Every query of these triggers on a real table is meant to be an index
+-- probe. Their plans are prepared once per backend and kept; a plan prepared
+-- while "VC Usage" was still tiny would otherwise keep a sequential scan
+-- forever after (and a bitmap scan reads every entry an EXISTS probe could
+-- stop at): planning with both disabled keeps the probes on the indexes
+-- whatever the table's size when the backend first fired the trigger.
+
+CREATE FUNCTION crm_native.metrics_insert() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_metrics_insert'
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
+CREATE FUNCTION crm_native.metrics_update() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_metrics_update'
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
+CREATE FUNCTION crm_native.metrics_delete() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_metrics_delete'
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
+CREATE FUNCTION crm_native.metrics_truncate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'crm_metrics_truncate'
+    LANGUAGE C SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_bitmapscan = off;
+
+INSERT INTO crm_native.native_trigger (trigger_name, table_name, replaces, ddl) VALUES
+    ('trg_vc_usage_metrics_refresh_ins', 'VC Usage', 'trg_vc_usage_metrics_refresh',
+     'CREATE TRIGGER trg_vc_usage_metrics_refresh_ins AFTER INSERT ON %1$s'
+     ' REFERENCING NEW TABLE AS crm_new_rows'
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_insert()'),
+    ('trg_vc_usage_metrics_refresh_upd', 'VC Usage', 'trg_vc_usage_metrics_refresh',
+     'CREATE TRIGGER trg_vc_usage_metrics_refresh_upd AFTER UPDATE ON %1$s'
+     ' REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows'
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_update()'),
+    ('trg_vc_usage_metrics_refresh_del', 'VC Usage', 'trg_vc_usage_metrics_refresh',
+     'CREATE TRIGGER trg_vc_usage_metrics_refresh_del AFTER DELETE ON %1$s'
+     ' REFERENCING OLD TABLE AS crm_old_rows'
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_delete()'),
+    ('trg_vc_usage_metrics_refresh_truncate', 'VC Usage', 'trg_vc_usage_metrics_refresh',
+     'CREATE TRIGGER trg_vc_usage_metrics_refresh_truncate AFTER TRUNCATE ON %1$s'
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()');
+
+-- Every customer whose customer_metrics row differs from the full
+-- recomputation over "VC Usage" (same definitions as the reference
+-- refresh_customer_metrics(): count(*), count(DISTINCT session_id),
+-- coalesce(sum(view_count), 0), min/max(created_at), one row per customer
+-- with at least one conversation). A missing row shows actual_* NULL, an
+-- extra row expected_* NULL. company_id is reported when the row's company
+-- is not a company of the customer's conversations. Empty when exact.
+CREATE FUNCTION crm_native.verify_metrics(target_schema text DEFAULT 'public')
+RETURNS TABLE (customer_id uuid,
+               expected_company_id uuid, actual_company_id uuid,
+               expected_conversations bigint, actual_conversations bigint,
+               expected_sessions bigint, actual_sessions bigint,
+               expected_views bigint, actual_views bigint,
+               expected_first_interaction_at timestamptz, actual_first_interaction_at timestamptz,
+               expected_last_interaction_at timestamptz, actual_last_interaction_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        WITH expected AS (
+            SELECT v.customer_id,
+                   array_agg(DISTINCT v.company_id) AS companies,
+                   count(*)::bigint AS n,
+                   count(DISTINCT v.session_id)::bigint AS s,
+                   coalesce(sum(v.view_count), 0)::bigint AS w,
+                   min(v.created_at) AS f,
+                   max(v.created_at) AS l
+              FROM %1$I."VC Usage" v
+             WHERE v.customer_id IS NOT NULL
+             GROUP BY v.customer_id)
+        SELECT coalesce(e.customer_id, m.customer_id),
+               e.companies[1], m.company_id,
+               e.n, m.total_conversations,
+               e.s, m.total_sessions,
+               e.w, m.total_views,
+               e.f, m.first_interaction_at,
+               e.l, m.last_interaction_at
+          FROM expected e
+          FULL JOIN %1$I.customer_metrics m ON m.customer_id = e.customer_id
+         WHERE e.customer_id IS NULL OR m.customer_id IS NULL
+            OR (e.n, e.s, e.w, e.f, e.l)
+               IS DISTINCT FROM (m.total_conversations, m.total_sessions, m.total_views,
+                                 m.first_interaction_at, m.last_interaction_at)
+            OR m.company_id IS NULL OR NOT (m.company_id = ANY (e.companies))
+         ORDER BY 1 $q$, target_schema);
+END
+$fn$;
+
+-- Makes customer_metrics equal to the recomputation, for one customer or
+-- (customer NULL) all of them, writing only the rows that differ. Returns the
+-- number of rows inserted, updated or deleted. Takes SHARE ROW EXCLUSIVE on
+-- customer_metrics, so the metrics triggers of concurrent chats wait for it
+-- and then apply their deltas on top of the rebuilt rows.
+CREATE FUNCTION crm_native.rebuild_metrics(target_schema text DEFAULT 'public',
+                                           customer uuid DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    deleted bigint;
+    written bigint;
+BEGIN
+    EXECUTE format('LOCK TABLE %I.customer_metrics IN SHARE ROW EXCLUSIVE MODE', target_schema);
+    EXECUTE format($q$
+        DELETE FROM %1$I.customer_metrics m
+         WHERE ($1 IS NULL OR m.customer_id = $1)
+           AND NOT EXISTS (SELECT 1 FROM %1$I."VC Usage" v WHERE v.customer_id = m.customer_id) $q$,
+        target_schema) USING customer;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    EXECUTE format($q$
+        INSERT INTO %1$I.customer_metrics AS m
+               (customer_id, company_id, total_conversations, total_sessions, total_views,
+                first_interaction_at, last_interaction_at, refreshed_at)
+        SELECT v.customer_id, (array_agg(v.company_id))[1], count(*), count(DISTINCT v.session_id),
+               coalesce(sum(v.view_count), 0), min(v.created_at), max(v.created_at), now()
+          FROM %1$I."VC Usage" v
+         WHERE v.customer_id IS NOT NULL AND ($1 IS NULL OR v.customer_id = $1)
+         GROUP BY v.customer_id
+         ORDER BY v.customer_id
+        ON CONFLICT (customer_id) DO UPDATE
+           SET company_id = EXCLUDED.company_id,
+               total_conversations = EXCLUDED.total_conversations,
+               total_sessions = EXCLUDED.total_sessions,
+               total_views = EXCLUDED.total_views,
+               first_interaction_at = EXCLUDED.first_interaction_at,
+               last_interaction_at = EXCLUDED.last_interaction_at,
+               refreshed_at = EXCLUDED.refreshed_at
+         WHERE (m.company_id, m.total_conversations, m.total_sessions, m.total_views,
+                m.first_interaction_at, m.last_interaction_at)
+               IS DISTINCT FROM
+               (EXCLUDED.company_id, EXCLUDED.total_conversations, EXCLUDED.total_sessions,
+                EXCLUDED.total_views, EXCLUDED.first_interaction_at, EXCLUDED.last_interaction_at) $q$,
+        target_schema) USING customer;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN deleted + written;
+END
+$fn$;
