@@ -4,10 +4,10 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential g++ clang-14 llvm-14-dev pkg-config make
+  build-essential g++ clang clang-14 libclang-rt-14-dev llvm-14-dev pkg-config make git
   postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-  libphonenumber-dev libicu-dev libboost-test-dev
+  libphonenumber-dev libprotobuf-dev libicu-dev libboost-test-dev
   meson ninja-build gnuplot-nox python3
 )
 
