@@ -47,31 +47,25 @@ record() {  # record SUITE NAME OK?
 }
 selected() { [ -z "$PATTERN" ] || [[ "$1" == *$PATTERN* ]]; }
 
-echo "== pg_regress"
-for f in "$ROOT"/sql/*.sql; do
-  [ -e "$f" ] || continue
-  name=$(basename "$f" .sql); selected "$name" || continue
-  db="regress_$name"; fresh_db "$db" || { record regress "$name" 1; continue; }
-  mkdir -p "$OUT/regress/$name"
-  "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --inputdir="$ROOT" \
-    --outputdir="$OUT/regress/$name" --use-existing --dbname="$db" "$name" >"$OUT/regress/$name/run.log" 2>&1
-  rc=$?
-  [ $rc -ne 0 ] && { cat "$OUT/regress/$name/run.log"; cat "$OUT/regress/$name/regression.diffs" 2>/dev/null | head -200; }
-  record regress "$name" $rc; drop_db "$db"
-done
-
-echo "== isolation"
-for f in "$ROOT"/specs/*.spec; do
-  [ -e "$f" ] || continue
-  name=$(basename "$f" .spec); selected "$name" || continue
-  db="iso_$name"; fresh_db "$db" || { record isolation "$name" 1; continue; }
-  mkdir -p "$OUT/isolation/$name"
-  "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --inputdir="$ROOT" \
-    --outputdir="$OUT/isolation/$name" --use-existing --dbname="$db" "$name" >"$OUT/isolation/$name/run.log" 2>&1
-  rc=$?
-  [ $rc -ne 0 ] && { cat "$OUT/isolation/$name/run.log"; cat "$OUT/isolation/$name/regression.diffs" 2>/dev/null | head -200; }
-  record isolation "$name" $rc; drop_db "$db"
-done
+# run_regress SUITE DIR EXT RUNNER DBPREFIX: pg_regress-style runners (one
+# fresh database per test, outputs compared with expected/NAME.out)
+run_regress() {
+  local suite=$1 dir=$2 ext=$3 runner=$4 prefix=$5 f name db rc
+  echo "== $suite"
+  for f in "$ROOT/$dir"/*."$ext"; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" ".$ext"); selected "$name" || continue
+    db="${prefix}_$name"; fresh_db "$db" || { record "$suite" "$name" 1; continue; }
+    mkdir -p "$OUT/$suite/$name"
+    "$runner" --bindir="$BINDIR" --inputdir="$ROOT" --outputdir="$OUT/$suite/$name" \
+      --use-existing --dbname="$db" "$name" >"$OUT/$suite/$name/run.log" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] && { cat "$OUT/$suite/$name/run.log"; head -200 "$OUT/$suite/$name/regression.diffs" 2>/dev/null; }
+    record "$suite" "$name" $rc; drop_db "$db"
+  done
+}
+run_regress regress sql sql "$PGXS_DIR/src/test/regress/pg_regress" regress
+run_regress isolation specs spec "$PGXS_DIR/src/test/isolation/pg_isolation_regress" iso
 
 echo "== pgTAP"
 for f in "$ROOT"/test/pgtap/*.sql; do
