@@ -4,7 +4,9 @@
 # vs native (crm_native.metrics_* statement-level triggers) vs no metrics
 # trigger at all (the base cost of the INSERT). A measurement, not a test.
 #
-# Usage: bench/metrics_history.sh [-t TRANSACTIONS] [-r REPEATS]
+# Usage: bench/metrics_history.sh [-t TRANSACTIONS] [-r REPEATS] [-m "MODES"] [-B]
+#   -m: which triggers to measure, default "none plpgsql native" (e.g.
+#   -m "none native" for a quick native-only run); -B: skip the bulk inserts.
 #   Uses the server in PGHOST/PGPORT if one answers; otherwise builds and
 #   stages crm_native and starts a throwaway cluster (scripts/pgenv.sh).
 #   CRM_REFERENCE_DIR: where reference/*.sql are (default: ./reference); it
@@ -14,7 +16,8 @@
 # Per-chat: each pgbench transaction is BEGIN; INSERT one chat; ROLLBACK, so a
 # customer's history stays exactly 0 / 1,000 / 20,000 / 100,000 conversations
 # (in sessions of 10) during the run. Reported: mean latency per transaction
-# (pgbench, one client) and the metrics share of it (minus the no-trigger run).
+# (pgbench, one client; median of REPEATS interleaved rounds) and the metrics
+# share of it (minus the no-trigger run).
 # Bulk: one INSERT of 10,000 chats for 10,000 customers (1 chat each, on top
 # of 1 prior chat) and for 10 customers (1,000 each, on top of 1,000 prior
 # chats), in a rolled-back transaction; median of REPEATS runs.
@@ -22,10 +25,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TX=300
 REPEATS=3
-while getopts "t:r:" opt; do
+MODES="none plpgsql native"
+BULK_RUNS=1
+while getopts "t:r:m:B" opt; do
   case $opt in
     t) TX=$OPTARG ;;
     r) REPEATS=$OPTARG ;;
+    m) MODES=$OPTARG ;;
+    B) BULK_RUNS=0 ;;
     *) echo "usage: $0 [-t transactions] [-r repeats]" >&2; exit 2 ;;
   esac
 done
@@ -137,32 +144,48 @@ SQL
 }
 
 declare -A LAT BULK
-for mode in none plpgsql native; do
+for mode in $MODES; do
   use_mode "$mode"
+  # REPEATS rounds over the four customers, median per customer: a burst of
+  # load from elsewhere on a shared machine then skews one round, not one point.
+  declare -A RUNS=()
   for h in 0 1000 20000 100000; do
-    cust=$(printf 'c0000000-0000-0000-0000-%012d' "$h")
-    per_chat "$cust" >/dev/null   # warm-up (plans, caches)
-    LAT[$mode,$h]=$(per_chat "$cust")
+    per_chat "$(printf 'c0000000-0000-0000-0000-%012d' "$h")" >/dev/null   # warm-up (plans, caches)
   done
-  BULK[$mode,10k]=$(bulk 10k)
-  BULK[$mode,10]=$(bulk 10)
+  for _ in $(seq "$REPEATS"); do
+    for h in 0 1000 20000 100000; do
+      RUNS[$h]="${RUNS[$h]:-} $(per_chat "$(printf 'c0000000-0000-0000-0000-%012d' "$h")")"
+    done
+  done
+  for h in 0 1000 20000 100000; do
+    LAT[$mode,$h]=$(printf '%s\n' ${RUNS[$h]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  done
+  if [ "$BULK_RUNS" = 1 ]; then
+    BULK[$mode,10k]=$(bulk 10k)
+    BULK[$mode,10]=$(bulk 10)
+  fi
 done
 use_mode native
 bad=$(q -At -c "SELECT count(*) FROM crm_native.verify_metrics()")
 
-echo "Per-chat latency, ms (pgbench, 1 client, $TX transactions of BEGIN; INSERT 1 chat; ROLLBACK)"
+echo "Per-chat latency, ms (pgbench, 1 client, $TX transactions of BEGIN; INSERT 1 chat; ROLLBACK; median of $REPEATS rounds)"
 printf '%-22s %10s %10s %10s %14s %14s\n' "prior conversations" none plpgsql native "plpgsql extra" "native extra"
 for h in 0 1000 20000 100000; do
-  printf '%-22s %10s %10s %10s %14s %14s\n' "$h" "${LAT[none,$h]}" "${LAT[plpgsql,$h]}" "${LAT[native,$h]}" \
-    "$(echo "${LAT[plpgsql,$h]} - ${LAT[none,$h]}" | bc -l | xargs printf '%.3f')" \
-    "$(echo "${LAT[native,$h]} - ${LAT[none,$h]}" | bc -l | xargs printf '%.3f')"
+  extra() { if [ -n "${LAT[$1,$h]:-}" ] && [ -n "${LAT[none,$h]:-}" ]; then
+      echo "${LAT[$1,$h]} - ${LAT[none,$h]}" | bc -l | xargs printf '%.3f'; else echo -; fi; }
+  printf '%-22s %10s %10s %10s %14s %14s\n' "$h" "${LAT[none,$h]:--}" "${LAT[plpgsql,$h]:--}" "${LAT[native,$h]:--}" \
+    "$(extra plpgsql)" "$(extra native)"
 done
-printf 'native per-chat latency at 100,000 / at 0 prior conversations: %.2fx\n' \
-  "$(echo "${LAT[native,100000]} / ${LAT[native,0]}" | bc -l)"
+if [ -n "${LAT[native,0]:-}" ]; then
+  printf 'native per-chat latency at 100,000 / at 0 prior conversations: %.2fx\n' \
+    "$(echo "${LAT[native,100000]} / ${LAT[native,0]}" | bc -l)"
+fi
+if [ "$BULK_RUNS" = 1 ]; then
 echo
 echo "Bulk INSERT of 10,000 chats, ms (median of $REPEATS, rolled back)"
 printf '%-34s %10s %10s %10s\n' "" none plpgsql native
-printf '%-34s %10s %10s %10s\n' "10,000 customers (1 chat each)" "${BULK[none,10k]}" "${BULK[plpgsql,10k]}" "${BULK[native,10k]}"
-printf '%-34s %10s %10s %10s\n' "10 customers (1,000 chats each)" "${BULK[none,10]}" "${BULK[plpgsql,10]}" "${BULK[native,10]}"
+printf '%-34s %10s %10s %10s\n' "10,000 customers (1 chat each)" "${BULK[none,10k]:--}" "${BULK[plpgsql,10k]:--}" "${BULK[native,10k]:--}"
+printf '%-34s %10s %10s %10s\n' "10 customers (1,000 chats each)" "${BULK[none,10]:--}" "${BULK[plpgsql,10]:--}" "${BULK[native,10]:--}"
+fi
 echo
 echo "verify_metrics() after the run: $bad mismatching customers"

@@ -46,6 +46,30 @@ SELECT * FROM metrics_of(1);
 SELECT chat(1, NULL, 2, NULL);
 SELECT * FROM metrics_of(1);
 SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+-- single-chat INSERT (the fast path: lock the row, then one UPDATE that
+-- probes the session): a new session counts, a known one does not, a session
+-- known only for another customer counts, an unlinked chat writes nothing,
+-- a session added earlier in the same transaction is known
+SELECT chat(5, 'f1', 1, '2024-04-10');
+SELECT chat(5, 'f2', 2, '2024-04-01');
+SELECT * FROM metrics_of(5);
+SELECT chat(5, 'f1', NULL, '2024-04-20');
+SELECT * FROM metrics_of(5);
+SELECT chat(6, 'f1', 1, '2024-04-10');
+SELECT chat(6, 'g1', 1, '2024-04-10');
+SELECT * FROM metrics_of(6);
+SELECT chat(6, 'f1', 1, NULL);
+SELECT * FROM metrics_of(6);
+SELECT count(*) AS metrics_rows_before FROM customer_metrics;
+INSERT INTO "VC Usage" (company_id, customer_id, session_id) VALUES ('a0000000-0000-0000-0000-000000000001', NULL, 'f1');
+SELECT count(*) AS metrics_rows_after FROM customer_metrics;
+DELETE FROM "VC Usage" WHERE customer_id IS NULL;
+BEGIN;
+SELECT chat(5, 'f3', 0, '2024-05-01');
+SELECT chat(5, 'f3', 0, '2024-05-02');
+SELECT * FROM metrics_of(5);
+COMMIT;
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
 -- an UPDATE that changes nothing the metrics use writes nothing
 SELECT refreshed_at AS before_refresh FROM customer_metrics m JOIN cust c ON c.id = m.customer_id WHERE idx = 1 \gset
 UPDATE "VC Usage" SET user_message = 'hello' WHERE customer_id = (SELECT id FROM cust WHERE idx = 1);

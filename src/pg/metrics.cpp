@@ -38,7 +38,9 @@ extern "C" {
 #include "access/tupdesc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -126,6 +128,9 @@ enum Plan {
     kUpdateRow,
     kDeleteRow,
     kDeleteAll,
+    kChatLock,    // single-chat INSERT fast path (insert_one_chat)
+    kChatCreate,
+    kChatUpdate,
     kPlanCount
 };
 
@@ -143,12 +148,39 @@ struct PlanSet {
     // the other way round).
     SPIPlanPtr plans[2][kPlanCount];
     int size_class;  // of the statement being processed
+    // Attribute numbers of the columns the single-chat fast path reads from
+    // the transition tuple; chat_columns_ok when all exist with the expected
+    // types (otherwise every statement takes the general path).
+    AttrNumber att_id, att_customer, att_company, att_session, att_views, att_created;
+    bool chat_columns_ok;
     PlanSet* next;
 };
 
 PlanSet* plan_sets = nullptr;
 
 const char* qualified(const char* nsp, const char* rel) { return quote_qualified_identifier(nsp, rel); }
+
+// Column lookup for the fast path: an attribute of that name and type that is
+// not dropped, else 0.
+AttrNumber chat_column(TupleDesc desc, const char* name, Oid type) {
+    for (int i = 0; i < desc->natts; ++i) {
+        Form_pg_attribute a = TupleDescAttr(desc, i);
+        if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
+            return a->atttypid == type ? a->attnum : 0;
+    }
+    return 0;
+}
+
+void find_chat_columns(PlanSet* set) {
+    set->att_id = chat_column(set->desc, "id", INT8OID);
+    set->att_customer = chat_column(set->desc, "customer_id", UUIDOID);
+    set->att_company = chat_column(set->desc, "company_id", UUIDOID);
+    set->att_session = chat_column(set->desc, "session_id", TEXTOID);
+    set->att_views = chat_column(set->desc, "view_count", INT4OID);
+    set->att_created = chat_column(set->desc, "created_at", TIMESTAMPTZOID);
+    set->chat_columns_ok = set->att_id > 0 && set->att_customer > 0 && set->att_company > 0 &&
+                           set->att_session > 0 && set->att_views > 0 && set->att_created > 0;
+}
 
 PlanSet* plan_set_for(Relation rel) {
     const char* nsp = get_namespace_name(RelationGetNamespace(rel));
@@ -179,6 +211,7 @@ PlanSet* plan_set_for(Relation rel) {
         MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
         set->desc = CreateTupleDescCopyConstr(RelationGetDescr(rel));
         MemoryContextSwitchTo(old);
+        find_chat_columns(set);
     }
     return set;
 }
@@ -361,6 +394,31 @@ char* plan_sql(Plan plan) {
             return pstrdup("DELETE FROM %2$s WHERE customer_id = $1");
         case kDeleteAll:
             return pstrdup("DELETE FROM %2$s");
+        // Single-chat INSERT: lock the customer's row (its values as they are
+        // once we hold the lock), then write it in ONE statement that probes
+        // the session. Under READ COMMITTED that statement takes its snapshot
+        // after the lock, so it sees every chat committed by a transaction
+        // that wrote this row before us. $9/$10 = the chat's session and id
+        // (the chat itself is excluded); $4/$5 = sessions if the session is
+        // new / already counted.
+        case kChatLock:
+            return pstrdup(
+                "SELECT total_conversations, total_sessions, total_views, first_interaction_at,"
+                " last_interaction_at, company_id FROM %2$s WHERE customer_id = $1 FOR NO KEY UPDATE");
+        case kChatCreate:
+            return pstrdup(
+                "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
+                " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
+                " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id");
+        case kChatUpdate:
+            return pstrdup(
+                "UPDATE %2$s SET company_id = $2, total_conversations = $3,"
+                " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
+                "   SELECT 1 FROM %1$s v WHERE v.session_id = $9::text AND v.customer_id = $1"
+                "      AND v.id <> $10) THEN $4 ELSE $5 END,"
+                " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
+                " refreshed_at = now() WHERE customer_id = $1");
         case kPlanCount:
             break;
     }
@@ -378,8 +436,30 @@ int plan_nargs(Plan plan, Oid* types) {
             return 1;
         case kRecompute:
         case kDeleteRow:
+        case kChatLock:
             types[0] = UUIDOID;
             return 1;
+        case kChatCreate:
+            types[0] = UUIDOID;
+            types[1] = UUIDOID;
+            types[2] = INT8OID;
+            types[3] = INT8OID;
+            types[4] = INT8OID;
+            types[5] = TIMESTAMPTZOID;
+            types[6] = TIMESTAMPTZOID;
+            return 7;
+        case kChatUpdate:
+            types[0] = UUIDOID;
+            types[1] = UUIDOID;
+            types[2] = INT8OID;
+            types[3] = INT8OID;
+            types[4] = INT8OID;
+            types[5] = INT8OID;
+            types[6] = TIMESTAMPTZOID;
+            types[7] = TIMESTAMPTZOID;
+            types[8] = TEXTOID;
+            types[9] = INT8OID;
+            return 10;
         case kLockOrCreate:
             types[7] = BOOLARRAYOID;
             types[0] = UUIDARRAYOID;
@@ -429,7 +509,7 @@ SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
             appendStringInfoChar(&sql, *p);
         }
     }
-    Oid types[8];
+    Oid types[10];
     int nargs = plan_nargs(plan, types);
     // Generic plans: the parameters are arrays whose values never change the
     // best plan, and replanning these queries per statement costs more than
@@ -737,6 +817,118 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
     SPI_freetuptable(fold);
 }
 
+// The most common statement: an INSERT of one chat. Two SPI queries whatever
+// the customer's history, and no fold (the chat is read straight from the
+// transition tuplestore):
+//   - the customer has a row: lock it (kChatLock), then write it with the
+//     session probe inside the same statement (kChatUpdate);
+//   - it has none: kChatLock finds nothing, kChatCreate inserts the chat's
+//     aggregate (with no row, the customer had no conversation). If a
+//     concurrent transaction created the row first (ON CONFLICT DO NOTHING
+//     waited for it), lock that row and update it instead.
+// Returns false when the general path must handle the statement.
+bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
+    if (!set->chat_columns_ok) return false;
+    TupleTableSlot* slot = MakeSingleTupleTableSlot(set->desc, &TTSOpsMinimalTuple);
+    // Our own read pointer, rewound: other readers of this transition table
+    // (another statement trigger) keep theirs.
+    int reader = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
+    tuplestore_select_read_pointer(rows, reader);
+    tuplestore_rescan(rows);
+    if (!tuplestore_gettupleslot(rows, true, false, slot)) {
+        ExecDropSingleTupleTableSlot(slot);
+        return false;
+    }
+    slot_getallattrs(slot);
+    Datum* v = slot->tts_values;
+    bool* n = slot->tts_isnull;
+    int c = set->att_customer - 1;
+    if (n[c]) {  // an unlinked chat has no metrics
+        ExecDropSingleTupleTableSlot(slot);
+        return true;
+    }
+    Datum customer = v[c];
+    Datum company = v[set->att_company - 1];
+    bool company_null = n[set->att_company - 1];
+    bool has_session = !n[set->att_session - 1];
+    CustomerDelta delta;
+    delta.conversations = 1;
+    delta.views = n[set->att_views - 1] ? 0 : DatumGetInt32(v[set->att_views - 1]);
+    if (!n[set->att_created - 1]) {
+        delta.added_min = OptTimestamp::of(DatumGetTimestampTz(v[set->att_created - 1]));
+        delta.added_max = delta.added_min;
+    }
+
+    Datum key[1] = {customer};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        CHECK_FOR_INTERRUPTS();
+        run_plan(get_plan(set, kChatLock), key, nullptr, SPI_OK_SELECT);
+        if (SPI_processed == 0) {
+            SPI_freetuptable(SPI_tuptable);
+            Datum values[7] = {customer,
+                               company,
+                               Int64GetDatum(1),
+                               Int64GetDatum(has_session ? 1 : 0),
+                               Int64GetDatum(delta.views),
+                               TimestampTzGetDatum(delta.added_min.value),
+                               TimestampTzGetDatum(delta.added_max.value)};
+            char nulls[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ',
+                             delta.added_min.present ? ' ' : 'n', delta.added_max.present ? ' ' : 'n'};
+            run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
+            uint64 created = SPI_processed;
+            SPI_freetuptable(SPI_tuptable);
+            if (created == 1) {
+                ExecDropSingleTupleTableSlot(slot);
+                return true;
+            }
+            continue;  // created concurrently: lock it and update it
+        }
+        HeapTuple t = SPI_tuptable->vals[0];
+        TupleDesc d = SPI_tuptable->tupdesc;
+        MetricsRow old_row;
+        old_row.conversations = int8_col(t, d, 1);
+        old_row.sessions = int8_col(t, d, 2);
+        old_row.views = int8_col(t, d, 3);
+        old_row.first = opt_ts(t, d, 4);
+        old_row.last = opt_ts(t, d, 5);
+        bool stored_company_null = false;
+        Datum stored_company = SPI_getbinval(t, d, 6, &stored_company_null);
+        if (!stored_company_null) {
+            company = datumCopy(stored_company, false, 16);
+            company_null = false;
+        }
+        SPI_freetuptable(SPI_tuptable);
+        // Both outcomes of the session probe, decided by the core; the
+        // probe itself runs in the UPDATE, after the lock.
+        MetricsOutcome if_new = crm::core::apply_delta(old_row, delta, has_session ? 1 : 0, nullptr, nullptr);
+        MetricsOutcome if_known = crm::core::apply_delta(old_row, delta, 0, nullptr, nullptr);
+        if (if_new.action != MetricsAction::Update || if_known.action != MetricsAction::Update) {
+            // The stored row contradicts the delta: heal it (row locked).
+            recompute_customer(set, customer);
+        } else {
+            const MetricsRow& r = if_known.new_row;
+            Datum values[10] = {customer,
+                                company,
+                                Int64GetDatum(r.conversations),
+                                Int64GetDatum(if_new.new_row.sessions),
+                                Int64GetDatum(r.sessions),
+                                Int64GetDatum(r.views),
+                                TimestampTzGetDatum(r.first.value),
+                                TimestampTzGetDatum(r.last.value),
+                                v[set->att_session - 1],
+                                v[set->att_id - 1]};
+            char nulls[10] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', ' ',
+                              r.first.present ? ' ' : 'n', r.last.present ? ' ' : 'n',
+                              has_session ? ' ' : 'n', ' '};
+            run_plan(get_plan(set, kChatUpdate), values, nulls, SPI_OK_UPDATE);
+        }
+        ExecDropSingleTupleTableSlot(slot);
+        return true;
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    return false;  // the row keeps appearing and vanishing: general path
+}
+
 TriggerData* check_trigger(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -753,6 +945,15 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan
     TriggerData* td = check_trigger(fcinfo, fn, event);
     Relation rel = td->tg_relation;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
+    if (event == TRIGGER_EVENT_INSERT && td->tg_newtable != nullptr &&
+        tuplestore_tuple_count(td->tg_newtable) == 1) {
+        PlanSet* set = plan_set_for(rel);
+        set->size_class = 0;
+        if (insert_one_chat(set, td->tg_newtable)) {
+            SPI_finish();
+            return PointerGetDatum(nullptr);
+        }
+    }
     if (event == TRIGGER_EVENT_INSERT || event == TRIGGER_EVENT_UPDATE)
         register_transition_table(kNewRows, td->tg_newtable, rel);
     if (event == TRIGGER_EVENT_DELETE || event == TRIGGER_EVENT_UPDATE)
