@@ -531,6 +531,25 @@ void set_key_tag(LOCKTAG* tag, uint64 hash) {
 
 void set_bulk_tag(LOCKTAG* tag) { SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0, 0, kBulkLockClass); }
 
+// Waits for every current holder of the row's key locks to end.
+void wait_for_key_holders(const ChatRow* row) {
+    for (int k = 0; k < kKeySlots; k++) {
+        if (!matches_by(row, k)) continue;
+        LOCKTAG tag;
+        set_key_tag(&tag, row->key_hash[k]);
+        (void)LockAcquire(&tag, ExclusiveLock, false, false);  // waits for a current holder
+        LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
+    }
+}
+
+// True when this transaction (still) holds the bulk lock. A local lock table
+// lookup: a subtransaction that took it and rolled back released it.
+bool holds_bulk_lock() {
+    LOCKTAG bulk;
+    set_bulk_tag(&bulk);
+    return LockHeldByMe(&bulk, ExclusiveLock);
+}
+
 void lock_keys_for_create(const ChatRow* row) {
     if (MyProc->lxid != key_lock_lxid) {
         key_lock_lxid = MyProc->lxid;
@@ -540,13 +559,7 @@ void lock_keys_for_create(const ChatRow* row) {
     set_bulk_tag(&bulk);
     if (key_locks_taken >= sync_key_lock_limit) {
         (void)LockAcquire(&bulk, ExclusiveLock, false, false);
-        for (int k = 0; k < kKeySlots; k++) {
-            if (!matches_by(row, k)) continue;
-            LOCKTAG tag;
-            set_key_tag(&tag, row->key_hash[k]);
-            (void)LockAcquire(&tag, ExclusiveLock, false, false);  // waits for a current holder
-            LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
-        }
+        wait_for_key_holders(row);
         return;
     }
     // Fixed order (email, phone, name): no deadlock between single rows.
@@ -564,7 +577,20 @@ void lock_keys_for_create(const ChatRow* row) {
 
 // Links an unlinked chat (steps 3-5); returns the customer.
 void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+    // A transaction that holds the bulk lock (a bulk import past
+    // crm_native.sync_key_lock_limit new customers) waits for the row's key
+    // holders BEFORE its lookup, and then needs only that one lookup: no
+    // transaction can start creating a customer while the bulk lock is held
+    // (key lockers check it after taking their key locks), and those that
+    // started earlier hold their key locks until they end, so they have
+    // ended, visibly to the lookup's fresh snapshot (READ COMMITTED; the
+    // other levels check the latest snapshot below). This saves the second
+    // lookup on the new-customer path of bulk imports.
     bool locked = false;
+    if (holds_bulk_lock()) {
+        wait_for_key_holders(row);
+        locked = true;
+    }
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         Match m;
         lookup(t, row, &m, InvalidSnapshot);
