@@ -43,9 +43,14 @@ fi
 cpu="(SELECT (split_part(s, ' ', 14)::bigint + split_part(s, ' ', 15)::bigint) * 1000 / $(getconf CLK_TCK)
         FROM pg_read_file('/proc/self/stat') s)"
 cols='company_id, user_id, customer_name, customer_email, customer_phone, session_id, interaction_number, user_message, ai_response'
-stmt="INSERT INTO \"VC Usage\" ($cols) SELECT bench.company_id(1), bench.user_id(1), 'Bulk Customer ' || i,
-  'mb_' || i || '@example.com', '+1' || (6000000000 + i), 'mb_session_' || i, 1, 'Bulk test message', 'Bulk test response'
-  FROM generate_series(1, $N) i"
+# Values are unique per run (a rolled-back run leaves dead index entries
+# that a run with the same keys would have to visit), and each database is
+# vacuumed (untimed) before each run.
+stmt_for() {  # stmt_for NONCE
+  echo "INSERT INTO \"VC Usage\" ($cols) SELECT bench.company_id(1), bench.user_id(1), 'Bulk Customer ' || i,
+  'mb_$1_' || i || '@example.com', '+1' || ($(( 2000000000 + ($1 % 7000) * 100000 )) + i), 'mb_session_' || i, 1,
+  'Bulk test message', 'Bulk test response' FROM generate_series(1, $N) i"
+}
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # Runs are interleaved across the databases (the machine's speed drifts).
@@ -55,6 +60,9 @@ for r in $(seq "$RUNS"); do
     if [ "${MB_KEEP_SESSION:-0}" = 1 ]; then pause="SELECT pg_backend_pid() AS pid \\gset
 \\warn backend :pid
 SELECT pg_sleep(${MB_PAUSE:-3}) \\gset w_"; fi
+    nonce=$(( $(date +%s%N) / 1000 % 1000000007 ))
+    stmt=$(stmt_for "$nonce")
+    q -d "mb_$db" -c "VACUUM"
     out=$(q -At -d "mb_$db" -v stmt="$stmt" <<EOF
 BEGIN; SELECT bench.warmup() \gset w_
 ROLLBACK;
