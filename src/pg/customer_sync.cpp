@@ -254,22 +254,24 @@ void prepare_plans(SyncTarget* t) {
         t->lookup_email_or_phone = prepare_kept(sql, 3, types);
     }
     {
-        // Who holds the row's email ($2) or phone ($3) key (NULL: none), in
-        // ONE index scan of (company_id, key_type, normalized_value): the
-        // array conditions are index conditions, the OR keeps exact pairs.
+        // Who holds the row's email ($2) or phone ($3) key (NULL: none):
+        // two equality probes of (company_id, key_type, normalized_value).
         // Most lookups end here (a new customer: no holder) or go on with
         // one primary-key read of the single holder (plan "chain"); the
         // full lookups above run only when a key has several holders or
-        // the holder does not resolve.
+        // the holder does not resolve. Plain equalities on every index
+        // column on purpose: written as "key_type = ANY (...) AND
+        // normalized_value = ANY (...)", the generic plan made on small
+        // tables kept only company_id as index condition and filtered all
+        // of the company's keys per lookup (test/run.d/sync_plan_shape.sh).
         Oid types[3] = {UUIDOID, TEXTOID, TEXTOID};
         char* sql = psprintf(
-            "SELECT k.key_type" EQ "'email', k.customer_id FROM %s.customer_matching_keys k"
-            " WHERE k.company_id" EQ "$1"
-            " AND k.key_type" EQ "ANY (ARRAY['email', 'phone'])"
-            " AND k.normalized_value" EQ "ANY (ARRAY[$2, $3])"
-            " AND ((k.key_type" EQ "'email' AND k.normalized_value" EQ "$2)"
-            " OR (k.key_type" EQ "'phone' AND k.normalized_value" EQ "$3))",
-            s);
+            "SELECT true, e.customer_id FROM %s.customer_matching_keys e"
+            " WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
+            " UNION ALL"
+            " SELECT false, p.customer_id FROM %s.customer_matching_keys p"
+            " WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3",
+            s, s);
         t->probe = prepare_kept(sql, 3, types);
     }
     {
