@@ -93,6 +93,7 @@ struct SyncTarget {
     AttrNumber att_session_id;
     SPIPlanPtr lookup[kKeySlots];
     SPIPlanPtr lookup_email_or_phone;
+    SPIPlanPtr probe;
     SPIPlanPtr chain;
     SPIPlanPtr touch;
     SPIPlanPtr create;
@@ -127,6 +128,7 @@ void free_plan(SPIPlanPtr* p) {
 void free_plans(SyncTarget* t) {
     for (int k = 0; k < kKeySlots; k++) free_plan(&t->lookup[k]);
     free_plan(&t->lookup_email_or_phone);
+    free_plan(&t->probe);
     free_plan(&t->chain);
     free_plan(&t->touch);
     free_plan(&t->create);
@@ -250,6 +252,27 @@ void prepare_plans(SyncTarget* t) {
             " ORDER BY k.rank, c.created_at, c.id LIMIT 1",
             s, s, s);
         t->lookup_email_or_phone = prepare_kept(sql, 3, types);
+    }
+    {
+        // Who holds the row's email ($2) or phone ($3) key (NULL: none):
+        // two equality probes of (company_id, key_type, normalized_value).
+        // Most lookups end here (a new customer: no holder) or go on with
+        // one primary-key read of the single holder (plan "chain"); the
+        // full lookups above run only when a key has several holders or
+        // the holder does not resolve. Plain equalities on every index
+        // column on purpose: written as "key_type = ANY (...) AND
+        // normalized_value = ANY (...)", the generic plan made on small
+        // tables kept only company_id as index condition and filtered all
+        // of the company's keys per lookup (test/run.d/sync_plan_shape.sh).
+        Oid types[3] = {UUIDOID, TEXTOID, TEXTOID};
+        char* sql = psprintf(
+            "SELECT true, e.customer_id FROM %s.customer_matching_keys e"
+            " WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
+            " UNION ALL"
+            " SELECT false, p.customer_id FROM %s.customer_matching_keys p"
+            " WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3",
+            s, s);
+        t->probe = prepare_kept(sql, 3, types);
     }
     {
         // One step along merged_into_customer_id, never leaving the company.
@@ -440,9 +463,44 @@ bool lookup_key(const SyncTarget* t, const ChatRow* row, int k, Match* m, Snapsh
     return false;
 }
 
+// The fast path of a lookup by email/phone. Decided: true, with *m set
+// (m->found: matched or not). Undecided (false): a key has several holders,
+// or its single holder is gone or its chain does not resolve; the full
+// lookup decides.
+bool probe_email_or_phone(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot) {
+    Datum values[3] = {row->company_id, row->has_key[kEmail] ? row->key[kEmail] : (Datum)0,
+                       row->has_key[kPhone] ? row->key[kPhone] : (Datum)0};
+    const char nulls[4] = {' ', row->has_key[kEmail] ? ' ' : 'n', row->has_key[kPhone] ? ' ' : 'n', '\0'};
+    run_select(t->probe, values, nulls, snapshot, 0);
+    uint64 n = SPI_processed;
+    if (n == 0) return true;  // no holder: not matched
+    // The key the full lookup would try first: email when it has a holder.
+    int holders[2] = {0, 0};  // email, phone
+    pg_uuid_t holder[2];
+    for (uint64 i = 0; i < n; i++) {
+        int slot = get_bool(i, 1) ? 0 : 1;
+        if (holders[slot]++ == 0 && !get_uuid(i, 2, &holder[slot])) return false;
+    }
+    int slot = holders[0] > 0 ? 0 : 1;
+    if (holders[slot] != 1) return false;  // several holders: the oldest wins
+    Datum chain_values[2] = {UUIDPGetDatum(&holder[slot]), row->company_id};
+    run_select(t->chain, chain_values, nullptr, snapshot, 1);
+    if (SPI_processed == 0 || !get_bool(0, 2)) return false;  // not a live customer of the company
+    Candidate c;
+    c.id = holder[slot];
+    c.merged = get_uuid(0, 1, &c.merged_into);
+    c.email_missing = get_bool(0, 3);
+    c.phone_missing = get_bool(0, 4);
+    if (!resolve_survivor(t, row, &c, m, snapshot)) return false;
+    m->found = true;
+    return true;
+}
+
 // Looks the row's keys up in order (email, phone, name), with the current
 // snapshot (snapshot = InvalidSnapshot) or the given one.
 void lookup(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot) {
+    std::memset(m, 0, sizeof *m);
+    if ((row->has_key[kEmail] || row->has_key[kPhone]) && probe_email_or_phone(t, row, m, snapshot)) return;
     std::memset(m, 0, sizeof *m);
     if (row->has_key[kEmail] && row->has_key[kPhone]) {
         // One query for the common case; the per-key walk below only when
@@ -531,6 +589,25 @@ void set_key_tag(LOCKTAG* tag, uint64 hash) {
 
 void set_bulk_tag(LOCKTAG* tag) { SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0, 0, kBulkLockClass); }
 
+// Waits for every current holder of the row's key locks to end.
+void wait_for_key_holders(const ChatRow* row) {
+    for (int k = 0; k < kKeySlots; k++) {
+        if (!matches_by(row, k)) continue;
+        LOCKTAG tag;
+        set_key_tag(&tag, row->key_hash[k]);
+        (void)LockAcquire(&tag, ExclusiveLock, false, false);  // waits for a current holder
+        LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
+    }
+}
+
+// True when this transaction (still) holds the bulk lock. A local lock table
+// lookup: a subtransaction that took it and rolled back released it.
+bool holds_bulk_lock() {
+    LOCKTAG bulk;
+    set_bulk_tag(&bulk);
+    return LockHeldByMe(&bulk, ExclusiveLock);
+}
+
 void lock_keys_for_create(const ChatRow* row) {
     if (MyProc->lxid != key_lock_lxid) {
         key_lock_lxid = MyProc->lxid;
@@ -540,13 +617,7 @@ void lock_keys_for_create(const ChatRow* row) {
     set_bulk_tag(&bulk);
     if (key_locks_taken >= sync_key_lock_limit) {
         (void)LockAcquire(&bulk, ExclusiveLock, false, false);
-        for (int k = 0; k < kKeySlots; k++) {
-            if (!matches_by(row, k)) continue;
-            LOCKTAG tag;
-            set_key_tag(&tag, row->key_hash[k]);
-            (void)LockAcquire(&tag, ExclusiveLock, false, false);  // waits for a current holder
-            LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
-        }
+        wait_for_key_holders(row);
         return;
     }
     // Fixed order (email, phone, name): no deadlock between single rows.
@@ -564,7 +635,20 @@ void lock_keys_for_create(const ChatRow* row) {
 
 // Links an unlinked chat (steps 3-5); returns the customer.
 void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+    // A transaction that holds the bulk lock (a bulk import past
+    // crm_native.sync_key_lock_limit new customers) waits for the row's key
+    // holders BEFORE its lookup, and then needs only that one lookup: no
+    // transaction can start creating a customer while the bulk lock is held
+    // (key lockers check it after taking their key locks), and those that
+    // started earlier hold their key locks until they end, so they have
+    // ended, visibly to the lookup's fresh snapshot (READ COMMITTED; the
+    // other levels check the latest snapshot below). This saves the second
+    // lookup on the new-customer path of bulk imports.
     bool locked = false;
+    if (holds_bulk_lock()) {
+        wait_for_key_holders(row);
+        locked = true;
+    }
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         Match m;
         lookup(t, row, &m, InvalidSnapshot);
