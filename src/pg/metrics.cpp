@@ -426,6 +426,16 @@ char* plan_sql(Plan plan) {
     return nullptr;
 }
 
+// The parameters of a whole metrics row (customer_id, company_id,
+// total_conversations, total_sessions, total_views, first/last interaction),
+// one value each or one array each.
+void metrics_row_types(Oid* types, bool arrays) {
+    static const Oid kScalar[7] = {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+    static const Oid kArray[7] = {UUIDARRAYOID,      UUIDARRAYOID,       INT8ARRAYOID,       INT8ARRAYOID,
+                                  INT8ARRAYOID,      TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+    memcpy(types, arrays ? kArray : kScalar, sizeof kScalar);
+}
+
 int plan_nargs(Plan plan, Oid* types) {
     switch (plan) {
         case kExistingInsert:
@@ -439,15 +449,6 @@ int plan_nargs(Plan plan, Oid* types) {
         case kChatLock:
             types[0] = UUIDOID;
             return 1;
-        case kChatCreate:
-            types[0] = UUIDOID;
-            types[1] = UUIDOID;
-            types[2] = INT8OID;
-            types[3] = INT8OID;
-            types[4] = INT8OID;
-            types[5] = TIMESTAMPTZOID;
-            types[6] = TIMESTAMPTZOID;
-            return 7;
         case kChatUpdate:
             types[0] = UUIDOID;
             types[1] = UUIDOID;
@@ -461,32 +462,15 @@ int plan_nargs(Plan plan, Oid* types) {
             types[9] = INT8OID;
             return 10;
         case kLockOrCreate:
+            metrics_row_types(types, true);
             types[7] = BOOLARRAYOID;
-            types[0] = UUIDARRAYOID;
-            types[1] = UUIDARRAYOID;
-            types[2] = INT8ARRAYOID;
-            types[3] = INT8ARRAYOID;
-            types[4] = INT8ARRAYOID;
-            types[5] = TIMESTAMPTZARRAYOID;
-            types[6] = TIMESTAMPTZARRAYOID;
             return 8;
         case kUpdateMany:
-            types[0] = UUIDARRAYOID;
-            types[1] = UUIDARRAYOID;
-            types[2] = INT8ARRAYOID;
-            types[3] = INT8ARRAYOID;
-            types[4] = INT8ARRAYOID;
-            types[5] = TIMESTAMPTZARRAYOID;
-            types[6] = TIMESTAMPTZARRAYOID;
+            metrics_row_types(types, true);
             return 7;
+        case kChatCreate:
         case kUpdateRow:
-            types[0] = UUIDOID;
-            types[1] = UUIDOID;
-            types[2] = INT8OID;
-            types[3] = INT8OID;
-            types[4] = INT8OID;
-            types[5] = TIMESTAMPTZOID;
-            types[6] = TIMESTAMPTZOID;
+            metrics_row_types(types, false);
             return 7;
         default:
             return 0;
