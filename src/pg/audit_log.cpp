@@ -121,15 +121,14 @@ Datum audit_log(FunctionCallInfo fcinfo) {
     if (!current_user_id(&values[7])) nulls[7] = 'n';
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
-    char query[768];
-    std::snprintf(query, sizeof query,
-                  "INSERT INTO %s.customer_audit_log"
-                  " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields,"
-                  " changed_by_user_id)"
-                  " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
-                  entry->quoted_schema);
+    // %s = the schema: formatted only when the plan is first prepared.
+    const char* query =
+        "INSERT INTO %s.customer_audit_log"
+        " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields,"
+        " changed_by_user_id)"
+        " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)";
     Oid types[8] = {TEXTOID, UUIDOID, UUIDOID, TEXTOID, entry->rowtype, entry->rowtype, TEXTARRAYOID, UUIDOID};
-    SPIPlanPtr plan = keep_plan(&entry->audit_insert, query, 8, types);
+    SPIPlanPtr plan = keep_plan(&entry->audit_insert, query, entry->quoted_schema, 8, types);
     run_plan(plan, values, nulls, SPI_OK_INSERT, kTrigger);
     SPI_finish();
     return PointerGetDatum(nullptr);

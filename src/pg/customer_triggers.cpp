@@ -185,11 +185,14 @@ CustomerRel* customer_rel(Relation rel) {
     return entry;
 }
 
-SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query, int nargs, Oid* argtypes) {
+SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query_template, const char* quoted_schema, int nargs,
+                     Oid* argtypes) {
     if (*slot != nullptr) return *slot;
+    char* query = psprintf(query_template, quoted_schema);
     SPIPlanPtr plan = SPI_prepare(query, nargs, argtypes);
     if (plan == nullptr) elog(ERROR, "crm_native: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), query);
     if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for: %s", query);
+    pfree(query);
     *slot = plan;
     return plan;
 }

@@ -101,8 +101,11 @@ CustomerRel* customer_rel(Relation rel);
 // Raises a clear error naming the trigger and the missing/mistyped column.
 void require_column(const char* trigger, Relation rel, AttrNumber attnum, const char* column);
 
-// Prepares (once) and keeps a plan. Call between SPI_connect and SPI_finish.
-SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query, int nargs, Oid* argtypes);
+// Prepares (once) and keeps a plan for query_template, whose one %s is the
+// quoted schema: the text is formatted only on the first call, not per row.
+// Call between SPI_connect and SPI_finish.
+SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query_template, const char* quoted_schema, int nargs,
+                     Oid* argtypes);
 
 // Runs a kept plan, checking the result code; returns SPI_processed.
 uint64 run_plan(SPIPlanPtr plan, Datum* values, const char* nulls, int expected, const char* trigger);

@@ -73,14 +73,13 @@ Datum lifecycle_tracking(FunctionCallInfo fcinfo) {
     if (new_null) nulls[4] = 'n';
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
-    char query[512];
-    std::snprintf(query, sizeof query,
-                  "INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
-                  " VALUES ($1, $2, $3, pg_catalog.jsonb_build_object("
-                  "'from'::pg_catalog.text, $4, 'to'::pg_catalog.text, $5))",
-                  entry->quoted_schema);
+    // %s = the schema: formatted only when the plan is first prepared.
+    const char* query =
+        "INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
+        " VALUES ($1, $2, $3, pg_catalog.jsonb_build_object("
+        "'from'::pg_catalog.text, $4, 'to'::pg_catalog.text, $5))";
     Oid types[5] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID};
-    SPIPlanPtr plan = keep_plan(&entry->stage_event_insert, query, 5, types);
+    SPIPlanPtr plan = keep_plan(&entry->stage_event_insert, query, entry->quoted_schema, 5, types);
     run_plan(plan, values, nulls, SPI_OK_INSERT, kTrigger);
     SPI_finish();
     return PointerGetDatum(result);

@@ -61,29 +61,27 @@ bool same_value(Datum a, bool a_null, Datum b, bool b_null, int16 typlen, bool t
 // The keys of the changed types, one statement each way whatever their
 // number: executor start-up per statement is most of a key write's cost.
 void delete_keys(CustomerRel* entry, Datum customer_id, Datum* key_types, int n) {
-    char query[512];
-    std::snprintf(query, sizeof query,
-                  "DELETE FROM %s.customer_matching_keys"
-                  " WHERE customer_id OPERATOR(pg_catalog.=) $1 AND key_type OPERATOR(pg_catalog.=) ANY ($2)",
-                  entry->quoted_schema);
+    // %s = the schema: formatted only when the plan is first prepared.
+    const char* query =
+        "DELETE FROM %s.customer_matching_keys"
+        " WHERE customer_id OPERATOR(pg_catalog.=) $1 AND key_type OPERATOR(pg_catalog.=) ANY ($2)";
     Oid types[2] = {UUIDOID, TEXTARRAYOID};
-    SPIPlanPtr plan = keep_plan(&entry->keys_delete, query, 2, types);
+    SPIPlanPtr plan = keep_plan(&entry->keys_delete, query, entry->quoted_schema, 2, types);
     Datum values[2] = {customer_id, PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT))};
     run_plan(plan, values, "  ", SPI_OK_DELETE, kTrigger);
 }
 
 void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
                  Datum* normalized, int n) {
-    char query[640];
-    std::snprintf(query, sizeof query,
-                  "INSERT INTO %s.customer_matching_keys"
-                  " (customer_id, company_id, key_type, key_value, normalized_value)"
-                  " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
-                  " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-                  " AS k (key_type, key_value, normalized_value)",
-                  entry->quoted_schema);
+    // %s = the schema: formatted only when the plan is first prepared.
+    const char* query =
+        "INSERT INTO %s.customer_matching_keys"
+        " (customer_id, company_id, key_type, key_value, normalized_value)"
+        " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
+        " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+        " AS k (key_type, key_value, normalized_value)";
     Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, 5, types);
+    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, entry->quoted_schema, 5, types);
     Datum values[5] = {customer_id, company_id,
                        PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(raw, n, TEXTOID, -1, false, TYPALIGN_INT)),
