@@ -153,18 +153,22 @@ INTENDED = {
     "combined": (["idx_customers_not_deleted"], COMPANY_EQUIV),
     "tenant": (["idx_customers_not_deleted"], COMPANY_EQUIV),
 }
-explain_rows = []
-for qid, (intended, equivalent) in INTENDED.items():
-    path = os.path.join(OUT, "explain", f"{qid}.txt")
-    if not os.path.exists(path):
-        continue
-    text = open(path).read()
+def plan_scans(text):
+    """The indexes a plan uses (in plan order) and the tables it scans sequentially."""
     used = []
     for mt in re.finditer(r"(?:Index Scan|Index Only Scan)(?: Backward)? using (\S+)|Bitmap Index Scan on (\S+)", text):
         name = mt.group(1) or mt.group(2)
         if name not in used:
             used.append(name)
-    seq = sorted(set(re.findall(r"Seq Scan on (\S+)", text)))
+    return used, sorted(set(re.findall(r"Seq Scan on (\S+)", text)))
+
+
+explain_rows = []
+for qid, (intended, equivalent) in INTENDED.items():
+    path = os.path.join(OUT, "explain", f"{qid}.txt")
+    if not os.path.exists(path):
+        continue
+    used, seq = plan_scans(open(path).read())
     missing = [i for i in intended if i not in used]
     if not missing:
         ok = "PASS"
@@ -180,9 +184,7 @@ for qid, (intended, equivalent) in INTENDED.items():
 owner_idx = owner_seq = None
 owner_plan = os.path.join(OUT, "explain", "phone_owner.txt")
 if os.path.exists(owner_plan):
-    owner_text = open(owner_plan).read()
-    owner_idx = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\S+)", owner_text)))
-    owner_seq = sorted(set(re.findall(r"Seq Scan on (\S+)", owner_text)))
+    owner_idx, owner_seq = plan_scans(open(owner_plan).read())
 
 # ---------------------------------------------------------------- integrity
 integ = {}
