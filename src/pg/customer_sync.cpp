@@ -49,6 +49,7 @@ extern "C" {
 #include "core/message.hpp"
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
+#include "pg/pending_writes.hpp"
 
 namespace {
 
@@ -644,6 +645,17 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
     // ended, visibly to the lookup's fresh snapshot (READ COMMITTED; the
     // other levels check the latest snapshot below). This saves the second
     // lookup on the new-customer path of bulk imports.
+    // A key of this chat that an earlier chat of the statement gave to a new
+    // customer is still in the batch of pending writes: write the batch, so
+    // that the lookup finds that customer (pending_writes.hpp).
+    if (crm::pg::pending::any_pending()) {
+        for (int k = 0; k < kKeySlots; k++) {
+            if (matches_by(row, k) && crm::pg::pending::key_pending(row->key_hash[k])) {
+                crm::pg::pending::flush();
+                break;
+            }
+        }
+    }
     bool locked = false;
     if (holds_bulk_lock()) {
         wait_for_key_holders(row);
@@ -679,7 +691,10 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
                                           row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
                                 errhint("The transaction might succeed if retried.")));
         }
+        // Its keys and audit row may join the statement's batch.
+        (void)crm::pg::pending::begin_sync_create();
         create_customer(t, row, out);
+        crm::pg::pending::end_sync_create();
         return;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -734,8 +749,7 @@ bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow
         if (result[k] != NormalizeResult::Normalized) continue;
         row->has_key[k] = true;
         row->key[k] = CStringGetTextDatum(key);
-        uint64 seed = hash_bytes_extended(row->company.data, UUID_LEN, static_cast<uint64>(k + 1));
-        row->key_hash[k] = hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), static_cast<int>(std::strlen(key)), seed);
+        row->key_hash[k] = crm::pg::pending::key_hash(&row->company, k, key, static_cast<int>(std::strlen(key)));
     }
     row->session_id = heap_getattr(tuple, t->att_session_id, desc, &row->session_id_null);
     return true;

@@ -91,6 +91,8 @@ struct CustomerRel {
     SPIPlanPtr keys_delete;
     SPIPlanPtr audit_insert;
     SPIPlanPtr stage_event_insert;
+    SPIPlanPtr keys_flush;   // pending_writes.cpp: the buffered keys of many customers
+    SPIPlanPtr audit_flush;  // pending_writes.cpp: the buffered INSERT audit rows
 };
 
 // The cache entry for rel, (re)built if needed. Never returns null; ereports

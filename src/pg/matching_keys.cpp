@@ -9,6 +9,7 @@
 // that changes none of the three columns (nor company_id) does no key work.
 #include "pg/customer_triggers.hpp"
 #include "pg/normalize.hpp"
+#include "pg/pending_writes.hpp"
 
 
 #include <cstdio>
@@ -158,6 +159,7 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
     // Normalize before connecting to SPI: the key texts live in the trigger's
     // memory context either way.
     Datum changed_types[kKeyTypes], add_types[kKeyTypes], add_raw[kKeyTypes], add_normalized[kKeyTypes];
+    int add_slots[kKeyTypes];
     int n_changed = 0, n_add = 0;
     for (int i = 0; i < kKeyTypes; i++) {
         if (!changed[i]) continue;
@@ -165,11 +167,19 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
         if (!nulls[i] && normalized_key(i, values[i], &add_normalized[n_add])) {
             add_types[n_add] = changed_types[n_changed - 1];
             add_raw[n_add] = values[i];
+            add_slots[n_add] = i;
             n_add++;
         }
     }
     if (!is_update && n_add == 0) return PointerGetDatum(nullptr);
 
+    // A customer the chat sync is creating: its keys join the statement's
+    // batch (pending_writes.hpp). Anything else writes now, after the batch.
+    if (crm::pg::pending::defer_this_event(data)) {
+        crm::pg::pending::add_keys(rel, customer_id, company_id, add_slots, add_types, add_raw, add_normalized, n_add);
+        return PointerGetDatum(nullptr);
+    }
+    crm::pg::pending::flush();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
     if (is_update) delete_keys(entry, customer_id, changed_types, n_changed);
     if (n_add > 0) insert_keys(entry, customer_id, company_id, add_types, add_raw, add_normalized, n_add);

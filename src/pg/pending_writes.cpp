@@ -1,0 +1,618 @@
+// Batched writes of the customers triggers for the customers the chat sync
+// creates. The why and the rules are in pending_writes.hpp.
+#include "pg/pending_writes.hpp"
+#include "pg/module.hpp"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wregister"
+extern "C" {
+#include "access/table.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "tcop/utility.h"
+}
+#pragma GCC diagnostic pop
+
+#include <climits>
+#include <cstring>
+
+namespace crm::pg::pending {
+
+namespace {
+
+using customers::CustomerRel;
+
+constexpr const char* kWho = "crm_native (batched customer writes)";
+
+bool batch_writes = true;  // crm_native.sync_batch_writes
+
+// ---------------------------------------------------------------------------
+// Where we are: the executor runs and utility statements this module saw
+// start, innermost last. Rows may be buffered only while the innermost frame
+// is the executor run of the chat statement; they are written when that frame
+// (or any frame at or above the depth they were added at) ends.
+// ---------------------------------------------------------------------------
+enum class Frame : char { None, Run, Finish, Utility };
+int depth = 0;
+Frame innermost = Frame::None;
+
+ExecutorRun_hook_type prev_executor_run = nullptr;
+ExecutorFinish_hook_type prev_executor_finish = nullptr;
+ProcessUtility_hook_type prev_process_utility = nullptr;
+
+// The sync's INSERT of a customer in progress: the depth of the chat
+// statement's run (its AFTER INSERT triggers fire one level deeper, in the
+// INSERT's ExecutorFinish), -1 when none.
+int create_depth = -1;
+
+// ---------------------------------------------------------------------------
+// The buffer: one batch per customers relation. Each entry remembers the
+// subtransaction that added it (its origin).
+// ---------------------------------------------------------------------------
+struct Batch {
+    Oid relid;
+    MemoryContext cxt;  // child of TopTransactionContext: gone at transaction end
+    SubTransactionId owner;  // retained batches: the subtransaction that wrote them
+    Batch* next;
+
+    int nkeys, keys_cap;
+    Datum *k_customer, *k_company, *k_type, *k_raw, *k_normalized;
+    SubTransactionId* k_origin;
+
+    int naudit, audit_cap;
+    Datum *a_id, *a_company, *a_row, *a_user;
+    bool *a_id_null, *a_company_null, *a_user_null;
+    SubTransactionId* a_origin;
+};
+
+Batch* pending = nullptr;   // not yet written
+Batch* retained = nullptr;  // written by a subtransaction below the one that
+                            // added some entries: re-queued if it aborts
+int pending_depth = -1;     // deepest frame depth whose end must write the buffer
+bool flushing = false;
+SubTransactionId flushing_sub = InvalidSubTransactionId;
+SubTransactionId create_sub = InvalidSubTransactionId;
+bool key_set_unknown = false;  // after a re-queue: every key counts as pending
+HTAB* key_set = nullptr;    // uint64 key hashes of the pending keys
+MemoryContext key_set_cxt = nullptr;
+
+template <typename T>
+void grow(T** array, int old_cap, int new_cap) {
+    T* fresh = static_cast<T*>(palloc(sizeof(T) * new_cap));
+    if (*array != nullptr) {
+        std::memcpy(fresh, *array, sizeof(T) * old_cap);
+        pfree(*array);
+    }
+    *array = fresh;
+}
+
+Batch* new_batch(Oid relid) {
+    MemoryContext cxt = AllocSetContextCreate(TopTransactionContext, "crm_native pending customer writes",
+                                              ALLOCSET_DEFAULT_SIZES);
+    Batch* b = static_cast<Batch*>(MemoryContextAllocZero(cxt, sizeof(Batch)));
+    b->relid = relid;
+    b->cxt = cxt;
+    return b;
+}
+
+Batch* pending_batch(Oid relid) {
+    for (Batch* b = pending; b != nullptr; b = b->next)
+        if (b->relid == relid) return b;
+    Batch* b = new_batch(relid);
+    b->next = pending;
+    pending = b;
+    return b;
+}
+
+void reserve_keys(Batch* b, int more) {
+    if (b->nkeys + more <= b->keys_cap) return;
+    int cap = b->keys_cap == 0 ? 64 : b->keys_cap * 2;
+    while (cap < b->nkeys + more) cap *= 2;
+    MemoryContext old = MemoryContextSwitchTo(b->cxt);
+    grow(&b->k_customer, b->nkeys, cap);
+    grow(&b->k_company, b->nkeys, cap);
+    grow(&b->k_type, b->nkeys, cap);
+    grow(&b->k_raw, b->nkeys, cap);
+    grow(&b->k_normalized, b->nkeys, cap);
+    grow(&b->k_origin, b->nkeys, cap);
+    MemoryContextSwitchTo(old);
+    b->keys_cap = cap;
+}
+
+void reserve_audit(Batch* b, int more) {
+    if (b->naudit + more <= b->audit_cap) return;
+    int cap = b->audit_cap == 0 ? 32 : b->audit_cap * 2;
+    while (cap < b->naudit + more) cap *= 2;
+    MemoryContext old = MemoryContextSwitchTo(b->cxt);
+    grow(&b->a_id, b->naudit, cap);
+    grow(&b->a_company, b->naudit, cap);
+    grow(&b->a_row, b->naudit, cap);
+    grow(&b->a_user, b->naudit, cap);
+    grow(&b->a_id_null, b->naudit, cap);
+    grow(&b->a_company_null, b->naudit, cap);
+    grow(&b->a_user_null, b->naudit, cap);
+    grow(&b->a_origin, b->naudit, cap);
+    MemoryContextSwitchTo(old);
+    b->audit_cap = cap;
+}
+
+void remember_key(uint64 hash) {
+    if (key_set == nullptr) {
+        key_set_cxt = AllocSetContextCreate(TopTransactionContext, "crm_native pending key hashes",
+                                            ALLOCSET_DEFAULT_SIZES);
+        HASHCTL ctl;
+        std::memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(uint64);
+        ctl.entrysize = sizeof(uint64);
+        ctl.hcxt = key_set_cxt;
+        key_set = hash_create("crm_native pending keys", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    }
+    (void)hash_search(key_set, &hash, HASH_ENTER, nullptr);
+}
+
+void forget_keys() {
+    if (key_set_cxt != nullptr) MemoryContextDelete(key_set_cxt);
+    key_set = nullptr;
+    key_set_cxt = nullptr;
+}
+
+// Everything gone (transaction end: the memory goes with TopTransactionContext).
+void reset_all() {
+    pending = retained = nullptr;
+    key_set = nullptr;
+    key_set_cxt = nullptr;
+    pending_depth = -1;
+    create_depth = -1;
+    flushing = false;
+}
+
+// ---------------------------------------------------------------------------
+// Writing a batch: one INSERT per table, rows in the order they were added.
+// ---------------------------------------------------------------------------
+ArrayType* datum_array(const Datum* values, const bool* nulls, int n, Oid type, int16 typlen, bool typbyval,
+                       char typalign) {
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return construct_md_array(const_cast<Datum*>(values), const_cast<bool*>(nulls), 1, dims, lbs, type, typlen,
+                              typbyval, typalign);
+}
+
+void write_batch(const Batch* b) {
+    if (b->nkeys == 0 && b->naudit == 0) return;
+    Relation rel = table_open(b->relid, NoLock);  // locked: this transaction inserted into it
+    CustomerRel* entry = customers::customer_rel(rel);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kWho);
+
+    // The audit trigger fires before the keys trigger (trigger name order):
+    // write the tables in the same order.
+    if (b->naudit > 0) {
+        Oid row_array = get_array_type(entry->rowtype);
+        if (!OidIsValid(row_array))
+            elog(ERROR, "%s: the row type of \"%s\" has no array type", kWho, RelationGetRelationName(rel));
+        // %s = the schema: formatted only when the plan is first prepared.
+        const char* query =
+            "INSERT INTO %s.customer_audit_log"
+            " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields,"
+            " changed_by_user_id)"
+            " SELECT $1, a.record_id, a.company_id, 'INSERT', NULL, pg_catalog.to_jsonb(a.new_row), NULL, a.user_id"
+            " FROM (SELECT pg_catalog.unnest($2) AS record_id, pg_catalog.unnest($3) AS company_id,"
+            " pg_catalog.unnest($4) AS new_row, pg_catalog.unnest($5) AS user_id) a";
+        Oid types[5] = {TEXTOID, UUIDARRAYOID, UUIDARRAYOID, row_array, UUIDARRAYOID};
+        SPIPlanPtr plan = customers::keep_plan(&entry->audit_flush, query, entry->quoted_schema, 5, types);
+        Datum values[5] = {
+            CStringGetTextDatum(RelationGetRelationName(rel)),
+            PointerGetDatum(datum_array(b->a_id, b->a_id_null, b->naudit, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(
+                datum_array(b->a_company, b->a_company_null, b->naudit, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(datum_array(b->a_row, nullptr, b->naudit, entry->rowtype, -1, false, TYPALIGN_DOUBLE)),
+            PointerGetDatum(datum_array(b->a_user, b->a_user_null, b->naudit, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+        };
+        uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
+        if (n != static_cast<uint64>(b->naudit))
+            elog(ERROR, "%s: wrote %llu of %d audit rows", kWho, static_cast<unsigned long long>(n), b->naudit);
+    }
+    if (b->nkeys > 0) {
+        const char* query =
+            "INSERT INTO %s.customer_matching_keys"
+            " (customer_id, company_id, key_type, key_value, normalized_value)"
+            " SELECT k.customer_id, k.company_id, k.key_type, k.key_value, k.normalized_value"
+            " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+            " pg_catalog.unnest($4), pg_catalog.unnest($5))"
+            " AS k (customer_id, company_id, key_type, key_value, normalized_value)";
+        Oid types[5] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+        SPIPlanPtr plan = customers::keep_plan(&entry->keys_flush, query, entry->quoted_schema, 5, types);
+        Datum values[5] = {
+            PointerGetDatum(datum_array(b->k_customer, nullptr, b->nkeys, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(datum_array(b->k_company, nullptr, b->nkeys, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(datum_array(b->k_type, nullptr, b->nkeys, TEXTOID, -1, false, TYPALIGN_INT)),
+            PointerGetDatum(datum_array(b->k_raw, nullptr, b->nkeys, TEXTOID, -1, false, TYPALIGN_INT)),
+            PointerGetDatum(datum_array(b->k_normalized, nullptr, b->nkeys, TEXTOID, -1, false, TYPALIGN_INT)),
+        };
+        uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
+        if (n != static_cast<uint64>(b->nkeys))
+            elog(ERROR, "%s: wrote %llu of %d matching keys", kWho, static_cast<unsigned long long>(n), b->nkeys);
+    }
+    SPI_finish();
+    table_close(rel, NoLock);
+}
+
+// True when some entry was added by a subtransaction that encloses `sub`
+// (ids grow with nesting along the active chain): rows written by `sub`
+// could then be rolled back while the customers they belong to stay.
+bool has_entries_older_than(const Batch* b, SubTransactionId sub) {
+    for (int i = 0; i < b->nkeys; i++)
+        if (b->k_origin[i] < sub) return true;
+    for (int i = 0; i < b->naudit; i++)
+        if (b->a_origin[i] < sub) return true;
+    return false;
+}
+
+// Keeps the entries of b that `keep` accepts, in order.
+template <typename Keep>
+void filter_batch(Batch* b, Keep keep) {
+    int n = 0;
+    for (int i = 0; i < b->nkeys; i++) {
+        if (!keep(b->k_origin[i])) continue;
+        b->k_customer[n] = b->k_customer[i];
+        b->k_company[n] = b->k_company[i];
+        b->k_type[n] = b->k_type[i];
+        b->k_raw[n] = b->k_raw[i];
+        b->k_normalized[n] = b->k_normalized[i];
+        b->k_origin[n] = b->k_origin[i];
+        n++;
+    }
+    b->nkeys = n;
+    n = 0;
+    for (int i = 0; i < b->naudit; i++) {
+        if (!keep(b->a_origin[i])) continue;
+        b->a_id[n] = b->a_id[i];
+        b->a_company[n] = b->a_company[i];
+        b->a_row[n] = b->a_row[i];
+        b->a_user[n] = b->a_user[i];
+        b->a_id_null[n] = b->a_id_null[i];
+        b->a_company_null[n] = b->a_company_null[i];
+        b->a_user_null[n] = b->a_user_null[i];
+        b->a_origin[n] = b->a_origin[i];
+        n++;
+    }
+    b->naudit = n;
+}
+
+bool batch_empty(const Batch* b) { return b->nkeys == 0 && b->naudit == 0; }
+
+// Moves the entries of a retained batch back into the pending buffer (its
+// writer aborted: the rows are gone, the customers are not).
+void requeue(Batch* from) {
+    Batch* to = pending_batch(from->relid);
+    reserve_keys(to, from->nkeys);
+    reserve_audit(to, from->naudit);
+    MemoryContext old = MemoryContextSwitchTo(to->cxt);
+    for (int i = 0; i < from->nkeys; i++) {
+        int j = to->nkeys++;
+        to->k_customer[j] = datumCopy(from->k_customer[i], false, UUID_LEN);
+        to->k_company[j] = datumCopy(from->k_company[i], false, UUID_LEN);
+        to->k_type[j] = datumCopy(from->k_type[i], false, -1);
+        to->k_raw[j] = datumCopy(from->k_raw[i], false, -1);
+        to->k_normalized[j] = datumCopy(from->k_normalized[i], false, -1);
+        to->k_origin[j] = from->k_origin[i];
+    }
+    for (int i = 0; i < from->naudit; i++) {
+        int j = to->naudit++;
+        to->a_id[j] = from->a_id_null[i] ? (Datum)0 : datumCopy(from->a_id[i], false, UUID_LEN);
+        to->a_company[j] = from->a_company_null[i] ? (Datum)0 : datumCopy(from->a_company[i], false, UUID_LEN);
+        to->a_row[j] = datumCopy(from->a_row[i], false, -1);
+        to->a_user[j] = from->a_user_null[i] ? (Datum)0 : datumCopy(from->a_user[i], false, UUID_LEN);
+        to->a_id_null[j] = from->a_id_null[i];
+        to->a_company_null[j] = from->a_company_null[i];
+        to->a_user_null[j] = from->a_user_null[i];
+        to->a_origin[j] = from->a_origin[i];
+    }
+    MemoryContextSwitchTo(old);
+    // Written again at the next frame end at any depth (or earlier).
+    pending_depth = INT_MAX;
+    // The key set does not name the re-queued keys: every key counts as
+    // pending until the next flush.
+    key_set_unknown = true;
+}
+
+// ---------------------------------------------------------------------------
+// Hooks: frame tracking, and the write at the end of a frame.
+// ---------------------------------------------------------------------------
+void flush_at_frame_end() {
+    if (pending != nullptr && depth < pending_depth) flush();
+}
+
+void executor_run(QueryDesc* query, ScanDirection direction, uint64 count, bool execute_once) {
+    Frame outer = innermost;
+    depth++;
+    innermost = Frame::Run;
+    PG_TRY();
+    {
+        if (prev_executor_run != nullptr)
+            prev_executor_run(query, direction, count, execute_once);
+        else
+            standard_ExecutorRun(query, direction, count, execute_once);
+    }
+    PG_FINALLY();
+    {
+        depth--;
+        innermost = outer;
+    }
+    PG_END_TRY();
+    flush_at_frame_end();
+}
+
+void executor_finish(QueryDesc* query) {
+    Frame outer = innermost;
+    depth++;
+    innermost = Frame::Finish;
+    PG_TRY();
+    {
+        if (prev_executor_finish != nullptr)
+            prev_executor_finish(query);
+        else
+            standard_ExecutorFinish(query);
+    }
+    PG_FINALLY();
+    {
+        depth--;
+        innermost = outer;
+    }
+    PG_END_TRY();
+    flush_at_frame_end();
+}
+
+void process_utility(PlannedStmt* stmt, const char* query_string, bool read_only_tree, ProcessUtilityContext context,
+                     ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
+    Frame outer = innermost;
+    depth++;
+    innermost = Frame::Utility;
+    PG_TRY();
+    {
+        if (prev_process_utility != nullptr)
+            prev_process_utility(stmt, query_string, read_only_tree, context, params, env, dest, qc);
+        else
+            standard_ProcessUtility(stmt, query_string, read_only_tree, context, params, env, dest, qc);
+    }
+    PG_FINALLY();
+    {
+        depth--;
+        innermost = outer;
+    }
+    PG_END_TRY();
+    // A transaction-control statement (COMMIT inside a procedure) may have
+    // ended the transaction that owned the buffer: then it is empty already.
+    flush_at_frame_end();
+}
+
+// ---------------------------------------------------------------------------
+// Transaction callbacks
+// ---------------------------------------------------------------------------
+void on_xact(XactEvent event, void*) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+        case XACT_EVENT_PARALLEL_PRE_COMMIT:
+        case XACT_EVENT_PRE_PREPARE:
+            // Every frame that buffers rows writes them when it ends; rows
+            // still here would be lost, so the commit must not happen.
+            if (pending != nullptr)
+                ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                                errmsg("%s: customer rows were left unwritten at commit", kWho),
+                                errhint("Set crm_native.sync_batch_writes = off and report this.")));
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+        case XACT_EVENT_PREPARE:
+            reset_all();
+            key_set_unknown = false;
+            break;
+    }
+}
+
+void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void*) {
+    if (event == SUBXACT_EVENT_COMMIT_SUB) {
+        // What the subtransaction added or wrote now belongs to its parent.
+        for (Batch* b = pending; b != nullptr; b = b->next) {
+            for (int i = 0; i < b->nkeys; i++)
+                if (b->k_origin[i] == sub) b->k_origin[i] = parent;
+            for (int i = 0; i < b->naudit; i++)
+                if (b->a_origin[i] == sub) b->a_origin[i] = parent;
+        }
+        Batch** link = &retained;
+        while (*link != nullptr) {
+            Batch* b = *link;
+            if (b->owner == sub) b->owner = parent;
+            for (int i = 0; i < b->nkeys; i++)
+                if (b->k_origin[i] == sub) b->k_origin[i] = parent;
+            for (int i = 0; i < b->naudit; i++)
+                if (b->a_origin[i] == sub) b->a_origin[i] = parent;
+            // Rows owned by the subtransaction of their oldest entry share
+            // the fate of their customers: nothing left to watch.
+            if (!has_entries_older_than(b, b->owner)) {
+                *link = b->next;
+                MemoryContextDelete(b->cxt);
+                continue;
+            }
+            link = &b->next;
+        }
+        return;
+    }
+    if (event != SUBXACT_EVENT_ABORT_SUB) return;
+    if (flushing && flushing_sub >= sub) flushing = false;  // that flush was aborted
+    if (create_depth >= 0 && create_sub >= sub) create_depth = -1;
+    // Entries the aborted subtransaction (or its children) added: their
+    // customers are rolled back too.
+    for (Batch* b = pending; b != nullptr; b = b->next) filter_batch(b, [sub](SubTransactionId o) { return o < sub; });
+    // Rows the aborted subtransaction wrote for older entries: write them again.
+    Batch** link = &retained;
+    while (*link != nullptr) {
+        Batch* b = *link;
+        if (b->owner != sub) {
+            link = &b->next;
+            continue;
+        }
+        *link = b->next;
+        filter_batch(b, [sub](SubTransactionId o) { return o < sub; });
+        if (!batch_empty(b)) requeue(b);
+        MemoryContextDelete(b->cxt);
+    }
+    // Drop empty pending batches.
+    link = &pending;
+    while (*link != nullptr) {
+        Batch* b = *link;
+        if (batch_empty(b)) {
+            *link = b->next;
+            MemoryContextDelete(b->cxt);
+        } else {
+            link = &b->next;
+        }
+    }
+    if (pending == nullptr) {
+        forget_keys();
+        key_set_unknown = false;
+        pending_depth = -1;
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Interface
+// ---------------------------------------------------------------------------
+
+void initialize() {
+    DefineCustomBoolVariable(
+        "crm_native.sync_batch_writes",
+        "Writes the matching keys and audit rows of the customers a chat statement creates set-wise.",
+        "The rows are the same as with off; they are written when the statement's executor run ends (or earlier, "
+        "when something could read them). Off: each new customer's rows are written by its own triggers "
+        "right away.",
+        &batch_writes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    prev_executor_run = ExecutorRun_hook;
+    ExecutorRun_hook = executor_run;
+    prev_executor_finish = ExecutorFinish_hook;
+    ExecutorFinish_hook = executor_finish;
+    prev_process_utility = ProcessUtility_hook;
+    ProcessUtility_hook = process_utility;
+    RegisterXactCallback(on_xact, nullptr);
+    RegisterSubXactCallback(on_subxact, nullptr);
+}
+
+uint64 key_hash(const pg_uuid_t* company, int slot, const char* key, int len) {
+    uint64 seed = hash_bytes_extended(company->data, UUID_LEN, static_cast<uint64>(slot + 1));
+    return hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), len, seed);
+}
+
+bool begin_sync_create() {
+    create_depth = -1;
+    if (!batch_writes || flushing || innermost != Frame::Run) return false;
+    create_depth = depth;
+    create_sub = GetCurrentSubTransactionId();
+    return true;
+}
+
+void end_sync_create() { create_depth = -1; }
+
+bool any_pending() { return pending != nullptr; }
+
+bool key_pending(uint64 hash) {
+    if (pending == nullptr) return false;
+    if (key_set_unknown) return true;
+    return key_set != nullptr && hash_search(key_set, &hash, HASH_FIND, nullptr) != nullptr;
+}
+
+bool defer_this_event(TriggerData* data) {
+    return create_depth >= 0 && depth == create_depth + 1 && !flushing && TRIGGER_FIRED_AFTER(data->tg_event) &&
+           TRIGGER_FIRED_FOR_ROW(data->tg_event) && TRIGGER_FIRED_BY_INSERT(data->tg_event);
+}
+
+void flush() {
+    if (flushing) return;
+    // Rows buffered while writing (a trigger on the written tables that
+    // inserts chats) are written by the next round.
+    while (pending != nullptr) {
+        Batch* batches = pending;
+        pending = nullptr;
+        forget_keys();
+        key_set_unknown = false;
+        pending_depth = -1;
+        SubTransactionId writer = GetCurrentSubTransactionId();
+        int n = 0;
+        for (Batch* b = batches; b != nullptr; b = b->next) n++;
+        Batch** list = static_cast<Batch**>(palloc(sizeof(Batch*) * n));
+        bool* watched = static_cast<bool*>(palloc(sizeof(bool) * n));
+        n = 0;
+        for (Batch* b = batches; b != nullptr; b = b->next) list[n++] = b;
+        // Before writing: rows this subtransaction writes for entries of an
+        // enclosing one are watched, so that an abort of this subtransaction
+        // (even of this very write) re-queues them.
+        for (int i = 0; i < n; i++) {
+            watched[i] = has_entries_older_than(list[i], writer);
+            if (!watched[i]) continue;
+            list[i]->owner = writer;
+            list[i]->next = retained;
+            retained = list[i];
+        }
+        flushing = true;
+        flushing_sub = writer;
+        for (int i = 0; i < n; i++) write_batch(list[i]);
+        flushing = false;
+        for (int i = 0; i < n; i++)
+            if (!watched[i]) MemoryContextDelete(list[i]->cxt);
+        pfree(list);
+        pfree(watched);
+    }
+}
+
+void add_keys(Relation rel, Datum customer_id, Datum company_id, const int* slots, const Datum* key_types,
+              const Datum* raw, const Datum* normalized, int n) {
+    Batch* b = pending_batch(RelationGetRelid(rel));
+    reserve_keys(b, n);
+    SubTransactionId origin = GetCurrentSubTransactionId();
+    const pg_uuid_t* company = DatumGetUUIDP(company_id);
+    MemoryContext old = MemoryContextSwitchTo(b->cxt);
+    Datum customer = datumCopy(customer_id, false, UUID_LEN);
+    Datum company_copy = datumCopy(company_id, false, UUID_LEN);
+    for (int i = 0; i < n; i++) {
+        int j = b->nkeys++;
+        b->k_customer[j] = customer;
+        b->k_company[j] = company_copy;
+        b->k_type[j] = datumCopy(key_types[i], false, -1);
+        b->k_raw[j] = datumCopy(raw[i], false, -1);
+        b->k_normalized[j] = datumCopy(normalized[i], false, -1);
+        b->k_origin[j] = origin;
+    }
+    MemoryContextSwitchTo(old);
+    for (int i = 0; i < n; i++) {
+        text* key = DatumGetTextPP(normalized[i]);
+        remember_key(key_hash(company, slots[i], VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
+    }
+    if (create_depth > pending_depth) pending_depth = create_depth;
+}
+
+void add_audit(Relation rel, Datum record_id, bool record_id_null, Datum company_id, bool company_id_null,
+               HeapTuple row, Datum user_id, bool user_id_null) {
+    Batch* b = pending_batch(RelationGetRelid(rel));
+    reserve_audit(b, 1);
+    MemoryContext old = MemoryContextSwitchTo(b->cxt);
+    int j = b->naudit++;
+    b->a_id[j] = record_id_null ? (Datum)0 : datumCopy(record_id, false, UUID_LEN);
+    b->a_company[j] = company_id_null ? (Datum)0 : datumCopy(company_id, false, UUID_LEN);
+    b->a_row[j] = heap_copy_tuple_as_datum(row, RelationGetDescr(rel));
+    b->a_user[j] = user_id_null ? (Datum)0 : datumCopy(user_id, false, UUID_LEN);
+    b->a_id_null[j] = record_id_null;
+    b->a_company_null[j] = company_id_null;
+    b->a_user_null[j] = user_id_null;
+    b->a_origin[j] = GetCurrentSubTransactionId();
+    MemoryContextSwitchTo(old);
+    if (create_depth > pending_depth) pending_depth = create_depth;
+}
+
+}  // namespace crm::pg::pending
+
+namespace crm::pg {
+void initialize_batched_customer_writes() { pending::initialize(); }
+}  // namespace crm::pg
