@@ -272,7 +272,8 @@ w(f"**Command**: `scripts/bench.sh{' --quick' if meta.get('mode') == 'quick' els
 w("")
 w("Databases, all built from the reference migration with the same data:")
 w(f"- **plpgsql**: {meta.get('plpgsql_status', '?')}")
-w(f"- **native**: `CREATE EXTENSION crm_native; SELECT crm_native.install()`: **{meta.get('native_status', '?')}**")
+w(f"- **native**: `CREATE EXTENSION crm_native; SELECT crm_native.install()`: **{meta.get('native_status', '?')}**"
+  + (f"; {meta['native_preload']}" if meta.get("native_preload") else ""))
 w("- **floor**: no triggers at all; the same rows (chats, customers, matching keys, events, audit rows, metrics) "
   "written by plain set-based SQL (`bench.floor_sync_sql()`, `bench.floor_update_sql()` in bench/setup.sql): "
   "the cost any implementation must pay")
