@@ -7,8 +7,8 @@ SELECT count(*) > 0 AS installed FROM crm_native.install();
 INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'A');
 
 -- What a statement left behind, independent of generated ids: per customer
--- (by name) its keys, audit rows and events, the order in which audit rows
--- and keys were written, and each chat's customer.
+-- (by name) its keys, audit rows and events, the order in which audit rows,
+-- keys and events were written, and each chat's customer.
 CREATE FUNCTION state() RETURNS TABLE (what text, detail text) LANGUAGE sql AS $$
   SELECT 'customer', format('%s|%s|%s', customer_name, customer_email, customer_phone)
     FROM customers
@@ -28,6 +28,9 @@ CREATE FUNCTION state() RETURNS TABLE (what text, detail text) LANGUAGE sql AS $
   UNION ALL
   SELECT 'key order', format('%s|%s|%s', row_number() OVER (ORDER BY k.id), c.customer_name, k.key_type)
     FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+  UNION ALL
+  SELECT 'event order', format('%s|%s|%s', row_number() OVER (ORDER BY e.id), c.customer_name, e.event_type)
+    FROM customer_events e JOIN customers c ON c.id = e.customer_id
   UNION ALL
   SELECT 'chat', format('%s|%s', v.session_id, c.customer_name)
     FROM "VC Usage" v LEFT JOIN customers c ON c.id = v.customer_id
@@ -76,16 +79,18 @@ UNION ALL
 SELECT line FROM state_on ORDER BY line;
 SELECT count(*) AS nothing_left_behind FROM customers;
 
--- Batching is really on: the keys of a run of new customers are written by
--- one command (one cmin), without it by one command each.
+-- Batching is really on: the keys (and events) of a run of new customers
+-- are written by one command (one cmin), without it by one command each.
 CREATE FUNCTION key_commands() RETURNS bigint LANGUAGE sql AS
   $$ SELECT count(DISTINCT cmin::text) FROM customer_matching_keys WHERE key_type = 'email' $$;
+CREATE FUNCTION event_commands() RETURNS bigint LANGUAGE sql AS
+  $$ SELECT count(DISTINCT cmin::text) FROM customer_events WHERE event_type = 'created' $$;
 BEGIN;
 SET LOCAL crm_native.sync_batch_writes = on;
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
 SELECT '11111111-1111-1111-1111-111111111111', 'Bulk ' || i, 'bulk' || i || '@example.com', 'b' || i
   FROM generate_series(1, 50) i;
-SELECT count(*) AS email_keys, key_commands() AS commands,
+SELECT count(*) AS email_keys, key_commands() AS commands, event_commands() AS event_commands,
        (SELECT count(*) FROM customer_audit_log WHERE operation = 'INSERT') AS insert_audits
   FROM customer_matching_keys WHERE key_type = 'email';
 ROLLBACK;
@@ -94,7 +99,8 @@ SET LOCAL crm_native.sync_batch_writes = off;
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
 SELECT '11111111-1111-1111-1111-111111111111', 'Bulk ' || i, 'bulk' || i || '@example.com', 'b' || i
   FROM generate_series(1, 50) i;
-SELECT count(*) AS email_keys, key_commands() AS commands FROM customer_matching_keys WHERE key_type = 'email';
+SELECT count(*) AS email_keys, key_commands() AS commands, event_commands() AS event_commands
+  FROM customer_matching_keys WHERE key_type = 'email';
 ROLLBACK;
 
 -- AFTER ROW triggers of the chat statement, and later statements of a

@@ -98,6 +98,8 @@ struct SyncTarget {
     SPIPlanPtr chain;
     SPIPlanPtr touch;
     SPIPlanPtr create;
+    SPIPlanPtr create_batched;  // the customer only: its event joins the batch
+    Oid customers_relid;        // the customers table the plans write
 };
 
 HTAB* sync_targets = nullptr;
@@ -133,6 +135,7 @@ void free_plans(SyncTarget* t) {
     free_plan(&t->chain);
     free_plan(&t->touch);
     free_plan(&t->create);
+    free_plan(&t->create_batched);
 }
 
 AttrNumber find_column(Relation rel, const char* name, Oid type1, Oid type2) {
@@ -323,6 +326,18 @@ void prepare_plans(SyncTarget* t) {
             " SELECT c.id FROM c",
             s, s);
         t->create = prepare_kept(sql, 5, types);
+    }
+    {
+        // The same customer when its 'created' event, matching keys and audit
+        // row join the statement's batch of pending writes (pending_writes.hpp).
+        Oid types[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
+        char* sql = psprintf(
+            "INSERT INTO %s.customers"
+            " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
+            " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id",
+            s);
+        t->create_batched = prepare_kept(sql, 4, types);
+        t->customers_relid = get_relname_relid("customers", t->nspid);
     }
     t->plans_valid = true;
 }
@@ -535,6 +550,9 @@ bool fills_phone(const ChatRow* row, const Match* m) { return m->phone_missing &
 // filled. False: the customer changed since it was read (or was deleted or,
 // with require_unmerged, merged); read it again.
 bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bool require_unmerged) {
+    // Its event and audit row come after those of the customers created
+    // earlier in the statement: write the batch first.
+    crm::pg::pending::flush();
     bool fill_email = fills_email(row, m);
     bool fill_phone = fills_phone(row, m);
     Datum fields[2];
@@ -560,13 +578,19 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
     return SPI_processed > 0;
 }
 
-void create_customer(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+// batched: the 'created' event joins the statement's batch (the customer's
+// keys and audit row then do too, from the customers triggers).
+void create_customer(const SyncTarget* t, const ChatRow* row, bool batched, pg_uuid_t* out) {
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
-    int rc = SPI_execute_plan(t->create, values, nulls, false, 0);
-    if (rc != SPI_OK_SELECT || SPI_processed != 1 || !get_uuid(0, 1, out))
+    int expected = batched ? SPI_OK_INSERT_RETURNING : SPI_OK_SELECT;
+    int rc = SPI_execute_plan(batched ? t->create_batched : t->create, values, nulls, false, 0);
+    if (rc != expected || SPI_processed != 1 || !get_uuid(0, 1, out))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
+    if (batched)
+        crm::pg::pending::add_created_event(t->customers_relid, UUIDPGetDatum(out), row->company_id, row->session_id,
+                                            row->session_id_null);
 }
 
 // --- Concurrency: key locks -------------------------------------------------
@@ -691,9 +715,9 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
                                           row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
                                 errhint("The transaction might succeed if retried.")));
         }
-        // Its keys and audit row may join the statement's batch.
-        (void)crm::pg::pending::begin_sync_create();
-        create_customer(t, row, out);
+        // Its event, keys and audit row may join the statement's batch.
+        bool batched = OidIsValid(t->customers_relid) && crm::pg::pending::begin_sync_create();
+        create_customer(t, row, batched, out);
         crm::pg::pending::end_sync_create();
         return;
     }

@@ -127,7 +127,7 @@ void rebuild(CustomerRel* entry, Relation rel) {
     if (entry->namespace_oid != nsp) {
         entry->keys_insert = entry->keys_delete = nullptr;
         entry->audit_insert = entry->stage_event_insert = nullptr;
-        entry->keys_flush = entry->audit_flush = nullptr;
+        entry->keys_flush = entry->audit_flush = entry->events_flush = nullptr;
     }
     entry->namespace_oid = nsp;
     char* schema = get_namespace_name(nsp);

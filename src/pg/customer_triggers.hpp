@@ -93,6 +93,7 @@ struct CustomerRel {
     SPIPlanPtr stage_event_insert;
     SPIPlanPtr keys_flush;   // pending_writes.cpp: the buffered keys of many customers
     SPIPlanPtr audit_flush;  // pending_writes.cpp: the buffered INSERT audit rows
+    SPIPlanPtr events_flush; // pending_writes.cpp: the buffered 'created' events
 };
 
 // The cache entry for rel, (re)built if needed. Never returns null; ereports

@@ -64,6 +64,11 @@ struct Batch {
     Datum *a_id, *a_company, *a_row, *a_user;
     bool *a_id_null, *a_company_null, *a_user_null;
     SubTransactionId* a_origin;
+
+    int nevents, events_cap;  // 'created' events of new customers
+    Datum *e_customer, *e_company, *e_session;
+    bool* e_session_null;
+    SubTransactionId* e_origin;
 };
 
 Batch* pending = nullptr;   // not yet written
@@ -137,6 +142,20 @@ void reserve_audit(Batch* b, int more) {
     b->audit_cap = cap;
 }
 
+void reserve_events(Batch* b, int more) {
+    if (b->nevents + more <= b->events_cap) return;
+    int cap = b->events_cap == 0 ? 32 : b->events_cap * 2;
+    while (cap < b->nevents + more) cap *= 2;
+    MemoryContext old = MemoryContextSwitchTo(b->cxt);
+    grow(&b->e_customer, b->nevents, cap);
+    grow(&b->e_company, b->nevents, cap);
+    grow(&b->e_session, b->nevents, cap);
+    grow(&b->e_session_null, b->nevents, cap);
+    grow(&b->e_origin, b->nevents, cap);
+    MemoryContextSwitchTo(old);
+    b->events_cap = cap;
+}
+
 void remember_key(uint64 hash) {
     if (key_set == nullptr) {
         key_set_cxt = AllocSetContextCreate(TopTransactionContext, "crm_native pending key hashes",
@@ -179,7 +198,7 @@ ArrayType* datum_array(const Datum* values, const bool* nulls, int n, Oid type, 
 }
 
 void write_batch(const Batch* b) {
-    if (b->nkeys == 0 && b->naudit == 0) return;
+    if (b->nkeys == 0 && b->naudit == 0 && b->nevents == 0) return;
     Relation rel = table_open(b->relid, NoLock);  // locked: this transaction inserted into it
     CustomerRel* entry = customers::customer_rel(rel);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kWho);
@@ -233,6 +252,24 @@ void write_batch(const Batch* b) {
         if (n != static_cast<uint64>(b->nkeys))
             elog(ERROR, "%s: wrote %llu of %d matching keys", kWho, static_cast<unsigned long long>(n), b->nkeys);
     }
+    if (b->nevents > 0) {
+        const char* query =
+            "INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
+            " SELECT e.customer_id, e.company_id, 'created',"
+            " pg_catalog.jsonb_build_object('source', 'chat', 'session_id', e.session_id)"
+            " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+            " AS e (customer_id, company_id, session_id)";
+        Oid types[3] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID};
+        SPIPlanPtr plan = customers::keep_plan(&entry->events_flush, query, entry->quoted_schema, 3, types);
+        Datum values[3] = {
+            PointerGetDatum(datum_array(b->e_customer, nullptr, b->nevents, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(datum_array(b->e_company, nullptr, b->nevents, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(datum_array(b->e_session, b->e_session_null, b->nevents, TEXTOID, -1, false, TYPALIGN_INT)),
+        };
+        uint64 n = customers::run_plan(plan, values, "   ", SPI_OK_INSERT, kWho);
+        if (n != static_cast<uint64>(b->nevents))
+            elog(ERROR, "%s: wrote %llu of %d events", kWho, static_cast<unsigned long long>(n), b->nevents);
+    }
     SPI_finish();
     table_close(rel, NoLock);
 }
@@ -245,6 +282,8 @@ bool has_entries_older_than(const Batch* b, SubTransactionId sub) {
         if (b->k_origin[i] < sub) return true;
     for (int i = 0; i < b->naudit; i++)
         if (b->a_origin[i] < sub) return true;
+    for (int i = 0; i < b->nevents; i++)
+        if (b->e_origin[i] < sub) return true;
     return false;
 }
 
@@ -277,9 +316,20 @@ void filter_batch(Batch* b, Keep keep) {
         n++;
     }
     b->naudit = n;
+    n = 0;
+    for (int i = 0; i < b->nevents; i++) {
+        if (!keep(b->e_origin[i])) continue;
+        b->e_customer[n] = b->e_customer[i];
+        b->e_company[n] = b->e_company[i];
+        b->e_session[n] = b->e_session[i];
+        b->e_session_null[n] = b->e_session_null[i];
+        b->e_origin[n] = b->e_origin[i];
+        n++;
+    }
+    b->nevents = n;
 }
 
-bool batch_empty(const Batch* b) { return b->nkeys == 0 && b->naudit == 0; }
+bool batch_empty(const Batch* b) { return b->nkeys == 0 && b->naudit == 0 && b->nevents == 0; }
 
 // Moves the entries of a retained batch back into the pending buffer (its
 // writer aborted: the rows are gone, the customers are not).
@@ -287,7 +337,16 @@ void requeue(Batch* from) {
     Batch* to = pending_batch(from->relid);
     reserve_keys(to, from->nkeys);
     reserve_audit(to, from->naudit);
+    reserve_events(to, from->nevents);
     MemoryContext old = MemoryContextSwitchTo(to->cxt);
+    for (int i = 0; i < from->nevents; i++) {
+        int j = to->nevents++;
+        to->e_customer[j] = datumCopy(from->e_customer[i], false, UUID_LEN);
+        to->e_company[j] = datumCopy(from->e_company[i], false, UUID_LEN);
+        to->e_session[j] = from->e_session_null[i] ? (Datum)0 : datumCopy(from->e_session[i], false, -1);
+        to->e_session_null[j] = from->e_session_null[i];
+        to->e_origin[j] = from->e_origin[i];
+    }
     for (int i = 0; i < from->nkeys; i++) {
         int j = to->nkeys++;
         to->k_customer[j] = datumCopy(from->k_customer[i], false, UUID_LEN);
@@ -412,23 +471,25 @@ void on_xact(XactEvent event, void*) {
     }
 }
 
+// A committed subtransaction's entries now belong to its parent.
+void adopt(Batch* b, SubTransactionId sub, SubTransactionId parent) {
+    for (int i = 0; i < b->nkeys; i++)
+        if (b->k_origin[i] == sub) b->k_origin[i] = parent;
+    for (int i = 0; i < b->naudit; i++)
+        if (b->a_origin[i] == sub) b->a_origin[i] = parent;
+    for (int i = 0; i < b->nevents; i++)
+        if (b->e_origin[i] == sub) b->e_origin[i] = parent;
+}
+
 void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void*) {
     if (event == SUBXACT_EVENT_COMMIT_SUB) {
         // What the subtransaction added or wrote now belongs to its parent.
-        for (Batch* b = pending; b != nullptr; b = b->next) {
-            for (int i = 0; i < b->nkeys; i++)
-                if (b->k_origin[i] == sub) b->k_origin[i] = parent;
-            for (int i = 0; i < b->naudit; i++)
-                if (b->a_origin[i] == sub) b->a_origin[i] = parent;
-        }
+        for (Batch* b = pending; b != nullptr; b = b->next) adopt(b, sub, parent);
         Batch** link = &retained;
         while (*link != nullptr) {
             Batch* b = *link;
             if (b->owner == sub) b->owner = parent;
-            for (int i = 0; i < b->nkeys; i++)
-                if (b->k_origin[i] == sub) b->k_origin[i] = parent;
-            for (int i = 0; i < b->naudit; i++)
-                if (b->a_origin[i] == sub) b->a_origin[i] = parent;
+            adopt(b, sub, parent);
             // Rows owned by the subtransaction of their oldest entry share
             // the fate of their customers: nothing left to watch.
             if (!has_entries_older_than(b, b->owner)) {
@@ -590,6 +651,21 @@ void add_keys(Relation rel, Datum customer_id, Datum company_id, const int* slot
         text* key = DatumGetTextPP(normalized[i]);
         remember_key(key_hash(company, slots[i], VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
     }
+    if (create_depth > pending_depth) pending_depth = create_depth;
+}
+
+void add_created_event(Oid customers_relid, Datum customer_id, Datum company_id, Datum session_id,
+                       bool session_id_null) {
+    Batch* b = pending_batch(customers_relid);
+    reserve_events(b, 1);
+    MemoryContext old = MemoryContextSwitchTo(b->cxt);
+    int j = b->nevents++;
+    b->e_customer[j] = datumCopy(customer_id, false, UUID_LEN);
+    b->e_company[j] = datumCopy(company_id, false, UUID_LEN);
+    b->e_session[j] = session_id_null ? (Datum)0 : datumCopy(session_id, false, -1);
+    b->e_session_null[j] = session_id_null;
+    b->e_origin[j] = GetCurrentSubTransactionId();
+    MemoryContextSwitchTo(old);
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
 

@@ -3,14 +3,15 @@
 // "Batched writes of new customers").
 //
 // A chat statement that creates many customers (a bulk import) used to run,
-// per new customer, one INSERT of its matching keys and one of its audit row
-// from the AFTER INSERT triggers on customers. Executor start-up of those
-// small statements costs about as much as the rows themselves. Instead, while
-// the sync's own INSERT of a customer fires those triggers, they append the
-// rows to a per-transaction buffer, and the buffer is written set-wise (one
-// INSERT per table) when the statement's executor run ends - before the
-// statement's AFTER ROW triggers fire, so everything after it sees the same
-// rows as before.
+// per new customer, one INSERT of its 'created' event, one of its matching
+// keys and one of its audit row (the last two from the AFTER INSERT triggers
+// on customers). Executor start-up of those small statements costs about as
+// much as the rows themselves. Instead, the sync buffers the event, and while
+// the sync's own INSERT of a customer fires the customers triggers, they
+// append their rows to the same per-transaction buffer; the buffer is written
+// set-wise (one INSERT per table) when the statement's executor run ends -
+// before the statement's AFTER ROW triggers fire, so everything after it sees
+// the same rows as before.
 //
 // The buffer is written earlier ("flushed") whenever anything could observe
 // its absence or reorder around it:
@@ -18,8 +19,8 @@
 //     DELETE of a customer, an INSERT that the sync did not make);
 //   * a chat that matches by a key still in the buffer (the lookup must find
 //     the customer created by an earlier chat of the same statement), and any
-//     chat that updates an existing customer (its audit row and event keep
-//     their place after the pending ones);
+//     chat that updates an existing customer, and the lifecycle trigger (their
+//     audit rows and events keep their place after the pending ones);
 //   * the end of the statement (ExecutorRun), of a utility statement (COPY)
 //     or of an ExecutorFinish that ran deeper.
 // The rows, their order within each table, their ids and their contents are
@@ -76,5 +77,10 @@ void add_keys(Relation rel, Datum customer_id, Datum company_id, const int* slot
 // Buffer the INSERT audit row of a new customer (the row image is copied).
 void add_audit(Relation rel, Datum record_id, bool record_id_null, Datum company_id, bool company_id_null,
                HeapTuple row, Datum user_id, bool user_id_null);
+
+// Sync side: buffer the 'created' event {source: 'chat', session_id} of the
+// customer just created in customers_relid (begin_sync_create() said yes).
+void add_created_event(Oid customers_relid, Datum customer_id, Datum company_id, Datum session_id,
+                       bool session_id_null);
 
 }  // namespace crm::pg::pending
