@@ -185,6 +185,24 @@ COPY "VC Usage" (company_id, customer_name, customer_email, session_id) FROM STD
 \.
 SELECT * FROM state() WHERE detail LIKE 'Copy%' OR detail LIKE 'c_|%';
 
+-- A new connection whose first statement loads the library (no preload):
+-- the hooks did not see that statement start, so it runs row by row, and
+-- commits normally; the next statement batches.
+\c
+SET client_min_messages = warning;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+SELECT '11111111-1111-1111-1111-111111111111', 'First ' || i, 'first' || i || '@example.com', 'fc' || i
+  FROM generate_series(1, 5) i;
+SELECT count(*) AS first_keys, count(DISTINCT k.cmin::text) AS first_commands
+  FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE c.customer_name LIKE 'First %' AND k.key_type = 'email';
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+SELECT '11111111-1111-1111-1111-111111111111', 'Second ' || i, 'second' || i || '@example.com', 'sc' || i
+  FROM generate_series(1, 5) i;
+SELECT count(*) AS second_keys, count(DISTINCT k.cmin::text) AS second_commands
+  FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE c.customer_name LIKE 'Second %' AND k.key_type = 'email';
+
 -- Uninstalled: the plpgsql triggers again, nothing batched.
 SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
