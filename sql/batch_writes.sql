@@ -103,6 +103,20 @@ SELECT count(*) AS email_keys, key_commands() AS commands, event_commands() AS e
   FROM customer_matching_keys WHERE key_type = 'email';
 ROLLBACK;
 
+-- A huge import does not buffer without bound: past 50,000 buffered rows
+-- (10,000 new customers: event, audit row, 3 keys each) the batch is written
+-- before the next customer, so 10,500 customers take two key-writing commands.
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id)
+SELECT '11111111-1111-1111-1111-111111111111', 'Huge ' || i, 'huge' || i || '@example.com',
+       '+1 555 3' || lpad(i::text, 6, '0'), 'h' || i
+  FROM generate_series(1, 10500) i;
+SELECT count(*) AS email_keys, key_commands() AS commands, event_commands() AS event_commands,
+       (SELECT count(*) FROM customer_matching_keys) AS all_keys,
+       (SELECT count(*) FROM customer_audit_log WHERE operation = 'INSERT') AS insert_audits
+  FROM customer_matching_keys WHERE key_type = 'email';
+ROLLBACK;
+
 -- AFTER ROW triggers of the chat statement, and later statements of a
 -- function, see every key: the batch is written when the executor run ends.
 CREATE FUNCTION count_keys_after_chat() RETURNS trigger LANGUAGE plpgsql AS $$
