@@ -52,33 +52,38 @@ ProcessUtility_hook_type prev_process_utility = nullptr;
 int create_depth = -1;
 
 // ---------------------------------------------------------------------------
-// The buffer: one batch per customers relation. Each entry remembers the
-// subtransaction that added it (its origin).
+// The buffer: one batch per customers relation, holding three kinds of rows
+// as parallel columns. Each row remembers the subtransaction that added it
+// (its origin).
 // ---------------------------------------------------------------------------
+constexpr int kMaxColumns = 5;
+
+struct Rows {
+    int n, cap;
+    int ncolumns;
+    Datum* values[kMaxColumns];
+    bool* nulls[kMaxColumns];
+    SubTransactionId* origin;
+};
+
+// Columns of each kind, in the order of the INSERTs' parameters.
+enum KeyColumn { kKeyCustomer, kKeyCompany, kKeyType, kKeyRaw, kKeyNormalized, kKeyColumns };
+enum AuditColumn { kAuditId, kAuditCompany, kAuditRow, kAuditUser, kAuditColumns };
+enum EventColumn { kEventCustomer, kEventCompany, kEventSession, kEventColumns };
+
 struct Batch {
     Oid relid;
     MemoryContext cxt;  // child of TopTransactionContext: gone at transaction end
     SubTransactionId owner;  // retained batches: the subtransaction that wrote them
     Batch* next;
-
-    int nkeys, keys_cap;
-    Datum *k_customer, *k_company, *k_type, *k_raw, *k_normalized;
-    SubTransactionId* k_origin;
-
-    int naudit, audit_cap;
-    Datum *a_id, *a_company, *a_row, *a_user;
-    bool *a_id_null, *a_company_null, *a_user_null;
-    SubTransactionId* a_origin;
-
-    int nevents, events_cap;  // 'created' events of new customers
-    Datum *e_customer, *e_company, *e_session;
-    bool* e_session_null;
-    SubTransactionId* e_origin;
+    Rows keys;    // matching keys of new customers
+    Rows audit;   // their INSERT audit rows
+    Rows events;  // their 'created' events
 };
 
 Batch* pending = nullptr;   // not yet written
 Batch* retained = nullptr;  // written by a subtransaction below the one that
-                            // added some entries: re-queued if it aborts
+                            // added some rows: re-queued if it aborts
 int pending_depth = -1;     // deepest frame depth whose end must write the buffer
 bool flushing = false;
 SubTransactionId flushing_sub = InvalidSubTransactionId;
@@ -88,10 +93,10 @@ HTAB* key_set = nullptr;    // uint64 key hashes of the pending keys
 MemoryContext key_set_cxt = nullptr;
 
 template <typename T>
-void grow(T** array, int old_cap, int new_cap) {
+void grow(T** array, int old_n, int new_cap) {
     T* fresh = static_cast<T*>(palloc(sizeof(T) * new_cap));
     if (*array != nullptr) {
-        std::memcpy(fresh, *array, sizeof(T) * old_cap);
+        std::memcpy(fresh, *array, sizeof(T) * old_n);
         pfree(*array);
     }
     *array = fresh;
@@ -103,6 +108,9 @@ Batch* new_batch(Oid relid) {
     Batch* b = static_cast<Batch*>(MemoryContextAllocZero(cxt, sizeof(Batch)));
     b->relid = relid;
     b->cxt = cxt;
+    b->keys.ncolumns = kKeyColumns;
+    b->audit.ncolumns = kAuditColumns;
+    b->events.ncolumns = kEventColumns;
     return b;
 }
 
@@ -115,50 +123,60 @@ Batch* pending_batch(Oid relid) {
     return b;
 }
 
-void reserve_keys(Batch* b, int more) {
-    if (b->nkeys + more <= b->keys_cap) return;
-    int cap = b->keys_cap == 0 ? 64 : b->keys_cap * 2;
-    while (cap < b->nkeys + more) cap *= 2;
-    MemoryContext old = MemoryContextSwitchTo(b->cxt);
-    grow(&b->k_customer, b->nkeys, cap);
-    grow(&b->k_company, b->nkeys, cap);
-    grow(&b->k_type, b->nkeys, cap);
-    grow(&b->k_raw, b->nkeys, cap);
-    grow(&b->k_normalized, b->nkeys, cap);
-    grow(&b->k_origin, b->nkeys, cap);
+// Room for `more` rows of r, in the batch's context.
+void reserve(MemoryContext cxt, Rows* r, int more) {
+    if (r->n + more <= r->cap) return;
+    int cap = r->cap == 0 ? 64 : r->cap * 2;
+    while (cap < r->n + more) cap *= 2;
+    MemoryContext old = MemoryContextSwitchTo(cxt);
+    for (int c = 0; c < r->ncolumns; c++) {
+        grow(&r->values[c], r->n, cap);
+        grow(&r->nulls[c], r->n, cap);
+    }
+    grow(&r->origin, r->n, cap);
     MemoryContextSwitchTo(old);
-    b->keys_cap = cap;
+    r->cap = cap;
 }
 
-void reserve_audit(Batch* b, int more) {
-    if (b->naudit + more <= b->audit_cap) return;
-    int cap = b->audit_cap == 0 ? 32 : b->audit_cap * 2;
-    while (cap < b->naudit + more) cap *= 2;
+// Appends one row of r (values copied into the batch's context); returns its index.
+int append(Batch* b, Rows* r, const Datum* values, const bool* nulls, const int16* typlens) {
+    reserve(b->cxt, r, 1);
+    int j = r->n++;
     MemoryContext old = MemoryContextSwitchTo(b->cxt);
-    grow(&b->a_id, b->naudit, cap);
-    grow(&b->a_company, b->naudit, cap);
-    grow(&b->a_row, b->naudit, cap);
-    grow(&b->a_user, b->naudit, cap);
-    grow(&b->a_id_null, b->naudit, cap);
-    grow(&b->a_company_null, b->naudit, cap);
-    grow(&b->a_user_null, b->naudit, cap);
-    grow(&b->a_origin, b->naudit, cap);
+    for (int c = 0; c < r->ncolumns; c++) {
+        r->nulls[c][j] = nulls[c];
+        r->values[c][j] = nulls[c] ? (Datum)0 : datumCopy(values[c], false, typlens[c]);
+    }
     MemoryContextSwitchTo(old);
-    b->audit_cap = cap;
+    r->origin[j] = GetCurrentSubTransactionId();
+    return j;
 }
 
-void reserve_events(Batch* b, int more) {
-    if (b->nevents + more <= b->events_cap) return;
-    int cap = b->events_cap == 0 ? 32 : b->events_cap * 2;
-    while (cap < b->nevents + more) cap *= 2;
-    MemoryContext old = MemoryContextSwitchTo(b->cxt);
-    grow(&b->e_customer, b->nevents, cap);
-    grow(&b->e_company, b->nevents, cap);
-    grow(&b->e_session, b->nevents, cap);
-    grow(&b->e_session_null, b->nevents, cap);
-    grow(&b->e_origin, b->nevents, cap);
-    MemoryContextSwitchTo(old);
-    b->events_cap = cap;
+bool rows_older_than(const Rows* r, SubTransactionId sub) {
+    for (int i = 0; i < r->n; i++)
+        if (r->origin[i] < sub) return true;
+    return false;
+}
+
+// Keeps the rows whose origin `keep` accepts, in order.
+template <typename Keep>
+void filter_rows(Rows* r, Keep keep) {
+    int n = 0;
+    for (int i = 0; i < r->n; i++) {
+        if (!keep(r->origin[i])) continue;
+        for (int c = 0; c < r->ncolumns; c++) {
+            r->values[c][n] = r->values[c][i];
+            r->nulls[c][n] = r->nulls[c][i];
+        }
+        r->origin[n] = r->origin[i];
+        n++;
+    }
+    r->n = n;
+}
+
+void adopt_rows(Rows* r, SubTransactionId sub, SubTransactionId parent) {
+    for (int i = 0; i < r->n; i++)
+        if (r->origin[i] == sub) r->origin[i] = parent;
 }
 
 void remember_key(uint64 hash) {
@@ -199,19 +217,28 @@ ArrayType* datum_array(const Datum* values, const bool* nulls, int n, Oid type, 
                        char typalign) {
     int dims[1] = {n};
     int lbs[1] = {1};
-    return construct_md_array(const_cast<Datum*>(values), const_cast<bool*>(nulls), 1, dims, lbs, type, typlen,
-                              typbyval, typalign);
+    // construct_md_array replaces short-header varlena elements by detoasted
+    // copies in the current (SPI) context, in the array it is given: give it
+    // a copy, so that a batch kept for a re-queue never points there.
+    Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
+    std::memcpy(elements, values, sizeof(Datum) * n);
+    return construct_md_array(elements, const_cast<bool*>(nulls), 1, dims, lbs, type, typlen, typbyval, typalign);
+}
+
+ArrayType* column_array(const Rows* r, int column, Oid type, int16 typlen, char typalign) {
+    return datum_array(r->values[column], r->nulls[column], r->n, type, typlen, false, typalign);
 }
 
 void write_batch(const Batch* b) {
-    if (b->nkeys == 0 && b->naudit == 0 && b->nevents == 0) return;
+    if (b->keys.n == 0 && b->audit.n == 0 && b->events.n == 0) return;
     Relation rel = table_open(b->relid, NoLock);  // locked: this transaction inserted into it
     CustomerRel* entry = customers::customer_rel(rel);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kWho);
 
     // The audit trigger fires before the keys trigger (trigger name order):
     // write the tables in the same order.
-    if (b->naudit > 0) {
+    const Rows* audit = &b->audit;
+    if (audit->n > 0) {
         Oid row_array = get_array_type(entry->rowtype);
         if (!OidIsValid(row_array))
             elog(ERROR, "%s: the row type of \"%s\" has no array type", kWho, RelationGetRelationName(rel));
@@ -227,17 +254,17 @@ void write_batch(const Batch* b) {
         SPIPlanPtr plan = customers::keep_plan(&entry->audit_flush, query, entry->quoted_schema, 5, types);
         Datum values[5] = {
             CStringGetTextDatum(RelationGetRelationName(rel)),
-            PointerGetDatum(datum_array(b->a_id, b->a_id_null, b->naudit, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
-            PointerGetDatum(
-                datum_array(b->a_company, b->a_company_null, b->naudit, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
-            PointerGetDatum(datum_array(b->a_row, nullptr, b->naudit, entry->rowtype, -1, false, TYPALIGN_DOUBLE)),
-            PointerGetDatum(datum_array(b->a_user, b->a_user_null, b->naudit, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(audit, kAuditId, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(audit, kAuditCompany, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(audit, kAuditRow, entry->rowtype, -1, TYPALIGN_DOUBLE)),
+            PointerGetDatum(column_array(audit, kAuditUser, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
         };
         uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
-        if (n != static_cast<uint64>(b->naudit))
-            elog(ERROR, "%s: wrote %llu of %d audit rows", kWho, static_cast<unsigned long long>(n), b->naudit);
+        if (n != static_cast<uint64>(audit->n))
+            elog(ERROR, "%s: wrote %llu of %d audit rows", kWho, static_cast<unsigned long long>(n), audit->n);
     }
-    if (b->nkeys > 0) {
+    const Rows* keys = &b->keys;
+    if (keys->n > 0) {
         const char* query =
             "INSERT INTO %s.customer_matching_keys"
             " (customer_id, company_id, key_type, key_value, normalized_value)"
@@ -248,17 +275,18 @@ void write_batch(const Batch* b) {
         Oid types[5] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
         SPIPlanPtr plan = customers::keep_plan(&entry->keys_flush, query, entry->quoted_schema, 5, types);
         Datum values[5] = {
-            PointerGetDatum(datum_array(b->k_customer, nullptr, b->nkeys, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
-            PointerGetDatum(datum_array(b->k_company, nullptr, b->nkeys, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
-            PointerGetDatum(datum_array(b->k_type, nullptr, b->nkeys, TEXTOID, -1, false, TYPALIGN_INT)),
-            PointerGetDatum(datum_array(b->k_raw, nullptr, b->nkeys, TEXTOID, -1, false, TYPALIGN_INT)),
-            PointerGetDatum(datum_array(b->k_normalized, nullptr, b->nkeys, TEXTOID, -1, false, TYPALIGN_INT)),
+            PointerGetDatum(column_array(keys, kKeyCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(keys, kKeyCompany, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(keys, kKeyType, TEXTOID, -1, TYPALIGN_INT)),
+            PointerGetDatum(column_array(keys, kKeyRaw, TEXTOID, -1, TYPALIGN_INT)),
+            PointerGetDatum(column_array(keys, kKeyNormalized, TEXTOID, -1, TYPALIGN_INT)),
         };
         uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
-        if (n != static_cast<uint64>(b->nkeys))
-            elog(ERROR, "%s: wrote %llu of %d matching keys", kWho, static_cast<unsigned long long>(n), b->nkeys);
+        if (n != static_cast<uint64>(keys->n))
+            elog(ERROR, "%s: wrote %llu of %d matching keys", kWho, static_cast<unsigned long long>(n), keys->n);
     }
-    if (b->nevents > 0) {
+    const Rows* events = &b->events;
+    if (events->n > 0) {
         const char* query =
             "INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
             " SELECT e.customer_id, e.company_id, 'created',"
@@ -268,112 +296,48 @@ void write_batch(const Batch* b) {
         Oid types[3] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID};
         SPIPlanPtr plan = customers::keep_plan(&entry->events_flush, query, entry->quoted_schema, 3, types);
         Datum values[3] = {
-            PointerGetDatum(datum_array(b->e_customer, nullptr, b->nevents, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
-            PointerGetDatum(datum_array(b->e_company, nullptr, b->nevents, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR)),
-            PointerGetDatum(datum_array(b->e_session, b->e_session_null, b->nevents, TEXTOID, -1, false, TYPALIGN_INT)),
+            PointerGetDatum(column_array(events, kEventCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(events, kEventCompany, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
+            PointerGetDatum(column_array(events, kEventSession, TEXTOID, -1, TYPALIGN_INT)),
         };
         uint64 n = customers::run_plan(plan, values, "   ", SPI_OK_INSERT, kWho);
-        if (n != static_cast<uint64>(b->nevents))
-            elog(ERROR, "%s: wrote %llu of %d events", kWho, static_cast<unsigned long long>(n), b->nevents);
+        if (n != static_cast<uint64>(events->n))
+            elog(ERROR, "%s: wrote %llu of %d events", kWho, static_cast<unsigned long long>(n), events->n);
     }
     SPI_finish();
     table_close(rel, NoLock);
 }
 
-// True when some entry was added by a subtransaction that encloses `sub`
+// True when some row was added by a subtransaction that encloses `sub`
 // (ids grow with nesting along the active chain): rows written by `sub`
 // could then be rolled back while the customers they belong to stay.
-bool has_entries_older_than(const Batch* b, SubTransactionId sub) {
-    for (int i = 0; i < b->nkeys; i++)
-        if (b->k_origin[i] < sub) return true;
-    for (int i = 0; i < b->naudit; i++)
-        if (b->a_origin[i] < sub) return true;
-    for (int i = 0; i < b->nevents; i++)
-        if (b->e_origin[i] < sub) return true;
-    return false;
+bool has_rows_older_than(const Batch* b, SubTransactionId sub) {
+    return rows_older_than(&b->keys, sub) || rows_older_than(&b->audit, sub) || rows_older_than(&b->events, sub);
 }
 
-// Keeps the entries of b that `keep` accepts, in order.
-template <typename Keep>
-void filter_batch(Batch* b, Keep keep) {
-    int n = 0;
-    for (int i = 0; i < b->nkeys; i++) {
-        if (!keep(b->k_origin[i])) continue;
-        b->k_customer[n] = b->k_customer[i];
-        b->k_company[n] = b->k_company[i];
-        b->k_type[n] = b->k_type[i];
-        b->k_raw[n] = b->k_raw[i];
-        b->k_normalized[n] = b->k_normalized[i];
-        b->k_origin[n] = b->k_origin[i];
-        n++;
-    }
-    b->nkeys = n;
-    n = 0;
-    for (int i = 0; i < b->naudit; i++) {
-        if (!keep(b->a_origin[i])) continue;
-        b->a_id[n] = b->a_id[i];
-        b->a_company[n] = b->a_company[i];
-        b->a_row[n] = b->a_row[i];
-        b->a_user[n] = b->a_user[i];
-        b->a_id_null[n] = b->a_id_null[i];
-        b->a_company_null[n] = b->a_company_null[i];
-        b->a_user_null[n] = b->a_user_null[i];
-        b->a_origin[n] = b->a_origin[i];
-        n++;
-    }
-    b->naudit = n;
-    n = 0;
-    for (int i = 0; i < b->nevents; i++) {
-        if (!keep(b->e_origin[i])) continue;
-        b->e_customer[n] = b->e_customer[i];
-        b->e_company[n] = b->e_company[i];
-        b->e_session[n] = b->e_session[i];
-        b->e_session_null[n] = b->e_session_null[i];
-        b->e_origin[n] = b->e_origin[i];
-        n++;
-    }
-    b->nevents = n;
+// Drops the rows that the aborted subtransaction `sub` (or its children) added.
+void drop_rows_of(Batch* b, SubTransactionId sub) {
+    auto older = [sub](SubTransactionId origin) { return origin < sub; };
+    filter_rows(&b->keys, older);
+    filter_rows(&b->audit, older);
+    filter_rows(&b->events, older);
 }
 
-bool batch_empty(const Batch* b) { return b->nkeys == 0 && b->naudit == 0 && b->nevents == 0; }
+// A committed subtransaction's rows now belong to its parent.
+void adopt(Batch* b, SubTransactionId sub, SubTransactionId parent) {
+    adopt_rows(&b->keys, sub, parent);
+    adopt_rows(&b->audit, sub, parent);
+    adopt_rows(&b->events, sub, parent);
+}
 
-// Moves the entries of a retained batch back into the pending buffer (its
-// writer aborted: the rows are gone, the customers are not).
-void requeue(Batch* from) {
-    Batch* to = pending_batch(from->relid);
-    reserve_keys(to, from->nkeys);
-    reserve_audit(to, from->naudit);
-    reserve_events(to, from->nevents);
-    MemoryContext old = MemoryContextSwitchTo(to->cxt);
-    for (int i = 0; i < from->nevents; i++) {
-        int j = to->nevents++;
-        to->e_customer[j] = datumCopy(from->e_customer[i], false, UUID_LEN);
-        to->e_company[j] = datumCopy(from->e_company[i], false, UUID_LEN);
-        to->e_session[j] = from->e_session_null[i] ? (Datum)0 : datumCopy(from->e_session[i], false, -1);
-        to->e_session_null[j] = from->e_session_null[i];
-        to->e_origin[j] = from->e_origin[i];
-    }
-    for (int i = 0; i < from->nkeys; i++) {
-        int j = to->nkeys++;
-        to->k_customer[j] = datumCopy(from->k_customer[i], false, UUID_LEN);
-        to->k_company[j] = datumCopy(from->k_company[i], false, UUID_LEN);
-        to->k_type[j] = datumCopy(from->k_type[i], false, -1);
-        to->k_raw[j] = datumCopy(from->k_raw[i], false, -1);
-        to->k_normalized[j] = datumCopy(from->k_normalized[i], false, -1);
-        to->k_origin[j] = from->k_origin[i];
-    }
-    for (int i = 0; i < from->naudit; i++) {
-        int j = to->naudit++;
-        to->a_id[j] = from->a_id_null[i] ? (Datum)0 : datumCopy(from->a_id[i], false, UUID_LEN);
-        to->a_company[j] = from->a_company_null[i] ? (Datum)0 : datumCopy(from->a_company[i], false, UUID_LEN);
-        to->a_row[j] = datumCopy(from->a_row[i], false, -1);
-        to->a_user[j] = from->a_user_null[i] ? (Datum)0 : datumCopy(from->a_user[i], false, UUID_LEN);
-        to->a_id_null[j] = from->a_id_null[i];
-        to->a_company_null[j] = from->a_company_null[i];
-        to->a_user_null[j] = from->a_user_null[i];
-        to->a_origin[j] = from->a_origin[i];
-    }
-    MemoryContextSwitchTo(old);
+bool batch_empty(const Batch* b) { return b->keys.n == 0 && b->audit.n == 0 && b->events.n == 0; }
+
+// A retained batch whose writer aborted: its rows are gone, their customers
+// are not. It goes back to the front of the pending buffer as it is.
+void requeue(Batch* b) {
+    b->owner = InvalidSubTransactionId;
+    b->next = pending;
+    pending = b;
     // Written again at the next frame end at any depth (or earlier).
     pending_depth = INT_MAX;
     // The key set does not name the re-queued keys: every key counts as
@@ -477,16 +441,6 @@ void on_xact(XactEvent event, void*) {
     }
 }
 
-// A committed subtransaction's entries now belong to its parent.
-void adopt(Batch* b, SubTransactionId sub, SubTransactionId parent) {
-    for (int i = 0; i < b->nkeys; i++)
-        if (b->k_origin[i] == sub) b->k_origin[i] = parent;
-    for (int i = 0; i < b->naudit; i++)
-        if (b->a_origin[i] == sub) b->a_origin[i] = parent;
-    for (int i = 0; i < b->nevents; i++)
-        if (b->e_origin[i] == sub) b->e_origin[i] = parent;
-}
-
 void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void*) {
     if (event == SUBXACT_EVENT_COMMIT_SUB) {
         // What the subtransaction added or wrote now belongs to its parent.
@@ -496,9 +450,9 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
             Batch* b = *link;
             if (b->owner == sub) b->owner = parent;
             adopt(b, sub, parent);
-            // Rows owned by the subtransaction of their oldest entry share
+            // Rows owned by the subtransaction of their oldest row share
             // the fate of their customers: nothing left to watch.
-            if (!has_entries_older_than(b, b->owner)) {
+            if (!has_rows_older_than(b, b->owner)) {
                 *link = b->next;
                 MemoryContextDelete(b->cxt);
                 continue;
@@ -510,10 +464,10 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
     if (event != SUBXACT_EVENT_ABORT_SUB) return;
     if (flushing && flushing_sub >= sub) flushing = false;  // that flush was aborted
     if (create_depth >= 0 && create_sub >= sub) create_depth = -1;
-    // Entries the aborted subtransaction (or its children) added: their
+    // Rows the aborted subtransaction (or its children) added: their
     // customers are rolled back too.
-    for (Batch* b = pending; b != nullptr; b = b->next) filter_batch(b, [sub](SubTransactionId o) { return o < sub; });
-    // Rows the aborted subtransaction wrote for older entries: write them again.
+    for (Batch* b = pending; b != nullptr; b = b->next) drop_rows_of(b, sub);
+    // Rows the aborted subtransaction wrote for older rows: write them again.
     Batch** link = &retained;
     while (*link != nullptr) {
         Batch* b = *link;
@@ -522,9 +476,11 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
             continue;
         }
         *link = b->next;
-        filter_batch(b, [sub](SubTransactionId o) { return o < sub; });
-        if (!batch_empty(b)) requeue(b);
-        MemoryContextDelete(b->cxt);
+        drop_rows_of(b, sub);
+        if (batch_empty(b))
+            MemoryContextDelete(b->cxt);
+        else
+            requeue(b);
     }
     // Drop empty pending batches.
     link = &pending;
@@ -620,7 +576,7 @@ void flush() {
         // enclosing one are watched, so that an abort of this subtransaction
         // (even of this very write) re-queues them.
         for (int i = 0; i < n; i++) {
-            watched[i] = has_entries_older_than(list[i], writer);
+            watched[i] = has_rows_older_than(list[i], writer);
             if (!watched[i]) continue;
             list[i]->owner = writer;
             list[i]->next = retained;
@@ -640,42 +596,27 @@ void flush() {
 void add_keys(Relation rel, Datum customer_id, Datum company_id, const int* slots, const Datum* key_types,
               const Datum* raw, const Datum* normalized, int n) {
     Batch* b = pending_batch(RelationGetRelid(rel));
-    reserve_keys(b, n);
-    SubTransactionId origin = GetCurrentSubTransactionId();
+    reserve(b->cxt, &b->keys, n);
+    const int16 typlens[kKeyColumns] = {UUID_LEN, UUID_LEN, -1, -1, -1};
+    const bool nulls[kKeyColumns] = {false, false, false, false, false};
     const pg_uuid_t* company = DatumGetUUIDP(company_id);
-    MemoryContext old = MemoryContextSwitchTo(b->cxt);
-    Datum customer = datumCopy(customer_id, false, UUID_LEN);
-    Datum company_copy = datumCopy(company_id, false, UUID_LEN);
     for (int i = 0; i < n; i++) {
-        int j = b->nkeys++;
-        b->k_customer[j] = customer;
-        b->k_company[j] = company_copy;
-        b->k_type[j] = datumCopy(key_types[i], false, -1);
-        b->k_raw[j] = datumCopy(raw[i], false, -1);
-        b->k_normalized[j] = datumCopy(normalized[i], false, -1);
-        b->k_origin[j] = origin;
-    }
-    MemoryContextSwitchTo(old);
-    pending_rows += n;
-    for (int i = 0; i < n; i++) {
+        Datum values[kKeyColumns] = {customer_id, company_id, key_types[i], raw[i], normalized[i]};
+        append(b, &b->keys, values, nulls, typlens);
         text* key = DatumGetTextPP(normalized[i]);
         remember_key(key_hash(company, slots[i], VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
     }
+    pending_rows += n;
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
 
 void add_created_event(Oid customers_relid, Datum customer_id, Datum company_id, Datum session_id,
                        bool session_id_null) {
     Batch* b = pending_batch(customers_relid);
-    reserve_events(b, 1);
-    MemoryContext old = MemoryContextSwitchTo(b->cxt);
-    int j = b->nevents++;
-    b->e_customer[j] = datumCopy(customer_id, false, UUID_LEN);
-    b->e_company[j] = datumCopy(company_id, false, UUID_LEN);
-    b->e_session[j] = session_id_null ? (Datum)0 : datumCopy(session_id, false, -1);
-    b->e_session_null[j] = session_id_null;
-    b->e_origin[j] = GetCurrentSubTransactionId();
-    MemoryContextSwitchTo(old);
+    const int16 typlens[kEventColumns] = {UUID_LEN, UUID_LEN, -1};
+    const Datum values[kEventColumns] = {customer_id, company_id, session_id};
+    const bool nulls[kEventColumns] = {false, false, session_id_null};
+    append(b, &b->events, values, nulls, typlens);
     pending_rows++;
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
@@ -683,18 +624,11 @@ void add_created_event(Oid customers_relid, Datum customer_id, Datum company_id,
 void add_audit(Relation rel, Datum record_id, bool record_id_null, Datum company_id, bool company_id_null,
                HeapTuple row, Datum user_id, bool user_id_null) {
     Batch* b = pending_batch(RelationGetRelid(rel));
-    reserve_audit(b, 1);
-    MemoryContext old = MemoryContextSwitchTo(b->cxt);
-    int j = b->naudit++;
-    b->a_id[j] = record_id_null ? (Datum)0 : datumCopy(record_id, false, UUID_LEN);
-    b->a_company[j] = company_id_null ? (Datum)0 : datumCopy(company_id, false, UUID_LEN);
-    b->a_row[j] = heap_copy_tuple_as_datum(row, RelationGetDescr(rel));
-    b->a_user[j] = user_id_null ? (Datum)0 : datumCopy(user_id, false, UUID_LEN);
-    b->a_id_null[j] = record_id_null;
-    b->a_company_null[j] = company_id_null;
-    b->a_user_null[j] = user_id_null;
-    b->a_origin[j] = GetCurrentSubTransactionId();
-    MemoryContextSwitchTo(old);
+    const int16 typlens[kAuditColumns] = {UUID_LEN, UUID_LEN, -1, UUID_LEN};
+    const Datum values[kAuditColumns] = {record_id, company_id, heap_copy_tuple_as_datum(row, RelationGetDescr(rel)),
+                                         user_id};
+    const bool nulls[kAuditColumns] = {record_id_null, company_id_null, false, user_id_null};
+    append(b, &b->audit, values, nulls, typlens);
     pending_rows++;
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
