@@ -30,7 +30,6 @@ bool batch_writes = true;  // crm_native.sync_batch_writes
 // Rows buffered before a new customer's rows write the batch first: bounds the
 // memory of a huge import (~10,000 customers, a few MB) at no measurable cost.
 constexpr int kMaxPendingRows = 50000;
-int pending_rows = 0;  // keys + audit rows + events in `pending`
 
 // ---------------------------------------------------------------------------
 // Where we are: the executor runs and utility statements this module saw
@@ -202,7 +201,6 @@ void forget_keys() {
 // Everything gone (transaction end: the memory goes with TopTransactionContext).
 void reset_all() {
     pending = retained = nullptr;
-    pending_rows = 0;
     key_set = nullptr;
     key_set_cxt = nullptr;
     pending_depth = -1;
@@ -328,6 +326,12 @@ void adopt(Batch* b, SubTransactionId sub, SubTransactionId parent) {
     adopt_rows(&b->keys, sub, parent);
     adopt_rows(&b->audit, sub, parent);
     adopt_rows(&b->events, sub, parent);
+}
+
+int pending_row_count() {
+    int n = 0;
+    for (const Batch* b = pending; b != nullptr; b = b->next) n += b->keys.n + b->audit.n + b->events.n;
+    return n;
 }
 
 bool batch_empty(const Batch* b) { return b->keys.n == 0 && b->audit.n == 0 && b->events.n == 0; }
@@ -497,8 +501,7 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
         forget_keys();
         key_set_unknown = false;
         pending_depth = -1;
-        pending_rows = 0;
-    }
+        }
 }
 
 }  // namespace
@@ -533,7 +536,7 @@ uint64 key_hash(const pg_uuid_t* company, int slot, const char* key, int len) {
 bool begin_sync_create() {
     create_depth = -1;
     if (!batch_writes || flushing || innermost != Frame::Run) return false;
-    if (pending_rows >= kMaxPendingRows) flush();
+    if (pending_row_count() >= kMaxPendingRows) flush();
     create_depth = depth;
     create_sub = GetCurrentSubTransactionId();
     return true;
@@ -561,8 +564,7 @@ void flush() {
     while (pending != nullptr) {
         Batch* batches = pending;
         pending = nullptr;
-        pending_rows = 0;
-        forget_keys();
+            forget_keys();
         key_set_unknown = false;
         pending_depth = -1;
         SubTransactionId writer = GetCurrentSubTransactionId();
@@ -606,7 +608,6 @@ void add_keys(Relation rel, Datum customer_id, Datum company_id, const int* slot
         text* key = DatumGetTextPP(normalized[i]);
         remember_key(key_hash(company, slots[i], VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
     }
-    pending_rows += n;
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
 
@@ -617,7 +618,6 @@ void add_created_event(Oid customers_relid, Datum customer_id, Datum company_id,
     const Datum values[kEventColumns] = {customer_id, company_id, session_id};
     const bool nulls[kEventColumns] = {false, false, session_id_null};
     append(b, &b->events, values, nulls, typlens);
-    pending_rows++;
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
 
@@ -629,7 +629,6 @@ void add_audit(Relation rel, Datum record_id, bool record_id_null, Datum company
                                          user_id};
     const bool nulls[kAuditColumns] = {record_id_null, company_id_null, false, user_id_null};
     append(b, &b->audit, values, nulls, typlens);
-    pending_rows++;
     if (create_depth > pending_depth) pending_depth = create_depth;
 }
 
