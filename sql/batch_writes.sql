@@ -166,9 +166,13 @@ INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phon
 SELECT '11111111-1111-1111-1111-111111111111', 'Sub ' || i, 'sub' || i || '@example.com', '+1 555 200 000' || i, 'x' || i
   FROM generate_series(1, 5) i;
 SELECT c.customer_name,
-       (SELECT count(*) FROM customer_matching_keys k WHERE k.customer_id = c.id) AS keys,
-       (SELECT count(*) FROM customer_audit_log a WHERE a.record_id = c.id AND a.operation = 'INSERT') AS insert_audits,
+       (SELECT string_agg(k.key_type || '=' || k.normalized_value, ' ' ORDER BY k.id)
+          FROM customer_matching_keys k WHERE k.customer_id = c.id) AS keys,
+       (SELECT string_agg(a.new_data ->> 'customer_email', ',') FROM customer_audit_log a
+         WHERE a.record_id = c.id AND a.operation = 'INSERT') AS insert_audits,
        (SELECT count(*) FROM customer_audit_log a WHERE a.record_id = c.id AND a.operation = 'UPDATE') AS update_audits,
+       (SELECT string_agg(e.event_data ->> 'session_id', ',') FROM customer_events e
+         WHERE e.customer_id = c.id AND e.event_type = 'created') AS created_events,
        c.customer_notes
   FROM customers c WHERE c.customer_name LIKE 'Sub %' ORDER BY 1;
 COMMIT;
