@@ -99,7 +99,6 @@ struct SyncTarget {
     SPIPlanPtr touch;
     SPIPlanPtr create;
     SPIPlanPtr create_batched;  // the customer only: its event joins the batch
-    Oid customers_relid;        // the customers table the plans write
 };
 
 HTAB* sync_targets = nullptr;
@@ -337,7 +336,6 @@ void prepare_plans(SyncTarget* t) {
             " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id",
             s);
         t->create_batched = prepare_kept(sql, 4, types);
-        t->customers_relid = get_relname_relid("customers", t->nspid);
     }
     t->plans_valid = true;
 }
@@ -578,9 +576,10 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
     return SPI_processed > 0;
 }
 
-// batched: the 'created' event joins the statement's batch (the customer's
-// keys and audit row then do too, from the customers triggers).
-void create_customer(const SyncTarget* t, const ChatRow* row, bool batched, pg_uuid_t* out) {
+// customers_relid valid: the 'created' event joins the statement's batch (the
+// customer's keys and audit row then do too, from the customers triggers).
+void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_relid, pg_uuid_t* out) {
+    bool batched = OidIsValid(customers_relid);
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
@@ -589,7 +588,7 @@ void create_customer(const SyncTarget* t, const ChatRow* row, bool batched, pg_u
     if (rc != expected || SPI_processed != 1 || !get_uuid(0, 1, out))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
     if (batched)
-        crm::pg::pending::add_created_event(t->customers_relid, UUIDPGetDatum(out), row->company_id, row->session_id,
+        crm::pg::pending::add_created_event(customers_relid, UUIDPGetDatum(out), row->company_id, row->session_id,
                                             row->session_id_null);
 }
 
@@ -660,15 +659,6 @@ void lock_keys_for_create(const ChatRow* row) {
 
 // Links an unlinked chat (steps 3-5); returns the customer.
 void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
-    // A transaction that holds the bulk lock (a bulk import past
-    // crm_native.sync_key_lock_limit new customers) waits for the row's key
-    // holders BEFORE its lookup, and then needs only that one lookup: no
-    // transaction can start creating a customer while the bulk lock is held
-    // (key lockers check it after taking their key locks), and those that
-    // started earlier hold their key locks until they end, so they have
-    // ended, visibly to the lookup's fresh snapshot (READ COMMITTED; the
-    // other levels check the latest snapshot below). This saves the second
-    // lookup on the new-customer path of bulk imports.
     // A key of this chat that an earlier chat of the statement gave to a new
     // customer is still in the batch of pending writes: write the batch, so
     // that the lookup finds that customer (pending_writes.hpp).
@@ -680,6 +670,15 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
             }
         }
     }
+    // A transaction that holds the bulk lock (a bulk import past
+    // crm_native.sync_key_lock_limit new customers) waits for the row's key
+    // holders BEFORE its lookup, and then needs only that one lookup: no
+    // transaction can start creating a customer while the bulk lock is held
+    // (key lockers check it after taking their key locks), and those that
+    // started earlier hold their key locks until they end, so they have
+    // ended, visibly to the lookup's fresh snapshot (READ COMMITTED; the
+    // other levels check the latest snapshot below). This saves the second
+    // lookup on the new-customer path of bulk imports.
     bool locked = false;
     if (holds_bulk_lock()) {
         wait_for_key_holders(row);
@@ -715,9 +714,11 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
                                           row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
                                 errhint("The transaction might succeed if retried.")));
         }
-        // Its event, keys and audit row may join the statement's batch.
-        bool batched = OidIsValid(t->customers_relid) && crm::pg::pending::begin_sync_create();
-        create_customer(t, row, batched, out);
+        // Its event, keys and audit row may join the statement's batch, kept
+        // per customers table (looked up now: the plans follow DDL).
+        Oid customers_relid = crm::pg::pending::begin_sync_create() ? get_relname_relid("customers", t->nspid)
+                                                                    : InvalidOid;
+        create_customer(t, row, customers_relid, out);
         crm::pg::pending::end_sync_create();
         return;
     }
