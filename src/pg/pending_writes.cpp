@@ -227,6 +227,16 @@ ArrayType* column_array(const Rows* r, int column, Oid type, int16 typlen, char 
     return datum_array(r->values[column], r->nulls[column], r->n, type, typlen, false, typalign);
 }
 
+// Runs one batch INSERT (plan kept in *slot; %s in query = the schema) and
+// checks that it wrote every buffered row.
+void insert_rows(SPIPlanPtr* slot, const char* query, const CustomerRel* entry, int nargs, Oid* types,
+                 Datum* values, int rows, const char* what) {
+    SPIPlanPtr plan = customers::keep_plan(slot, query, entry->quoted_schema, nargs, types);
+    uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
+    if (n != static_cast<uint64>(rows))
+        elog(ERROR, "%s: wrote %llu of %d %s", kWho, static_cast<unsigned long long>(n), rows, what);
+}
+
 void write_batch(const Batch* b) {
     if (b->keys.n == 0 && b->audit.n == 0 && b->events.n == 0) return;
     Relation rel = table_open(b->relid, NoLock);  // locked: this transaction inserted into it
@@ -240,7 +250,6 @@ void write_batch(const Batch* b) {
         Oid row_array = get_array_type(entry->rowtype);
         if (!OidIsValid(row_array))
             elog(ERROR, "%s: the row type of \"%s\" has no array type", kWho, RelationGetRelationName(rel));
-        // %s = the schema: formatted only when the plan is first prepared.
         const char* query =
             "INSERT INTO %s.customer_audit_log"
             " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields,"
@@ -249,7 +258,6 @@ void write_batch(const Batch* b) {
             " FROM (SELECT pg_catalog.unnest($2) AS record_id, pg_catalog.unnest($3) AS company_id,"
             " pg_catalog.unnest($4) AS new_row, pg_catalog.unnest($5) AS user_id) a";
         Oid types[5] = {TEXTOID, UUIDARRAYOID, UUIDARRAYOID, row_array, UUIDARRAYOID};
-        SPIPlanPtr plan = customers::keep_plan(&entry->audit_flush, query, entry->quoted_schema, 5, types);
         Datum values[5] = {
             CStringGetTextDatum(RelationGetRelationName(rel)),
             PointerGetDatum(column_array(audit, kAuditId, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
@@ -257,9 +265,7 @@ void write_batch(const Batch* b) {
             PointerGetDatum(column_array(audit, kAuditRow, entry->rowtype, -1, TYPALIGN_DOUBLE)),
             PointerGetDatum(column_array(audit, kAuditUser, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
         };
-        uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
-        if (n != static_cast<uint64>(audit->n))
-            elog(ERROR, "%s: wrote %llu of %d audit rows", kWho, static_cast<unsigned long long>(n), audit->n);
+        insert_rows(&entry->audit_flush, query, entry, 5, types, values, audit->n, "audit rows");
     }
     const Rows* keys = &b->keys;
     if (keys->n > 0) {
@@ -271,7 +277,6 @@ void write_batch(const Batch* b) {
             " pg_catalog.unnest($4), pg_catalog.unnest($5))"
             " AS k (customer_id, company_id, key_type, key_value, normalized_value)";
         Oid types[5] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-        SPIPlanPtr plan = customers::keep_plan(&entry->keys_flush, query, entry->quoted_schema, 5, types);
         Datum values[5] = {
             PointerGetDatum(column_array(keys, kKeyCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
             PointerGetDatum(column_array(keys, kKeyCompany, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
@@ -279,9 +284,7 @@ void write_batch(const Batch* b) {
             PointerGetDatum(column_array(keys, kKeyRaw, TEXTOID, -1, TYPALIGN_INT)),
             PointerGetDatum(column_array(keys, kKeyNormalized, TEXTOID, -1, TYPALIGN_INT)),
         };
-        uint64 n = customers::run_plan(plan, values, "     ", SPI_OK_INSERT, kWho);
-        if (n != static_cast<uint64>(keys->n))
-            elog(ERROR, "%s: wrote %llu of %d matching keys", kWho, static_cast<unsigned long long>(n), keys->n);
+        insert_rows(&entry->keys_flush, query, entry, 5, types, values, keys->n, "matching keys");
     }
     const Rows* events = &b->events;
     if (events->n > 0) {
@@ -292,15 +295,12 @@ void write_batch(const Batch* b) {
             " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
             " AS e (customer_id, company_id, session_id)";
         Oid types[3] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID};
-        SPIPlanPtr plan = customers::keep_plan(&entry->events_flush, query, entry->quoted_schema, 3, types);
         Datum values[3] = {
             PointerGetDatum(column_array(events, kEventCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
             PointerGetDatum(column_array(events, kEventCompany, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
             PointerGetDatum(column_array(events, kEventSession, TEXTOID, -1, TYPALIGN_INT)),
         };
-        uint64 n = customers::run_plan(plan, values, "   ", SPI_OK_INSERT, kWho);
-        if (n != static_cast<uint64>(events->n))
-            elog(ERROR, "%s: wrote %llu of %d events", kWho, static_cast<unsigned long long>(n), events->n);
+        insert_rows(&entry->events_flush, query, entry, 3, types, values, events->n, "events");
     }
     SPI_finish();
     table_close(rel, NoLock);
