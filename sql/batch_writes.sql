@@ -103,6 +103,21 @@ SELECT count(*) AS email_keys, key_commands() AS commands, event_commands() AS e
   FROM customer_matching_keys WHERE key_type = 'email';
 ROLLBACK;
 
+-- A single-row statement (the common single chat) is planned for one row and
+-- has nothing to batch: it runs the row-by-row path, where the 'created'
+-- event is written by the customer's own INSERT (same cmin), not afterwards.
+CREATE FUNCTION event_with_customer(name text) RETURNS boolean LANGUAGE sql AS $$
+  SELECT e.cmin::text = c.cmin::text FROM customers c JOIN customer_events e ON e.customer_id = c.id
+   WHERE c.customer_name = name AND e.event_type = 'created' $$;
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('11111111-1111-1111-1111-111111111111', 'Single', 'single@example.com', 'one');
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('11111111-1111-1111-1111-111111111111', 'Pair 1', 'pair1@example.com', 'p1'),
+       ('11111111-1111-1111-1111-111111111111', 'Pair 2', 'pair2@example.com', 'p2');
+SELECT event_with_customer('Single') AS single_row_by_row, event_with_customer('Pair 1') AS pair_row_by_row;
+ROLLBACK;
+
 -- A huge import does not buffer without bound: past 50,000 buffered rows
 -- (10,000 new customers: event, audit row, 3 keys each) the batch is written
 -- before the next customer, so 10,500 customers take two key-writing commands.

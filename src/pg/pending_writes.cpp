@@ -40,6 +40,10 @@ constexpr int kMaxPendingRows = 50000;
 enum class Frame : char { None, Run, Finish, Utility };
 int depth = 0;
 Frame innermost = Frame::None;
+// The planner's row estimate of the innermost executor run's statement: a
+// statement of one row (a single chat) has nothing to batch and runs the
+// row-by-row path unchanged.
+double innermost_rows = 0;
 
 ExecutorRun_hook_type prev_executor_run = nullptr;
 ExecutorFinish_hook_type prev_executor_finish = nullptr;
@@ -356,10 +360,20 @@ void flush_at_frame_end() {
     if (pending != nullptr && depth < pending_depth) flush();
 }
 
+// Rows a statement is planned to write or return: a ModifyTable (no RETURNING)
+// is costed at 0 rows, its input at what it writes.
+double planned_rows(const Plan* plan) {
+    if (plan == nullptr) return 0;
+    if (IsA(plan, ModifyTable) && outerPlan(plan) != nullptr) return outerPlan(plan)->plan_rows;
+    return plan->plan_rows;
+}
+
 void executor_run(QueryDesc* query, ScanDirection direction, uint64 count, bool execute_once) {
     Frame outer = innermost;
+    double outer_rows = innermost_rows;
     depth++;
     innermost = Frame::Run;
+    innermost_rows = planned_rows(query->plannedstmt->planTree);
     PG_TRY();
     {
         if (prev_executor_run != nullptr)
@@ -371,6 +385,7 @@ void executor_run(QueryDesc* query, ScanDirection direction, uint64 count, bool 
     {
         depth--;
         innermost = outer;
+        innermost_rows = outer_rows;
     }
     PG_END_TRY();
     flush_at_frame_end();
@@ -535,7 +550,7 @@ uint64 key_hash(const pg_uuid_t* company, int slot, const char* key, int len) {
 
 bool begin_sync_create() {
     create_depth = -1;
-    if (!batch_writes || flushing || innermost != Frame::Run) return false;
+    if (!batch_writes || flushing || innermost != Frame::Run || innermost_rows <= 1) return false;
     if (pending_row_count() >= kMaxPendingRows) flush();
     create_depth = depth;
     create_sub = GetCurrentSubTransactionId();

@@ -50,7 +50,8 @@ uint64 key_hash(const pg_uuid_t* company, int slot, const char* key, int len);
 // Sync side. begin_sync_create() before the sync's INSERT of a new customer:
 // true when the customers triggers that INSERT fires may buffer their rows
 // (batching on, and the chat's statement is a running executor this module
-// saw start). end_sync_create() afterwards (also when begin returned false).
+// saw start, planned for more than one row: a single chat has nothing to
+// batch). end_sync_create() afterwards (also when begin returned false).
 bool begin_sync_create();
 void end_sync_create();
 
