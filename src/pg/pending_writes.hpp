@@ -5,8 +5,9 @@
 // A chat statement that creates many customers (a bulk import) used to run,
 // per new customer, one INSERT of its 'created' event, one of its matching
 // keys and one of its audit row (the last two from the AFTER INSERT triggers
-// on customers). Executor start-up of those small statements costs about as
-// much as the rows themselves. Instead, the sync buffers the event, and while
+// on customers), each paying executor start-up, CHECK-constraint parsing and
+// trigger-queue work of its own (about 13% of a 10,000-customer import,
+// docs/benchmark.md). Instead, the sync buffers the event, and while
 // the sync's own INSERT of a customer fires the customers triggers, they
 // append their rows to the same per-transaction buffer; the buffer is written
 // set-wise (one INSERT per table) when the statement's executor run ends -
@@ -25,7 +26,9 @@
 //     or of an ExecutorFinish that ran deeper.
 // The rows, their order within each table, their ids and their contents are
 // exactly those the row-by-row triggers write. Subtransaction abort drops
-// what the aborted subtransaction added; transaction abort drops everything.
+// what the aborted subtransaction added and re-queues what it had written
+// for older rows; transaction abort drops everything. Only statements planned
+// for more than one row batch; a single chat takes the row-by-row path.
 //
 // C-style like the triggers: backend calls that ereport, no C++ objects with
 // destructors in these frames.
