@@ -548,6 +548,18 @@ int64 int8_col(HeapTuple tuple, TupleDesc desc, int col) {
     return isnull ? 0 : DatumGetInt64(d);
 }
 
+// Columns 1-5 of a metrics query (conversations, sessions, views, first,
+// last), as the recompute and the stored-row reads both return them.
+MetricsRow metrics_columns(HeapTuple tuple, TupleDesc desc) {
+    MetricsRow row;
+    row.conversations = int8_col(tuple, desc, 1);
+    row.sessions = int8_col(tuple, desc, 2);
+    row.views = int8_col(tuple, desc, 3);
+    row.first = opt_ts(tuple, desc, 4);
+    row.last = opt_ts(tuple, desc, 5);
+    return row;
+}
+
 bool bool_col(HeapTuple tuple, TupleDesc desc, int col) {
     bool isnull = false;
     Datum d = SPI_getbinval(tuple, desc, col, &isnull);
@@ -639,12 +651,7 @@ void recompute_customer(PlanSet* set, Datum customer) {
     run_plan(get_plan(set, kRecompute), key, nullptr, SPI_OK_SELECT);
     HeapTuple t = SPI_tuptable->vals[0];
     TupleDesc d = SPI_tuptable->tupdesc;
-    MetricsRow row;
-    row.conversations = int8_col(t, d, 1);
-    row.sessions = int8_col(t, d, 2);
-    row.views = int8_col(t, d, 3);
-    row.first = opt_ts(t, d, 4);
-    row.last = opt_ts(t, d, 5);
+    MetricsRow row = metrics_columns(t, d);
     bool company_null = false;
     Datum company = SPI_getbinval(t, d, 6, &company_null);
     if (!company_null) company = datumCopy(company, false, 16);
@@ -869,12 +876,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
         }
         HeapTuple t = SPI_tuptable->vals[0];
         TupleDesc d = SPI_tuptable->tupdesc;
-        MetricsRow old_row;
-        old_row.conversations = int8_col(t, d, 1);
-        old_row.sessions = int8_col(t, d, 2);
-        old_row.views = int8_col(t, d, 3);
-        old_row.first = opt_ts(t, d, 4);
-        old_row.last = opt_ts(t, d, 5);
+        MetricsRow old_row = metrics_columns(t, d);
         bool stored_company_null = false;
         Datum stored_company = SPI_getbinval(t, d, 6, &stored_company_null);
         if (!stored_company_null) {
