@@ -46,6 +46,7 @@ extern "C" {
 #include <cstring>
 
 #include "core/message.hpp"
+#include "pg/implied_references.hpp"
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
 #include "pg/pending_writes.hpp"
@@ -582,9 +583,19 @@ void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_reli
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
-    int expected = batched ? SPI_OK_INSERT_RETURNING : SPI_OK_SELECT;
-    int rc = SPI_execute_plan(batched ? t->create_batched : t->create, values, nulls, false, 0);
-    if (rc != expected || SPI_processed != 1 || !get_uuid(0, 1, out))
+    uint64 created;
+    if (batched) {
+        created = crm::pg::implied_references::run_insert(t->create_batched, values, nulls, InvalidOid, InvalidOid,
+                                                          SPI_OK_INSERT_RETURNING, "crm_native.customer_sync");
+    } else {
+        // The event takes the customer's id and company from the INSERT's
+        // RETURNING: its foreign-key checks are implied (implied_references.hpp).
+        created = crm::pg::implied_references::run_insert(t->create, values, nulls,
+                                                          get_relname_relid("customer_events", t->nspid),
+                                                          get_relname_relid("customers", t->nspid), SPI_OK_SELECT,
+                                                          "crm_native.customer_sync");
+    }
+    if (created != 1 || !get_uuid(0, 1, out))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
     if (batched)
         crm::pg::pending::add_created_event(customers_relid, UUIDPGetDatum(out), row->company_id, row->session_id,

@@ -8,6 +8,7 @@
 // privileges and RLS checks, as the plpgsql function it replaces. An UPDATE
 // that changes none of the three columns (nor company_id) does no key work.
 #include "pg/customer_triggers.hpp"
+#include "pg/implied_references.hpp"
 #include "pg/normalize.hpp"
 #include "pg/pending_writes.hpp"
 
@@ -74,20 +75,26 @@ void delete_keys(CustomerRel* entry, Datum customer_id, Datum* key_types, int n)
 
 void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
                  Datum* normalized, int n) {
-    // %s = the schema: formatted only when the plan is first prepared.
+    // %1$s = the schema, %2$s = "" or "NOT " before the guard: the customer
+    // this trigger fired for is one this transaction wrote, so the keys'
+    // foreign-key checks are implied while it is still there
+    // (implied_references.hpp).
     const char* query =
-        "INSERT INTO %s.customer_matching_keys"
+        "INSERT INTO %1$s.customer_matching_keys"
         " (customer_id, company_id, key_type, key_value, normalized_value)"
         " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
         " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-        " AS k (key_type, key_value, normalized_value)";
+        " AS k (key_type, key_value, normalized_value)"
+        " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c"
+        " WHERE c.id OPERATOR(pg_catalog.=) $1 AND c.company_id OPERATOR(pg_catalog.=) $2)";
     Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, entry->quoted_schema, 5, types);
     Datum values[5] = {customer_id, company_id,
                        PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(raw, n, TEXTOID, -1, false, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(normalized, n, TEXTOID, -1, false, TYPALIGN_INT))};
-    run_plan(plan, values, "     ", SPI_OK_INSERT, kTrigger);
+    crm::pg::implied_references::insert_customer_rows(entry, "customer_matching_keys", &entry->keys_insert,
+                                                      &entry->keys_insert_checked, query, 5, types, values, "     ",
+                                                      static_cast<uint64>(n), "matching keys", kTrigger);
 }
 
 // The normalized key of a raw value as a text datum, or false when the value

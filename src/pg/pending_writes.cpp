@@ -1,6 +1,7 @@
 // Batched writes of the customers triggers for the customers the chat sync
 // creates. The why and the rules are in pending_writes.hpp.
 #include "pg/pending_writes.hpp"
+#include "pg/implied_references.hpp"
 #include "pg/module.hpp"
 
 #pragma GCC diagnostic push
@@ -273,13 +274,21 @@ void write_batch(const Batch* b) {
     }
     const Rows* keys = &b->keys;
     if (keys->n > 0) {
+        // %1$s = the schema, %2$s = "" or "NOT " before the guard: the
+        // customers are ones this transaction created, so the keys' and
+        // events' foreign-key checks are implied while they are still there
+        // (implied_references.hpp). ORDER BY: ids in the order the rows came,
+        // whatever join the planner picks for the guard.
         const char* query =
-            "INSERT INTO %s.customer_matching_keys"
+            "INSERT INTO %1$s.customer_matching_keys"
             " (customer_id, company_id, key_type, key_value, normalized_value)"
             " SELECT k.customer_id, k.company_id, k.key_type, k.key_value, k.normalized_value"
             " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-            " pg_catalog.unnest($4), pg_catalog.unnest($5))"
-            " AS k (customer_id, company_id, key_type, key_value, normalized_value)";
+            " pg_catalog.unnest($4), pg_catalog.unnest($5)) WITH ORDINALITY"
+            " AS k (customer_id, company_id, key_type, key_value, normalized_value, n)"
+            " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c"
+            " WHERE c.id OPERATOR(pg_catalog.=) k.customer_id AND c.company_id OPERATOR(pg_catalog.=) k.company_id)"
+            " ORDER BY k.n";
         Oid types[5] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
         Datum values[5] = {
             PointerGetDatum(column_array(keys, kKeyCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
@@ -288,23 +297,30 @@ void write_batch(const Batch* b) {
             PointerGetDatum(column_array(keys, kKeyRaw, TEXTOID, -1, TYPALIGN_INT)),
             PointerGetDatum(column_array(keys, kKeyNormalized, TEXTOID, -1, TYPALIGN_INT)),
         };
-        insert_rows(&entry->keys_flush, query, entry, 5, types, values, keys->n, "matching keys");
+        implied_references::insert_customer_rows(entry, "customer_matching_keys", &entry->keys_flush,
+                                                 &entry->keys_flush_checked, query, 5, types, values, "     ",
+                                                 static_cast<uint64>(keys->n), "matching keys", kWho);
     }
     const Rows* events = &b->events;
     if (events->n > 0) {
         const char* query =
-            "INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
+            "INSERT INTO %1$s.customer_events (customer_id, company_id, event_type, event_data)"
             " SELECT e.customer_id, e.company_id, 'created',"
             " pg_catalog.jsonb_build_object('source', 'chat', 'session_id', e.session_id)"
-            " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
-            " AS e (customer_id, company_id, session_id)";
+            " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) WITH ORDINALITY"
+            " AS e (customer_id, company_id, session_id, n)"
+            " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c"
+            " WHERE c.id OPERATOR(pg_catalog.=) e.customer_id AND c.company_id OPERATOR(pg_catalog.=) e.company_id)"
+            " ORDER BY e.n";
         Oid types[3] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID};
         Datum values[3] = {
             PointerGetDatum(column_array(events, kEventCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
             PointerGetDatum(column_array(events, kEventCompany, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
             PointerGetDatum(column_array(events, kEventSession, TEXTOID, -1, TYPALIGN_INT)),
         };
-        insert_rows(&entry->events_flush, query, entry, 3, types, values, events->n, "events");
+        implied_references::insert_customer_rows(entry, "customer_events", &entry->events_flush,
+                                                 &entry->events_flush_checked, query, 3, types, values, "   ",
+                                                 static_cast<uint64>(events->n), "events", kWho);
     }
     SPI_finish();
     table_close(rel, NoLock);
