@@ -97,6 +97,8 @@ struct SyncTarget {
     SPIPlanPtr probe;
     SPIPlanPtr chain;
     SPIPlanPtr touch;
+    SPIPlanPtr touch_only;  // touch when nothing is filled: no event INSERT to set up
+    SPIPlanPtr touch_holder;  // the probe's single key holder, when it is the match and lacks nothing
     SPIPlanPtr create;
     SPIPlanPtr create_batched;  // the customer only: its event joins the batch
 };
@@ -133,6 +135,8 @@ void free_plans(SyncTarget* t) {
     free_plan(&t->probe);
     free_plan(&t->chain);
     free_plan(&t->touch);
+    free_plan(&t->touch_only);
+    free_plan(&t->touch_holder);
     free_plan(&t->create);
     free_plan(&t->create_batched);
 }
@@ -310,6 +314,35 @@ void prepare_plans(SyncTarget* t) {
             " SELECT u.id FROM u",
             s, s);
         t->touch = prepare_kept(sql, 8, types);
+        // The same when nothing is filled (a returning customer's chat, the
+        // common case): the UPDATE alone, without an event INSERT whose
+        // executor set-up (its indexes opened and locked) would be wasted.
+        sql = psprintf(
+            "UPDATE %s.customers c SET updated_at = pg_catalog.now()"
+            " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
+            " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
+            " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
+            " RETURNING c.id",
+            s);
+        t->touch_only = prepare_kept(sql, 8, types);
+    }
+    {
+        // A returning customer's chat in one statement (probe_email_or_phone):
+        // the key's single holder $1 is the match when it is a live, unmerged
+        // customer of the company, and the chat fills nothing when it lacks
+        // neither the email ($3: the chat has one) nor the phone ($4) the
+        // chat brings. Then this is the match's UPDATE, with the conditions
+        // the chain read and the touch would check; else no row comes back
+        // and the usual read-then-update decides.
+        Oid types[4] = {UUIDOID, UUIDOID, BOOLOID, BOOLOID};
+        char* sql = psprintf(
+            "UPDATE %s.customers c SET updated_at = pg_catalog.now()"
+            " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
+            " AND c.merged_into_customer_id IS NULL"
+            " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
+            " RETURNING c.id",
+            s);
+        t->touch_holder = prepare_kept(sql, 4, types);
     }
     {
         // A new customer from the chat, and its 'created' event. Its matching
@@ -369,6 +402,7 @@ struct Match {
     pg_uuid_t id;
     bool email_missing;
     bool phone_missing;
+    bool touched;  // found, and already updated (nothing to fill): see touch_holder
 };
 
 // Which key types this row matches by: email, else phone, else (only with
@@ -497,6 +531,24 @@ bool probe_email_or_phone(const SyncTarget* t, const ChatRow* row, Match* m, Sna
     }
     int slot = holders[0] > 0 ? 0 : 1;
     if (holders[slot] != 1) return false;  // several holders: the oldest wins
+    if (snapshot == InvalidSnapshot) {
+        // The common returning chat: the holder is the match and lacks
+        // nothing the chat brings; update it now (one statement, not the
+        // chain read and then the update).
+        crm::pg::pending::flush();  // as update_customer: its audit row comes after the batch's
+        Datum touch_values[4] = {UUIDPGetDatum(&holder[slot]), row->company_id, BoolGetDatum(row->has_key[kEmail]),
+                                 BoolGetDatum(row->has_key[kPhone])};
+        int rc = SPI_execute_plan(t->touch_holder, touch_values, nullptr, false, 0);
+        if (rc != SPI_OK_UPDATE_RETURNING)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
+        if (SPI_processed == 1) {
+            m->id = holder[slot];
+            m->found = true;
+            m->touched = true;
+            return true;
+        }
+    }
     Datum chain_values[2] = {UUIDPGetDatum(&holder[slot]), row->company_id};
     run_select(t->chain, chain_values, nullptr, snapshot, 1);
     if (SPI_processed == 0 || !get_bool(0, 2)) return false;  // not a live customer of the company
@@ -569,8 +621,9 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
     };
     const char nulls[9] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ',
                            nfields > 0 ? ' ' : 'n', ' ', '\0'};
-    int rc = SPI_execute_plan(t->touch, values, nulls, false, 0);
-    if (rc != SPI_OK_SELECT)
+    bool fills = nfields > 0;
+    int rc = SPI_execute_plan(fills ? t->touch : t->touch_only, values, nulls, false, 0);
+    if (rc != (fills ? SPI_OK_SELECT : SPI_OK_UPDATE_RETURNING))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
     return SPI_processed > 0;
@@ -700,7 +753,7 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
         if (m.found) {
             // 4. A match always updates the customer (updated_at, and what it
             // lacks); the UPDATE row-locks it until the transaction ends.
-            if (update_customer(t, row, &m, true)) {
+            if (m.touched || update_customer(t, row, &m, true)) {
                 *out = m.id;
                 return;
             }
