@@ -46,6 +46,7 @@ extern "C" {
 #include <cstring>
 
 #include "core/message.hpp"
+#include "pg/customer_sync.hpp"
 #include "pg/implied_references.hpp"
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
@@ -629,6 +630,11 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
     return SPI_processed > 0;
 }
 
+// The customer created last, and by which local transaction
+// (crm::pg::sync::created_in_this_transaction).
+LocalTransactionId last_created_lxid = InvalidLocalTransactionId;
+pg_uuid_t last_created;
+
 // customers_relid valid: the 'created' event joins the statement's batch (the
 // customer's keys and audit row then do too, from the customers triggers).
 void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_relid, pg_uuid_t* out) {
@@ -650,6 +656,8 @@ void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_reli
     }
     if (created != 1 || !get_uuid(0, 1, out))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
+    last_created_lxid = MyProc->lxid;
+    last_created = *out;
     if (batched)
         crm::pg::pending::add_created_event(customers_relid, UUIDPGetDatum(out), row->company_id, row->session_id,
                                             row->session_id_null);
@@ -918,4 +926,8 @@ Datum crm_customer_sync(PG_FUNCTION_ARGS) {
     Datum value = UUIDPGetDatum(id);
     bool isnull = false;
     return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
+}
+
+bool crm::pg::sync::created_in_this_transaction(const pg_uuid_t* customer) {
+    return last_created_lxid == MyProc->lxid && std::memcmp(last_created.data, customer->data, UUID_LEN) == 0;
 }

@@ -58,6 +58,7 @@ extern "C" {
 #pragma GCC diagnostic pop
 
 #include "core/metrics_delta.hpp"
+#include "pg/customer_sync.hpp"
 
 namespace {
 
@@ -817,6 +818,25 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
 //     aggregate (with no row, the customer had no conversation). If a
 //     concurrent transaction created the row first (ON CONFLICT DO NOTHING
 //     waited for it), lock that row and update it instead.
+// The metrics row of a customer's first chat; false when it exists already
+// (ON CONFLICT DO NOTHING).
+bool create_chat_row(PlanSet* set, Datum customer, Datum company, bool company_null, bool has_session,
+                     const CustomerDelta& delta) {
+    Datum values[7] = {customer,
+                       company,
+                       Int64GetDatum(1),
+                       Int64GetDatum(has_session ? 1 : 0),
+                       Int64GetDatum(delta.views),
+                       TimestampTzGetDatum(delta.added_min.value),
+                       TimestampTzGetDatum(delta.added_max.value)};
+    char nulls[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', delta.added_min.present ? ' ' : 'n',
+                     delta.added_max.present ? ' ' : 'n'};
+    run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
+    uint64 created = SPI_processed;
+    SPI_freetuptable(SPI_tuptable);
+    return created == 1;
+}
+
 // Returns false when the general path must handle the statement.
 bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
     if (!set->chat_columns_ok) return false;
@@ -850,25 +870,23 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
         delta.added_max = delta.added_min;
     }
 
+    // A customer the chat sync created in this transaction (a new
+    // customer's first chat) has no metrics row yet, and no other
+    // transaction can see it to make one: insert first, not lock-then-insert.
+    // Should a row exist after all, the insert does nothing and the loop
+    // below updates it.
+    if (crm::pg::sync::created_in_this_transaction(DatumGetUUIDP(customer)) &&
+        create_chat_row(set, customer, company, company_null, has_session, delta)) {
+        ExecDropSingleTupleTableSlot(slot);
+        return true;
+    }
     Datum key[1] = {customer};
     for (int attempt = 0; attempt < 3; ++attempt) {
         CHECK_FOR_INTERRUPTS();
         run_plan(get_plan(set, kChatLock), key, nullptr, SPI_OK_SELECT);
         if (SPI_processed == 0) {
             SPI_freetuptable(SPI_tuptable);
-            Datum values[7] = {customer,
-                               company,
-                               Int64GetDatum(1),
-                               Int64GetDatum(has_session ? 1 : 0),
-                               Int64GetDatum(delta.views),
-                               TimestampTzGetDatum(delta.added_min.value),
-                               TimestampTzGetDatum(delta.added_max.value)};
-            char nulls[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ',
-                             delta.added_min.present ? ' ' : 'n', delta.added_max.present ? ' ' : 'n'};
-            run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
-            uint64 created = SPI_processed;
-            SPI_freetuptable(SPI_tuptable);
-            if (created == 1) {
+            if (create_chat_row(set, customer, company, company_null, has_session, delta)) {
                 ExecDropSingleTupleTableSlot(slot);
                 return true;
             }
