@@ -29,6 +29,12 @@ SELECT count(*) AS keys FROM customer_matching_keys k JOIN customers c ON c.id =
  WHERE c.customer_name = 'Customer 1';
 SELECT event_type, event_data ->> 'session_id' AS session FROM customer_events;
 ROLLBACK;
+-- Which INSERTs skip which checks (the keys', the event's, the metrics
+-- row's: the customer check only, it has no foreign key to companies).
+BEGIN;
+SET LOCAL client_min_messages = debug2;
+SELECT new_chat('11111111-1111-1111-1111-111111111111', '0');
+ROLLBACK;
 SET crm_native.skip_implied_fk_checks = off;
 BEGIN;
 SELECT company_checks() AS c0 \gset

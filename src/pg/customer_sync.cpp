@@ -6,11 +6,13 @@
 // any frame of this file. Normalization goes through the noexcept bridge
 // crm::pg::normalize_key.
 //
-// Per chat row, in the common case (a returning customer): one lookup query per
-// key type actually needed (email, else phone, else name) and one UPDATE of
-// the matched customer (updated_at, filled contact info and its event in one
-// statement). A new customer costs the lookups twice (before and after the
-// key locks) and one INSERT statement (customer + 'created' event).
+// Per chat row, in the common case (a returning customer whose key has one
+// holder and who lacks nothing the chat brings): one probe of the keys and
+// one UPDATE of the holder that also checks it is the match (touch_holder).
+// Otherwise a read of the holder (or the full per-key lookup) and one UPDATE
+// (updated_at, filled contact info and its event in one statement). A new
+// customer costs the probe twice (before and after the key locks) and one
+// INSERT statement (customer + 'created' event).
 
 // The lock manager's headers (storage/lock.h, storage/proc.h) pull in
 // s_lock.h and atomics, which are not clean C++17 under -Wall -Wextra.

@@ -188,9 +188,9 @@ CustomerRel* customer_rel(Relation rel) {
 }
 
 SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query_template, const char* quoted_schema, int nargs,
-                     Oid* argtypes) {
+                     Oid* argtypes, const char* extra) {
     if (*slot != nullptr) return *slot;
-    char* query = psprintf(query_template, quoted_schema);
+    char* query = psprintf(query_template, quoted_schema, extra);
     SPIPlanPtr plan = SPI_prepare(query, nargs, argtypes);
     if (plan == nullptr) elog(ERROR, "crm_native: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), query);
     if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for: %s", query);

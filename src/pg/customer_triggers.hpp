@@ -111,9 +111,10 @@ void require_column(const char* trigger, Relation rel, AttrNumber attnum, const 
 
 // Prepares (once) and keeps a plan for query_template, whose one %s is the
 // quoted schema: the text is formatted only on the first call, not per row.
+// A template written with positional %1$s may also use %2$s: `extra`.
 // Call between SPI_connect and SPI_finish.
 SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query_template, const char* quoted_schema, int nargs,
-                     Oid* argtypes);
+                     Oid* argtypes, const char* extra = "");
 
 // Runs a kept plan, checking the result code; returns SPI_processed.
 uint64 run_plan(SPIPlanPtr plan, Datum* values, const char* nulls, int expected, const char* trigger);

@@ -157,30 +157,14 @@ uint64 run_insert(SPIPlanPtr plan, Datum* values, const char* nulls, Oid target,
     return SPI_processed;
 }
 
-namespace {
-
-SPIPlanPtr keep_guard_plan(SPIPlanPtr* slot, const char* query_template, const char* quoted_schema, const char* guard,
-                           int nargs, Oid* types) {
-    if (*slot != nullptr) return *slot;
-    char* query = psprintf(query_template, quoted_schema, guard);
-    SPIPlanPtr plan = SPI_prepare(query, nargs, types);
-    if (plan == nullptr) elog(ERROR, "crm_native: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), query);
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for: %s", query);
-    pfree(query);
-    *slot = plan;
-    return plan;
-}
-
-}  // namespace
-
 void insert_customer_rows(const customers::CustomerRel* entry, const char* target, SPIPlanPtr* guarded,
                           SPIPlanPtr* checked, const char* query_template, int nargs, Oid* types, Datum* values,
                           const char* nulls, uint64 rows, const char* what, const char* who) {
-    SPIPlanPtr plan = keep_guard_plan(guarded, query_template, entry->quoted_schema, "", nargs, types);
+    SPIPlanPtr plan = customers::keep_plan(guarded, query_template, entry->quoted_schema, nargs, types, "");
     Oid target_relid = get_relname_relid(target, entry->namespace_oid);
     uint64 written = run_insert(plan, values, nulls, target_relid, entry->relid, SPI_OK_INSERT, who);
     if (written < rows) {
-        plan = keep_guard_plan(checked, query_template, entry->quoted_schema, "NOT ", nargs, types);
+        plan = customers::keep_plan(checked, query_template, entry->quoted_schema, nargs, types, "NOT ");
         written += customers::run_plan(plan, values, nulls, SPI_OK_INSERT, who);
     }
     if (written != rows)

@@ -36,6 +36,7 @@ extern "C" {
 
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -57,8 +58,11 @@ extern "C" {
 }
 #pragma GCC diagnostic pop
 
+#include <cstring>
+
 #include "core/metrics_delta.hpp"
 #include "pg/customer_sync.hpp"
+#include "pg/implied_references.hpp"
 
 namespace {
 
@@ -131,6 +135,7 @@ enum Plan {
     kDeleteAll,
     kChatLock,    // single-chat INSERT fast path (insert_one_chat)
     kChatCreate,
+    kChatCreateOwned,  // the same for a customer this transaction created (implied_references.hpp)
     kChatUpdate,
     kPlanCount
 };
@@ -412,6 +417,16 @@ char* plan_sql(Plan plan) {
                 " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
                 " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id");
+        // A new customer's first chat: the guard (its customer, still there,
+        // of that company) makes the row's foreign-key checks implied, and
+        // they are skipped; no row back: the caller goes on with kChatCreate.
+        case kChatCreateOwned:
+            return pstrdup(
+                "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
+                " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+                " SELECT $1, $2, $3, $4, $5, $6, $7, now()"
+                " WHERE EXISTS (SELECT FROM %3$s c WHERE c.id = $1 AND c.company_id = $2)"
+                " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id");
         case kChatUpdate:
             return pstrdup(
                 "UPDATE %2$s SET company_id = $2, total_conversations = $3,"
@@ -470,6 +485,7 @@ int plan_nargs(Plan plan, Oid* types) {
             metrics_row_types(types, true);
             return 7;
         case kChatCreate:
+        case kChatCreateOwned:
         case kUpdateRow:
             metrics_row_types(types, false);
             return 7;
@@ -485,10 +501,11 @@ SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
     // plan_sql is a fixed template of ours; the two names are quoted.
     const char* conversations = qualified(set->nspname, set->relname);
     const char* metrics = qualified(set->nspname, "customer_metrics");
+    const char* customers = qualified(set->nspname, "customers");
     char* tmpl = plan_sql(plan);
     for (const char* p = tmpl; *p != '\0'; ++p) {
-        if (p[0] == '%' && (p[1] == '1' || p[1] == '2') && p[2] == '$' && p[3] == 's') {
-            appendStringInfoString(&sql, p[1] == '1' ? conversations : metrics);
+        if (p[0] == '%' && (p[1] == '1' || p[1] == '2' || p[1] == '3') && p[2] == '$' && p[3] == 's') {
+            appendStringInfoString(&sql, p[1] == '1' ? conversations : p[1] == '2' ? metrics : customers);
             p += 3;
         } else {
             appendStringInfoChar(&sql, *p);
@@ -559,6 +576,22 @@ MetricsRow metrics_columns(HeapTuple tuple, TupleDesc desc) {
     row.first = opt_ts(tuple, desc, 4);
     row.last = opt_ts(tuple, desc, 5);
     return row;
+}
+
+// The parameters $1-$7 of the one-row metrics writes (kUpdateRow,
+// kChatCreate): customer, company, then the row's five columns.
+void metrics_row_values(Datum customer, Datum company, bool company_null, const MetricsRow& row, Datum* values,
+                        char* nulls) {
+    values[0] = customer;
+    values[1] = company;
+    values[2] = Int64GetDatum(row.conversations);
+    values[3] = Int64GetDatum(row.sessions);
+    values[4] = Int64GetDatum(row.views);
+    values[5] = TimestampTzGetDatum(row.first.value);
+    values[6] = TimestampTzGetDatum(row.last.value);
+    const char given[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', row.first.present ? ' ' : 'n',
+                           row.last.present ? ' ' : 'n'};
+    std::memcpy(nulls, given, sizeof given);
 }
 
 bool bool_col(HeapTuple tuple, TupleDesc desc, int col) {
@@ -661,15 +694,9 @@ void recompute_customer(PlanSet* set, Datum customer) {
         run_plan(get_plan(set, kDeleteRow), key, nullptr, SPI_OK_DELETE);
         return;
     }
-    Datum values[7] = {customer,
-                       company,
-                       Int64GetDatum(row.conversations),
-                       Int64GetDatum(row.sessions),
-                       Int64GetDatum(row.views),
-                       TimestampTzGetDatum(row.first.value),
-                       TimestampTzGetDatum(row.last.value)};
-    char nulls[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', row.first.present ? ' ' : 'n',
-                     row.last.present ? ' ' : 'n'};
+    Datum values[7];
+    char nulls[7];
+    metrics_row_values(customer, company, company_null, row, values, nulls);
     run_plan(get_plan(set, kUpdateRow), values, nulls, SPI_OK_UPDATE);
 }
 
@@ -821,18 +848,26 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
 // The metrics row of a customer's first chat; false when it exists already
 // (ON CONFLICT DO NOTHING).
 bool create_chat_row(PlanSet* set, Datum customer, Datum company, bool company_null, bool has_session,
-                     const CustomerDelta& delta) {
-    Datum values[7] = {customer,
-                       company,
-                       Int64GetDatum(1),
-                       Int64GetDatum(has_session ? 1 : 0),
-                       Int64GetDatum(delta.views),
-                       TimestampTzGetDatum(delta.added_min.value),
-                       TimestampTzGetDatum(delta.added_max.value)};
-    char nulls[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', delta.added_min.present ? ' ' : 'n',
-                     delta.added_max.present ? ' ' : 'n'};
-    run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
-    uint64 created = SPI_processed;
+                     const CustomerDelta& delta, bool owned_customer) {
+    MetricsRow first_chat;
+    first_chat.conversations = 1;
+    first_chat.sessions = has_session ? 1 : 0;
+    first_chat.views = delta.views;
+    first_chat.first = delta.added_min;
+    first_chat.last = delta.added_max;
+    Datum values[7];
+    char nulls[7];
+    metrics_row_values(customer, company, company_null, first_chat, values, nulls);
+    uint64 created;
+    if (owned_customer) {
+        Oid nsp = get_namespace_oid(set->nspname, true);
+        created = crm::pg::implied_references::run_insert(
+            get_plan(set, kChatCreateOwned), values, nulls, get_relname_relid("customer_metrics", nsp),
+            get_relname_relid("customers", nsp), SPI_OK_INSERT_RETURNING, "crm_native.metrics_insert");
+    } else {
+        run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
+        created = SPI_processed;
+    }
     SPI_freetuptable(SPI_tuptable);
     return created == 1;
 }
@@ -876,7 +911,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
     // Should a row exist after all, the insert does nothing and the loop
     // below updates it.
     if (crm::pg::sync::created_in_this_transaction(DatumGetUUIDP(customer)) &&
-        create_chat_row(set, customer, company, company_null, has_session, delta)) {
+        create_chat_row(set, customer, company, company_null, has_session, delta, true)) {
         ExecDropSingleTupleTableSlot(slot);
         return true;
     }
@@ -886,7 +921,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
         run_plan(get_plan(set, kChatLock), key, nullptr, SPI_OK_SELECT);
         if (SPI_processed == 0) {
             SPI_freetuptable(SPI_tuptable);
-            if (create_chat_row(set, customer, company, company_null, has_session, delta)) {
+            if (create_chat_row(set, customer, company, company_null, has_session, delta, false)) {
                 ExecDropSingleTupleTableSlot(slot);
                 return true;
             }
