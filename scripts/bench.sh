@@ -7,7 +7,7 @@
 #   plpgsql  the application's plpgsql triggers (reference/02)
 #   native   CREATE EXTENSION crm_native; SELECT crm_native.install()
 #   floor    no triggers: the same rows written set-wise by plain SQL, the
-#            cost any implementation must pay
+#            cost of writing those rows with every check
 #
 # Writes bench/out/report.md (printed at the end), bench/out/history.png and
 # the raw measurements (bench/out/results.tsv, pgbench logs, EXPLAIN plans).

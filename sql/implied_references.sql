@@ -94,6 +94,17 @@ SELECT new_chat('11111111-1111-1111-1111-111111111111', '3');
 SELECT company_checks() - :c0 AS checks_with_user_trigger_on_keys;
 ROLLBACK;
 DROP TRIGGER keys_touch ON customer_matching_keys;
+-- Nor with a rule on it (company checks: 5).
+CREATE TABLE key_log (customer_id uuid);
+CREATE RULE keys_logged AS ON INSERT TO customer_matching_keys DO ALSO
+  INSERT INTO key_log VALUES (NEW.customer_id);
+BEGIN;
+SELECT company_checks() AS c0 \gset
+SELECT new_chat('11111111-1111-1111-1111-111111111111', '8');
+SELECT company_checks() - :c0 AS checks_with_rule_on_keys;
+SELECT count(*) AS logged_keys FROM key_log;
+ROLLBACK;
+DROP RULE keys_logged ON customer_matching_keys;
 
 -- The company check is implied only while the customer's own foreign key
 -- keeps the company: with ON DELETE SET NULL it does not (the customer would

@@ -90,10 +90,11 @@ void drop_implied_checks(ResultRelInfo* result, Oid customers_relid) {
     TriggerDesc* triggers = result->ri_TrigDesc;
     if (triggers == nullptr) return;
     // A user trigger could change a row, or delete its customer, inside the
-    // INSERT, after the caller's guard has seen it.
+    // INSERT, after the caller's guard has seen it; a rule could rewrite it.
     for (int i = 0; i < triggers->numtriggers; i++)
         if (!triggers->triggers[i].tgisinternal) return;
     Relation target = result->ri_RelationDesc;
+    if (target->rd_rules != nullptr) return;
     Relation customers = table_open(customers_relid, NoLock);  // the statement reads it: locked
     List* fks = RelationGetFKeyList(target);
     int kept = 0;

@@ -20,8 +20,8 @@
 //     the customer's.
 // So run_insert() drops those two checks (and only those) from the one
 // INSERT it runs, provided the target table has no triggers but PostgreSQL's
-// internal ones (no user code can run inside the INSERT and change a row or
-// delete its customer). Everything else runs unchanged: defaults, CHECK and
+// internal ones and no rules (no user code can run inside the INSERT and
+// change a row or delete its customer). Everything else runs unchanged: defaults, CHECK and
 // NOT NULL constraints, index inserts, row-level security, other foreign keys.
 //
 // The caller guarantees "wrote and still sees live" for every row it inserts:
