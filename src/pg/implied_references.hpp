@@ -52,6 +52,12 @@ uint64 run_insert(SPIPlanPtr plan, Datum* values, const char* nulls, Oid target,
 // run_insert(); when it wrote fewer rows, the same text with NOT EXISTS
 // (plan kept in *checked) writes the rest with every check, and a missing
 // customer fails as its foreign key says. Between SPI_connect and SPI_finish.
+// The guard of such an INSERT ... SELECT, for source rows whose customer_id
+// and company_id are the SQL expressions `row_customer` and `row_company`.
+#define CRM_CUSTOMER_ROW_GUARD(row_customer, row_company)                                         \
+    " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c WHERE c.id OPERATOR(pg_catalog.=) " row_customer \
+    " AND c.company_id OPERATOR(pg_catalog.=) " row_company ")"
+
 void insert_customer_rows(const customers::CustomerRel* entry, const char* target, SPIPlanPtr* guarded,
                           SPIPlanPtr* checked, const char* query_template, int nargs, Oid* types, Datum* values,
                           const char* nulls, uint64 rows, const char* what, const char* who);

@@ -84,9 +84,7 @@ void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum*
         " (customer_id, company_id, key_type, key_value, normalized_value)"
         " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
         " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-        " AS k (key_type, key_value, normalized_value)"
-        " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c"
-        " WHERE c.id OPERATOR(pg_catalog.=) $1 AND c.company_id OPERATOR(pg_catalog.=) $2)";
+        " AS k (key_type, key_value, normalized_value)" CRM_CUSTOMER_ROW_GUARD("$1", "$2");
     Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
     Datum values[5] = {customer_id, company_id,
                        PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),

@@ -286,9 +286,7 @@ void write_batch(const Batch* b) {
             " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
             " pg_catalog.unnest($4), pg_catalog.unnest($5)) WITH ORDINALITY"
             " AS k (customer_id, company_id, key_type, key_value, normalized_value, n)"
-            " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c"
-            " WHERE c.id OPERATOR(pg_catalog.=) k.customer_id AND c.company_id OPERATOR(pg_catalog.=) k.company_id)"
-            " ORDER BY k.n";
+            CRM_CUSTOMER_ROW_GUARD("k.customer_id", "k.company_id") " ORDER BY k.n";
         Oid types[5] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
         Datum values[5] = {
             PointerGetDatum(column_array(keys, kKeyCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
@@ -309,9 +307,7 @@ void write_batch(const Batch* b) {
             " pg_catalog.jsonb_build_object('source', 'chat', 'session_id', e.session_id)"
             " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) WITH ORDINALITY"
             " AS e (customer_id, company_id, session_id, n)"
-            " WHERE %2$sEXISTS (SELECT FROM %1$s.customers c"
-            " WHERE c.id OPERATOR(pg_catalog.=) e.customer_id AND c.company_id OPERATOR(pg_catalog.=) e.company_id)"
-            " ORDER BY e.n";
+            CRM_CUSTOMER_ROW_GUARD("e.customer_id", "e.company_id") " ORDER BY e.n";
         Oid types[3] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID};
         Datum values[3] = {
             PointerGetDatum(column_array(events, kEventCustomer, UUIDOID, UUID_LEN, TYPALIGN_CHAR)),
