@@ -644,10 +644,10 @@ void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_reli
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
-    uint64 created;
+    uint64 created = 0;
     if (batched) {
-        created = crm::pg::implied_references::run_insert(t->create_batched, values, nulls, InvalidOid, InvalidOid,
-                                                          SPI_OK_INSERT_RETURNING, "crm_native.customer_sync");
+        if (SPI_execute_plan(t->create_batched, values, nulls, false, 0) == SPI_OK_INSERT_RETURNING)
+            created = SPI_processed;
     } else {
         // The event takes the customer's id and company from the INSERT's
         // RETURNING: its foreign-key checks are implied (implied_references.hpp).
