@@ -135,6 +135,12 @@ if b_pl is not None and b_fl is not None:
     issue.append(("Ceiling: plpgsql/floor on bulk 10,000 (the floor writes the same rows set-wise with every "
                   "foreign-key check; native goes below it only by the checks its rows imply)",
                   f"{b_pl / b_fl:.2f}x", None))
+if "floor" in pgb and "plpgsql" in pgb and pgb["floor"]["tps"] and pgb["plpgsql"]["tps"]:
+    ceiling = f"{pgb['floor']['tps'] / pgb['plpgsql']['tps']:.2f}x"
+    if native_installed and "native" in pgb and pgb["native"]["tps"]:
+        ceiling += f" (native at {pgb['native']['tps'] / pgb['floor']['tps']:.2f}x the floor's TPS)"
+    issue.append(("Ceiling: floor TPS / plpgsql TPS in the same pgbench runs (the same chats written by one "
+                  "set-based statement with every check)", ceiling, None))
 for name, value, ok in issue:
     if ok is False:
         failures.append(f"{name}: measured {value}")
