@@ -3,8 +3,8 @@
 -- each block reports the difference over its transaction):
 --  * a returning customer's chat updates the probe's single key holder
 --    directly (customer_sync.cpp, touch_holder): customers is read twice,
---    by that UPDATE and by the chat's own foreign-key check. The general
---    path reads the holder first (3 reads).
+--    by that UPDATE and by the chat's own foreign-key check. Without the
+--    short path the same chat reads the holder first (3 reads).
 --  * a new customer's first metrics row is inserted without a locking read
 --    first (metrics.cpp, created_in_this_transaction): customer_metrics is
 --    read once, by the INSERT's ON CONFLICT check. The general path locks
