@@ -24,12 +24,11 @@
 --  * "Missing" contact info on a customer means NULL or blank (only
 --    whitespace); a chat value fills it only when it normalizes to a key.
 --    Filled values are stored as the chat gave them (raw), like a new
---    customer's. A chat that MATCHES a customer always sets its
---    updated_at = now() (DESIGN.md section 2 step 4: "fill ... and set its
---    updated_at"), in the same UPDATE as the filled contact info; the
---    'contact_info_added' event is written only when something was filled.
---    The UPDATE of an already linked chat row only fills: it touches the
---    customer only when something was filled.
+--    customer's. A chat that matches a customer and fills something sets
+--    updated_at = now() in the same UPDATE and writes 'contact_info_added';
+--    a chat that brings nothing new does not touch the customer at all (no
+--    UPDATE, no audit row: docs/contract.md, sync step 4). The UPDATE of an
+--    already linked chat row does the same.
 --  * UPDATE of a linked chat row fills missing contact info on its customer
 --    (NEW.customer_id itself, no merge chain) if that customer is live; it
 --    never relinks.
@@ -125,9 +124,7 @@ $$;
 
 -- Fills the customer's missing (NULL or blank) email/phone from a chat row;
 -- never overwrites. Writes 'contact_info_added' when something was filled.
--- p_touch: set updated_at = now() even when nothing was filled (a match).
-CREATE FUNCTION public.fill_customer_contact_info(p_customer_id uuid, p_email text, p_phone text,
-                                                  p_touch boolean)
+CREATE FUNCTION public.fill_customer_contact_info(p_customer_id uuid, p_email text, p_phone text)
     RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_cur_email text;
@@ -135,7 +132,7 @@ DECLARE
     v_company   uuid;
     v_fields    text[] := '{}';
 BEGIN
-    IF NOT p_touch AND public.crm_normalize_email(p_email) IS NULL AND public.crm_normalize_phone(p_phone) IS NULL THEN
+    IF public.crm_normalize_email(p_email) IS NULL AND public.crm_normalize_phone(p_phone) IS NULL THEN
         RETURN;
     END IF;
     SELECT c.customer_email, c.customer_phone, c.company_id
@@ -152,7 +149,7 @@ BEGIN
     IF public.crm_normalize_phone(p_phone) IS NOT NULL AND NULLIF(btrim(v_cur_phone, E' \t\r\n\f\v'), '') IS NULL THEN
         v_fields := v_fields || 'customer_phone'::text;
     END IF;
-    IF cardinality(v_fields) = 0 AND NOT p_touch THEN
+    IF cardinality(v_fields) = 0 THEN
         RETURN;
     END IF;
     UPDATE public.customers
@@ -160,9 +157,6 @@ BEGIN
            customer_phone = CASE WHEN 'customer_phone' = ANY (v_fields) THEN p_phone ELSE customer_phone END,
            updated_at = now()
      WHERE id = p_customer_id;
-    IF cardinality(v_fields) = 0 THEN
-        RETURN;
-    END IF;
     INSERT INTO public.customer_events (customer_id, company_id, event_type, event_data)
     VALUES (p_customer_id, v_company, 'contact_info_added', jsonb_build_object('fields', to_jsonb(v_fields)));
 END;
@@ -183,7 +177,7 @@ BEGIN
         -- INSERT: already linked, left as it is. UPDATE of a linked row:
         -- fill missing contact info on its customer, never relink.
         IF TG_OP = 'UPDATE' THEN
-            PERFORM public.fill_customer_contact_info(NEW.customer_id, NEW.customer_email, NEW.customer_phone, false);
+            PERFORM public.fill_customer_contact_info(NEW.customer_id, NEW.customer_email, NEW.customer_phone);
         END IF;
         RETURN NEW;
     END IF;
@@ -201,7 +195,7 @@ BEGIN
     END IF;
 
     IF v_customer_id IS NOT NULL THEN
-        PERFORM public.fill_customer_contact_info(v_customer_id, NEW.customer_email, NEW.customer_phone, true);
+        PERFORM public.fill_customer_contact_info(v_customer_id, NEW.customer_email, NEW.customer_phone);
     ELSE
         -- Known race: a concurrent transaction may be inserting the same
         -- customer right now; nothing here stops it (see header).

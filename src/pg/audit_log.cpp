@@ -14,7 +14,6 @@
 // to_jsonb runs inside the INSERT (pg_catalog.to_jsonb on a row-typed
 // parameter), so the JSON is exactly the backend's own.
 #include "pg/customer_triggers.hpp"
-#include "pg/pending_writes.hpp"
 
 
 #include <cstdio>
@@ -121,15 +120,6 @@ Datum audit_log(FunctionCallInfo fcinfo) {
     values[7] = (Datum)0;
     if (!current_user_id(&values[7])) nulls[7] = 'n';
 
-    // A customer the chat sync is creating: its audit row joins the
-    // statement's batch (pending_writes.hpp). Anything else writes now, after
-    // the batch, so audit rows keep the order of the changes.
-    if (crm::pg::pending::defer_this_event(data)) {
-        crm::pg::pending::add_audit(rel, values[1], nulls[1] == 'n', values[2], nulls[2] == 'n', new_row, values[7],
-                                    nulls[7] == 'n');
-        return PointerGetDatum(nullptr);
-    }
-    crm::pg::pending::flush();
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
     // %s = the schema: formatted only when the plan is first prepared.

@@ -1,5 +1,5 @@
 // crm_native.customer_sync(): the native "VC Usage" -> customers sync trigger
-// (DESIGN.md section 2, "Customer sync"; docs/customer_sync.md).
+// (docs/contract.md, "Customer sync"; docs/customer_sync.md).
 //
 // Written C-style on purpose: it calls SPI and the lock manager, which report
 // errors with ereport (longjmp), so no C++ object with a destructor lives in
@@ -8,11 +8,15 @@
 //
 // Per chat row, in the common case (a returning customer whose key has one
 // holder and who lacks nothing the chat brings): one probe of the keys and
-// one UPDATE of the holder that also checks it is the match (touch_holder).
-// Otherwise a read of the holder (or the full per-key lookup) and one UPDATE
-// (updated_at, filled contact info and its event in one statement). A new
-// customer costs the probe twice (before and after the key locks) and one
-// INSERT statement (customer + 'created' event).
+// one SELECT ... FOR SHARE of the holder that also checks it is the match
+// (touch_holder); the customer row is not written. When the chat fills
+// missing contact info: a read of the holder (or the full per-key lookup) and
+// one UPDATE (updated_at, filled contact info and its event in one
+// statement). A new customer costs the probe twice (before and after the key
+// locks) and one INSERT statement (customer + 'created' event).
+// A chat that arrives linked (or whose link or company an UPDATE changes)
+// costs one primary-key read: the customer must be a live customer of the
+// chat's company (docs/contract.md, sync step 1).
 
 // The lock manager's headers (storage/lock.h, storage/proc.h) pull in
 // s_lock.h and atomics, which are not clean C++17 under -Wall -Wextra.
@@ -23,6 +27,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -42,6 +47,7 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
+#include "common/hashfn.h"
 }
 #pragma GCC diagnostic pop
 
@@ -49,10 +55,8 @@ extern "C" {
 
 #include "core/message.hpp"
 #include "pg/customer_sync.hpp"
-#include "pg/implied_references.hpp"
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
-#include "pg/pending_writes.hpp"
 
 namespace {
 
@@ -76,7 +80,7 @@ int sync_key_lock_limit = 256;
 // Advisory lock classes (pg_locks.objsubid). PostgreSQL's own SQL advisory
 // functions use 1 and 2, so the application's advisory locks never collide.
 constexpr uint16 kKeyLockClass = 0x4352;   // one key: (company, key type, key)
-constexpr uint16 kBulkLockClass = 0x4353;  // all keys of the database
+constexpr uint16 kBulkLockClass = 0x4353;  // all keys of one company
 
 // ---------------------------------------------------------------------------
 // Per-relation cache: attribute numbers and saved plans
@@ -100,10 +104,10 @@ struct SyncTarget {
     SPIPlanPtr probe;
     SPIPlanPtr chain;
     SPIPlanPtr touch;
-    SPIPlanPtr touch_only;  // touch when nothing is filled: no event INSERT to set up
+    SPIPlanPtr touch_only;    // the match when nothing is filled: locked, not written
     SPIPlanPtr touch_holder;  // the probe's single key holder, when it is the match and lacks nothing
     SPIPlanPtr create;
-    SPIPlanPtr create_batched;  // the customer only: its event joins the batch
+    SPIPlanPtr linked_customer;  // is a preset customer_id a live customer of the chat's company?
 };
 
 HTAB* sync_targets = nullptr;
@@ -141,7 +145,7 @@ void free_plans(SyncTarget* t) {
     free_plan(&t->touch_only);
     free_plan(&t->touch_holder);
     free_plan(&t->create);
-    free_plan(&t->create_batched);
+    free_plan(&t->linked_customer);
 }
 
 AttrNumber find_column(Relation rel, const char* name, Oid type1, Oid type2) {
@@ -317,15 +321,18 @@ void prepare_plans(SyncTarget* t) {
             " SELECT u.id FROM u",
             s, s);
         t->touch = prepare_kept(sql, 8, types);
-        // The same when nothing is filled (a returning customer's chat, the
-        // common case): the UPDATE alone, without an event INSERT whose
-        // executor set-up (its indexes opened and locked) would be wasted.
+        // The same match when nothing is filled (a returning customer's chat,
+        // the common case): the customer row is not written at all (no
+        // UPDATE, no audit row; docs/contract.md, sync step 4). FOR SHARE
+        // still serializes the link with a concurrent soft delete or merge,
+        // which must wait for this transaction, and under READ COMMITTED
+        // re-checks the conditions on the newest version of the row.
         sql = psprintf(
-            "UPDATE %s.customers c SET updated_at = pg_catalog.now()"
+            "SELECT c.id FROM %s.customers c"
             " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
             " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
             " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
-            " RETURNING c.id",
+            " FOR SHARE OF c",
             s);
         t->touch_only = prepare_kept(sql, 8, types);
     }
@@ -334,16 +341,16 @@ void prepare_plans(SyncTarget* t) {
         // the key's single holder $1 is the match when it is a live, unmerged
         // customer of the company, and the chat fills nothing when it lacks
         // neither the email ($3: the chat has one) nor the phone ($4) the
-        // chat brings. Then this is the match's UPDATE, with the conditions
-        // the chain read and the touch would check; else no row comes back
-        // and the usual read-then-update decides.
+        // chat brings. Then this locks the match (as touch_only) with the
+        // conditions the chain read would check; else no row comes back and
+        // the usual read-then-update decides.
         Oid types[4] = {UUIDOID, UUIDOID, BOOLOID, BOOLOID};
         char* sql = psprintf(
-            "UPDATE %s.customers c SET updated_at = pg_catalog.now()"
+            "SELECT c.id FROM %s.customers c"
             " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
             " AND c.merged_into_customer_id IS NULL"
             " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
-            " RETURNING c.id",
+            " FOR SHARE OF c",
             s);
         t->touch_holder = prepare_kept(sql, 4, types);
     }
@@ -363,15 +370,13 @@ void prepare_plans(SyncTarget* t) {
         t->create = prepare_kept(sql, 5, types);
     }
     {
-        // The same customer when its 'created' event, matching keys and audit
-        // row join the statement's batch of pending writes (pending_writes.hpp).
-        Oid types[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
+        // A chat's own customer_id (preset on INSERT, or changed by UPDATE):
+        // does it name a live customer of the chat's company? Primary key
+        // only, like the chain read.
+        Oid types[2] = {UUIDOID, UUIDOID};
         char* sql = psprintf(
-            "INSERT INTO %s.customers"
-            " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
-            " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id",
-            s);
-        t->create_batched = prepare_kept(sql, 4, types);
+            "SELECT c.company_id, c.deleted_at IS NULL FROM %s.customers c WHERE c.id" EQ "$1", s);
+        t->linked_customer = prepare_kept(sql, 2, types);
     }
     t->plans_valid = true;
 }
@@ -405,7 +410,7 @@ struct Match {
     pg_uuid_t id;
     bool email_missing;
     bool phone_missing;
-    bool touched;  // found, and already updated (nothing to fill): see touch_holder
+    bool touched;  // found, and already locked (nothing to fill): see touch_holder
 };
 
 // Which key types this row matches by: email, else phone, else (only with
@@ -414,6 +419,12 @@ bool matches_by(const ChatRow* row, int k) {
     if (!row->has_key[k]) return false;
     if (k == kName) return !row->has_key[kEmail] && !row->has_key[kPhone];
     return true;
+}
+
+// The key lock of (company, key type, normalized key).
+uint64 key_hash(const pg_uuid_t* company, int slot, const char* key, int len) {
+    uint64 seed = hash_bytes_extended(company->data, UUID_LEN, static_cast<uint64>(slot + 1));
+    return hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), len, seed);
 }
 
 bool get_bool(uint64 rowno, int col) {
@@ -536,13 +547,12 @@ bool probe_email_or_phone(const SyncTarget* t, const ChatRow* row, Match* m, Sna
     if (holders[slot] != 1) return false;  // several holders: the oldest wins
     if (snapshot == InvalidSnapshot) {
         // The common returning chat: the holder is the match and lacks
-        // nothing the chat brings; update it now (one statement, not the
-        // chain read and then the update).
-        crm::pg::pending::flush();  // as update_customer: its audit row comes after the batch's
+        // nothing the chat brings; lock it now (one statement, not the
+        // chain read and then the lock).
         Datum touch_values[4] = {UUIDPGetDatum(&holder[slot]), row->company_id, BoolGetDatum(row->has_key[kEmail]),
                                  BoolGetDatum(row->has_key[kPhone])};
         int rc = SPI_execute_plan(t->touch_holder, touch_values, nullptr, false, 0);
-        if (rc != SPI_OK_UPDATE_RETURNING)
+        if (rc != SPI_OK_SELECT)
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                             errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
         if (SPI_processed == 1) {
@@ -598,14 +608,12 @@ void lookup(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot
 bool fills_email(const ChatRow* row, const Match* m) { return m->email_missing && row->has_key[kEmail]; }
 bool fills_phone(const ChatRow* row, const Match* m) { return m->phone_missing && row->has_key[kPhone]; }
 
-// The link-time UPDATE of a customer: fills its missing email/phone from the
-// chat, sets updated_at, writes 'contact_info_added' when something was
-// filled. False: the customer changed since it was read (or was deleted or,
-// with require_unmerged, merged); read it again.
+// Links to a matched customer. When the chat fills its missing email/phone:
+// one UPDATE (the values, updated_at) with its 'contact_info_added' event.
+// Otherwise the customer is only locked FOR SHARE, not written.
+// False: the customer changed since it was read (or was deleted or, with
+// require_unmerged, merged); read it again.
 bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bool require_unmerged) {
-    // Its event and audit row come after those of the customers created
-    // earlier in the statement: write the batch first.
-    crm::pg::pending::flush();
     bool fill_email = fills_email(row, m);
     bool fill_phone = fills_phone(row, m);
     Datum fields[2];
@@ -626,7 +634,7 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
                            nfields > 0 ? ' ' : 'n', ' ', '\0'};
     bool fills = nfields > 0;
     int rc = SPI_execute_plan(fills ? t->touch : t->touch_only, values, nulls, false, 0);
-    if (rc != (fills ? SPI_OK_SELECT : SPI_OK_UPDATE_RETURNING))
+    if (rc != SPI_OK_SELECT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
     return SPI_processed > 0;
@@ -637,32 +645,17 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
 LocalTransactionId last_created_lxid = InvalidLocalTransactionId;
 pg_uuid_t last_created;
 
-// customers_relid valid: the 'created' event joins the statement's batch (the
-// customer's keys and audit row then do too, from the customers triggers).
-void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_relid, pg_uuid_t* out) {
-    bool batched = OidIsValid(customers_relid);
+// A new customer and its 'created' event, in one statement; its matching
+// keys and audit row come from the customers triggers, row by row.
+void create_customer(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
-    uint64 created = 0;
-    if (batched) {
-        if (SPI_execute_plan(t->create_batched, values, nulls, false, 0) == SPI_OK_INSERT_RETURNING)
-            created = SPI_processed;
-    } else {
-        // The event takes the customer's id and company from the INSERT's
-        // RETURNING: its foreign-key checks are implied (implied_references.hpp).
-        created = crm::pg::implied_references::run_insert(t->create, values, nulls,
-                                                          get_relname_relid("customer_events", t->nspid),
-                                                          get_relname_relid("customers", t->nspid), SPI_OK_SELECT,
-                                                          "crm_native.customer_sync");
-    }
-    if (created != 1 || !get_uuid(0, 1, out))
+    int rc = SPI_execute_plan(t->create, values, nulls, false, 0);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1 || !get_uuid(0, 1, out))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
     last_created_lxid = MyProc->lxid;
     last_created = *out;
-    if (batched)
-        crm::pg::pending::add_created_event(customers_relid, UUIDPGetDatum(out), row->company_id, row->session_id,
-                                            row->session_id_null);
 }
 
 // --- Concurrency: key locks -------------------------------------------------
@@ -673,9 +666,11 @@ void create_customer(const SyncTarget* t, const ChatRow* row, Oid customers_reli
 // (READ COMMITTED sees the new customer; REPEATABLE READ and SERIALIZABLE
 // raise a serialization failure, see sync_unlinked). Past
 // crm_native.sync_key_lock_limit key locks in one transaction (bulk imports),
-// it takes one database-wide "bulk" lock instead and only waits for current
-// holders of each key; every key locker checks the bulk lock after taking its
-// key locks, so the two protocols always see each other.
+// it takes its company's "bulk" lock instead and only waits for current
+// holders of each key; every key locker checks its company's bulk lock after
+// taking its key locks, so the two protocols always see each other. Every
+// lock is scoped to the chat's company (the key hash includes it): one
+// tenant's import never delays another tenant's chats (docs/tenancy.md).
 
 LocalTransactionId key_lock_lxid = InvalidLocalTransactionId;
 int key_locks_taken = 0;
@@ -684,7 +679,10 @@ void set_key_tag(LOCKTAG* tag, uint64 hash) {
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kKeyLockClass);
 }
 
-void set_bulk_tag(LOCKTAG* tag) { SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0, 0, kBulkLockClass); }
+void set_bulk_tag(LOCKTAG* tag, const ChatRow* row) {
+    uint64 hash = hash_bytes_extended(row->company.data, UUID_LEN, 0);
+    SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kBulkLockClass);
+}
 
 // Waits for every current holder of the row's key locks to end.
 void wait_for_key_holders(const ChatRow* row) {
@@ -697,11 +695,12 @@ void wait_for_key_holders(const ChatRow* row) {
     }
 }
 
-// True when this transaction (still) holds the bulk lock. A local lock table
-// lookup: a subtransaction that took it and rolled back released it.
-bool holds_bulk_lock() {
+// True when this transaction (still) holds the bulk lock of the row's company.
+// A local lock table lookup: a subtransaction that took it and rolled back
+// released it.
+bool holds_bulk_lock(const ChatRow* row) {
     LOCKTAG bulk;
-    set_bulk_tag(&bulk);
+    set_bulk_tag(&bulk, row);
     return LockHeldByMe(&bulk, ExclusiveLock);
 }
 
@@ -711,7 +710,7 @@ void lock_keys_for_create(const ChatRow* row) {
         key_locks_taken = 0;
     }
     LOCKTAG bulk;
-    set_bulk_tag(&bulk);
+    set_bulk_tag(&bulk, row);
     if (key_locks_taken >= sync_key_lock_limit) {
         (void)LockAcquire(&bulk, ExclusiveLock, false, false);
         wait_for_key_holders(row);
@@ -732,17 +731,6 @@ void lock_keys_for_create(const ChatRow* row) {
 
 // Links an unlinked chat (steps 3-5); returns the customer.
 void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
-    // A key of this chat that an earlier chat of the statement gave to a new
-    // customer is still in the batch of pending writes: write the batch, so
-    // that the lookup finds that customer (pending_writes.hpp).
-    if (crm::pg::pending::any_pending()) {
-        for (int k = 0; k < kKeySlots; k++) {
-            if (matches_by(row, k) && crm::pg::pending::key_pending(row->key_hash[k])) {
-                crm::pg::pending::flush();
-                break;
-            }
-        }
-    }
     // A transaction that holds the bulk lock (a bulk import past
     // crm_native.sync_key_lock_limit new customers) waits for the row's key
     // holders BEFORE its lookup, and then needs only that one lookup: no
@@ -753,7 +741,7 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
     // other levels check the latest snapshot below). This saves the second
     // lookup on the new-customer path of bulk imports.
     bool locked = false;
-    if (holds_bulk_lock()) {
+    if (holds_bulk_lock(row)) {
         wait_for_key_holders(row);
         locked = true;
     }
@@ -761,8 +749,8 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
         Match m;
         lookup(t, row, &m, InvalidSnapshot);
         if (m.found) {
-            // 4. A match always updates the customer (updated_at, and what it
-            // lacks); the UPDATE row-locks it until the transaction ends.
+            // 4. A match fills what the customer lacks (with updated_at), or
+            // only locks it when the chat brings nothing new.
             if (m.touched || update_customer(t, row, &m, true)) {
                 *out = m.id;
                 return;
@@ -787,12 +775,7 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
                                           row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
                                 errhint("The transaction might succeed if retried.")));
         }
-        // Its event, keys and audit row may join the statement's batch, kept
-        // per customers table (looked up now: the plans follow DDL).
-        Oid customers_relid = crm::pg::pending::begin_sync_create() ? get_relname_relid("customers", t->nspid)
-                                                                    : InvalidOid;
-        create_customer(t, row, customers_relid, out);
-        crm::pg::pending::end_sync_create();
+        create_customer(t, row, out);
         return;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -821,6 +804,57 @@ void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
                     errhint("The transaction might succeed if retried.")));
 }
 
+// Step 1: a chat that names its customer must name a live customer of its
+// own company; otherwise the statement fails (a tenant must not count its
+// chats in another tenant's customer). Under row-level security another
+// company's customer is invisible, so it reads as "no such customer".
+void check_linked_customer(const SyncTarget* t, Datum customer_id, Datum company_id) {
+    Datum values[2] = {customer_id, company_id};
+    run_select(t->linked_customer, values, nullptr, InvalidSnapshot, 1);
+    const char* problem = nullptr;
+    if (SPI_processed == 0) {
+        problem = "no such customer";
+    } else {
+        bool isnull;
+        Datum company = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (isnull || std::memcmp(DatumGetUUIDP(company)->data, DatumGetUUIDP(company_id)->data, UUID_LEN) != 0)
+            problem = "the customer belongs to another company";
+        else if (!get_bool(0, 2))
+            problem = "the customer is soft-deleted";
+    }
+    if (problem == nullptr) return;
+    char* customer_text = DatumGetCString(DirectFunctionCall1(uuid_out, customer_id));
+    char* company_text = DatumGetCString(DirectFunctionCall1(uuid_out, company_id));
+    ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+                    errmsg("crm_native.customer_sync: chat names customer %s, which is not a live customer of its company %s",
+                           customer_text, company_text),
+                    errdetail("Key (customer_id)=(%s) is not a live customer of company_id=(%s): %s.", customer_text,
+                              company_text, problem),
+                    errhint("Leave customer_id NULL to have the chat linked by its contact data.")));
+}
+
+// Whether the UPDATE's SET list names customer_email, customer_phone or
+// customer_name.
+bool sets_contact_column(const SyncTarget* t, const TriggerData* td) {
+    for (int k = 0; k < kKeySlots; k++)
+        if (bms_is_member(t->att_contact[k] - FirstLowInvalidHeapAttributeNumber, td->tg_updatedcols)) return true;
+    return false;
+}
+
+// An UPDATE that changes the chat's customer_id or company_id.
+bool link_changed(const SyncTarget* t, HeapTuple old_row, HeapTuple new_row, TupleDesc desc) {
+    const AttrNumber columns[2] = {t->att_customer_id, t->att_company_id};
+    for (AttrNumber attnum : columns) {
+        bool old_null, new_null;
+        Datum old_value = heap_getattr(old_row, attnum, desc, &old_null);
+        Datum new_value = heap_getattr(new_row, attnum, desc, &new_null);
+        if (old_null != new_null) return true;
+        if (!old_null && std::memcmp(DatumGetUUIDP(old_value)->data, DatumGetUUIDP(new_value)->data, UUID_LEN) != 0)
+            return true;
+    }
+    return false;
+}
+
 // Reads and normalizes the row's contact columns. False (WARNING given) when
 // a key the row is matched by cannot be normalized.
 bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row) {
@@ -847,7 +881,7 @@ bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow
         if (result[k] != NormalizeResult::Normalized) continue;
         row->has_key[k] = true;
         row->key[k] = CStringGetTextDatum(key);
-        row->key_hash[k] = crm::pg::pending::key_hash(&row->company, k, key, static_cast<int>(std::strlen(key)));
+        row->key_hash[k] = key_hash(&row->company, k, key, static_cast<int>(std::strlen(key)));
     }
     row->session_id = heap_getattr(tuple, t->att_session_id, desc, &row->session_id_null);
     return true;
@@ -862,8 +896,9 @@ void define_customer_sync_gucs() {
         "crm_native.sync_key_lock_limit",
         "Key locks one transaction takes for new customers before it takes the single bulk lock.",
         "Bounds the shared lock table use of bulk imports. Past the limit, the transaction serializes "
-        "new-customer creation of the whole database until it ends.",
-        &sync_key_lock_limit, 256, 0, 1000000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        "new-customer creation of each company it imports into until it ends; other companies never wait. "
+        "Superuser only: a lower value makes a role hold its companies' bulk locks sooner.",
+        &sync_key_lock_limit, 256, 0, 1000000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace crm::pg
@@ -890,16 +925,29 @@ Datum crm_customer_sync(PG_FUNCTION_ARGS) {
     TupleDesc desc = RelationGetDescr(rel);
     SyncTarget* t = get_target(rel);
 
-    // 1. An INSERT already linked is left as it is.
     bool customer_null;
     Datum customer_id = heap_getattr(tuple, t->att_customer_id, desc, &customer_null);
-    if (is_insert && !customer_null) return PointerGetDatum(tuple);
-
     ChatRow row;
     bool company_null;
     row.company_id = heap_getattr(tuple, t->att_company_id, desc, &company_null);
     if (company_null) return PointerGetDatum(tuple);  // NOT NULL rejects it anyway
     std::memcpy(row.company.data, DatumGetUUIDP(row.company_id)->data, UUID_LEN);
+
+    // 1. A chat that arrives linked, or whose link or company an UPDATE
+    // changes, must name a live customer of its company. An INSERT already
+    // linked is then left as it is.
+    if (!customer_null && (is_insert || link_changed(t, td->tg_trigtuple, tuple, desc))) {
+        if (SPI_connect() != SPI_OK_CONNECT)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
+        if (!t->plans_valid) prepare_plans(t);
+        check_linked_customer(t, customer_id, row.company_id);
+        SPI_finish();
+    }
+    if (is_insert && !customer_null) return PointerGetDatum(tuple);
+    // The UPDATE trigger also fires for customer_id and company_id (for the
+    // check above); it syncs only when the statement sets a contact column,
+    // as the application's trigger (BEFORE UPDATE OF the three) did.
+    if (is_update && !sets_contact_column(t, td)) return PointerGetDatum(tuple);
 
     // 2. Normalize; nothing to match by leaves the row unlinked.
     if (!read_chat_row(t, tuple, desc, &row)) return PointerGetDatum(tuple);

@@ -125,10 +125,8 @@ void rebuild(CustomerRel* entry, Relation rel) {
     // kept plans name the old one, so forget them (they stay allocated: a
     // plan may still be running further up the stack; this is rare DDL).
     if (entry->namespace_oid != nsp) {
-        entry->keys_insert = entry->keys_insert_checked = entry->keys_delete = nullptr;
+        entry->keys_insert = entry->keys_delete = nullptr;
         entry->audit_insert = entry->stage_event_insert = nullptr;
-        entry->keys_flush = entry->keys_flush_checked = entry->audit_flush = nullptr;
-        entry->events_flush = entry->events_flush_checked = nullptr;
     }
     entry->namespace_oid = nsp;
     char* schema = get_namespace_name(nsp);

@@ -87,18 +87,10 @@ struct CustomerRel {
 
     // SPI plans, prepared on first use and kept (SPI_keepplan). They are
     // re-parsed by the plan cache after DDL on the tables they name.
-    SPIPlanPtr keys_insert;          // guarded: the keys of a customer this transaction holds
-    SPIPlanPtr keys_insert_checked;  // the rest, with every foreign-key check
+    SPIPlanPtr keys_insert;
     SPIPlanPtr keys_delete;
     SPIPlanPtr audit_insert;
     SPIPlanPtr stage_event_insert;
-    // pending_writes.cpp: the buffered rows of many new customers (keys and
-    // events as guarded/checked pairs, like keys_insert)
-    SPIPlanPtr keys_flush;
-    SPIPlanPtr keys_flush_checked;
-    SPIPlanPtr audit_flush;
-    SPIPlanPtr events_flush;
-    SPIPlanPtr events_flush_checked;
 };
 
 // The cache entry for rel, (re)built if needed. Never returns null; ereports

@@ -6,7 +6,6 @@
 // {"from": old stage, "to": new stage}). Without the WHEN clause it checks the
 // change itself, so a misdeclared trigger cannot log a non-change.
 #include "pg/customer_triggers.hpp"
-#include "pg/pending_writes.hpp"
 
 
 #include <cstdio>
@@ -73,8 +72,6 @@ Datum lifecycle_tracking(FunctionCallInfo fcinfo) {
     values[4] = new_null ? (Datum)0 : stage_as_text(new_stage, entry->stage_type);
     if (new_null) nulls[4] = 'n';
 
-    // After the events of customers created earlier in the statement.
-    crm::pg::pending::flush();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
     // %s = the schema: formatted only when the plan is first prepared.
     const char* query =

@@ -8,9 +8,7 @@
 // privileges and RLS checks, as the plpgsql function it replaces. An UPDATE
 // that changes none of the three columns (nor company_id) does no key work.
 #include "pg/customer_triggers.hpp"
-#include "pg/implied_references.hpp"
 #include "pg/normalize.hpp"
-#include "pg/pending_writes.hpp"
 
 
 #include <cstdio>
@@ -75,24 +73,21 @@ void delete_keys(CustomerRel* entry, Datum customer_id, Datum* key_types, int n)
 
 void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
                  Datum* normalized, int n) {
-    // %1$s = the schema, %2$s = "" or "NOT " before the guard: the customer
-    // this trigger fired for is one this transaction wrote, so the keys'
-    // foreign-key checks are implied while it is still there
-    // (implied_references.hpp).
+    // %s = the schema. One statement for all of the customer's new keys.
     const char* query =
-        "INSERT INTO %1$s.customer_matching_keys"
+        "INSERT INTO %s.customer_matching_keys"
         " (customer_id, company_id, key_type, key_value, normalized_value)"
         " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
         " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-        " AS k (key_type, key_value, normalized_value)" CRM_CUSTOMER_ROW_GUARD("$1", "$2");
+        " AS k (key_type, key_value, normalized_value)";
     Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
     Datum values[5] = {customer_id, company_id,
                        PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(raw, n, TEXTOID, -1, false, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(normalized, n, TEXTOID, -1, false, TYPALIGN_INT))};
-    crm::pg::implied_references::insert_customer_rows(entry, "customer_matching_keys", &entry->keys_insert,
-                                                      &entry->keys_insert_checked, query, 5, types, values, "     ",
-                                                      static_cast<uint64>(n), "matching keys", kTrigger);
+    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, entry->quoted_schema, 5, types);
+    if (run_plan(plan, values, "     ", SPI_OK_INSERT, kTrigger) != static_cast<uint64>(n))
+        elog(ERROR, "%s: wrote fewer matching keys than the customer has", kTrigger);
 }
 
 // The normalized key of a raw value as a text datum, or false when the value
@@ -164,7 +159,6 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
     // Normalize before connecting to SPI: the key texts live in the trigger's
     // memory context either way.
     Datum changed_types[kKeyTypes], add_types[kKeyTypes], add_raw[kKeyTypes], add_normalized[kKeyTypes];
-    int add_slots[kKeyTypes];
     int n_changed = 0, n_add = 0;
     for (int i = 0; i < kKeyTypes; i++) {
         if (!changed[i]) continue;
@@ -172,19 +166,11 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
         if (!nulls[i] && normalized_key(i, values[i], &add_normalized[n_add])) {
             add_types[n_add] = changed_types[n_changed - 1];
             add_raw[n_add] = values[i];
-            add_slots[n_add] = i;
             n_add++;
         }
     }
     if (!is_update && n_add == 0) return PointerGetDatum(nullptr);
 
-    // A customer the chat sync is creating: its keys join the statement's
-    // batch (pending_writes.hpp). Anything else writes now, after the batch.
-    if (crm::pg::pending::defer_this_event(data)) {
-        crm::pg::pending::add_keys(rel, customer_id, company_id, add_slots, add_types, add_raw, add_normalized, n_add);
-        return PointerGetDatum(nullptr);
-    }
-    crm::pg::pending::flush();
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
     if (is_update) delete_keys(entry, customer_id, changed_types, n_changed);
     if (n_add > 0) insert_keys(entry, customer_id, company_id, add_types, add_raw, add_normalized, n_add);

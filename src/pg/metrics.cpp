@@ -62,7 +62,6 @@ extern "C" {
 
 #include "core/metrics_delta.hpp"
 #include "pg/customer_sync.hpp"
-#include "pg/implied_references.hpp"
 
 namespace {
 
@@ -135,7 +134,6 @@ enum Plan {
     kDeleteAll,
     kChatLock,    // single-chat INSERT fast path (insert_one_chat)
     kChatCreate,
-    kChatCreateOwned,  // the same for a customer this transaction created (implied_references.hpp)
     kChatUpdate,
     kPlanCount
 };
@@ -417,16 +415,6 @@ char* plan_sql(Plan plan) {
                 " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
                 " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id");
-        // A new customer's first chat: the guard (its customer, still there,
-        // of that company) makes the row's foreign-key checks implied, and
-        // they are skipped; no row back: the caller goes on with kChatCreate.
-        case kChatCreateOwned:
-            return pstrdup(
-                "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
-                " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-                " SELECT $1, $2, $3, $4, $5, $6, $7, now()"
-                " WHERE EXISTS (SELECT FROM %3$s c WHERE c.id = $1 AND c.company_id = $2)"
-                " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id");
         case kChatUpdate:
             return pstrdup(
                 "UPDATE %2$s SET company_id = $2, total_conversations = $3,"
@@ -485,7 +473,6 @@ int plan_nargs(Plan plan, Oid* types) {
             metrics_row_types(types, true);
             return 7;
         case kChatCreate:
-        case kChatCreateOwned:
         case kUpdateRow:
             metrics_row_types(types, false);
             return 7;
@@ -848,7 +835,7 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
 // The metrics row of a customer's first chat; false when it exists already
 // (ON CONFLICT DO NOTHING).
 bool create_chat_row(PlanSet* set, Datum customer, Datum company, bool company_null, bool has_session,
-                     const CustomerDelta& delta, bool owned_customer) {
+                     const CustomerDelta& delta) {
     MetricsRow first_chat;
     first_chat.conversations = 1;
     first_chat.sessions = has_session ? 1 : 0;
@@ -858,16 +845,8 @@ bool create_chat_row(PlanSet* set, Datum customer, Datum company, bool company_n
     Datum values[7];
     char nulls[7];
     metrics_row_values(customer, company, company_null, first_chat, values, nulls);
-    uint64 created;
-    if (owned_customer) {
-        Oid nsp = get_namespace_oid(set->nspname, true);
-        created = crm::pg::implied_references::run_insert(
-            get_plan(set, kChatCreateOwned), values, nulls, get_relname_relid("customer_metrics", nsp),
-            get_relname_relid("customers", nsp), SPI_OK_INSERT_RETURNING, "crm_native.metrics_insert");
-    } else {
-        run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
-        created = SPI_processed;
-    }
+    run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
+    uint64 created = SPI_processed;
     SPI_freetuptable(SPI_tuptable);
     return created == 1;
 }
@@ -911,7 +890,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
     // Should a row exist after all, the insert does nothing and the loop
     // below updates it.
     if (crm::pg::sync::created_in_this_transaction(DatumGetUUIDP(customer)) &&
-        create_chat_row(set, customer, company, company_null, has_session, delta, true)) {
+        create_chat_row(set, customer, company, company_null, has_session, delta)) {
         ExecDropSingleTupleTableSlot(slot);
         return true;
     }
@@ -921,7 +900,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
         run_plan(get_plan(set, kChatLock), key, nullptr, SPI_OK_SELECT);
         if (SPI_processed == 0) {
             SPI_freetuptable(SPI_tuptable);
-            if (create_chat_row(set, customer, company, company_null, has_session, delta, false)) {
+            if (create_chat_row(set, customer, company, company_null, has_session, delta)) {
                 ExecDropSingleTupleTableSlot(slot);
                 return true;
             }

@@ -13,6 +13,4 @@ void _PG_init(void) {
     // (each feature adds its call here)
     crm::pg::define_normalization_gucs();
     crm::pg::define_customer_sync_gucs();
-    crm::pg::initialize_batched_customer_writes();
-    crm::pg::initialize_implied_references();
 }

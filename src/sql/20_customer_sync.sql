@@ -14,5 +14,5 @@ INSERT INTO crm_native.native_trigger (trigger_name, table_name, replaces, ddl) 
      'FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync()'),
     ('trg_vc_usage_customer_sync_update', 'VC Usage', 'trg_vc_usage_customer_sync_update',
      'CREATE TRIGGER trg_vc_usage_customer_sync_update '
-     'BEFORE UPDATE OF customer_name, customer_email, customer_phone ON %1$s '
+     'BEFORE UPDATE OF customer_name, customer_email, customer_phone, customer_id, company_id ON %1$s '
      'FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync()');
