@@ -31,7 +31,7 @@
 # (scripts/test.sh does both). Knobs:
 #   SV_VARIANTS="fk_indexes ..."   variants to run (default: all five)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
-#   SV_STEPS=400                   transactions per workload
+#   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,7 +39,7 @@ DIR=$ROOT/test/differential
 OUT=${CRM_RUN_DIR:-${TMPDIR:-/tmp}}/schema_variants
 mkdir -p "$OUT"
 VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls"}
-STEPS=${SV_STEPS:-400}
+STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 export PGTZ=UTC PGOPTIONS="-c client_min_messages=warning"
 export PGUSER=${PGUSER:-postgres}
