@@ -43,7 +43,9 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=$ROOT/test/differential
-OUT=${CRM_RUN_DIR:-${TMPDIR:-/tmp}}/import_cost
+# scripts/test.sh does not export CRM_RUN_DIR: default to this checkout's
+# run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
+OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/import_cost
 mkdir -p "$OUT"
 VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls"}
 SIZES=${IC_SIZES:-"2000 20000"}

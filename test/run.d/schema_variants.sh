@@ -36,7 +36,9 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=$ROOT/test/differential
-OUT=${CRM_RUN_DIR:-${TMPDIR:-/tmp}}/schema_variants
+# scripts/test.sh does not export CRM_RUN_DIR: default to this checkout's
+# run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
+OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/schema_variants
 mkdir -p "$OUT"
 VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls"}
 STEPS=${SV_STEPS:-500}
