@@ -3,12 +3,18 @@
 # clusters on it. Nothing is written to the system's PostgreSQL directories,
 # so several checkouts can build and test side by side.
 #
-#   crm_stage                  build crm_native and install it into the stage
+#   crm_stage                  build crm_native (with the test-only functions,
+#                              CRM_TEST_FUNCTIONS=1) and install it into the stage
 #   crm_cluster_start [opts]   initdb + start a fresh cluster; exports PG* vars
 #   crm_cluster_stop           stop it (also done by an EXIT trap)
 #
 # The server listens on a Unix socket in a private directory only (no TCP).
 # PostgreSQL refuses to run as root: as root, the server runs as "postgres".
+#
+# Set before sourcing / calling (scripts/memcheck.sh uses them for its own,
+# instrumented stage): CRM_RUN_DIR (work directory, holds the stage and the
+# clusters), CRM_BUILD_DIR (where crm_stage runs make; default the checkout),
+# CRM_MAKE_ARGS (extra make variables, e.g. SANITIZE=address,undefined).
 
 CRM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -44,10 +50,16 @@ crm_stage() {
     chmod -R a+rX "$CRM_STAGE"
   fi
   crm_log "building crm_native"
-  make -C "$CRM_ROOT" -j"$(nproc)" WERROR=1 PG_CONFIG="$PG_CONFIG" >"$CRM_RUN_DIR/build.log" 2>&1 \
+  local builddir=${CRM_BUILD_DIR:-$CRM_ROOT}
+  # The same variables for build and install: the Makefile relinks when they
+  # differ from the last build's.
+  local -a makeargs=(WERROR=1 CRM_TEST_FUNCTIONS=1 PG_CONFIG="$PG_CONFIG")
+  # shellcheck disable=SC2206
+  makeargs+=(${CRM_MAKE_ARGS:-})
+  make -C "$builddir" -j"$(nproc)" "${makeargs[@]}" >"$CRM_RUN_DIR/build.log" 2>&1 \
     || { cat "$CRM_RUN_DIR/build.log" >&2; return 1; }
   if grep -E 'warning:' "$CRM_RUN_DIR/build.log" >&2; then crm_log "build has warnings"; return 1; fi
-  make -C "$CRM_ROOT" install DESTDIR="$CRM_STAGE" PG_CONFIG="$PG_CONFIG" >>"$CRM_RUN_DIR/build.log" 2>&1 \
+  make -C "$builddir" install DESTDIR="$CRM_STAGE" "${makeargs[@]}" >>"$CRM_RUN_DIR/build.log" 2>&1 \
     || { cat "$CRM_RUN_DIR/build.log" >&2; return 1; }
   chmod -R a+rX "$CRM_STAGE"
 }

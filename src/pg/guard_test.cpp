@@ -1,6 +1,12 @@
 // crm_native._guard_test(kind): test-only entry point that proves the guards.
 // Each kind fails in a different way inside live C++ code; the backend must
 // survive and the client must see the error text.
+//
+// Not shipped: the Makefile links this file only with CRM_TEST_FUNCTIONS=1
+// (the test command's build), and the extension script does not declare the
+// function; sql/guard.sql creates it. The #ifdef keeps the symbol out of any
+// other build that happens to compile every src/pg/*.cpp.
+#ifdef CRM_TEST_FUNCTIONS
 #include "pg/guard.hpp"
 
 extern "C" {
@@ -63,3 +69,4 @@ Datum crm_guard_test(PG_FUNCTION_ARGS) {
     return crm::pg::run_guarded([&]() -> Datum { return guard_test(std::string(kind_data, kind_len)); });
 }
 }
+#endif  // CRM_TEST_FUNCTIONS
