@@ -14,7 +14,9 @@
 # Set before sourcing / calling (scripts/memcheck.sh uses them for its own,
 # instrumented stage): CRM_RUN_DIR (work directory, holds the stage and the
 # clusters), CRM_BUILD_DIR (where crm_stage runs make; default the checkout),
-# CRM_MAKE_ARGS (extra make variables, e.g. SANITIZE=address,undefined).
+# CRM_MAKE_ARGS (extra make variables, e.g. SANITIZE=address,undefined),
+# CRM_SERVER_ENV (VAR=value words in the environment of the server only, not
+# of initdb or the clients: LD_PRELOAD of the ASan runtime).
 
 CRM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -86,7 +88,8 @@ crm_cluster_start() {
   local opts="-c listen_addresses='' -c unix_socket_directories='$CRM_CLUSTER_DIR/sock' -p 5432"
   local s
   for s in "$@"; do opts="$opts -c $s"; done
-  crm_as_server_user "$CRM_PGBIN/pg_ctl" -D "$CRM_PGDATA" -o "$opts" -l "$CRM_CLUSTER_DIR/server.log" -w -t 60 start >/dev/null \
+  # shellcheck disable=SC2086
+  crm_as_server_user env ${CRM_SERVER_ENV:-} "$CRM_PGBIN/pg_ctl" -D "$CRM_PGDATA" -o "$opts" -l "$CRM_CLUSTER_DIR/server.log" -w -t 60 start >/dev/null \
     || { cat "$CRM_CLUSTER_DIR/server.log" >&2; return 1; }
   export PGHOST=$CRM_CLUSTER_DIR/sock PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
   trap crm_cluster_stop EXIT

@@ -15,6 +15,7 @@ extern "C" {
 
 #include <exception>
 #include <memory>
+#include <new>
 #include <string>
 
 namespace {
@@ -39,6 +40,13 @@ Datum guard_test(const std::string& kind) {
     if (kind == "cpp_exception") throw std::runtime_error("guard test: C++ exception thrown inside crm_native");
     if (kind == "invalid_argument") throw std::invalid_argument("guard test: invalid argument");
     if (kind == "bad_alloc") {
+#if defined(__SANITIZE_ADDRESS__)
+        // ASan's operator new never throws: a failed allocation is a fatal
+        // report (allocation-size-too-big, or out of memory with
+        // allocator_may_return_null=1). Under scripts/memcheck.sh, throw what
+        // the C++ runtime would.
+        throw std::bad_alloc();
+#endif
         volatile std::size_t huge = static_cast<std::size_t>(1) << 62;
         std::unique_ptr<char[]> block(new char[huge]);
         block[0] = 'x';
@@ -53,6 +61,34 @@ Datum guard_test(const std::string& kind) {
     if (kind == "destructor_count") {
         int count = unwound_destructors;
         return crm::pg::pg_call([&] { return PointerGetDatum(cstring_to_text(std::to_string(count).c_str())); });
+    }
+    if (kind.rfind("memcheck_", 0) == 0) {
+#if defined(__SANITIZE_ADDRESS__)
+        // Real memory errors for scripts/memcheck.sh's self-test, which
+        // requires the sanitizers to report each one (and the backend to
+        // die). No regression suite calls them; without the sanitizers they
+        // are refused below instead of running undefined behaviour.
+        if (kind == "memcheck_use_after_free") {
+            char* block = new char[16]();
+            char* volatile dangling = block;
+            delete[] block;
+            char c = dangling[3];  // heap-use-after-free (ASan)
+            return PointerGetDatum(cstring_to_text(("read freed memory: " + std::to_string(c)).c_str()));
+        }
+        if (kind == "memcheck_out_of_bounds") {
+            std::unique_ptr<char[]> block(new char[16]());
+            volatile std::size_t index = 16;
+            char c = block[index];  // heap-buffer-overflow, one past the end (ASan)
+            return PointerGetDatum(cstring_to_text(("read past the end: " + std::to_string(c)).c_str()));
+        }
+        if (kind == "memcheck_shift") {
+            volatile int exponent = 40;
+            int value = 1 << exponent;  // shift exponent too large (UBSan)
+            return PointerGetDatum(cstring_to_text(("shifted: " + std::to_string(value)).c_str()));
+        }
+#endif
+        throw crm::pg::SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                                "guard test: memcheck_* kinds need a sanitized build (scripts/memcheck.sh)");
     }
     throw crm::pg::SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                             ("unknown guard test kind \"" + kind + "\"").c_str());
