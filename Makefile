@@ -2,7 +2,8 @@
 #   make                 build crm_native.so and the extension script
 #   make install         install into the PostgreSQL that PG_CONFIG names
 #   make installcheck    run the SQL suites (pg_regress, isolation, pgTAP) against
-#                        the server in PGHOST/PGPORT (scripts/run_sql_suites.sh)
+#                        the server in PGHOST/PGPORT (scripts/run_sql_suites.sh;
+#                        sql/guard.sql needs a CRM_TEST_FUNCTIONS=1 library)
 #   make test            everything, on a throwaway cluster (scripts/test.sh)
 #   make memcheck        the memory-checked subset (scripts/memcheck.sh)
 #

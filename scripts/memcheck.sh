@@ -29,7 +29,7 @@
 # Two work-arounds are needed: test/memcheck/asan_preload_fix.c.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 # guard (the C++ boundary), metrics, sync_cancel (a cancel in the middle of a
 # bulk insert), install, two isolation races, and any regress or isolation
@@ -48,10 +48,12 @@ bash scripts/deps.sh || { say "dependency install failed"; exit 1; }
 
 # A stage of its own (scripts/pgenv.sh), built from a copy of the sources:
 # the checkout's own objects (the test command's build) stay untouched.
+# shellcheck disable=SC2034  # read by pgenv.sh
 CRM_RUN_DIR=$MEMCHECK_DIR
 CRM_BUILD_DIR=$MEMCHECK_DIR/build
+# shellcheck disable=SC2034  # read by pgenv.sh
 CRM_MAKE_ARGS="SANITIZE=address,undefined with_llvm=no"
-# shellcheck source=pgenv.sh
+# shellcheck source=scripts/pgenv.sh
 source scripts/pgenv.sh
 REPORTS=$MEMCHECK_DIR/reports
 
@@ -97,18 +99,27 @@ rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 # 256 MB default, per backend, on a shared machine. UBSan reports go to the
 # server log: beside libasan, gcc 12's libubsan ignores its log_path (its
 # report path is set in libasan's copy of the runtime instead).
+# shellcheck disable=SC2034  # read by pgenv.sh's crm_cluster_start
 CRM_SERVER_ENV="LD_PRELOAD=$LIBASAN:$SHIM
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:disable_coredump=1:allocator_may_return_null=1:quarantine_size_mb=64:log_path=$REPORTS/asan
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1:disable_coredump=1"
-crm_cluster_start memcheck jit=off fsync=off synchronous_commit=off full_page_writes=off max_connections=50 \
-  || { say "FAIL: the server did not start with the ASan runtime preloaded"; exit 1; }
+if ! crm_cluster_start memcheck jit=off fsync=off synchronous_commit=off full_page_writes=off max_connections=50; then
+  say "FAIL: the server did not start with the ASan runtime preloaded"
+  # gcc 12's ASan cannot map its shadow memory with more ASLR entropy
+  [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -gt 28 ] \
+    && say "(vm.mmap_rnd_bits is $(cat /proc/sys/vm/mmap_rnd_bits); gcc 12's ASan needs 28 or less)"
+  exit 1
+fi
 SERVER_LOG=$CRM_CLUSTER_DIR/server.log
 postmaster=$(head -1 "$CRM_PGDATA/postmaster.pid")
 grep -q libasan "/proc/$postmaster/maps" || { say "FAIL: the postmaster has no ASan runtime"; exit 1; }
 
 selectors=()
+set -f  # the selectors are globs for run_sql_suites.sh, not for the shell
 for t in $TESTS; do selectors+=(-t "$t"); done
-say "suites: $TESTS"
+# shellcheck disable=SC2086
+say "suites:" $TESTS
+set +f
 RESULTS=$MEMCHECK_DIR/results.txt
 : >"$RESULTS"
 CRM_OUT=$MEMCHECK_DIR/sql-suites CRM_RESULTS=$RESULTS \
@@ -139,12 +150,15 @@ say "$npass suite(s) passed, $nfail failed; $(echo -n "$reports" | grep -c .) sa
 if [ "$SELFTEST" = 1 ]; then
   SELF=$MEMCHECK_DIR/selftest; rm -rf "$SELF"; mkdir -p "$SELF"
   q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-  wait_ready() { local i; for i in $(seq 1 60); do q -d postgres -c "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
-  q -d postgres -c "DROP DATABASE IF EXISTS memcheck_selftest" -c "CREATE DATABASE memcheck_selftest TEMPLATE crm_template" >/dev/null &&
+  wait_ready() { for _ in $(seq 1 60); do q -d postgres -c "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
   # synchronous_commit: the function must survive the crash restarts
-  q -d memcheck_selftest -c "SET synchronous_commit = on" -c "CREATE FUNCTION crm_native._guard_test(kind text) RETURNS text
-                               AS 'crm_native', 'crm_guard_test' LANGUAGE C STRICT VOLATILE" >/dev/null \
-    || { say "FAIL: self-test set-up"; fail=1; SELFTEST=0; }
+  if ! q -d postgres -c "DROP DATABASE IF EXISTS memcheck_selftest" \
+         -c "CREATE DATABASE memcheck_selftest TEMPLATE crm_template" >/dev/null \
+     || ! q -d memcheck_selftest -c "SET synchronous_commit = on" \
+         -c "CREATE FUNCTION crm_native._guard_test(kind text) RETURNS text
+               AS 'crm_native', 'crm_guard_test' LANGUAGE C STRICT VOLATILE" >/dev/null; then
+    say "FAIL: self-test set-up"; fail=1; SELFTEST=0
+  fi
 fi
 if [ "$SELFTEST" = 1 ]; then
   detected=0
