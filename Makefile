@@ -2,17 +2,29 @@
 #   make                 build crm_native.so and the extension script
 #   make install         install into the PostgreSQL that PG_CONFIG names
 #   make installcheck    run the SQL suites (pg_regress, isolation, pgTAP) against
-#                        the server in PGHOST/PGPORT (scripts/run_sql_suites.sh)
+#                        the server in PGHOST/PGPORT (scripts/run_sql_suites.sh;
+#                        sql/guard.sql needs a CRM_TEST_FUNCTIONS=1 library)
 #   make test            everything, on a throwaway cluster (scripts/test.sh)
+#   make memcheck        the memory-checked subset (scripts/memcheck.sh)
 #
 # WERROR=1 turns warnings into errors (the test command sets it).
+# CRM_TEST_FUNCTIONS=1 also builds the test-only SQL-callable functions
+#   (src/pg/guard_test.cpp); the test command sets it. Without it the library
+#   has no test symbol: what `make install` ships.
+# SANITIZE=address,undefined instruments the library (scripts/memcheck.sh);
+#   such a library loads only into a server started with libasan preloaded.
 
 EXTENSION  = crm_native
 EXTVERSION = 0.1.0
 MODULE_big = crm_native
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
-PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
+# Test-only entry points: linked in only with CRM_TEST_FUNCTIONS=1.
+TEST_SRCS = src/pg/guard_test.cpp
+PG_SRCS   = $(filter-out $(TEST_SRCS),$(sort $(wildcard src/pg/*.cpp)))
+ifeq ($(CRM_TEST_FUNCTIONS),1)
+PG_SRCS  += $(TEST_SRCS)
+endif
 OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 # The extension script is the ordered concatenation of src/sql/NN_*.sql:
@@ -37,10 +49,19 @@ PG_CXXFLAGS += -MMD -MP
 ifeq ($(WERROR),1)
 PG_CXXFLAGS += -Werror
 endif
+ifeq ($(CRM_TEST_FUNCTIONS),1)
+PG_CPPFLAGS += -DCRM_TEST_FUNCTIONS
+endif
+ifneq ($(SANITIZE),)
+PG_CXXFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
 # PGXS links with gcc, not g++: name the C++ runtime explicitly.
 SHLIB_LINK = -lphonenumber $(ICU_LIBS) -lstdc++
+ifneq ($(SANITIZE),)
+SHLIB_LINK += -fsanitize=$(SANITIZE)
+endif
 
-EXTRA_CLEAN = $(DATA_built) $(OBJS:.o=.d)
+EXTRA_CLEAN = $(DATA_built) $(OBJS:.o=.d) $(TEST_SRCS:.cpp=.o) $(TEST_SRCS:.cpp=.bc) $(TEST_SRCS:.cpp=.d) .build-flags
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -61,11 +82,24 @@ $(DATA_built): $(SQL_FRAGMENTS) Makefile
 
 all: $(DATA_built)
 
-.PHONY: test installcheck
+# The library is relinked when the flags that choose its objects or
+# instrumentation change (a library built with CRM_TEST_FUNCTIONS=1 must not
+# survive a later plain `make`). .build-flags is rewritten only when they differ.
+CRM_BUILD_FLAGS := test_functions=$(CRM_TEST_FUNCTIONS) sanitize=$(SANITIZE)
+.build-flags: FORCE
+	@echo '$(CRM_BUILD_FLAGS)' | cmp -s - $@ || echo '$(CRM_BUILD_FLAGS)' > $@
+$(shlib): .build-flags
+.PHONY: FORCE
+FORCE:
+
+.PHONY: test installcheck memcheck
 installcheck:
 	bash scripts/run_sql_suites.sh
 
 test:
 	bash scripts/test.sh
+
+memcheck:
+	bash scripts/memcheck.sh
 
 -include $(OBJS:.o=.d)

@@ -3,12 +3,20 @@
 # clusters on it. Nothing is written to the system's PostgreSQL directories,
 # so several checkouts can build and test side by side.
 #
-#   crm_stage                  build crm_native and install it into the stage
+#   crm_stage                  build crm_native (with the test-only functions,
+#                              CRM_TEST_FUNCTIONS=1) and install it into the stage
 #   crm_cluster_start [opts]   initdb + start a fresh cluster; exports PG* vars
 #   crm_cluster_stop           stop it (also done by an EXIT trap)
 #
 # The server listens on a Unix socket in a private directory only (no TCP).
 # PostgreSQL refuses to run as root: as root, the server runs as "postgres".
+#
+# Set before sourcing / calling (scripts/memcheck.sh uses them for its own,
+# instrumented stage): CRM_RUN_DIR (work directory, holds the stage and the
+# clusters), CRM_BUILD_DIR (where crm_stage runs make; default the checkout),
+# CRM_MAKE_ARGS (extra make variables, e.g. SANITIZE=address,undefined),
+# CRM_SERVER_ENV (VAR=value words in the environment of the server only, not
+# of initdb or the clients: LD_PRELOAD of the ASan runtime).
 
 CRM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -44,10 +52,16 @@ crm_stage() {
     chmod -R a+rX "$CRM_STAGE"
   fi
   crm_log "building crm_native"
-  make -C "$CRM_ROOT" -j"$(nproc)" WERROR=1 PG_CONFIG="$PG_CONFIG" >"$CRM_RUN_DIR/build.log" 2>&1 \
+  local builddir=${CRM_BUILD_DIR:-$CRM_ROOT}
+  # The same variables for build and install: the Makefile relinks when they
+  # differ from the last build's.
+  local -a makeargs=(WERROR=1 CRM_TEST_FUNCTIONS=1 PG_CONFIG="$PG_CONFIG")
+  # shellcheck disable=SC2206
+  makeargs+=(${CRM_MAKE_ARGS:-})
+  make -C "$builddir" -j"$(nproc)" "${makeargs[@]}" >"$CRM_RUN_DIR/build.log" 2>&1 \
     || { cat "$CRM_RUN_DIR/build.log" >&2; return 1; }
   if grep -E 'warning:' "$CRM_RUN_DIR/build.log" >&2; then crm_log "build has warnings"; return 1; fi
-  make -C "$CRM_ROOT" install DESTDIR="$CRM_STAGE" PG_CONFIG="$PG_CONFIG" >>"$CRM_RUN_DIR/build.log" 2>&1 \
+  make -C "$builddir" install DESTDIR="$CRM_STAGE" "${makeargs[@]}" >>"$CRM_RUN_DIR/build.log" 2>&1 \
     || { cat "$CRM_RUN_DIR/build.log" >&2; return 1; }
   chmod -R a+rX "$CRM_STAGE"
 }
@@ -74,7 +88,8 @@ crm_cluster_start() {
   local opts="-c listen_addresses='' -c unix_socket_directories='$CRM_CLUSTER_DIR/sock' -p 5432"
   local s
   for s in "$@"; do opts="$opts -c $s"; done
-  crm_as_server_user "$CRM_PGBIN/pg_ctl" -D "$CRM_PGDATA" -o "$opts" -l "$CRM_CLUSTER_DIR/server.log" -w -t 60 start >/dev/null \
+  # shellcheck disable=SC2086
+  crm_as_server_user env ${CRM_SERVER_ENV:-} "$CRM_PGBIN/pg_ctl" -D "$CRM_PGDATA" -o "$opts" -l "$CRM_CLUSTER_DIR/server.log" -w -t 60 start >/dev/null \
     || { cat "$CRM_CLUSTER_DIR/server.log" >&2; return 1; }
   export PGHOST=$CRM_CLUSTER_DIR/sock PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
   trap crm_cluster_stop EXIT

@@ -10,7 +10,12 @@
 # application schema (reference/*.sql, in order, with its plpgsql triggers)
 # plus the extensions pg_trgm, pgtap and crm_native (not yet install()ed).
 #
-# Usage: run_sql_suites.sh [-k PATTERN]   (only tests whose name matches)
+# Usage: run_sql_suites.sh [-k PATTERN] [-t SUITE:GLOB]...
+#   -k PATTERN     only tests whose name contains PATTERN
+#   -t SUITE:GLOB  only tests matching one of the -t selectors: SUITE is
+#                  regress, isolation or pgtap (or a glob of them; omitted: any),
+#                  GLOB a shell glob on the whole test name, e.g. -t regress:guard
+#                  -t 'isolation:*batch*' (scripts/memcheck.sh)
 # Writes "suite name PASS|FAIL" lines to $CRM_RESULTS (default: stdout only).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,7 +25,14 @@ BINDIR=$($PG_CONFIG --bindir)
 OUT=${CRM_OUT:-$ROOT/.build/sql-suites}
 RESULTS=${CRM_RESULTS:-/dev/null}
 PATTERN=""
-[ "${1:-}" = "-k" ] && PATTERN=$2
+SELECTORS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    -k) PATTERN=$2; shift 2 ;;
+    -t) SELECTORS+=("$2"); shift 2 ;;
+    *) echo "usage: $0 [-k PATTERN] [-t SUITE:GLOB]..." >&2; exit 2 ;;
+  esac
+done
 export PGUSER=${PGUSER:-postgres}
 rm -rf "$OUT"; mkdir -p "$OUT"
 
@@ -45,7 +57,17 @@ record() {  # record SUITE NAME OK?
   if [ "$3" -eq 0 ]; then pass=$((pass+1)); echo "ok      $1 $2"; echo "$1 $2 PASS" >>"$RESULTS"
   else fail=$((fail+1)); echo "FAILED  $1 $2"; echo "$1 $2 FAIL" >>"$RESULTS"; fi
 }
-selected() { [ -z "$PATTERN" ] || [[ "$1" == *$PATTERN* ]]; }
+selected() {  # selected SUITE NAME
+  [ -z "$PATTERN" ] || [[ "$2" == *$PATTERN* ]] || return 1
+  [ ${#SELECTORS[@]} -eq 0 ] && return 0
+  local sel
+  for sel in "${SELECTORS[@]}"; do
+    [[ "$sel" == *:* ]] || sel="*:$sel"
+    # shellcheck disable=SC2053
+    [[ "$1" == ${sel%%:*} && "$2" == ${sel#*:} ]] && return 0
+  done
+  return 1
+}
 
 # run_regress SUITE DIR EXT RUNNER DBPREFIX: pg_regress-style runners (one
 # fresh database per test, outputs compared with expected/NAME.out)
@@ -54,7 +76,7 @@ run_regress() {
   echo "== $suite"
   for f in "$ROOT/$dir"/*."$ext"; do
     [ -e "$f" ] || continue
-    name=$(basename "$f" ".$ext"); selected "$name" || continue
+    name=$(basename "$f" ".$ext"); selected "$suite" "$name" || continue
     db="${prefix}_$name"; fresh_db "$db" || { record "$suite" "$name" 1; continue; }
     mkdir -p "$OUT/$suite/$name"
     "$runner" --bindir="$BINDIR" --inputdir="$ROOT" --outputdir="$OUT/$suite/$name" \
@@ -70,7 +92,7 @@ run_regress isolation specs spec "$PGXS_DIR/src/test/isolation/pg_isolation_regr
 echo "== pgTAP"
 for f in "$ROOT"/test/pgtap/*.sql; do
   [ -e "$f" ] || continue
-  name=$(basename "$f" .sql); selected "$name" || continue
+  name=$(basename "$f" .sql); selected pgtap "$name" || continue
   db="tap_$name"; fresh_db "$db" || { record pgtap "$name" 1; continue; }
   pg_prove -d "$db" "$f" >"$OUT/pgtap_$name.log" 2>&1
   rc=$?

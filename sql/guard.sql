@@ -2,6 +2,11 @@
 -- C++ code becomes an ordinary ERROR, the backend survives, and the same
 -- session keeps working.
 \set VERBOSITY default
+-- The test-only entry point is not part of the extension: it exists only in a
+-- library built with CRM_TEST_FUNCTIONS=1 (the test command's build).
+CREATE FUNCTION crm_native._guard_test(kind text) RETURNS text
+    AS 'crm_native', 'crm_guard_test'
+    LANGUAGE C STRICT VOLATILE;
 SELECT crm_native._guard_test('ok');
 
 -- a C++ exception

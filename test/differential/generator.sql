@@ -40,7 +40,14 @@ CREATE FUNCTION difftest.person_phone(p int, variant int) RETURNS text LANGUAGE 
       FROM d
 $$;
 
-CREATE FUNCTION difftest.generate(p_seed int, p_steps int) RETURNS SETOF text LANGUAGE plpgsql AS $$
+-- p_app_only (schema variant "crm_app_rls", test/run.d/schema_variants.sh):
+-- every step runs as crm_app under row-level security, in the one company it
+-- writes to; the hard delete then runs as crm_app too, guarded by
+-- schema_variant.has_merge_sources() (test/differential/variants.sql), since
+-- crm_app cannot see the soft-deleted customers merged into the one it
+-- deletes. With p_app_only false the script is the same as before the flag.
+CREATE FUNCTION difftest.generate(p_seed int, p_steps int, p_app_only boolean DEFAULT false)
+    RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
     companies   text[] := ARRAY['aaaaaaaa-0000-4000-8000-00000000000a', 'bbbbbbbb-0000-4000-8000-00000000000b'];
     users       text[] := ARRAY['aaaaaaaa-0000-4000-8000-0000000000a1', 'bbbbbbbb-0000-4000-8000-0000000000b1'];
@@ -67,7 +74,7 @@ BEGIN
     RETURN NEXT 'SET TimeZone = ''UTC'';';
     FOR step IN 1 .. p_steps LOOP
         c := 1 + (random() < 0.5)::int;
-        as_app := random() < 0.4;
+        as_app := random() < 0.4 OR p_app_only;   -- the same random() calls either way
         RETURN NEXT 'BEGIN;';
         RETURN NEXT format('INSERT INTO difftest.clock VALUES (%s, now());', step);
         IF random() < 0.3 THEN
@@ -180,6 +187,13 @@ BEGIN
                                    CASE WHEN random() < 0.5 THEN ', deleted_at = now()' ELSE '' END, 'm' || k, 'm' || j);
             ELSIF op < 0.86 THEN
                 RETURN NEXT format('DELETE FROM "VC Usage" WHERE user_message = %L;', 'm' || j);
+            ELSIF op < 0.88 AND p_app_only THEN
+                -- the same hard delete as crm_app: a definer function (which
+                -- bypasses RLS) tells whether anybody was merged into it
+                RETURN NEXT format('DELETE FROM customers c '
+                                   'WHERE c.id = (SELECT customer_id FROM "VC Usage" WHERE user_message = %L) '
+                                   'AND NOT schema_variant.has_merge_sources(c.id);',
+                                   'm' || j);
             ELSIF op < 0.88 THEN
                 -- hard delete of a customer nobody was merged into (as the owner:
                 -- the application role cannot see soft-deleted merge sources)

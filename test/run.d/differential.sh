@@ -20,7 +20,9 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=$ROOT/test/differential
-OUT=${CRM_RUN_DIR:-${TMPDIR:-/tmp}}/differential
+# scripts/test.sh does not export CRM_RUN_DIR: default to this checkout's
+# run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
+OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/differential
 mkdir -p "$OUT"
 STEPS=${DIFF_STEPS:-300}
 SEEDS=${DIFF_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM)) $((RANDOM * 32768 + RANDOM)) $((RANDOM * 32768 + RANDOM))"}

@@ -1,0 +1,200 @@
+-- Schema variants of the reference CRM schema (test/run.d/schema_variants.sh,
+-- test/run.d/import_cost.sh). An application's schema is never exactly the
+-- reference one: it adds indexes, defers its foreign keys, adds its own
+-- triggers, never analyzes, runs as the RLS-bound role. Each variant is
+-- applied identically to a plpgsql and a native database (before
+-- crm_native.install(), as an application's schema is when the extension is
+-- installed). Everything is generated from the catalogs, never hand-listed,
+-- so a table or foreign key added to reference/01_schema.sql is covered too.
+--
+--   schema_variant.apply(variant)  runs the variant's DDL, returns each statement
+--   schema_variant.fk_orphans()    every foreign key of the CRM tables with its
+--                                  count of referencing rows that have a
+--                                  non-null key and no referenced row
+--   schema_variant.has_merge_sources(customer)   for the crm_app workload
+SET client_min_messages = warning;
+CREATE SCHEMA schema_variant;
+GRANT USAGE ON SCHEMA schema_variant TO PUBLIC;
+
+-- The CRM tables: every table of schema public (reference/01_schema.sql).
+CREATE FUNCTION schema_variant.crm_tables() RETURNS SETOF regclass LANGUAGE sql STABLE AS $$
+    SELECT c.oid::regclass FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+     ORDER BY c.relname COLLATE "C"
+$$;
+
+-- Every foreign key of the CRM tables, with its columns (any arity).
+CREATE FUNCTION schema_variant.crm_fks()
+    RETURNS TABLE (oid oid, conname name, conrelid regclass, confrelid regclass,
+                   cols text[], refcols text[])
+    LANGUAGE sql STABLE AS $$
+    SELECT k.oid, k.conname, k.conrelid::regclass, k.confrelid::regclass,
+           (SELECT array_agg(quote_ident(a.attname) ORDER BY u.ord)
+              FROM unnest(k.conkey) WITH ORDINALITY u (attnum, ord)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum),
+           (SELECT array_agg(quote_ident(a.attname) ORDER BY u.ord)
+              FROM unnest(k.confkey) WITH ORDINALITY u (attnum, ord)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum)
+      FROM pg_catalog.pg_constraint k
+     WHERE k.contype = 'f' AND k.conrelid IN (SELECT schema_variant.crm_tables())
+     ORDER BY k.conrelid::regclass::text COLLATE "C", k.conname COLLATE "C"
+$$;
+
+CREATE FUNCTION schema_variant.apply(p_variant text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    fk  record;
+    t   regclass;
+    col text;
+    ddl text;
+BEGIN
+    CASE p_variant
+    WHEN 'plain' THEN
+        RETURN;
+    WHEN 'fk_indexes' THEN
+        -- (a) one more single-column index on every foreign-key column, even
+        -- where the reference schema already has one (customers(company_id)
+        -- has customers_company_id_fkey: this adds a second, as a schema
+        -- that indexes its foreign keys by rule would).
+        FOR fk IN SELECT * FROM schema_variant.crm_fks() LOOP
+            FOREACH col IN ARRAY fk.cols LOOP
+                ddl := format('CREATE INDEX %I ON %s (%s)',
+                              left('sv_' || fk.conname || '_' || replace(col, '"', ''), 63), fk.conrelid, col);
+                EXECUTE ddl;
+                RETURN NEXT ddl;
+            END LOOP;
+        END LOOP;
+        -- and on customers(company_id), should it ever stop being a foreign key
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid = 'public.customers'::regclass
+                          AND i.indexrelid::regclass::text LIKE 'sv\_%'
+                          AND i.indkey::text = (SELECT attnum::text FROM pg_catalog.pg_attribute
+                                                 WHERE attrelid = 'public.customers'::regclass
+                                                   AND attname = 'company_id')) THEN
+            ddl := 'CREATE INDEX sv_customers_company_id ON public.customers (company_id)';
+            EXECUTE ddl;
+            RETURN NEXT ddl;
+        END IF;
+    WHEN 'deferred_fks' THEN
+        -- (b) every foreign key checked at commit
+        FOR fk IN SELECT * FROM schema_variant.crm_fks() LOOP
+            ddl := format('ALTER TABLE %s ALTER CONSTRAINT %I DEFERRABLE INITIALLY DEFERRED', fk.conrelid, fk.conname);
+            EXECUTE ddl;
+            RETURN NEXT ddl;
+        END LOOP;
+    WHEN 'app_triggers' THEN
+        -- (c) the application's own triggers on customers, beside the
+        -- replaced ones. Their names sort before trg_*, so they fire first:
+        -- the BEFORE one before lifecycle tracking, the AFTER one (a nested
+        -- chat insert, whose sync may create another customer) before the
+        -- customer's own audit row and matching keys.
+        ddl := $ddl$
+CREATE FUNCTION public.app_customer_welcome_chat() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF NEW.customer_email IS NOT NULL AND btrim(NEW.customer_email) NOT ILIKE 'welcome+%' THEN
+        INSERT INTO public."VC Usage" (company_id, customer_email, user_message)
+        VALUES (NEW.company_id, 'welcome+' || btrim(NEW.customer_email), 'welcome!');
+    END IF;
+    RETURN NULL;
+END $f$;
+CREATE TRIGGER customers_app_welcome_chat AFTER INSERT ON public.customers
+    FOR EACH ROW EXECUTE FUNCTION public.app_customer_welcome_chat();
+CREATE FUNCTION public.app_customer_tidy() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF NEW.tags IS NULL OR NOT ('app' = ANY (NEW.tags)) THEN
+        NEW.tags := coalesce(NEW.tags, '{}') || 'app'::text;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.customer_email IS DISTINCT FROM OLD.customer_email THEN
+        NEW.customer_notes := coalesce(NEW.customer_notes, '') || ' (email was ' || coalesce(OLD.customer_email, 'unset') || ')  ';
+    END IF;
+    NEW.customer_notes := NULLIF(btrim(NEW.customer_notes), '');
+    NEW.customer_name := btrim(NEW.customer_name);
+    RETURN NEW;
+END $f$;
+CREATE TRIGGER customers_app_tidy BEFORE INSERT OR UPDATE ON public.customers
+    FOR EACH ROW EXECUTE FUNCTION public.app_customer_tidy();
+$ddl$;
+        EXECUTE ddl;
+        RETURN NEXT 'CREATE TRIGGER customers_app_welcome_chat AFTER INSERT (a welcome chat), customers_app_tidy BEFORE INSERT OR UPDATE (tag, notes, name)';
+    WHEN 'never_analyzed' THEN
+        -- (d) no autovacuum/autoanalyze on the CRM tables (and no ANALYZE
+        -- anywhere in the tests that use this variant)
+        FOR t IN SELECT * FROM schema_variant.crm_tables() LOOP
+            ddl := format('ALTER TABLE %s SET (autovacuum_enabled = off)', t);
+            EXECUTE ddl;
+            RETURN NEXT ddl;
+        END LOOP;
+    WHEN 'crm_app_rls' THEN
+        -- (e) no DDL: the workload runs as crm_app (generator's p_app_only)
+        RETURN;
+    ELSE
+        RAISE EXCEPTION 'unknown schema variant "%"', p_variant;
+    END CASE;
+END;
+$$;
+
+-- What the variant left in the catalogs, as one line (the scripts require it).
+CREATE FUNCTION schema_variant.describe(p_variant text) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE p_variant
+        WHEN 'fk_indexes' THEN
+            format('%s foreign keys, %s extra indexes (%s on customers(company_id))',
+                   (SELECT count(*) FROM schema_variant.crm_fks()),
+                   (SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                     WHERE c.relname LIKE 'sv\_%' AND i.indrelid IN (SELECT schema_variant.crm_tables())),
+                   (SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                     WHERE i.indrelid = 'public.customers'::regclass AND i.indnatts = 1
+                       AND i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute
+                                           WHERE attrelid = 'public.customers'::regclass AND attname = 'company_id')))
+        WHEN 'deferred_fks' THEN
+            format('%s foreign keys, %s deferrable initially deferred',
+                   (SELECT count(*) FROM pg_catalog.pg_constraint
+                     WHERE contype = 'f' AND conrelid IN (SELECT schema_variant.crm_tables())),
+                   (SELECT count(*) FROM pg_catalog.pg_constraint
+                     WHERE contype = 'f' AND conrelid IN (SELECT schema_variant.crm_tables())
+                       AND condeferrable AND condeferred))
+        WHEN 'app_triggers' THEN
+            format('user triggers on customers: %s',
+                   (SELECT string_agg(tgname, ', ' ORDER BY tgname) FROM pg_catalog.pg_trigger
+                     WHERE tgrelid = 'public.customers'::regclass AND NOT tgisinternal))
+        WHEN 'never_analyzed' THEN
+            format('%s CRM tables, %s with autovacuum off, %s ever analyzed or vacuumed',
+                   (SELECT count(*) FROM schema_variant.crm_tables()),
+                   (SELECT count(*) FROM pg_catalog.pg_class c
+                     WHERE c.oid IN (SELECT schema_variant.crm_tables())
+                       AND 'autovacuum_enabled=off' = ANY (c.reloptions)),
+                   (SELECT count(*) FROM pg_catalog.pg_stat_all_tables s
+                     WHERE s.relid IN (SELECT schema_variant.crm_tables())
+                       AND (s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL
+                            OR s.last_vacuum IS NOT NULL OR s.last_autovacuum IS NOT NULL
+                            OR s.analyze_count + s.autoanalyze_count > 0)))
+        ELSE p_variant END
+$$;
+
+-- Foreign-key orphans, counted by query (not trusting the constraints, which
+-- a deferred, disabled or skipped check would not have enforced).
+CREATE FUNCTION schema_variant.fk_orphans()
+    RETURNS TABLE (conname name, conrelid regclass, orphans bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    fk record;
+BEGIN
+    FOR fk IN SELECT * FROM schema_variant.crm_fks() LOOP
+        conname := fk.conname;
+        conrelid := fk.conrelid;
+        EXECUTE format('SELECT count(*) FROM %s r WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)',
+                       fk.conrelid,
+                       (SELECT string_agg(format('r.%s IS NOT NULL', c), ' AND ') FROM unnest(fk.cols) c),
+                       fk.confrelid,
+                       (SELECT string_agg(format('p.%s = r.%s', rc, c), ' AND ')
+                          FROM unnest(fk.refcols, fk.cols) u (rc, c)))
+           INTO orphans;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+-- For the crm_app workload's hard delete: is any customer (soft-deleted ones
+-- included, which crm_app cannot see) merged into p_customer?
+CREATE FUNCTION schema_variant.has_merge_sources(p_customer uuid) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT EXISTS (SELECT 1 FROM public.customers m WHERE m.merged_into_customer_id = p_customer)
+$$;
+GRANT EXECUTE ON FUNCTION schema_variant.has_merge_sources(uuid) TO PUBLIC;

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Cost without a clock: the table reads of a bulk import of new customers
+# must not grow with the table. A plan the native triggers keep for the
+# backend's life is often made on an empty table; a generic plan that reaches
+# a customer through an index on company_id (and filters the company's
+# customers) instead of its key makes every row cost O(customers of the
+# company), i.e. the import quadratic, whatever the machine's speed.
+#
+# For each schema variant (test/differential/variants.sql; default: the plain
+# reference schema, (a) fk_indexes, (b) deferred_fks, (d) never_analyzed and
+# (e) crm_app_rls) and each size N (2,000 and 20,000):
+#   - a freshly created, empty database (cloned from crm_template), the
+#     variant applied, crm_native.install(), four companies;
+#   - a NEW connection, without session_preload_libraries (forced empty), so
+#     the import's statement is the backend's first use of the library and
+#     every plan is made during it, on empty tables;
+#   - one transaction: pg_stat_xact_user_tables before, one
+#     INSERT INTO "VC Usage" ... SELECT of N chats of N new customers
+#     (distinct names, emails and phones, spread round-robin over the four
+#     companies; under crm_app_rls all in the one company crm_app may write
+#     to), SET CONSTRAINTS ALL IMMEDIATE (deferred foreign-key checks run
+#     now, inside the measurement), pg_stat_xact_user_tables after.
+#     pg_stat_xact_* count this backend's reads, the nested statements of
+#     triggers and foreign-key checks included; the delta of one transaction
+#     is exactly the import's reads.
+# Measured: tuples read from customers and customer_matching_keys
+# (seq_tup_read + idx_tup_fetch) per imported chat. Required:
+#   - every imported chat linked, to N distinct customers;
+#   - per-chat reads >= 1 (the chat's own foreign-key check reads customers,
+#     so a zero would mean the measurement sees nothing);
+#   - per-chat reads <= IC_MAX_PER_ROW (default 20: the code of 2026-12 reads
+#     6-8 per chat on the paths that do not grow, all foreign-key checks on;
+#     20 is ~3x that);
+#   - per-chat reads at 20,000 <= IC_MAX_GROWTH (1.5) x those at 2,000.
+# Wall-clock times are printed, never judged.
+#
+# One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
+# Needs PGHOST etc. of a running test cluster with crm_template built
+# (scripts/test.sh does both). Knobs: IC_VARIANTS, IC_SIZES ("2000 20000":
+# the first is the baseline, the last the large one), IC_MAX_PER_ROW,
+# IC_MAX_GROWTH, IC_TIMEOUT (statement_timeout of the import, default 300s),
+# IC_KEEP=1 (keep the databases).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DIR=$ROOT/test/differential
+# scripts/test.sh does not export CRM_RUN_DIR: default to this checkout's
+# run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
+OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/import_cost
+mkdir -p "$OUT"
+VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls"}
+SIZES=${IC_SIZES:-"2000 20000"}
+MAX_PER_ROW=${IC_MAX_PER_ROW:-20}
+MAX_GROWTH=${IC_MAX_GROWTH:-1.5}
+TIMEOUT=${IC_TIMEOUT:-300s}
+export PGTZ=UTC
+export PGUSER=${PGUSER:-postgres}
+SMALL=${SIZES%% *}; LARGE=${SIZES##* }
+
+say() { echo "[import_cost] $*"; }
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+drop() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1; }
+
+q -At -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'crm_template'" | grep -q 1 \
+  || { say "FAIL: crm_template missing (run through scripts/test.sh)"; exit 1; }
+
+# measure VARIANT N: prints "reads_customers reads_keys scans ms customers_of_the_chats unlinked_chats"
+measure() {
+  local variant=$1 n=$2 db=ic_${1}_$2 log=$OUT/${1}_$2.log role_sql="" company
+  drop "$db"
+  q -d postgres -c "CREATE DATABASE \"$db\" TEMPLATE crm_template" >"$log" 2>&1 \
+    && q -d "$db" -f "$DIR/variants.sql" >>"$log" 2>&1 \
+    && q -d "$db" -c "SELECT count(*) FROM schema_variant.apply('$variant')" \
+         -c "SELECT count(*) FROM crm_native.install()" \
+         -c "INSERT INTO companies (id, name) SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'Company ' || i
+               FROM generate_series(1, 4) i" >>"$log" 2>&1 \
+    || { echo "setup failed: $(grep -m1 ERROR "$log")"; return 1; }
+  # the company of row i: round-robin over four, or the one crm_app writes to
+  company="('00000000-0000-4000-8000-' || lpad((1 + i % 4)::text, 12, '0'))::uuid"
+  if [ "$variant" = crm_app_rls ]; then
+    company="'00000000-0000-4000-8000-000000000001'::uuid"
+    role_sql="SET ROLE crm_app; SET app.current_company_id = '00000000-0000-4000-8000-000000000001';"
+  fi
+  # a new connection; no preload library, whatever the database or role says
+  PGOPTIONS="-c session_preload_libraries= -c client_min_messages=warning -c statement_timeout=$TIMEOUT" \
+    psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -d "$db" >>"$log" 2>&1 <<SQL || { echo "import failed: $(grep -m1 -E 'ERROR|FATAL' "$log")"; return 1; }
+$role_sql
+BEGIN;
+SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
+       coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customer_matching_keys'), 0) AS keys,
+       coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) AS scans,
+       extract(epoch FROM clock_timestamp()) * 1000 AS t
+  FROM pg_stat_xact_user_tables
+ WHERE schemaname = 'public' AND relname IN ('customers', 'customer_matching_keys') \gset b_
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
+SELECT $company, 'Imported Customer ' || i, 'import.' || i || '@example.com',
+       '+1 ' || (ARRAY['212', '646', '718', '917'])[1 + i / 10000] || ' 555 ' || lpad((i % 10000)::text, 4, '0'),
+       'import-' || i, 'hello'
+  FROM generate_series(1, $n) i;
+SET CONSTRAINTS ALL IMMEDIATE;
+SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
+       coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customer_matching_keys'), 0) AS keys,
+       coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) AS scans,
+       extract(epoch FROM clock_timestamp()) * 1000 AS t
+  FROM pg_stat_xact_user_tables
+ WHERE schemaname = 'public' AND relname IN ('customers', 'customer_matching_keys') \gset a_
+SELECT 'RESULT', :a_cust - :b_cust, :a_keys - :b_keys, :a_scans - :b_scans, round(:a_t - :b_t),
+       (SELECT count(DISTINCT customer_id) FROM "VC Usage" WHERE user_message = 'hello'),
+       (SELECT count(*) FROM "VC Usage" WHERE user_message = 'hello' AND customer_id IS NULL);
+COMMIT;
+SQL
+  grep '^RESULT ' "$log" | cut -d' ' -f2-
+}
+
+say "variants: $VARIANTS   sizes: $SIZES   bound: <= $MAX_PER_ROW table reads per chat, growth <= ${MAX_GROWTH}x"
+say "$(printf '%-15s %7s %12s %12s %10s %10s %9s' variant chats customers keys scans per_chat ms)"
+failed=()
+for variant in $VARIANTS; do
+  problems=()
+  declare -A per_row=()
+  for n in $SMALL $LARGE; do
+    if ! res=$(measure "$variant" "$n") || [ -z "$res" ]; then
+      problems+=("$n chats: ${res:-no result} ($OUT/${variant}_$n.log)"); continue
+    fi
+    read -r cust keys scans ms n_customers n_unlinked <<<"$res"
+    per=$(awk -v c="$cust" -v k="$keys" -v n="$n" 'BEGIN{printf "%.2f", (c + k) / n}')
+    per_row[$n]=$per
+    say "$(printf '%-15s %7s %12s %12s %10s %10s %9s' "$variant" "$n" "$cust" "$keys" "$scans" "$per" "$ms")"
+    [ "$n_customers" = "$n" ] && [ "$n_unlinked" = 0 ] \
+      || problems+=("$n chats were linked to $n_customers customers, $n_unlinked unlinked (expected $n and 0)")
+    awk -v p="$per" 'BEGIN{exit !(p >= 1)}' \
+      || problems+=("$n chats: $per reads per chat, under 1: the measurement does not see the import's reads")
+    awk -v p="$per" -v m="$MAX_PER_ROW" 'BEGIN{exit !(p <= m)}' \
+      || problems+=("$n chats: $per table reads per chat, more than $MAX_PER_ROW")
+    [ "${IC_KEEP:-0}" = 1 ] || drop "ic_${variant}_$n"
+  done
+  if [ -n "${per_row[$SMALL]:-}" ] && [ -n "${per_row[$LARGE]:-}" ]; then
+    growth=$(awk -v s="${per_row[$SMALL]}" -v l="${per_row[$LARGE]}" 'BEGIN{printf "%.2f", (s > 0 ? l / s : 999)}')
+    awk -v g="$growth" -v m="$MAX_GROWTH" 'BEGIN{exit !(g <= m)}' \
+      || problems+=("reads per chat grow with the table: ${per_row[$LARGE]} at $LARGE chats, ${per_row[$SMALL]} at $SMALL (${growth}x, more than ${MAX_GROWTH}x)")
+    summary="${per_row[$SMALL]} reads per chat at $SMALL, ${per_row[$LARGE]} at $LARGE (${growth}x)"
+  fi
+  unset per_row
+  if [ ${#problems[@]} -eq 0 ]; then
+    say "PASS $variant: $summary"
+  else
+    say "FAIL $variant: ${problems[0]}"
+    for p in "${problems[@]:1}"; do say "     $variant: $p"; done
+    failed+=("$variant")
+  fi
+done
+
+if [ ${#failed[@]} -eq 0 ]; then say "PASS: all variants ($VARIANTS)"; exit 0; fi
+say "FAIL: ${failed[*]}"; exit 1
