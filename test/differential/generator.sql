@@ -202,8 +202,13 @@ BEGIN
                                    'AND NOT EXISTS (SELECT 1 FROM customers m WHERE m.merged_into_customer_id = c.id);',
                                    'm' || j);
             ELSIF op < 0.92 THEN
-                -- move a conversation to another customer
-                RETURN NEXT format('UPDATE "VC Usage" SET customer_id = (SELECT customer_id FROM "VC Usage" WHERE user_message = %L) '
+                -- move a conversation to another live customer of its company
+                -- (or unlink it when there is none: the native sync refuses a
+                -- link to another company's or a deleted customer, plpgsql
+                -- did not, and the workload compares committed states)
+                RETURN NEXT format('UPDATE "VC Usage" u SET customer_id = (SELECT v.customer_id FROM "VC Usage" v '
+                                   'JOIN customers c ON c.id = v.customer_id AND c.company_id = u.company_id '
+                                   'AND c.deleted_at IS NULL WHERE v.user_message = %L) '
                                    'WHERE user_message = %L;', 'm' || k, 'm' || j);
             ELSIF op < 0.96 THEN
                 RETURN NEXT format('UPDATE "VC Usage" SET view_count = coalesce(view_count, 0) + %s '
