@@ -57,6 +57,7 @@ extern "C" {
 #include "pg/customer_sync.hpp"
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
+#include "pg/retired_plans.hpp"
 
 namespace {
 
@@ -131,8 +132,10 @@ void invalidate_namespaces(Datum, int, uint32) {
     while ((t = static_cast<SyncTarget*>(hash_seq_search(&status))) != nullptr) t->plans_valid = false;
 }
 
+// An outer sync of the same table may still be running the old plan (a
+// nested chat after DDL): it is freed when the transaction ends.
 void free_plan(SPIPlanPtr* p) {
-    if (*p != nullptr) SPI_freeplan(*p);
+    crm::pg::retire_plan(*p);
     *p = nullptr;
 }
 

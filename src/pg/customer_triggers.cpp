@@ -1,6 +1,7 @@
 // Per-relation metadata cache and SPI plan helpers for the native customers
 // triggers. See customer_triggers.hpp for the rules this code follows.
 #include "pg/customer_triggers.hpp"
+#include "pg/retired_plans.hpp"
 
 
 #include <cstring>
@@ -122,11 +123,15 @@ void rebuild(CustomerRel* entry, Relation rel) {
         MemoryContextReset(entry->cxt);
     }
     // A relation moved to another schema writes to that schema's tables: the
-    // kept plans name the old one, so forget them (they stay allocated: a
-    // plan may still be running further up the stack; this is rare DDL).
+    // kept plans name the old one, so replace them (freed at transaction
+    // end: a plan may still be running further up the stack).
     if (entry->namespace_oid != nsp) {
-        entry->keys_insert = entry->keys_delete = nullptr;
-        entry->audit_insert = entry->stage_event_insert = nullptr;
+        SPIPlanPtr* plans[4] = {&entry->keys_insert, &entry->keys_delete, &entry->audit_insert,
+                                &entry->stage_event_insert};
+        for (SPIPlanPtr* plan : plans) {
+            crm::pg::retire_plan(*plan);
+            *plan = nullptr;
+        }
     }
     entry->namespace_oid = nsp;
     char* schema = get_namespace_name(nsp);

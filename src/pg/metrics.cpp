@@ -62,6 +62,7 @@ extern "C" {
 
 #include "core/metrics_delta.hpp"
 #include "pg/customer_sync.hpp"
+#include "pg/retired_plans.hpp"
 
 namespace {
 
@@ -197,10 +198,10 @@ PlanSet* plan_set_for(Relation rel) {
                            !equalTupleDescs(set->desc, RelationGetDescr(rel)))) {
         for (int c = 0; c < 2; ++c)
             for (int i = 0; i < kPlanCount; ++i) {
-                if (set->plans[c][i] != nullptr) SPI_freeplan(set->plans[c][i]);
+                crm::pg::retire_plan(set->plans[c][i]);  // an outer call may be running it
                 set->plans[c][i] = nullptr;
             }
-        FreeTupleDesc(set->desc);
+        crm::pg::retire_memory(set->desc);  // likewise its slots
         set->desc = nullptr;
     }
     if (set == nullptr) {
