@@ -1,10 +1,11 @@
 -- The two short paths of a single chat, counted by the table reads they
 -- make (pg_stat_xact_user_tables: each index or sequential scan of a table;
 -- each block reports the difference over its transaction):
---  * a returning customer's chat updates the probe's single key holder
---    directly (customer_sync.cpp, touch_holder): customers is read twice,
---    by that UPDATE and by the chat's own foreign-key check. Without the
---    short path the same chat reads the holder first (3 reads).
+--  * a returning customer's chat that brings nothing new locks the probe's
+--    single key holder directly (customer_sync.cpp, touch_holder; SELECT ...
+--    FOR SHARE, the customer row is not written: no UPDATE, no audit row):
+--    customers is read twice, by that lock and by the chat's own foreign-key
+--    check. Without the short path the same chat reads the holder first (3).
 --  * a new customer's first metrics row is inserted without a locking read
 --    first (metrics.cpp, created_in_this_transaction): customer_metrics is
 --    read once, by the INSERT's ON CONFLICT check. The general path locks
@@ -29,7 +30,7 @@ SELECT table_reads('customer_metrics') - :m0 AS metrics_reads_new_customer;
 SELECT total_conversations, total_sessions FROM customer_metrics;
 COMMIT;
 
--- The same customer again: customers is read twice.
+-- The same customer again: customers is read twice, and not written.
 BEGIN;
 SELECT table_reads('customers') AS c0 \gset
 SELECT chat('1', 's-2');

@@ -2,7 +2,7 @@
 -- from "VC Usage" and matching keys, per shared/DESIGN.md section 2.
 -- Runs as the owner (no RLS); reference_rls.sql covers the application role.
 BEGIN;
-SELECT plan(55);
+SELECT plan(56);
 
 INSERT INTO companies (id, name) VALUES
     ('11111111-1111-1111-1111-111111111111', 'Company A'),
@@ -156,16 +156,18 @@ SELECT is((SELECT customer_phone FROM customers WHERE id = '00000000-0000-0000-0
           '+1 555 222 3333', 'never overwrite an existing phone');
 SELECT is((SELECT count(*) FROM customer_events WHERE customer_id = '00000000-0000-0000-0000-0000000000d1'),
           1::bigint, 'no event when nothing was filled');
--- a match with nothing to fill still sets updated_at = now() (DESIGN step 4)
+-- a match with nothing to fill leaves the customer untouched (contract, sync step 4)
 INSERT INTO customers (id, company_id, customer_name, customer_email, customer_phone, created_at, updated_at) VALUES
     ('00000000-0000-0000-0000-0000000000d3', '11111111-1111-1111-1111-111111111111', 'Complete', 'complete@example.com',
      '+1 555 444 0000', '2020-01-01', '2020-01-01');
 INSERT INTO "VC Usage" (company_id, customer_email, session_id)
 VALUES ('11111111-1111-1111-1111-111111111111', 'complete@example.com', 'touch_only');
-SELECT is((SELECT updated_at = now() FROM customers WHERE id = '00000000-0000-0000-0000-0000000000d3'),
-          true, 'a returning chat with nothing new still sets the customer''s updated_at = now()');
+SELECT is((SELECT updated_at FROM customers WHERE id = '00000000-0000-0000-0000-0000000000d3'),
+          '2020-01-01'::timestamptz, 'a returning chat with nothing new does not touch the customer (updated_at kept)');
+SELECT is((SELECT count(*) FROM customer_audit_log WHERE record_id = '00000000-0000-0000-0000-0000000000d3' AND operation = 'UPDATE'),
+          0::bigint, 'a returning chat with nothing new writes no audit row');
 SELECT is((SELECT count(*) FROM customer_events WHERE customer_id = '00000000-0000-0000-0000-0000000000d3'),
-          0::bigint, 'no contact_info_added event when only updated_at was set');
+          0::bigint, 'no contact_info_added event when nothing was filled');
 -- both filled, in column order
 INSERT INTO customers (id, company_id, customer_name, created_at) VALUES
     ('00000000-0000-0000-0000-0000000000d2', '11111111-1111-1111-1111-111111111111', 'Only Name', '2020-01-01');

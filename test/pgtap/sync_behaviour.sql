@@ -51,15 +51,17 @@ SELECT isnt(pg_temp.chat('b', 'Ann Lee', 'ann@example.com', NULL), (SELECT id FR
 SELECT is((SELECT count(*)::int FROM customers WHERE lower(customer_email) = 'ann@example.com'), 2,
           'one customer per company');
 
--- 4. Matched, nothing to fill: updated_at is set, no event (lead decision
--- 22:44: a match always sets updated_at).
+-- 4. Matched, nothing to fill: the customer is not touched (no UPDATE, no
+-- audit row, no event; docs/contract.md, sync step 4).
 UPDATE customers SET updated_at = '2000-01-01' WHERE id = (SELECT id FROM ids WHERE name = 'ann');
+CREATE TEMP TABLE audit_before AS SELECT count(*)::int AS n FROM customer_audit_log;
 SELECT pg_temp.chat('a', 'Ann', 'ann@example.com', NULL);
 SELECT results_eq(
-    $$SELECT c.updated_at = now(), (SELECT count(*)::int FROM customer_events e WHERE e.customer_id = c.id)
+    $$SELECT c.updated_at = '2000-01-01', (SELECT count(*)::int FROM customer_events e WHERE e.customer_id = c.id),
+             (SELECT count(*)::int FROM customer_audit_log) - (SELECT n FROM audit_before)
         FROM customers c WHERE c.id = (SELECT id FROM ids WHERE name = 'ann')$$,
-    $$VALUES (true, 1)$$,
-    'a returning chat with nothing new sets updated_at and writes no event');
+    $$VALUES (true, 1, 0)$$,
+    'a returning chat with nothing new does not touch the customer: updated_at kept, no event, no audit row of its own');
 UPDATE customers SET updated_at = '2000-01-01' WHERE id = (SELECT id FROM ids WHERE name = 'ann');
 
 -- 4. Matched, phone missing: filled (raw), updated_at set, event written.

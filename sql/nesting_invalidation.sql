@@ -1,0 +1,97 @@
+-- The write path on schemas the reference does not have (issue: a write path
+-- you can trust on any application schema). Each block was a real failure:
+--  1. deferred foreign keys: a 'created' event naming a company that does not
+--     exist must be refused, as the same plain INSERT would be (it used to
+--     commit while implied checks were skipped);
+--  2. an application trigger on customers that writes a chat (nested sync)
+--     inside a multi-row chat INSERT: everything commits (batched writes
+--     used to strand a row and fail COMMIT);
+--  3. the same nested sync after a pg_namespace invalidation (CREATE/DROP
+--     SCHEMA in the application trigger): the nested sync rebuilds its plans
+--     while the outer one is running its own (they used to be freed under
+--     it; the memory check runs this file under AddressSanitizer).
+-- After each block no row of a CRM table violates a foreign key (by query).
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'Real');
+CREATE FUNCTION orphans() RETURNS TABLE (constraint_name name, orphans bigint) LANGUAGE plpgsql AS $$
+DECLARE r record; n bigint;
+BEGIN
+  FOR r IN SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
+                  (SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum) AS cols,
+                  (SELECT string_agg(format('p.%I', a.attname), ', ' ORDER BY k.ord) FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum) AS pcols
+           FROM pg_constraint c WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace
+  LOOP
+    EXECUTE format('SELECT count(*) FROM %s t WHERE (%s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s p WHERE (%s) = (%s))',
+                   r.child, r.cols, r.parent, r.pcols, r.cols) INTO n;
+    IF n > 0 THEN constraint_name := r.conname; orphans := n; RETURN NEXT; END IF;
+  END LOOP;
+END $$;
+
+-- 1. Deferred foreign keys (as Django declares them).
+\set VERBOSITY terse
+ALTER TABLE customers ALTER CONSTRAINT customers_company_id_fkey DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE "VC Usage" ALTER CONSTRAINT "VC Usage_company_id_fkey" DEFERRABLE INITIALLY DEFERRED;
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+  VALUES ('99999999-9999-9999-9999-999999999999', 'ghost@example.com', 'f1');
+ROLLBACK;
+-- the same with the event's key deferred too: the error comes at COMMIT
+ALTER TABLE customer_events ALTER CONSTRAINT customer_events_company_id_fkey DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE customer_matching_keys ALTER CONSTRAINT customer_matching_keys_company_id_fkey DEFERRABLE INITIALLY DEFERRED;
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+  VALUES ('99999999-9999-9999-9999-999999999999', 'ghost@example.com', 'f1');
+UPDATE customers SET company_id = '11111111-1111-1111-1111-111111111111' WHERE customer_email = 'ghost@example.com';
+UPDATE "VC Usage" SET company_id = '11111111-1111-1111-1111-111111111111' WHERE session_id = 'f1';
+COMMIT;  -- the 'created' event still names company 9999...: refused
+SELECT count(*) AS ghost_customers FROM customers WHERE customer_email = 'ghost@example.com';
+SELECT * FROM orphans();
+\set VERBOSITY default
+
+-- 2. An application trigger that writes a welcome chat for every new customer.
+CREATE FUNCTION welcome_chat() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.customer_email NOT LIKE 'welcome+%' THEN
+    INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+    VALUES (NEW.company_id, 'welcome+' || NEW.customer_email, 'welcome!');
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER a_customers_welcome AFTER INSERT ON customers FOR EACH ROW EXECUTE FUNCTION welcome_chat();
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('11111111-1111-1111-1111-111111111111', 'x1@example.com', 's1'),
+  ('11111111-1111-1111-1111-111111111111', 'x2@example.com', 's2'),
+  ('11111111-1111-1111-1111-111111111111', 'x1@example.com', 's3');
+COMMIT;
+SELECT c.customer_email, count(v.*) AS chats,
+       (SELECT count(*) FROM customer_matching_keys k WHERE k.customer_id = c.id) AS keys,
+       (SELECT count(*) FROM customer_events e WHERE e.customer_id = c.id AND e.event_type = 'created') AS created_events,
+       (SELECT count(*) FROM customer_audit_log a WHERE a.record_id = c.id) AS audit_rows,
+       (SELECT total_conversations FROM customer_metrics m WHERE m.customer_id = c.id) AS metrics
+  FROM customers c LEFT JOIN "VC Usage" v ON v.customer_id = c.id
+ WHERE c.customer_email LIKE '%x_@example.com' GROUP BY c.id ORDER BY 1;
+SELECT * FROM orphans();
+
+-- 3. The same, with a schema created and dropped inside the application
+-- trigger: every nested sync starts after a pg_namespace invalidation.
+CREATE OR REPLACE FUNCTION welcome_chat() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE SCHEMA welcome_scratch;
+  DROP SCHEMA welcome_scratch;
+  IF NEW.customer_email NOT LIKE 'welcome+%' THEN
+    INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+    VALUES (NEW.company_id, 'welcome+' || NEW.customer_email, 'welcome!');
+  END IF;
+  RETURN NULL;
+END $$;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+SELECT '11111111-1111-1111-1111-111111111111', 'y' || i || '@example.com', 'y' || i FROM generate_series(1, 20) i;
+SELECT count(*) AS customers, count(*) FILTER (WHERE customer_email LIKE 'welcome+%') AS welcomed
+  FROM customers WHERE customer_email LIKE '%y%@example.com';
+SELECT count(*) AS unlinked_chats FROM "VC Usage" WHERE customer_id IS NULL;
+SELECT * FROM crm_native.verify_metrics();
+SELECT * FROM orphans();

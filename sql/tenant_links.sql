@@ -1,0 +1,53 @@
+-- A chat that names its customer (preset customer_id on INSERT, or a
+-- customer_id/company_id changed by UPDATE) must name a live customer of the
+-- chat's own company: otherwise the statement fails with 23503 and nothing
+-- of it is written. A deliberate difference from the plpgsql triggers, which
+-- let a tenant's chat count in another tenant's customer.
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+INSERT INTO companies (id, name) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'A'), ('bbbbbbbb-0000-0000-0000-000000000002', 'B');
+INSERT INTO customers (id, company_id, customer_email) VALUES
+  ('a0000000-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'ann@a.example'),
+  ('b0000000-0000-0000-0000-00000000000b', 'bbbbbbbb-0000-0000-0000-000000000002', 'bob@b.example'),
+  ('d0000000-0000-0000-0000-00000000000d', 'aaaaaaaa-0000-0000-0000-000000000001', 'del@a.example');
+UPDATE customers SET deleted_at = now() WHERE id = 'd0000000-0000-0000-0000-00000000000d';
+\set VERBOSITY default
+-- accepted: a live customer of the chat's company
+INSERT INTO "VC Usage" (company_id, customer_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-00000000000a', 'ok');
+-- refused: another company's customer, a soft-deleted one, none at all
+INSERT INTO "VC Usage" (company_id, customer_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-00000000000b', 'cross');
+INSERT INTO "VC Usage" (company_id, customer_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'd0000000-0000-0000-0000-00000000000d', 'deleted');
+-- a multi-row statement: nothing of it is written
+INSERT INTO "VC Usage" (company_id, customer_id, customer_email, user_message) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', NULL, 'new@a.example', 'first'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-00000000000b', NULL, 'second');
+SELECT count(*) AS customers_named_new FROM customers WHERE customer_email = 'new@a.example';
+-- UPDATE that moves the link or the company
+UPDATE "VC Usage" SET customer_id = 'b0000000-0000-0000-0000-00000000000b' WHERE user_message = 'ok';
+UPDATE "VC Usage" SET company_id = 'bbbbbbbb-0000-0000-0000-000000000002' WHERE user_message = 'ok';
+-- both together, to a customer of the new company: accepted
+UPDATE "VC Usage" SET company_id = 'bbbbbbbb-0000-0000-0000-000000000002',
+                      customer_id = 'b0000000-0000-0000-0000-00000000000b' WHERE user_message = 'ok';
+-- unlinking is always allowed, and does not relink
+UPDATE "VC Usage" SET customer_id = NULL WHERE user_message = 'ok';
+SELECT user_message, company_id, customer_id FROM "VC Usage" ORDER BY id;
+SELECT customer_id, company_id, total_conversations FROM customer_metrics ORDER BY 1;
+
+-- As the application role under row-level security: another company's
+-- customer is invisible and refused the same way; nothing of B changes.
+SET ROLE crm_app;
+SELECT set_config('app.current_company_id', 'aaaaaaaa-0000-0000-0000-000000000001', false);
+INSERT INTO "VC Usage" (company_id, customer_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'b0000000-0000-0000-0000-00000000000b', 'rls-cross');
+INSERT INTO "VC Usage" (company_id, customer_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-00000000000a', 'rls-ok');
+UPDATE "VC Usage" SET customer_id = 'b0000000-0000-0000-0000-00000000000b' WHERE user_message = 'rls-ok';
+RESET ROLE;
+SELECT user_message, customer_id FROM "VC Usage" ORDER BY id;
+SELECT customer_id, total_conversations FROM customer_metrics ORDER BY 1;
+SELECT count(*) AS b_audit_rows FROM customer_audit_log WHERE company_id = 'bbbbbbbb-0000-0000-0000-000000000002';
+SELECT * FROM crm_native.verify_metrics();
