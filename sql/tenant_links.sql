@@ -46,6 +46,8 @@ INSERT INTO "VC Usage" (company_id, customer_id, user_message)
 INSERT INTO "VC Usage" (company_id, customer_id, user_message)
   VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-00000000000a', 'rls-ok');
 UPDATE "VC Usage" SET customer_id = 'b0000000-0000-0000-0000-00000000000b' WHERE user_message = 'rls-ok';
+-- the bulk lock limit is not the application's to change (superuser only)
+SET crm_native.sync_key_lock_limit = 0;
 RESET ROLE;
 SELECT user_message, customer_id FROM "VC Usage" ORDER BY id;
 SELECT customer_id, total_conversations FROM customer_metrics ORDER BY 1;
