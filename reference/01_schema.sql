@@ -1,5 +1,5 @@
 -- Reference application migration, part 1: the CRM schema that crm_native
--- plugs into (shared/DESIGN.md section 1). This is the application's schema,
+-- plugs into (docs/contract.md, "The application schema"). This is the application's schema,
 -- not the extension's: tests and benchmarks build their databases from it.
 -- Part 2 (02_plpgsql_triggers.sql) holds the plpgsql triggers it runs today.
 --
@@ -148,7 +148,7 @@ CREATE INDEX idx_vc_usage_customer_fk ON "VC Usage" (customer_id) WHERE customer
 CREATE INDEX idx_vc_usage_company_customer ON "VC Usage" (company_id, customer_id, created_at DESC)
     WHERE customer_id IS NOT NULL;
 CREATE INDEX idx_vc_usage_session_customer ON "VC Usage" (session_id, customer_id);
--- customer_matching_keys: DESIGN.md asks for company_id in front, so a
+-- customer_matching_keys: the contract asks for company_id in front, so a
 -- lookup never crosses tenants.
 CREATE INDEX idx_matching_keys_normalized ON customer_matching_keys (company_id, key_type, normalized_value);
 CREATE INDEX idx_matching_keys_customer ON customer_matching_keys (customer_id);

@@ -1,5 +1,5 @@
 -- Reference application migration, part 2: the six plpgsql triggers the CRM
--- runs today (shared/DESIGN.md section 2). They are the "before" that
+-- runs today (docs/contract.md, "The triggers"). They are the "before" that
 -- crm_native.install() replaces, the baseline of every benchmark and the
 -- oracle of the differential test (test/run.d/differential.sh), so they
 -- implement section 2 exactly; docs/reference.md explains every decision
@@ -34,7 +34,7 @@
 --    never relinks.
 --  * Known race, kept on purpose (this is the "before"): two transactions that
 --    sync the same new email at the same time both miss and both insert a
---    customer. The native trigger serializes them (DESIGN.md section 2).
+--    customer. The native trigger serializes them (docs/contract.md, "Concurrency").
 --  * All functions are SECURITY INVOKER (the default): under the application
 --    role crm_app they see and write only the current tenant's rows
 --    (03_rls.sql). Objects are schema-qualified (public.).

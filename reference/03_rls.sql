@@ -1,5 +1,5 @@
 -- Reference application migration, part 3: tenant isolation by row-level
--- security (shared/DESIGN.md section 1). The application connects as the
+-- security (docs/contract.md, "The application schema"). The application connects as the
 -- non-owner role crm_app and sets, per request or transaction:
 --     SET app.current_company_id = '<tenant uuid>';
 --     SET app.current_user_id    = '<user uuid>';   -- audit attribution

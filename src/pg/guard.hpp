@@ -1,4 +1,4 @@
-// The two guards at the C++/PostgreSQL boundary (DESIGN.md section 4).
+// The two guards at the C++/PostgreSQL boundary (docs/contract.md; README "The C++ boundary").
 //
 // PostgreSQL reports errors with ereport(), which longjmps: it skips C++
 // destructors and cannot pass through a C++ frame safely. C++ reports errors

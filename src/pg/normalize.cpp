@@ -2,7 +2,7 @@
 // trigger code, the SQL functions crm_native.normalize_* and version_info(),
 // and the GUCs crm_native.default_region and crm_native.email_provider_rules.
 //
-// Boundary discipline (DESIGN.md section 4): every C++ object lives and dies
+// Boundary discipline (docs/contract.md; README "The C++ boundary"): every C++ object lives and dies
 // inside run_core(), a noexcept function that catches everything and returns
 // a malloc'd copy of the key. Everything that talks to the backend (palloc,
 // ereport, GUC hooks) is plain C-style code with no C++ object alive, so no

@@ -94,7 +94,7 @@ BEGIN
           FROM public.customer_audit_log a
         UNION ALL
         -- refreshed_at: only whether it is set (when a row is refreshed is
-        -- an implementation choice, DESIGN.md does not fix it)
+        -- an implementation choice, the contract does not fix it)
         SELECT concat_ws(' ', 'metrics', difftest.clabel(m.customer_id), m.company_id, m.total_conversations,
                          m.total_sessions, m.total_views, difftest.canon_ts(m.first_interaction_at),
                          difftest.canon_ts(m.last_interaction_at),

@@ -1,5 +1,5 @@
 -- The plpgsql reference: audit log and lifecycle tracking on customers
--- (shared/DESIGN.md section 2).
+-- (docs/contract.md, "The triggers").
 BEGIN;
 SELECT plan(30);
 

@@ -1,6 +1,6 @@
 -- The plpgsql reference: customer_metrics equals a full recomputation after
 -- INSERT, UPDATE (values and moving a conversation), DELETE and bulk
--- statements (shared/DESIGN.md section 2).
+-- statements (docs/contract.md, "The triggers").
 BEGIN;
 SELECT plan(21);
 

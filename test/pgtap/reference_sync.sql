@@ -1,5 +1,5 @@
 -- The plpgsql reference (reference/02_plpgsql_triggers.sql): customer sync
--- from "VC Usage" and matching keys, per shared/DESIGN.md section 2.
+-- from "VC Usage" and matching keys, per docs/contract.md, "The triggers".
 -- Runs as the owner (no RLS); reference_rls.sql covers the application role.
 BEGIN;
 SELECT plan(56);

@@ -1,4 +1,4 @@
--- crm_native.customer_sync(): DESIGN.md section 2 "Customer sync", steps 1-6,
+-- crm_native.customer_sync(): docs/contract.md "Customer sync", steps 1-6,
 -- and the decisions the reference plpgsql trigger takes where the contract is
 -- silent (reference/02_plpgsql_triggers.sql).
 BEGIN;

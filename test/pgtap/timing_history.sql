@@ -1,4 +1,4 @@
--- Timing (issue 6, DESIGN.md "cost per changed row must not grow with the
+-- Timing (issue 6, docs/contract.md "cost per changed row must not grow with the
 -- customer's history"): with the native triggers, a returning customer's
 -- chat costs about the same whether the customer has 0 or 10,000 prior
 -- conversations (at most 3x, plus 0.2 ms for timer noise on tiny figures).
