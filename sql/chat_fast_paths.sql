@@ -3,7 +3,7 @@
 -- each block reports the difference over its transaction):
 --  * a returning customer's chat that brings nothing new locks the probe's
 --    single key holder directly (customer_sync.cpp, touch_holder; SELECT ...
---    FOR SHARE, the customer row is not written: no UPDATE, no audit row):
+--    FOR NO KEY UPDATE, the customer row is not written: no UPDATE, no audit row):
 --    customers is read twice, by that lock and by the chat's own foreign-key
 --    check. Without the short path the same chat reads the holder first (3).
 --  * a new customer's first metrics row is inserted without a locking read

@@ -8,7 +8,7 @@
 //
 // Per chat row, in the common case (a returning customer whose key has one
 // holder and who lacks nothing the chat brings): one probe of the keys and
-// one SELECT ... FOR SHARE of the holder that also checks it is the match
+// one SELECT ... FOR NO KEY UPDATE of the holder that also checks it is the match
 // (touch_holder); the customer row is not written. When the chat fills
 // missing contact info: a read of the holder (or the full per-key lookup) and
 // one UPDATE (updated_at, filled contact info and its event in one
@@ -326,16 +326,19 @@ void prepare_plans(SyncTarget* t) {
         t->touch = prepare_kept(sql, 8, types);
         // The same match when nothing is filled (a returning customer's chat,
         // the common case): the customer row is not written at all (no
-        // UPDATE, no audit row; docs/contract.md, sync step 4). FOR SHARE
-        // still serializes the link with a concurrent soft delete or merge,
-        // which must wait for this transaction, and under READ COMMITTED
-        // re-checks the conditions on the newest version of the row.
+        // UPDATE, no audit row; docs/contract.md, sync step 4). The row lock
+        // (FOR NO KEY UPDATE, the lock the old UPDATE took, so concurrent
+        // chats of one customer queue as before instead of deadlocking when
+        // one later fills its contact data) serializes the link with a
+        // concurrent soft delete or merge, which must wait for this
+        // transaction, and under READ COMMITTED re-checks the conditions on
+        // the newest version of the row.
         sql = psprintf(
             "SELECT c.id FROM %s.customers c"
             " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
             " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
             " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
-            " FOR SHARE OF c",
+            " FOR NO KEY UPDATE OF c",
             s);
         t->touch_only = prepare_kept(sql, 8, types);
     }
@@ -353,7 +356,7 @@ void prepare_plans(SyncTarget* t) {
             " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
             " AND c.merged_into_customer_id IS NULL"
             " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
-            " FOR SHARE OF c",
+            " FOR NO KEY UPDATE OF c",
             s);
         t->touch_holder = prepare_kept(sql, 4, types);
     }
@@ -375,11 +378,13 @@ void prepare_plans(SyncTarget* t) {
     {
         // A chat's own customer_id (preset on INSERT, or changed by UPDATE):
         // does it name a live customer of the chat's company? Primary key
-        // only, like the chain read.
-        Oid types[2] = {UUIDOID, UUIDOID};
+        // only, like the chain read; locked like a match, so a concurrent
+        // soft delete waits for this chat (and its detach then sees it).
+        Oid types[1] = {UUIDOID};
         char* sql = psprintf(
-            "SELECT c.company_id, c.deleted_at IS NULL FROM %s.customers c WHERE c.id" EQ "$1", s);
-        t->linked_customer = prepare_kept(sql, 2, types);
+            "SELECT c.company_id, c.deleted_at IS NULL FROM %s.customers c WHERE c.id" EQ "$1"
+            " FOR NO KEY UPDATE OF c", s);
+        t->linked_customer = prepare_kept(sql, 1, types);
     }
     t->plans_valid = true;
 }
@@ -613,7 +618,7 @@ bool fills_phone(const ChatRow* row, const Match* m) { return m->phone_missing &
 
 // Links to a matched customer. When the chat fills its missing email/phone:
 // one UPDATE (the values, updated_at) with its 'contact_info_added' event.
-// Otherwise the customer is only locked FOR SHARE, not written.
+// Otherwise the customer is only locked (FOR NO KEY UPDATE), not written.
 // False: the customer changed since it was read (or was deleted or, with
 // require_unmerged, merged); read it again.
 bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bool require_unmerged) {
@@ -675,8 +680,38 @@ void create_customer(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
 // lock is scoped to the chat's company (the key hash includes it): one
 // tenant's import never delays another tenant's chats (docs/tenancy.md).
 
+// Key locks taken in this transaction, per company (a company's own count
+// decides when it switches to its bulk lock, so importing into one company
+// never puts another company's new customers behind a bulk lock), and in
+// all (past kMaxCompaniesFactor times the limit every company switches: the
+// shared lock table stays bounded).
+constexpr int kMaxCompaniesFactor = 16;
+struct CompanyKeyLocks {
+    pg_uuid_t company;  // hash key
+    int taken;
+};
 LocalTransactionId key_lock_lxid = InvalidLocalTransactionId;
+HTAB* key_locks_by_company = nullptr;  // in TopTransactionContext
 int key_locks_taken = 0;
+
+CompanyKeyLocks* company_key_locks(const ChatRow* row) {
+    if (MyProc->lxid != key_lock_lxid || key_locks_by_company == nullptr) {
+        HASHCTL ctl;
+        std::memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(pg_uuid_t);
+        ctl.entrysize = sizeof(CompanyKeyLocks);
+        ctl.hcxt = TopTransactionContext;
+        key_locks_by_company = hash_create("crm_native key locks per company", 16, &ctl,
+                                           HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        key_lock_lxid = MyProc->lxid;
+        key_locks_taken = 0;
+    }
+    bool found;
+    CompanyKeyLocks* entry =
+        static_cast<CompanyKeyLocks*>(hash_search(key_locks_by_company, &row->company, HASH_ENTER, &found));
+    if (!found) entry->taken = 0;
+    return entry;
+}
 
 void set_key_tag(LOCKTAG* tag, uint64 hash) {
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kKeyLockClass);
@@ -708,13 +743,11 @@ bool holds_bulk_lock(const ChatRow* row) {
 }
 
 void lock_keys_for_create(const ChatRow* row) {
-    if (MyProc->lxid != key_lock_lxid) {
-        key_lock_lxid = MyProc->lxid;
-        key_locks_taken = 0;
-    }
+    CompanyKeyLocks* company = company_key_locks(row);
     LOCKTAG bulk;
     set_bulk_tag(&bulk, row);
-    if (key_locks_taken >= sync_key_lock_limit) {
+    if (company->taken >= sync_key_lock_limit ||
+        key_locks_taken >= static_cast<int64>(sync_key_lock_limit) * kMaxCompaniesFactor) {
         (void)LockAcquire(&bulk, ExclusiveLock, false, false);
         wait_for_key_holders(row);
         return;
@@ -724,7 +757,10 @@ void lock_keys_for_create(const ChatRow* row) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
         set_key_tag(&tag, row->key_hash[k]);
-        if (LockAcquire(&tag, ExclusiveLock, false, false) == LOCKACQUIRE_OK) key_locks_taken++;
+        if (LockAcquire(&tag, ExclusiveLock, false, false) == LOCKACQUIRE_OK) {
+            company->taken++;
+            key_locks_taken++;
+        }
     }
     if (!LockHeldByMe(&bulk, ExclusiveLock)) {
         (void)LockAcquire(&bulk, ShareLock, false, false);  // waits for a bulk importer
@@ -812,7 +848,7 @@ void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
 // chats in another tenant's customer). Under row-level security another
 // company's customer is invisible, so it reads as "no such customer".
 void check_linked_customer(const SyncTarget* t, Datum customer_id, Datum company_id) {
-    Datum values[2] = {customer_id, company_id};
+    Datum values[1] = {customer_id};
     run_select(t->linked_customer, values, nullptr, InvalidSnapshot, 1);
     const char* problem = nullptr;
     if (SPI_processed == 0) {

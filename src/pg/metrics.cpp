@@ -201,7 +201,7 @@ PlanSet* plan_set_for(Relation rel) {
                 crm::pg::retire_plan(set->plans[c][i]);  // an outer call may be running it
                 set->plans[c][i] = nullptr;
             }
-        crm::pg::retire_memory(set->desc);  // likewise its slots
+        crm::pg::retire_tuple_desc(set->desc);  // likewise its slots
         set->desc = nullptr;
     }
     if (set == nullptr) {

@@ -14,7 +14,7 @@ extern "C" {
 namespace {
 
 List* retired_plans = NIL;   // of SPIPlanPtr, in TopMemoryContext
-List* retired_memory = NIL;  // of void*, in TopMemoryContext
+List* retired_descs = NIL;  // of TupleDesc, in TopMemoryContext
 bool callback_registered = false;
 
 void free_retired(XactEvent event, void*) {
@@ -22,14 +22,14 @@ void free_retired(XactEvent event, void*) {
         event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
         return;
     List* plans = retired_plans;
-    List* memory = retired_memory;
+    List* descs = retired_descs;
     retired_plans = NIL;
-    retired_memory = NIL;
+    retired_descs = NIL;
     ListCell* cell;
     foreach (cell, plans) SPI_freeplan(static_cast<SPIPlanPtr>(lfirst(cell)));
-    foreach (cell, memory) pfree(lfirst(cell));
+    foreach (cell, descs) FreeTupleDesc(static_cast<TupleDesc>(lfirst(cell)));
     list_free(plans);
-    list_free(memory);
+    list_free(descs);
 }
 
 void ensure_callback() {
@@ -50,11 +50,11 @@ void retire_plan(SPIPlanPtr plan) {
     MemoryContextSwitchTo(old);
 }
 
-void retire_memory(void* pointer) {
-    if (pointer == nullptr) return;
+void retire_tuple_desc(TupleDesc desc) {
+    if (desc == nullptr) return;
     ensure_callback();
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    retired_memory = lappend(retired_memory, pointer);
+    retired_descs = lappend(retired_descs, desc);
     MemoryContextSwitchTo(old);
 }
 

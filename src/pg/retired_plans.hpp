@@ -14,6 +14,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/tupdesc.h"
 #include "executor/spi.h"
 }
 #pragma GCC diagnostic pop
@@ -22,7 +23,7 @@ namespace crm::pg {
 
 // The plan is freed (SPI_freeplan) at the end of the top-level transaction.
 void retire_plan(SPIPlanPtr plan);
-// A TopMemoryContext allocation (a cached TupleDesc, ...), pfree'd likewise.
-void retire_memory(void* pointer);
+// A TupleDesc copied into TopMemoryContext, freed likewise (FreeTupleDesc).
+void retire_tuple_desc(TupleDesc desc);
 
 }  // namespace crm::pg
