@@ -20,20 +20,13 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=$ROOT/test/differential
-# scripts/test.sh does not export CRM_RUN_DIR: default to this checkout's
-# run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
-OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/differential
-mkdir -p "$OUT"
+CHECK=differential
+# shellcheck source=../differential/common.sh
+source "$DIR/common.sh"
 STEPS=${DIFF_STEPS:-300}
 SEEDS=${DIFF_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM)) $((RANDOM * 32768 + RANDOM)) $((RANDOM * 32768 + RANDOM))"}
 MODE=${DIFF_MODE:-auto}
-export PGTZ=UTC PGOPTIONS="-c client_min_messages=warning"
-export PGUSER=${PGUSER:-postgres}
 
-say() { echo "[differential] $*"; }
-q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-qv() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-drop() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1; }
 mkdb() {  # mkdb NAME: clone crm_template, load the harness
   drop "$1"
   q -d postgres -c "CREATE DATABASE \"$1\" TEMPLATE crm_template" >/dev/null || return 1

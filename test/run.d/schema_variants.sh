@@ -36,20 +36,13 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=$ROOT/test/differential
-# scripts/test.sh does not export CRM_RUN_DIR: default to this checkout's
-# run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
-OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/schema_variants
-mkdir -p "$OUT"
+CHECK=schema_variants
+# shellcheck source=../differential/common.sh
+source "$DIR/common.sh"
 VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
-export PGTZ=UTC PGOPTIONS="-c client_min_messages=warning"
-export PGUSER=${PGUSER:-postgres}
 
-say() { echo "[schema_variants] $*"; }
-q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
-qv() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-drop() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1; }
 # mkdb NAME VARIANT: clone crm_template, load the harness and the variant
 mkdb() {
   drop "$1"
