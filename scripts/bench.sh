@@ -16,7 +16,8 @@
 #                         [--synchronous-commit] [--no-build] [--keep-cluster]
 #   --quick   3 runs (1 for data generation, bulk 10,000 and lifecycle 10,000), shorter
 #             history and pgbench: under 2 minutes after the build
-#   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench
+#   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench,
+#             tenants: company B's chats 30 s alone / during A's 50,000-chat import (quick: 8 s, 10,000)
 #   --keep-cluster  leave the cluster running afterwards (databases bench_plpgsql,
 #             bench_native, bench_floor) and print how to connect to it
 set -euo pipefail
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --synchronous-commit) SYNC_COMMIT=on ;;
     --no-build) BUILD=0 ;;
     --keep-cluster) KEEP=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -43,9 +44,11 @@ done
 if [ "$MODE" = quick ]; then
   RUNS=${RUNS:-3}; HEAVY_RUNS=${RUNS_SET:-1}; READ_REPS=5; GEN_COMPANIES=1; HISTORY_LEVELS=(0 1000 10000)
   PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}; PGBENCH_RUNS=1
+  TENANT_SECONDS=8; TENANT_IMPORT=10000
 else
   RUNS=${RUNS:-5}; HEAVY_RUNS=$RUNS; READ_REPS=20; GEN_COMPANIES=10; HISTORY_LEVELS=(0 1000 20000 100000)
   PGBENCH_SECONDS=${PGBENCH_SECONDS:-30}; PGBENCH_RUNS=3
+  TENANT_SECONDS=30; TENANT_IMPORT=50000
 fi
 # chats timed per run at a history level: fewer where plpgsql's per-chat
 # cost grows with the history (its metrics trigger recounts it all)
@@ -346,7 +349,7 @@ done
 scenario softdel "4.1 Bulk soft delete of 100 customers" "<50ms" 50 100 customer write
 scenario lifecycle "Lifecycle update of $(printf "%'d" "$LIFECYCLE_CUSTOMERS") customers (audit + lifecycle)" "<10ms/customer" $((LIFECYCLE_CUSTOMERS * 10)) "$LIFECYCLE_CUSTOMERS" customer write
 scenario tenant "5.2 Multi-tenant list at 10,000 customers (as ${TENANT_ROLE:-owner}, RLS)" "<50ms" 50 1 "" read
-N_SCEN=$(($(wc -l <"$SCEN") + 2))   # + integrity checks + pgbench
+N_SCEN=$(($(wc -l <"$SCEN") + 3))   # + integrity checks + pgbench + tenants
 
 say "scenarios ($RUNS runs each, median reported); setup took $(($(date +%s) - T_BUILT)) s"
 NRUNS=$HEAVY_RUNS run_scenario gen "test data generation" 1 s_gen
@@ -462,6 +465,109 @@ for run in $(seq 1 "$PGBENCH_RUNS"); do
 done
 progress_done "pgbench: done"
 meta pgbench "$PGBENCH_RUNS run(s) x $PGBENCH_SECONDS s per database, 2 clients (-c 2 -j 2 -M prepared)"
+
+# ---------------------------------------------------------------------------
+# Tenants never block one another: company B's single chats (the pgbench
+# script above, all for company B) from 2 clients, once alone and once while
+# company A imports new-customer chats in ONE open transaction (past
+# crm_native.sync_key_lock_limit, so A holds its bulk lock), in a separate
+# psql connection started just before pgbench and rolled back after it ends.
+# pg_stat_activity / pg_locks are sampled at the start and the end of the
+# window (bench/out/tenant.tsv).
+# ---------------------------------------------------------------------------
+SCEN_I=$((SCEN_I + 1))
+TENANT_A=3 TENANT_B=4
+TENANT_DBS=(); for db in "${DBS[@]}"; do [ "$db" != floor ] && TENANT_DBS+=("$db"); done
+TENANT_TSV=$OUT/tenant.tsv; : >"$TENANT_TSV"
+tmeta() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$TENANT_TSV"; }
+TENANT_SNAP="SELECT format('state=%s wait=%s bulk_lock_held=%s key_locks=%s B_backends_waiting_on_locks=%s',
+    a.state, coalesce(a.wait_event_type || ':' || a.wait_event, 'none'),
+    (SELECT count(*) FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.objsubid = 17235 AND l.granted),
+    (SELECT count(*) FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.objsubid = 17234),
+    (SELECT count(*) FROM pg_stat_activity b WHERE b.application_name = 'pgbench' AND b.wait_event_type = 'Lock'))
+  FROM pg_stat_activity a WHERE a.application_name = 'tenant_import_A' AND a.datname = current_database()"
+tenant_import_sql() {  # the import of company A: TENANT_IMPORT new customers' chats, one statement
+  printf 'INSERT INTO "VC Usage" (%s) SELECT bench.company_id(%d), bench.user_id(%d), %s, %s, %s, %s, 1, %s, %s FROM generate_series(1, %d) i' \
+    "$CHAT_COLS" "$TENANT_A" "$TENANT_A" "'Import Customer ' || i" "'tenant_import_' || i || '@example.com'" \
+    "'+1' || (3000000000 + i)" "'tenant_import_session_' || i" "'Imported question'" "'Imported answer'" "$TENANT_IMPORT"
+}
+tenant_run() {  # tenant_run DB PHASE (alone | import)
+  local db=$1 phase=$2 tag="tenant_${1}_$2" fifo="$OUT/pgbench/import_$1.fifo" ipid="" pgpid t0 t1 i
+  if [ "$phase" = import ]; then
+    rm -f "$fifo"; mkfifo "$fifo"
+    PGAPPNAME=tenant_import_A q -At -F $'\t' -d "bench_$db" <"$fifo" >"$OUT/pgbench/import_$db.out" 2>&1 &
+    ipid=$!
+    exec 7>"$fifo"
+    printf '%s\n' "BEGIN;" "SELECT 'import_begin', extract(epoch FROM clock_timestamp());" "$(tenant_import_sql);" \
+      "SELECT 'import_done', extract(epoch FROM clock_timestamp());" \
+      "SELECT 'import_rows', count(*) FROM \"VC Usage\" WHERE session_id LIKE 'tenant_import_session_%';" \
+      "SELECT 'lock_limit', coalesce(current_setting('crm_native.sync_key_lock_limit', true), 'n/a (not defined)');" >&7 || true
+    # start pgbench once the import is running (native: once it holds A's bulk lock)
+    for i in $(seq 1 100); do
+      st=$(qa -d "bench_$db" -c "$TENANT_SNAP" 2>/dev/null || true)
+      if [ "$db" = native ]; then [[ $st == *"bulk_lock_held=1"* ]] && break
+      else [[ $st == state=active* ]] && break; fi
+      sleep 0.05
+    done
+    tmeta "$db" "$phase" pre_start "$st"
+  elif [ "$phase" = cpu ]; then
+    # control: one busy backend of company A's connection that takes no lock,
+    # for as long as A's import ran (B's slowdown from sharing the CPU only)
+    busy=$(awk -F'\t' -v db="$db" '$1==db && $2=="import" && $3=="import_begin"{b=$4} $1==db && $2=="import" && $3=="import_done"{d=$4}
+           END{if (b && d) printf "%.1f", d - b; else print 0}' "$TENANT_TSV")
+    [ "$busy" = 0 ] && busy=$TENANT_SECONDS
+    tmeta "$db" "$phase" busy_seconds "$busy"
+    PGAPPNAME=tenant_import_A q -d "bench_$db" -c "DO \$\$ DECLARE t timestamptz := clock_timestamp() + interval '$busy s'; x float8 := 0;
+      BEGIN WHILE clock_timestamp() < t LOOP x := x + sqrt(x + 1); END LOOP; END \$\$" >/dev/null 2>&1 &
+    ipid=$!
+    for i in $(seq 1 100); do
+      st=$(qa -d "bench_$db" -c "$TENANT_SNAP" 2>/dev/null || true)
+      [[ $st == state=active* ]] && break
+      sleep 0.05
+    done
+  fi
+  t0=$(date +%s.%N)
+  (cd "$OUT/pgbench" && exec "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$TENANT_SECONDS" \
+      --log --log-prefix="log_$tag" -f "chat_B_$db.sql" "bench_$db" >"out_$tag.txt" 2>&1) &
+  pgpid=$!
+  # every phase: sample B's backends every 0.25 s for lock waits (same overhead in each phase)
+  local samples=0 waiting=0 w now end
+  end=$(awk -v t="$t0" -v n="$TENANT_SECONDS" 'BEGIN{printf "%.3f", t + n - 0.5}')
+  sleep 0.5
+  [ "$phase" = import ] && tmeta "$db" "$phase" window_start "$(qa -d "bench_$db" -c "$TENANT_SNAP" 2>&1 || true)"
+  while now=$(date +%s.%N); awk -v a="$now" -v b="$end" 'BEGIN{exit !(a < b)}'; do
+    w=$(qa -d "bench_$db" -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench' AND wait_event_type = 'Lock'" 2>/dev/null || echo 0)
+    samples=$((samples + 1)); [ "$w" -gt 0 ] && waiting=$((waiting + 1))
+    sleep 0.25
+  done
+  [ "$phase" = import ] && tmeta "$db" "$phase" window_end "$(qa -d "bench_$db" -c "$TENANT_SNAP" 2>&1 || true)"
+  tmeta "$db" "$phase" lock_wait_samples "$waiting/$samples"
+  wait "$pgpid" || true
+  [ "$phase" = cpu ] && { wait "$ipid" || true; }
+  t1=$(date +%s.%N)
+  tmeta "$db" "$phase" pgbench_start "$t0"; tmeta "$db" "$phase" pgbench_end "$t1"
+  if [ "$phase" = import ]; then
+    tmeta "$db" "$phase" after_pgbench "$(qa -d "bench_$db" -c "$TENANT_SNAP" 2>&1 || true)"
+    printf '%s\n' "SELECT 'import_rollback', extract(epoch FROM clock_timestamp());" "ROLLBACK;" >&7 || true
+    exec 7>&-
+    wait "$ipid" || true
+    rm -f "$fifo"
+    while IFS=$'\t' read -r k v; do [ -n "$v" ] && tmeta "$db" "$phase" "$k" "$v"; done <"$OUT/pgbench/import_$db.out"
+    grep -q ERROR "$OUT/pgbench/import_$db.out" && tmeta "$db" "$phase" import_error "$(grep -m1 ERROR "$OUT/pgbench/import_$db.out")"
+    q -d "bench_$db" -c "VACUUM" >/dev/null
+  fi
+}
+for db in "${TENANT_DBS[@]}"; do
+  pgbench_script "$db" | sed "s/^\\\\set c random(1, $COMPANIES)\$/\\\\set c $TENANT_B/" >"$OUT/pgbench/chat_B_$db.sql"
+done
+for db in "${TENANT_DBS[@]}"; do
+  for phase in alone import cpu; do
+    progress "tenants: company B's chats, 2 clients x ${TENANT_SECONDS}s, $phase ($db)"
+    ( trap '' PIPE; tenant_run "$db" "$phase" ) || tmeta "$db" "$phase" script_error "tenant_run failed"
+  done
+done
+progress_done "tenants: done"
+meta tenant "company B = Test Company $TENANT_B, 2 clients (-c 2 -j 2 -M prepared) x $TENANT_SECONDS s; company A = Test Company $TENANT_A importing $TENANT_IMPORT new customers' chats in one transaction"
 
 T_END=$(date +%s)
 meta elapsed_after_build "$((T_END - T_BUILT))"
