@@ -459,7 +459,7 @@ if owner_idx is not None:
     w("The phone search as the table owner (`phone_owner.txt`: indexes "
       f"{', '.join(owner_idx) or 'none'}; seq scans {', '.join(owner_seq) or 'none'}): the seed's query filters "
       "customer_matching_keys by key_type and normalized_value only, and the contract's index leads with "
-      "company_id (docs/contract.md, "The application schema"), so without RLS nothing puts the tenant on the key lookup. As crm_app the "
+      "company_id (docs/contract.md, 'The application schema'), so without RLS nothing puts the tenant on the key lookup. As crm_app the "
       "tenant policy does (query phone); an application that queries as the owner names the tenant itself "
       "(query phone2).")
 w("")
