@@ -165,23 +165,35 @@ PlanSet* plan_sets = nullptr;
 
 const char* qualified(const char* nsp, const char* rel) { return quote_qualified_identifier(nsp, rel); }
 
-// Column lookup for the fast path: an attribute of that name and type that is
-// not dropped, else 0.
-AttrNumber chat_column(TupleDesc desc, const char* name, Oid type) {
+// Column lookup for the fast path: an attribute of that name, not dropped,
+// of one of the types install() accepts for it (crm_native.required_column),
+// else 0.
+AttrNumber chat_column(TupleDesc desc, const char* name, Oid type1, Oid type2 = InvalidOid,
+                       Oid type3 = InvalidOid) {
     for (int i = 0; i < desc->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(desc, i);
-        if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0)
-            return a->atttypid == type ? a->attnum : 0;
+        if (a->attisdropped || strcmp(NameStr(a->attname), name) != 0) continue;
+        Oid t = a->atttypid;
+        return (t == type1 || t == type2 || t == type3) ? a->attnum : 0;
     }
     return 0;
 }
 
+// An integer column's value (int2, int4 or int8) as int64.
+int64 integer_value(TupleDesc desc, AttrNumber attnum, Datum value) {
+    switch (TupleDescAttr(desc, attnum - 1)->atttypid) {
+        case INT2OID: return DatumGetInt16(value);
+        case INT4OID: return DatumGetInt32(value);
+        default: return DatumGetInt64(value);
+    }
+}
+
 void find_chat_columns(PlanSet* set) {
-    set->att_id = chat_column(set->desc, "id", INT8OID);
+    set->att_id = chat_column(set->desc, "id", INT8OID, INT4OID);
     set->att_customer = chat_column(set->desc, "customer_id", UUIDOID);
     set->att_company = chat_column(set->desc, "company_id", UUIDOID);
-    set->att_session = chat_column(set->desc, "session_id", TEXTOID);
-    set->att_views = chat_column(set->desc, "view_count", INT4OID);
+    set->att_session = chat_column(set->desc, "session_id", TEXTOID, VARCHAROID);  // binary-compatible
+    set->att_views = chat_column(set->desc, "view_count", INT4OID, INT2OID, INT8OID);
     set->att_created = chat_column(set->desc, "created_at", TIMESTAMPTZOID);
     set->chat_columns_ok = set->att_id > 0 && set->att_customer > 0 && set->att_company > 0 &&
                            set->att_session > 0 && set->att_views > 0 && set->att_created > 0;
@@ -879,7 +891,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
     bool has_session = !n[set->att_session - 1];
     CustomerDelta delta;
     delta.conversations = 1;
-    delta.views = n[set->att_views - 1] ? 0 : DatumGetInt32(v[set->att_views - 1]);
+    delta.views = n[set->att_views - 1] ? 0 : integer_value(set->desc, set->att_views, v[set->att_views - 1]);
     if (!n[set->att_created - 1]) {
         delta.added_min = OptTimestamp::of(DatumGetTimestampTz(v[set->att_created - 1]));
         delta.added_max = delta.added_min;
@@ -935,7 +947,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
                                 TimestampTzGetDatum(r.first.value),
                                 TimestampTzGetDatum(r.last.value),
                                 v[set->att_session - 1],
-                                v[set->att_id - 1]};
+                                Int64GetDatum(integer_value(set->desc, set->att_id, v[set->att_id - 1]))};
             char nulls[10] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', ' ',
                               r.first.present ? ' ' : 'n', r.last.present ? ' ' : 'n',
                               has_session ? ' ' : 'n', ' '};
