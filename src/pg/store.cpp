@@ -125,22 +125,36 @@ struct PlanEntry {
     SPIPlanPtr plan;
     char* text;       // the statement as prepared (TopMemoryContext)
     TupleDesc desc;   // reads_transition_tables: the row type it was planned for
-    bool checked;     // cleared by invalidations: compare the text again
+    // The invalidation count when the text was last found current. An
+    // invalidation that arrives while we compare or prepare (catalog access
+    // processes them) moves the count on, so the next use compares again.
+    uint64 checked_at;
 };
 
 HTAB* plans = nullptr;
+// Invalidations seen: relcache (any relation: the trigger table's own
+// rename, ALTER, SET SCHEMA) and pg_namespace (a schema renamed). Comparing
+// a statement's text is cheap, so every invalidation makes every entry
+// compare again at its next use.
+uint64 invalidations = 1;
 
-void invalidate_relation(Datum, Oid relid) {
-    if (plans == nullptr) return;
-    HASH_SEQ_STATUS scan;
-    hash_seq_init(&scan, plans);
-    PlanEntry* entry;
-    while ((entry = static_cast<PlanEntry*>(hash_seq_search(&scan))) != nullptr)
-        if (relid == InvalidOid || entry->key.relid == relid) entry->checked = false;
+void invalidate_relation(Datum, Oid) { invalidations++; }
+void invalidate_namespaces(Datum, int, uint32) { invalidations++; }
+
+// Whether the planned row type still matches rel's: what a plan over the
+// transition tables depends on (names, types, typmods, collations, dropped
+// columns), not defaults or NOT NULL.
+bool same_row_type(TupleDesc planned, TupleDesc current) {
+    if (planned == nullptr || planned->natts != current->natts) return false;
+    for (int i = 0; i < current->natts; i++) {
+        Form_pg_attribute a = TupleDescAttr(planned, i);
+        Form_pg_attribute b = TupleDescAttr(current, i);
+        if (a->attisdropped != b->attisdropped || a->atttypid != b->atttypid || a->atttypmod != b->atttypmod ||
+            a->attcollation != b->attcollation || std::strcmp(NameStr(a->attname), NameStr(b->attname)) != 0)
+            return false;
+    }
+    return true;
 }
-
-// A schema was renamed (or dropped): every text may name it.
-void invalidate_namespaces(Datum, int, uint32) { invalidate_relation(0, InvalidOid); }
 
 PlanEntry* plan_entry(Relation rel, Statement statement, int size_class) {
     if (plans == nullptr) {
@@ -164,7 +178,7 @@ PlanEntry* plan_entry(Relation rel, Statement statement, int size_class) {
         entry->plan = nullptr;
         entry->text = nullptr;
         entry->desc = nullptr;
-        entry->checked = false;
+        entry->checked_at = 0;
     }
     return entry;
 }
@@ -205,17 +219,20 @@ char* expand(const StatementSpec* spec, Relation rel) {
 
 SPIPlanPtr plan_for(Relation rel, Statement statement, int size_class, const StatementSpec* spec) {
     PlanEntry* entry = plan_entry(rel, statement, size_class);
-    if (entry->plan != nullptr && entry->checked) return entry->plan;
+    if (entry->plan != nullptr && entry->checked_at == invalidations) return entry->plan;
 
+    uint64 checking_at = invalidations;
     char* text = expand(spec, rel);
     if (entry->plan != nullptr && std::strcmp(text, entry->text) == 0 &&
-        (!spec->reads_transition_tables || equalTupleDescs(entry->desc, RelationGetDescr(rel)))) {
+        (!spec->reads_transition_tables || same_row_type(entry->desc, RelationGetDescr(rel)))) {
         pfree(text);
-        entry->checked = true;
+        entry->checked_at = checking_at;
         return entry->plan;
     }
     // Replace it. An outer call of the same trigger may still be running the
     // old plan (a nested chat after DDL): retire it, freed at transaction end.
+    // The entry is left empty until the new plan is complete, so an error on
+    // the way leaves nothing half-set.
     crm::pg::retire_plan(entry->plan);
     entry->plan = nullptr;
     if (entry->desc != nullptr) crm::pg::retire_tuple_desc(entry->desc);
@@ -230,16 +247,19 @@ SPIPlanPtr plan_for(Relation rel, Statement statement, int size_class, const Sta
                                     : SPI_prepare(text, spec->nargs, types);
     if (plan == nullptr)
         elog(ERROR, "crm_native: could not prepare %s: %s", spec->name, SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for %s", spec->name);
-    entry->plan = plan;
-    entry->text = MemoryContextStrdup(TopMemoryContext, text);
-    pfree(text);
+    char* kept_text = MemoryContextStrdup(TopMemoryContext, text);
+    TupleDesc kept_desc = nullptr;
     if (spec->reads_transition_tables) {
         MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-        entry->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+        kept_desc = CreateTupleDescCopy(RelationGetDescr(rel));
         MemoryContextSwitchTo(old);
     }
-    entry->checked = true;
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for %s", spec->name);
+    pfree(text);
+    entry->text = kept_text;
+    entry->desc = kept_desc;
+    entry->plan = plan;
+    entry->checked_at = checking_at;
     return plan;
 }
 
@@ -309,7 +329,7 @@ uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, 
     // read_only = false: under READ COMMITTED every statement takes a fresh
     // snapshot, which the lock-then-read protocols of the triggers rely on.
     int rc = snapshot != InvalidSnapshot
-                 ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, false, tcount)
+                 ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, true, tcount)
                  : SPI_execute_plan(plan, values, nulls, false, tcount);
     if (rc != spec->expected)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),

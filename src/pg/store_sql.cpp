@@ -153,16 +153,16 @@ namespace {
 #define METRICS_ROW_ARRAY_TYPES \
     UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID
 
-// In Statement order (checked in statement_spec).
-const StatementSpec kStatements[] = {
+// In Statement order (checked at compile time below).
+constexpr StatementSpec kStatements[] = {
     // --- customer_sync -----------------------------------------------------
-    {"customer_sync lookup (email)", LOOKUP_KEY("email"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
-    {"customer_sync lookup (phone)", LOOKUP_KEY("phone"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
-    {"customer_sync lookup (name)", LOOKUP_KEY("name"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    {Statement::SyncLookupEmail, "customer_sync lookup (email)", LOOKUP_KEY("email"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    {Statement::SyncLookupPhone, "customer_sync lookup (phone)", LOOKUP_KEY("phone"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    {Statement::SyncLookupName, "customer_sync lookup (name)", LOOKUP_KEY("name"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
     // A chat with both email and phone: both keys in one query (one index
     // scan each), email holders first, oldest first. Its first row is the
     // first candidate the per-key lookups would try.
-    {"customer_sync lookup (email or phone)",
+    {Statement::SyncLookupEmailOrPhone, "customer_sync lookup (email or phone)",
      "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
      " FROM (SELECT 0 AS rank, e.customer_id FROM {customer_matching_keys} e"
      "        WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
@@ -179,7 +179,7 @@ const StatementSpec kStatements[] = {
     // normalized_value = ANY (...)", the generic plan made on small tables
     // kept only company_id as index condition and filtered all of the
     // company's keys per lookup.
-    {"customer_sync probe",
+    {Statement::SyncProbe, "customer_sync probe",
      "SELECT true, e.customer_id FROM {customer_matching_keys} e"
      " WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
      " UNION ALL"
@@ -187,7 +187,7 @@ const StatementSpec kStatements[] = {
      " WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3",
      3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
     // One step along merged_into_customer_id, never leaving the company.
-    {"customer_sync merge chain",
+    {Statement::SyncChain, "customer_sync merge chain",
      "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING(
          "c.customer_phone") " FROM {customers} c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
      2, {UUIDOID, UUIDOID}, SPI_OK_SELECT, false, false},
@@ -197,7 +197,7 @@ const StatementSpec kStatements[] = {
     // the caller looks up again. Being an UPDATE, it waits for a concurrent
     // soft delete or merge of the customer and then re-checks the conditions
     // on the new version.
-    {"customer_sync contact fill",
+    {Statement::SyncFillContact, "customer_sync contact fill",
      "WITH u AS (UPDATE {customers} c SET"
      " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
      " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
@@ -214,7 +214,7 @@ const StatementSpec kStatements[] = {
     // instead of deadlocking when one later fills its contact data)
     // serializes the link with a concurrent soft delete or merge, and under
     // READ COMMITTED re-checks the conditions on the newest row version.
-    {"customer_sync match lock",
+    {Statement::SyncLockMatch, "customer_sync match lock",
      "SELECT c.id FROM {customers} c" MATCH_UNCHANGED " FOR NO KEY UPDATE OF c",
      8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, false, false},
     // A returning customer's chat in one statement: the key's single holder
@@ -222,7 +222,7 @@ const StatementSpec kStatements[] = {
     // and the chat fills nothing when it lacks neither the email ($3: the
     // chat has one) nor the phone ($4) the chat brings. Then this locks the
     // match as above; else no row comes back and read-then-update decides.
-    {"customer_sync holder lock",
+    {Statement::SyncLockHolder, "customer_sync holder lock",
      "SELECT c.id FROM {customers} c"
      " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
      " AND c.merged_into_customer_id IS NULL"
@@ -231,7 +231,7 @@ const StatementSpec kStatements[] = {
      4, {UUIDOID, UUIDOID, BOOLOID, BOOLOID}, SPI_OK_SELECT, false, false},
     // A new customer from the chat and its 'created' event. Its matching keys
     // and audit row come from the customers triggers.
-    {"customer_sync customer insert",
+    {Statement::SyncCreateCustomer, "customer_sync customer insert",
      "WITH c AS (INSERT INTO {customers}"
      " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
      " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
@@ -243,43 +243,43 @@ const StatementSpec kStatements[] = {
     // A chat's own customer_id (preset on INSERT, or changed by UPDATE): is it
     // a live customer of the chat's company? Primary key only; locked like a
     // match, so a concurrent soft delete waits for this chat.
-    {"customer_sync linked customer",
+    {Statement::SyncLinkedCustomer, "customer_sync linked customer",
      "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1 FOR NO KEY UPDATE OF c",
      1, {UUIDOID}, SPI_OK_SELECT, false, false},
 
     // --- customers triggers ------------------------------------------------
     // All of a customer's new keys in one statement: executor start-up per
     // statement is most of a key write's cost.
-    {"matching_keys_sync insert",
+    {Statement::KeysInsert, "matching_keys_sync insert",
      "INSERT INTO {customer_matching_keys} (customer_id, company_id, key_type, key_value, normalized_value)"
      " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
      " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
      " AS k (key_type, key_value, normalized_value)",
      5, {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, SPI_OK_INSERT, false, false},
-    {"matching_keys_sync delete",
+    {Statement::KeysDelete, "matching_keys_sync delete",
      "DELETE FROM {customer_matching_keys}"
      " WHERE customer_id" EQ "$1 AND key_type" EQ "ANY ($2)",
      2, {UUIDOID, TEXTARRAYOID}, SPI_OK_DELETE, false, false},
     // to_jsonb runs inside the INSERT, so the JSON is exactly the backend's.
-    {"audit_log insert",
+    {Statement::AuditInsert, "audit_log insert",
      "INSERT INTO {customer_audit_log}"
      " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields, changed_by_user_id)"
      " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
      8, {TEXTOID, UUIDOID, UUIDOID, TEXTOID, kSelfRowType, kSelfRowType, TEXTARRAYOID, UUIDOID}, SPI_OK_INSERT, false,
      false},
-    {"lifecycle_tracking event insert",
+    {Statement::StageEventInsert, "lifecycle_tracking event insert",
      "INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
      " VALUES ($1, $2, 'stage_changed', pg_catalog.jsonb_build_object("
      "'from'::pg_catalog.text, $3, 'to'::pg_catalog.text, $4))",
      4, {UUIDOID, UUIDOID, TEXTOID, TEXTOID}, SPI_OK_INSERT, false, false},
 
     // --- metrics -----------------------------------------------------------
-    {"metrics fold (insert)", FOLD(GROUP_INSERT) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
-    {"metrics fold (update)", FOLD(GROUP_UPDATE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
-    {"metrics fold (delete)", FOLD(GROUP_DELETE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
-    {"metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
-    {"metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
-    {"metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsFoldInsert, "metrics fold (insert)", FOLD(GROUP_INSERT) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsFoldUpdate, "metrics fold (update)", FOLD(GROUP_UPDATE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsFoldDelete, "metrics fold (delete)", FOLD(GROUP_DELETE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsExistingInsert, "metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsExistingUpdate, "metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsExistingDelete, "metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
     // Phase 1: in customer_id order, insert the row of a customer that has
     // none (its conversations are the ones this statement added: $3..$7 are
     // their aggregate) or lock the existing row without writing it (DO
@@ -287,7 +287,7 @@ const StatementSpec kStatements[] = {
     // changed conversations ($8 false) is skipped when it has no row (e.g.
     // its row went with the customer in the ON DELETE CASCADE that is nulling
     // these chats).
-    {"metrics lock or create",
+    {Statement::MetricsLockOrCreate, "metrics lock or create",
      "INSERT INTO {customer_metrics} AS m (customer_id, company_id, total_conversations, total_sessions,"
      " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
      " SELECT u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
@@ -299,47 +299,47 @@ const StatementSpec kStatements[] = {
      " ON CONFLICT (customer_id) DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
      8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, true, false},
-    {"metrics update rows",
+    {Statement::MetricsUpdateMany, "metrics update rows",
      "UPDATE {customer_metrics} m SET company_id = u.co, total_conversations = u.n, total_sessions = u.s,"
      " total_views = u.v, first_interaction_at = u.f, last_interaction_at = u.l, refreshed_at = now()"
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
      "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
      " WHERE m.customer_id = u.c",
      7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, true, false},
-    {"metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
+    {Statement::MetricsDeleteMany, "metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
      {UUIDARRAYOID}, SPI_OK_DELETE, true, false},
     // Same definition as the reference refresh_customer_metrics().
-    {"metrics recompute",
+    {Statement::MetricsRecompute, "metrics recompute",
      "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
      " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
      " (array_agg(v.company_id))[1]"
      " FROM {self} v WHERE v.customer_id = $1",
      1, {UUIDOID}, SPI_OK_SELECT, true, false},
-    {"metrics update row",
+    {Statement::MetricsUpdateRow, "metrics update row",
      "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3, total_sessions = $4,"
      " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
      " refreshed_at = now() WHERE customer_id = $1",
      7, {METRICS_ROW_TYPES}, SPI_OK_UPDATE, true, false},
-    {"metrics delete row", "DELETE FROM {customer_metrics} WHERE customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
+    {Statement::MetricsDeleteRow, "metrics delete row", "DELETE FROM {customer_metrics} WHERE customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
      true, false},
-    {"metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, true, false},
+    {Statement::MetricsDeleteAll, "metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, true, false},
     // Single-chat INSERT: lock the customer's row (its values as they are
     // once we hold the lock), then write it in ONE statement that probes the
     // session. Under READ COMMITTED that statement takes its snapshot after
     // the lock, so it sees every chat committed by a transaction that wrote
     // this row before us. $9/$10 = the chat's session and id (the chat itself
     // is excluded); $4/$5 = sessions if the session is new / already counted.
-    {"metrics chat lock",
+    {Statement::MetricsChatLock, "metrics chat lock",
      "SELECT total_conversations, total_sessions, total_views, first_interaction_at,"
      " last_interaction_at, company_id FROM {customer_metrics} WHERE customer_id = $1 FOR NO KEY UPDATE",
      1, {UUIDOID}, SPI_OK_SELECT, true, false},
-    {"metrics chat create",
+    {Statement::MetricsChatCreate, "metrics chat create",
      "INSERT INTO {customer_metrics} AS m (customer_id, company_id, total_conversations, total_sessions,"
      " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
      " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
      " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id",
      7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, true, false},
-    {"metrics chat update",
+    {Statement::MetricsChatUpdate, "metrics chat update",
      "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3,"
      " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
      "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND v.customer_id = $1"
@@ -351,7 +351,14 @@ const StatementSpec kStatements[] = {
 };
 
 static_assert(sizeof kStatements / sizeof kStatements[0] == static_cast<size_t>(Statement::Count),
-              "one catalogue entry per Statement, in order");
+              "one catalogue entry per Statement");
+
+constexpr bool in_statement_order() {
+    for (int i = 0; i < static_cast<int>(Statement::Count); i++)
+        if (static_cast<int>(kStatements[i].id) != i) return false;
+    return true;
+}
+static_assert(in_statement_order(), "kStatements is in Statement order");
 
 }  // namespace
 

@@ -13,6 +13,7 @@ constexpr Oid kSelfRowType = static_cast<Oid>(-2);
 constexpr int kMaxStatementArgs = 10;
 
 struct StatementSpec {
+    Statement id;
     const char* name;  // for error messages
     // The text, with {table} placeholders: {self} is the table the trigger
     // fires on; {customers}, {customer_matching_keys}, {customer_events},

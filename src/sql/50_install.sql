@@ -16,7 +16,7 @@
 -- accept, with the same types.
 CREATE FUNCTION crm_native.required_columns()
 RETURNS TABLE (ordinal int, table_name text, column_name text, types regtype[])
-LANGUAGE c IMMUTABLE PARALLEL SAFE
+LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'crm_required_columns';
 
 CREATE VIEW crm_native.required_column AS
