@@ -100,6 +100,8 @@ CRM_BUILD_FLAGS := test_functions=$(CRM_TEST_FUNCTIONS) sanitize=$(SANITIZE)
 .build-flags: FORCE
 	@echo '$(CRM_BUILD_FLAGS)' | cmp -s - $@ || echo '$(CRM_BUILD_FLAGS)' > $@
 $(shlib): .build-flags
+# The version is compiled in (crm_native.version_info()).
+src/pg/normalize.o: Makefile
 .PHONY: FORCE
 FORCE:
 
