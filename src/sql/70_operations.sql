@@ -113,6 +113,10 @@ BEGIN
 END
 $$;
 
+-- The check above runs as the caller: let every role read the registry of
+-- native triggers (trigger names and DDL templates, nothing of a tenant).
+GRANT SELECT ON crm_native.native_trigger TO PUBLIC;
+
 -- ---------------------------------------------------------------------------
 -- search_customers
 -- ---------------------------------------------------------------------------
@@ -314,6 +318,7 @@ DECLARE
     fn constant text := 'crm_native.relink_chats';
     p crm_native.relink_progress := progress;
     ids bigint[];
+    linked_to uuid[];
     batch_last bigint;
     n_seen bigint;
     n_linked bigint;
@@ -329,19 +334,21 @@ BEGIN
     n_seen := coalesce(cardinality(ids), 0);
     IF n_seen > 0 THEN
         batch_last := ids[n_seen];
-        EXECUTE format($q$
-            WITH relinked AS (
-                UPDATE %1$I.%2$I u SET customer_email = u.customer_email
-                 WHERE u.id = ANY ($1) AND u.customer_id IS NULL
-                RETURNING u.customer_id
-            )
-            SELECT count(r.customer_id),
-                   count(DISTINCT r.customer_id) FILTER (WHERE EXISTS (
-                       SELECT FROM %1$I.customer_events e
-                        WHERE e.customer_id = r.customer_id AND e.event_type = 'created'
-                          AND e.xmin = pg_current_xact_id()::xid))
-              FROM relinked r$q$, target_schema, 'VC Usage')
-           INTO n_linked, n_created USING ids;
+        EXECUTE format('WITH relinked AS (
+                            UPDATE %1$I.%2$I u SET customer_email = u.customer_email
+                             WHERE u.id = ANY ($1) AND u.customer_id IS NULL
+                            RETURNING u.customer_id)
+                        SELECT array_agg(DISTINCT r.customer_id) FILTER (WHERE r.customer_id IS NOT NULL),
+                               count(r.customer_id)
+                          FROM relinked r', target_schema, 'VC Usage')
+           INTO linked_to, n_linked USING ids;
+        -- customers this transaction created for them: their 'created'
+        -- event is ours (a separate statement: the UPDATE's own snapshot
+        -- does not see what its triggers wrote)
+        EXECUTE format('SELECT count(DISTINCT e.customer_id) FROM %I.customer_events e
+                         WHERE e.customer_id = ANY ($1) AND e.event_type = ''created''
+                           AND e.xmin = pg_current_xact_id()::xid', target_schema)
+           INTO n_created USING linked_to;
     END IF;
 
     IF n_seen = 0 THEN
@@ -356,14 +363,14 @@ BEGIN
     END IF;
     secs := greatest(extract(epoch FROM clock_timestamp() - p.started), 0.000001);
     IF n_seen > 0 THEN
-        RAISE NOTICE '%: batch %: % chats, % linked (% new customers), % not linked; in all % chats, % linked',
-                     fn, p.batches, n_seen, n_linked, n_created, n_seen - n_linked, p.seen, p.linked
+        RAISE NOTICE '%: batch %: % chats, % linked, % not linked, % customers created; so far % chats, % linked',
+                     fn, p.batches, n_seen, n_linked, n_seen - n_linked, n_created, p.seen, p.linked
             USING DETAIL = format('%s chats/s, %s s elapsed, up to chat id %s', round((p.seen / secs)::numeric, 1),
                                   round(secs::numeric, 3), p.last_id);
     END IF;
     IF p.done THEN
-        RAISE NOTICE '%: done: % chats in % batches, % linked (% new customers), % left unlinked',
-                     fn, p.seen, p.batches, p.linked, p.created, p.seen - p.linked
+        RAISE NOTICE '%: done: % chats in % batches, % linked, % left unlinked, % customers created',
+                     fn, p.seen, p.batches, p.linked, p.seen - p.linked, p.created
             USING DETAIL = format('%s chats/s, %s s; index: %s', round((p.seen / secs)::numeric, 1),
                                   round(secs::numeric, 3), coalesce(p.uses_index, 'none (primary key)')),
                   HINT = CASE WHEN p.seen > p.linked THEN
