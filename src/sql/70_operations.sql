@@ -374,8 +374,9 @@ BEGIN
             USING DETAIL = format('%s chats/s, %s s; index: %s', round((p.seen / secs)::numeric, 1),
                                   round(secs::numeric, 3), coalesce(p.uses_index, 'none (primary key)')),
                   HINT = CASE WHEN p.seen > p.linked THEN
-                             'Chats left unlinked have no email, phone or name that normalizes to a key, '
-                             'or a warning above says why they were skipped.' END;
+                             'A chat left unlinked has no email, phone or name that normalizes to a key, '
+                             'or a warning above says why the sync skipped it.'
+                         ELSE 'Every chat looked at is linked.' END;
     END IF;
     RETURN p;
 END
