@@ -43,6 +43,10 @@ SELECT customer_id, customer_name, matched_by
 -- the soft-deleted customer's email finds nothing
 SELECT count(*) AS deleted_found
   FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'gone@a.example');
+-- what each query is tried as: an email is not a phone nor a name, digits
+-- are not a name
+SELECT q, k.* FROM unnest(ARRAY['Ann@A.example', '555-123-4567', '+1 (555) 123-4567 ext. 8', 'John Smith', 'R2D2'])
+  AS q, crm_native._search_keys(q) AS k;
 -- max_results
 SELECT count(*) AS limited
   FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'smith', 1);
@@ -101,8 +105,10 @@ SELECT 'aaaaaaaa-0000-0000-0000-000000000001', 'Person ' || md5(i::text), 'p' ||
        '+1 555 ' || lpad(i::text, 7, '0')
   FROM generate_series(1, 3000) i;
 VACUUM ANALYZE;   -- also flushes the GIN pending list
-SELECT format('PREPARE search_plan (uuid, text, int, text, text, text, text) AS %s',
+\set ECHO none
+SELECT format('PREPARE search_plan (uuid, text, int, text, text, text, text, boolean) AS %s',
               crm_native._search_query('public', 'public')) \gexec
+\set ECHO all
 CREATE FUNCTION pg_temp.plan_of(stmt text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE line text;
 BEGIN
@@ -111,7 +117,7 @@ END $$;
 SET enable_seqscan = off;
 CREATE TEMP TABLE search_plan AS
   SELECT * FROM pg_temp.plan_of($$EXECUTE search_plan('aaaaaaaa-0000-0000-0000-000000000001', 'smith', 20,
-       'smith', NULL, 'smith', 'public')$$) AS line;
+       'smith', NULL, 'smith', 'public', true)$$) AS line;
 SELECT count(*) FILTER (WHERE line ~ 'Seq Scan on (customers|customer_matching_keys)') AS seq_scans,
        count(*) FILTER (WHERE line ~ 'Index Scan using idx_matching_keys_normalized') AS key_probes,
        count(*) FILTER (WHERE line ~ 'Index Cond: \(\(company_id = .*key_type = .*normalized_value = ') AS full_key_conditions,

@@ -121,9 +121,31 @@ GRANT SELECT ON crm_native.native_trigger TO PUBLIC;
 -- search_customers
 -- ---------------------------------------------------------------------------
 
+-- The search query as each kind of key, normalized exactly as the stored
+-- keys were (same functions, same GUCs). A query with an '@' is an email:
+-- it is not tried as a phone (its digits are not a phone number) nor as a
+-- name. A query without letters that gives a phone key is a phone number:
+-- it is not tried as a name (and is tried as an email, which costs one
+-- index probe and finds nothing).
+CREATE FUNCTION crm_native._search_keys(q text, OUT email_key text, OUT phone_key text, OUT name_key text,
+                                        OUT try_names boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    is_email boolean := strpos(q, '@') > 0;
+BEGIN
+    email_key := crm_native.normalize_email(q);
+    phone_key := CASE WHEN NOT is_email THEN crm_native.normalize_phone(q) END;
+    try_names := NOT is_email AND NOT (phone_key IS NOT NULL AND q !~ '[[:alpha:]]');
+    name_key := CASE WHEN try_names THEN crm_native.normalize_name(q) END;
+END
+$$;
+
 -- The search statement for target_schema (pg_trgm in schema trgm), with
 -- parameters $1 company, $2 the trimmed query, $3 max_results, $4 the email
--- key, $5 the phone key, $6 the name key, $7 target_schema. Separate, so
+-- key, $5 the phone key, $6 the name key, $7 target_schema, $8 whether to
+-- search names by similarity (crm_native._search_keys). Separate, so
 -- that tests and the benchmark EXPLAIN exactly what search_customers runs.
 --
 -- Each branch uses its own index: each key probe is a plain equality on the
@@ -155,7 +177,7 @@ AS $f$
             SELECT c.id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
                    %2$I.similarity(c.customer_name, $2) AS score
               FROM %1$I.customers c
-             WHERE c.deleted_at IS NULL AND c.customer_name OPERATOR(%2$I.%%) $2
+             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name OPERATOR(%2$I.%%) $2
                AND (c.company_id = $1) IS TRUE   -- a filter: no btree on company_id instead of the GIN
         ), hits AS (
             SELECT holder, merged, rank, matched_by, score FROM key_hits
@@ -194,9 +216,7 @@ DECLARE
     fn constant text := 'crm_native.search_customers';
     q text := btrim(query, E' \t\r\n\f\v');
     trgm text;
-    email_key text;
-    phone_key text;
-    name_key text;
+    k record;
     company_known boolean;
 BEGIN
     IF search_customers.company_id IS NULL THEN
@@ -226,14 +246,10 @@ BEGIN
         RAISE EXCEPTION '%: extension pg_trgm is not installed', fn USING ERRCODE = 'undefined_object';
     END IF;
 
-    -- The query as each kind of key, normalized as the keys were. An
-    -- email's digits are not a phone number.
-    email_key := crm_native.normalize_email(q);
-    phone_key := CASE WHEN strpos(q, '@') = 0 THEN crm_native.normalize_phone(q) END;
-    name_key := crm_native.normalize_name(q);
-
+    SELECT * INTO k FROM crm_native._search_keys(q);
     RETURN QUERY EXECUTE crm_native._search_query(target_schema, trgm)
-    USING search_customers.company_id, q, max_results, email_key, phone_key, name_key, target_schema;
+    USING search_customers.company_id, q, max_results, k.email_key, k.phone_key, k.name_key, target_schema,
+          k.try_names;
 END
 $$;
 
