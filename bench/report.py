@@ -549,3 +549,75 @@ w("- [ ] Re-run after every change of the trigger code; compare with this report
 w("")
 with open(os.path.join(OUT, "report.md"), "w") as f:
     f.write("\n".join(L) + "\n")
+
+
+def search_section(out):
+    """Operations: crm_native.search_customers at 100,000 customers in one
+    company (scripts/bench.sh, block "Operations"; docs/operations.md).
+    Appended to report.md as its own section, from search.tsv and
+    explain/search_*.txt."""
+    path = os.path.join(out, "search.tsv")
+    if not os.path.exists(path):
+        return
+    m = {}
+    with open(os.path.join(out, "meta.tsv")) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2:
+                m[parts[0]] = parts[1]
+    times, queries, counts = {}, {}, {}
+    with open(path) as f:
+        for line in f:
+            r = line.rstrip("\n").split("\t")
+            if len(r) < 6:
+                continue
+            kind, role, query, _run, ms, nrows = r[:6]
+            queries[kind] = query
+            counts[kind] = nrows
+            try:
+                times.setdefault((kind, role), []).append(float(ms))
+            except ValueError:
+                pass
+    target = 30.0
+    intended = {"email": ["idx_matching_keys_normalized"], "phone": ["idx_matching_keys_normalized"],
+                "name": ["idx_matching_keys_normalized", "idx_customers_name_trgm"],
+                "fuzzy": ["idx_customers_name_trgm"]}
+    lines = ["", "## Operations: search_customers at 100,000 customers in one company", ""]
+    lines.append(f"Data: {m.get('search_data', 'n/a')}. Timing: {m.get('search', 'n/a')}. "
+                 "Each figure is the server-side time of one "
+                 "`SELECT count(*) FROM crm_native.search_customers(company, query)` (max_results 20). "
+                 "Target: under 30 ms (the seed plan's fuzzy-search target).")
+    lines.append("")
+    lines.append("| query | tried as | results | owner | crm_app (RLS) | owner / crm_app vs target | plan: indexes | plan: seq scans |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for kind in ("email", "phone", "name", "fuzzy"):
+        if kind not in queries:
+            continue
+        own = times.get((kind, "owner"))
+        app = times.get((kind, "crm_app"))
+        own_m = statistics.median(own) if own else None
+        app_m = statistics.median(app) if app else None
+        plan = ""
+        ppath = os.path.join(out, "explain", f"search_{kind}.txt")
+        if os.path.exists(ppath):
+            with open(ppath) as f:
+                plan = f.read()
+        used = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:using|on) (\w+)", plan)))
+        seqs = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
+        ok = all(i in used for i in intended[kind]) and not any(s in ("customers", "customer_matching_keys") for s in seqs)
+        tried = {"email": "email key", "phone": "phone key", "name": "name key + similarity",
+                 "fuzzy": "name key + similarity"}[kind]
+        lines.append(f"| `{queries[kind]}` | {tried} | {counts.get(kind, '?')} | {fmt_ms(own_m)} | {fmt_ms(app_m)} | "
+                     f"{verdict(own_m, target)} / {verdict(app_m, target)} | {', '.join(used) or '-'} ({'as intended' if ok else 'NOT as intended'}) | "
+                     f"{', '.join(seqs) or '-'} |")
+    lines.append("")
+    lines.append("Plans: `bench/out/explain/search_*.txt` (EXPLAIN ANALYZE, as the owner, of the statement "
+                 "search_customers runs, `crm_native._search_query`, with the same values). As crm_app the name "
+                 "similarity cannot use the trigram index: pg_trgm's `%` is not LEAKPROOF, so row-level security "
+                 "filters the tenant's rows first and similarity is computed on each of them "
+                 "(docs/operations.md, 'Search under row-level security').")
+    with open(os.path.join(out, "report.md"), "a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+search_section(OUT)

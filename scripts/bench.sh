@@ -649,6 +649,89 @@ progress_done "fresh databases: done"
 meta fresh "freshly created empty databases (reference migration, $COMPANIES companies and their users, no customer, never analyzed), each timed statement the first of a new connection, no preload; bulk: $FRESH_RUNS databases per kind; import: $IMPORT_ROWS chats in statements of 1,000 in one connection; pgbench: $FRESH_RUNS fresh databases per kind x ${PGBENCH_SECONDS} s, 2 clients"
 meta import_rows "$IMPORT_ROWS"
 
+# ---------------------------------------------------------------------------
+# Operations: crm_native.search_customers at 100,000 customers in one company
+# (docs/operations.md; a separate block with its own report section). Its own
+# database, bench_ops (bench_seed + crm_native installed + "Search Company"
+# with 100,000 customers written set-wise, keys normalized by crm_native), so
+# no other scenario is affected. Each query is timed as the owner and as
+# crm_app (RLS): READ_REPS executions per run after one untimed execution,
+# RUNS runs, median. The plans are those of the statement search_customers
+# runs (crm_native._search_query), EXPLAIN ANALYZE with the same values.
+# Results: bench/out/search.tsv, bench/out/explain/search_*.txt.
+# ---------------------------------------------------------------------------
+SEARCH_TSV=$OUT/search.tsv; : >"$SEARCH_TSV"
+SEARCH_CUSTOMERS=100000
+if [ "$NATIVE_STATUS" = installed ]; then
+  say "operations: search_customers at $SEARCH_CUSTOMERS customers in one company (bench_ops)"
+  q -d postgres -c "CREATE DATABASE bench_ops TEMPLATE bench_seed" >/dev/null
+  q -d bench_ops -v n=$SEARCH_CUSTOMERS >/dev/null <<'SQL'
+CREATE EXTENSION crm_native;
+SELECT crm_native.install();
+GRANT USAGE ON SCHEMA crm_native TO crm_app;
+SET session_replication_role = replica;   -- set-wise; the keys are written below
+INSERT INTO companies (id, name) VALUES (bench.company_id(900), 'Search Company');
+INSERT INTO customers (company_id, customer_name, customer_email, customer_phone, source, created_at)
+SELECT bench.company_id(900), f.n || ' ' || l.n, lower(f.n || '.' || l.n || '.' || i) || '@example.com',
+       '+1 212 ' || lpad(i::text, 7, '0'), 'import', now() - i * interval '1 minute'
+  FROM generate_series(1, :n) i
+ CROSS JOIN LATERAL (SELECT (ARRAY['James','Mary','John','Patricia','Robert','Jennifer','Michael','Linda',
+        'William','Elizabeth','David','Barbara','Richard','Susan','Joseph','Jessica','Thomas','Sarah','Charles',
+        'Karen','Christopher','Nancy','Daniel','Lisa','Matthew','Betty','Anthony','Margaret','Mark','Sandra',
+        'Donald','Ashley','Steven','Kimberly','Paul','Emily','Andrew','Donna','Joshua','Michelle'])[1 + i % 40]) f (n)
+ CROSS JOIN LATERAL (SELECT (ARRAY['Smith','Johnson','Williams','Brown','Jones','Garcia','Miller','Davis',
+        'Rodriguez','Martinez','Hernandez','Lopez','Gonzalez','Wilson','Anderson','Thomas','Taylor','Moore',
+        'Jackson','Martin','Lee','Perez','Thompson','White','Harris','Sanchez','Clark','Ramirez','Lewis',
+        'Robinson','Walker','Young','Allen','King','Wright','Scott','Torres','Nguyen','Hill','Flores','Green',
+        'Adams','Nelson','Baker','Hall','Rivera','Campbell','Mitchell','Carter','Roberts'])[1 + (i / 40) % 50]) l (n);
+INSERT INTO customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)
+SELECT c.id, c.company_id, k.t, k.v, k.nv
+  FROM customers c
+ CROSS JOIN LATERAL (VALUES ('name', c.customer_name, crm_native.normalize_name(c.customer_name)),
+                           ('email', c.customer_email, crm_native.normalize_email(c.customer_email)),
+                           ('phone', c.customer_phone, crm_native.normalize_phone(c.customer_phone))) k (t, v, nv)
+ WHERE c.company_id = bench.company_id(900) AND k.nv IS NOT NULL;
+RESET session_replication_role;
+SQL
+  q -d bench_ops -c "VACUUM ANALYZE" >/dev/null
+  SEARCH_CO=$(qa -d bench_ops -c "SELECT bench.company_id(900)")
+  SEARCH_EMAIL=$(qa -d bench_ops -c "SELECT upper(left(customer_email, 1)) || substr(customer_email, 2) FROM customers
+                                     WHERE company_id = bench.company_id(900) AND customer_phone = '+1 212 0004242'")
+  TRGM_SCHEMA=$(qa -d bench_ops -c "SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'pg_trgm'")
+  meta search_data "$(qa -d bench_ops -c "SELECT format('%s customers in Search Company (%s in the database), %s matching keys',
+    (SELECT count(*) FROM customers WHERE company_id = bench.company_id(900)), (SELECT count(*) FROM customers),
+    (SELECT count(*) FROM customer_matching_keys))")"
+  for spec in "email|$SEARCH_EMAIL" "phone|(212) 000-4242" "name|John Smith" "fuzzy|Jon Smyth"; do
+    kind=${spec%%|*}; query=${spec#*|}
+    stmt="SELECT count(*) FROM crm_native.search_customers('$SEARCH_CO', \$q\$$query\$q\$)"
+    nrows=$(qa -d bench_ops -c "$stmt")
+    for role in owner crm_app; do
+      setrole=""; [ "$role" = crm_app ] && setrole="SET ROLE crm_app; SET app.current_company_id = '$SEARCH_CO';"
+      for run in $(seq 1 "$RUNS"); do
+        ms=$(q -At -d bench_ops -v stmt="$stmt" -v reps="$READ_REPS" <<SQL
+$setrole
+SELECT bench.time_ms(:'stmt', 1) \gset w_
+SELECT bench.time_ms(:'stmt', :reps) AS ms \gset
+\echo :ms
+SQL
+)
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$role" "$query" "$run" "$ms" "$nrows" >>"$SEARCH_TSV"
+      done
+    done
+    # the plan of the statement search_customers runs, with these values
+    q -At -d bench_ops -v co="$SEARCH_CO" -v query="$query" -v trgm="$TRGM_SCHEMA" >"$OUT/explain/search_$kind.txt" 2>&1 <<'SQL' || true
+SELECT format('PREPARE search_plan (uuid, text, int, text, text, text, text, boolean) AS %s',
+              crm_native._search_query('public', :'trgm')) \gexec
+SELECT format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE search_plan(%L, %L, 20, %L, %L, %L, %L, %L)',
+              :'co', btrim(:'query'), k.email_key, k.phone_key, k.name_key, 'public', k.try_names)
+  FROM crm_native._search_keys(btrim(:'query')) k \gexec
+SQL
+  done
+  meta search "$RUNS run(s) x $READ_REPS executions per query and role, after one untimed execution; median of the runs"
+else
+  meta search "not run: crm_native is not installed ($NATIVE_STATUS)"
+fi
+
 T_END=$(date +%s)
 meta elapsed_after_build "$((T_END - T_BUILT))"
 meta elapsed_total "$((T_END - T_START))"

@@ -1,0 +1,132 @@
+-- crm_native.merge_customers (docs/operations.md): same company, both live,
+-- not into itself; the source's chats move to the target, whose metrics
+-- become the recomputation over both histories (the source's metrics row
+-- goes); keys merge without duplicates; the target's missing contact data
+-- is filled from the source; one merge log row, an event on each customer,
+-- the audit rows; the source is merged and soft-deleted. Bad input changes
+-- nothing.
+SET client_min_messages = warning;
+INSERT INTO companies (id, name) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'A'), ('bbbbbbbb-0000-0000-0000-000000000002', 'B');
+INSERT INTO users (id, email, company_id) VALUES
+  ('eeeeeeee-0000-0000-0000-000000000001', 'agent@a.example', 'aaaaaaaa-0000-0000-0000-000000000001');
+-- before install(): refused, nothing changes
+INSERT INTO customers (id, company_id, customer_name, customer_email, customer_phone, customer_address, created_at) VALUES
+  ('a0000000-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-000000000001', 'Ann Lee', 'ann@a.example', NULL, NULL, '2024-01-01'),
+  ('a0000000-0000-0000-0000-000000000002', 'aaaaaaaa-0000-0000-0000-000000000001', 'Annie Lee', 'annie@a.example', '+1 555 123 4567', '1 Main St', '2024-01-02'),
+  ('a0000000-0000-0000-0000-000000000003', 'aaaaaaaa-0000-0000-0000-000000000001', 'Bo', 'bo@a.example', NULL, NULL, '2024-01-03'),
+  ('a0000000-0000-0000-0000-000000000004', 'aaaaaaaa-0000-0000-0000-000000000001', 'Deleted', 'del@a.example', NULL, NULL, '2024-01-04'),
+  ('b0000000-0000-0000-0000-000000000001', 'bbbbbbbb-0000-0000-0000-000000000002', 'Ann Lee', 'ann@a.example', NULL, NULL, '2024-01-01');
+\set VERBOSITY terse
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-000000000001');
+\set VERBOSITY default
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT crm_native.rebuild_matching_keys() AS keys;   -- the plpgsql trigger wrote the keys above
+UPDATE customers SET deleted_at = now() WHERE id = 'a0000000-0000-0000-0000-000000000004';
+-- chats: Ann 2 (one session twice), Annie 3 (one by phone), Bo 1; B's Ann 1
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id, view_count, created_at) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'ann@a.example', NULL, 's-ann', 1, '2024-02-01'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'ann@a.example', NULL, 's-ann', 2, '2024-02-03'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'annie@a.example', NULL, 's-annie-1', 4, '2024-01-15'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'annie@a.example', NULL, 's-annie-2', NULL, '2024-02-05'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', NULL, '+1 (555) 123-4567', 's-annie-2', 8, '2024-02-04'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'bo@a.example', NULL, 's-bo', 1, '2024-02-02'),
+  ('bbbbbbbb-0000-0000-0000-000000000002', 'ann@a.example', NULL, 's-b', 1, '2024-02-01');
+SELECT c.customer_name, count(*) AS chats FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id GROUP BY 1 ORDER BY 1;
+CREATE TEMP TABLE before_counts AS
+  SELECT (SELECT count(*) FROM customer_audit_log) AS audit, (SELECT count(*) FROM customer_events) AS events,
+         (SELECT row(c.*)::text FROM customers c WHERE c.id = 'b0000000-0000-0000-0000-000000000001') AS b_customer;
+
+-- bad input: each refused with a clear error, nothing changes
+\set VERBOSITY terse
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000001');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'b0000000-0000-0000-0000-000000000001');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'f0000000-0000-0000-0000-00000000000f');
+SELECT crm_native.merge_customers(NULL, 'a0000000-0000-0000-0000-000000000001');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000004', 'a0000000-0000-0000-0000-000000000001');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-000000000001', 'nope');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-000000000001');
+ROLLBACK;
+SELECT set_config('app.current_user_id', 'not-a-uuid', false);
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-000000000001');
+\set VERBOSITY default
+SELECT set_config('app.current_user_id', 'eeeeeeee-0000-0000-0000-000000000001', false);
+SELECT (SELECT count(*) FROM customer_audit_log) - audit AS new_audit_rows,
+       (SELECT count(*) FROM customer_events) - events AS new_events,
+       (SELECT count(*) FROM customer_merge_log) AS merge_log_rows,
+       (SELECT count(*) FROM customers WHERE merged_into_customer_id IS NOT NULL) AS merged
+  FROM before_counts;
+
+INSERT INTO customer_conversation_summaries (customer_id, company_id, session_id, summary) VALUES
+  ('a0000000-0000-0000-0000-000000000002', 'aaaaaaaa-0000-0000-0000-000000000001', 's-annie-1', 'asked about prices');
+-- merge Annie (source) into Ann (target)
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-000000000001') AS survivor;
+-- the chats: all of Annie's are Ann's now; B's untouched
+SELECT c.customer_name, v.company_id = 'bbbbbbbb-0000-0000-0000-000000000002' AS in_b, count(*) AS chats
+  FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT customer_id, summary FROM customer_conversation_summaries;
+-- metrics: exactly the recomputation; Ann's covers both histories; no row for Annie
+SELECT c.customer_name, m.total_conversations, m.total_sessions, m.total_views,
+       m.first_interaction_at::date, m.last_interaction_at::date
+  FROM customer_metrics m JOIN customers c ON c.id = m.customer_id ORDER BY 1, m.company_id;
+SELECT count(*) AS metrics_differences FROM crm_native.verify_metrics();
+-- the customers: Ann got Annie's phone and address (email and name kept);
+-- Annie is merged into Ann and soft-deleted
+SELECT customer_name, customer_email, customer_phone, customer_address,
+       deleted_at IS NOT NULL AS deleted, merged_into_customer_id
+  FROM customers WHERE company_id = 'aaaaaaaa-0000-0000-0000-000000000001' ORDER BY created_at;
+-- keys: Ann holds her own, Annie's email and name, and the phone (filled,
+-- so written once by the keys trigger, not twice); Annie holds none
+SELECT c.customer_name, k.key_type, k.normalized_value, k.key_value
+  FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.company_id = 'aaaaaaaa-0000-0000-0000-000000000001' ORDER BY 1, 2, 3;
+SELECT count(*) AS duplicate_keys FROM (
+  SELECT customer_id, key_type, normalized_value FROM customer_matching_keys
+   GROUP BY 1, 2, 3 HAVING count(*) > 1) d;
+-- the log, the events, the audit rows
+SELECT company_id, source_customer_id, target_customer_id, merged_by_user_id, merge_reason,
+       merged_data - 'source' - 'target_before' AS merged_data,
+       merged_data->'source'->>'customer_name' AS source_name,
+       merged_data->'target_before'->>'customer_phone' AS target_phone_before
+  FROM customer_merge_log;
+SELECT customer_id, event_type, event_data - 'merge_log_id' AS event_data,
+       event_data->>'merge_log_id' = (SELECT id::text FROM customer_merge_log) AS names_the_log
+  FROM customer_events WHERE event_type LIKE 'merged%' ORDER BY customer_id;
+SELECT record_id, operation, changed_fields, changed_by_user_id
+  FROM customer_audit_log a, before_counts b
+ WHERE a.id > (SELECT max(id) FROM customer_audit_log) - 2 ORDER BY a.id;
+SELECT (SELECT row(c.*)::text FROM customers c WHERE c.id = 'b0000000-0000-0000-0000-000000000001') = b_customer
+       AS company_b_unchanged FROM before_counts;
+
+-- after the merge, a chat with the source's email or phone ends on the target
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'ANNIE@a.example', 's-after');
+INSERT INTO "VC Usage" (company_id, customer_phone, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', '555.123.4567', 's-after-phone');
+SELECT v.session_id, c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id
+ WHERE v.session_id LIKE 's-after%' ORDER BY 1;
+SELECT count(*) AS customers_in_a FROM customers WHERE company_id = 'aaaaaaaa-0000-0000-0000-000000000001';
+
+-- no cycles: the merged customer cannot be merged again, nor be a target
+\set VERBOSITY terse
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000002');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-000000000003');
+\set VERBOSITY default
+-- a second merge (Bo into Ann) chains cleanly
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000003', 'a0000000-0000-0000-0000-000000000001') AS survivor;
+SELECT c.customer_name, m.total_conversations, m.total_sessions, m.total_views
+  FROM customer_metrics m JOIN customers c ON c.id = m.customer_id
+ WHERE m.company_id = 'aaaaaaaa-0000-0000-0000-000000000001';
+SELECT count(*) AS metrics_differences FROM crm_native.verify_metrics();
+SELECT count(*) AS merge_log_rows FROM customer_merge_log;
+-- a customer merged by hand (merged_into_customer_id set, still live) is
+-- neither a source nor a target: merge into its survivor instead
+INSERT INTO customers (id, company_id, customer_name, merged_into_customer_id) VALUES
+  ('a0000000-0000-0000-0000-000000000005', 'aaaaaaaa-0000-0000-0000-000000000001', 'Cy',
+   'a0000000-0000-0000-0000-000000000001');
+\set VERBOSITY terse
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000005', 'a0000000-0000-0000-0000-000000000001');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-000000000001', 'a0000000-0000-0000-0000-000000000005');
+\set VERBOSITY default
+SELECT count(*) AS merge_log_rows FROM customer_merge_log;

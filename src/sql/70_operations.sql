@@ -1,0 +1,657 @@
+-- CRM operations on the native core (docs/operations.md): customer search,
+-- relinking the chats that have no customer, merging two customers.
+--
+-- Plain SQL/plpgsql on top of the native normalizers and the native
+-- triggers: the search normalizes its input exactly as the matching keys
+-- were normalized; relink_chats runs the native sync itself (an UPDATE that
+-- names a contact column of an unlinked chat); merge_customers moves the
+-- chats with an UPDATE of customer_id, so the native metrics trigger keeps
+-- customer_metrics exact.
+--
+-- Security: every function is SECURITY INVOKER, so the caller's privileges
+-- and row-level security apply. Every table is qualified with the quoted
+-- target schema; the functions pin search_path = pg_catalog, pg_temp (the
+-- procedure relink_chats cannot have a SET clause, since it commits: its own
+-- body only calls schema-qualified functions that do), so a hostile
+-- search_path cannot redirect a read, a write, a function or an operator.
+
+-- ---------------------------------------------------------------------------
+-- Shared checks
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION crm_native._ops_check_schema(fn text, target_schema text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF target_schema IS NULL OR NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION '%: schema "%" does not exist', fn, target_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+END
+$$;
+
+-- The registered native triggers that are missing or disabled on
+-- target_schema (empty when install() was run and nothing was disabled since).
+CREATE FUNCTION crm_native._ops_missing_native_triggers(target_schema text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(format('%s on %I', nt.trigger_name, nt.table_name)
+                              ORDER BY nt.table_name, nt.trigger_name), '{}')
+      FROM crm_native.native_trigger nt
+     WHERE NOT EXISTS (
+           SELECT FROM pg_trigger t
+             JOIN pg_class c ON c.oid = t.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_proc p ON p.oid = t.tgfoid
+            WHERE n.nspname = target_schema AND c.relname = nt.table_name
+              AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+              AND p.pronamespace = 'crm_native'::regnamespace
+              AND t.tgenabled IN ('O', 'A'))
+$$;
+
+-- relink_chats and merge_customers rely on the native triggers (the sync's
+-- rules, the metrics trigger, the matching keys trigger): refuse clearly
+-- when install() has not been run, or the triggers would not fire.
+CREATE FUNCTION crm_native._ops_require_native(fn text, target_schema text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text[] := crm_native._ops_missing_native_triggers(target_schema);
+BEGIN
+    IF cardinality(missing) > 0 THEN
+        RAISE EXCEPTION '%: the native triggers are not installed on schema "%"', fn, target_schema
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Missing or disabled: %s.', array_to_string(missing, ', ')),
+                  HINT = format('Run SELECT crm_native.install(%L) first (docs/operations.md).', target_schema);
+    END IF;
+    IF current_setting('session_replication_role') = 'replica' THEN
+        RAISE EXCEPTION '%: session_replication_role is replica, so the native triggers would not fire', fn
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+
+-- The surviving customer of a merge chain: customer itself when it is live
+-- and not merged, else the end of its merged_into_customer_id chain. NULL
+-- when the chain ends at a soft-deleted customer, leaves company, reaches a
+-- row this role cannot see, loops, or is longer than 64 hops (the sync's
+-- rules, docs/customer_sync.md step 3).
+CREATE FUNCTION crm_native._merge_survivor(target_schema text, customer uuid, company uuid)
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur uuid := customer;
+    nxt uuid;
+    deleted timestamptz;
+    comp uuid;
+    found_row boolean;
+BEGIN
+    FOR hop IN 1..65 LOOP
+        EXECUTE format('SELECT true, c.merged_into_customer_id, c.deleted_at, c.company_id
+                          FROM %I.customers c WHERE c.id = $1', target_schema)
+           INTO found_row, nxt, deleted, comp USING cur;
+        IF found_row IS NULL OR comp IS DISTINCT FROM company THEN
+            RETURN NULL;
+        END IF;
+        IF nxt IS NULL THEN
+            RETURN CASE WHEN deleted IS NULL THEN cur END;
+        END IF;
+        IF nxt = customer THEN
+            RETURN NULL;   -- a loop through the start
+        END IF;
+        cur := nxt;
+    END LOOP;
+    RETURN NULL;           -- too long (or a loop that does not pass the start)
+END
+$$;
+
+-- The check above runs as the caller: let every role read the registry of
+-- native triggers (trigger names and DDL templates, nothing of a tenant).
+GRANT SELECT ON crm_native.native_trigger TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- search_customers
+-- ---------------------------------------------------------------------------
+
+-- The search query as each kind of key, normalized exactly as the stored
+-- keys were (same functions, same GUCs). A query with an '@' is an email:
+-- it is not tried as a phone (its digits are not a phone number) nor as a
+-- name. A query without letters that gives a phone key is a phone number:
+-- it is not tried as a name (and is tried as an email, which costs one
+-- index probe and finds nothing).
+CREATE FUNCTION crm_native._search_keys(q text, OUT email_key text, OUT phone_key text, OUT name_key text,
+                                        OUT try_names boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    is_email boolean := strpos(q, '@') > 0;
+BEGIN
+    email_key := crm_native.normalize_email(q);
+    phone_key := CASE WHEN NOT is_email THEN crm_native.normalize_phone(q) END;
+    try_names := NOT is_email AND NOT (phone_key IS NOT NULL AND q !~ '[[:alpha:]]');
+    name_key := CASE WHEN try_names THEN crm_native.normalize_name(q) END;
+END
+$$;
+
+-- The search statement for target_schema (pg_trgm in schema trgm), with
+-- parameters $1 company, $2 the trimmed query, $3 max_results, $4 the email
+-- key, $5 the phone key, $6 the name key, $7 target_schema, $8 whether to
+-- search names by similarity (crm_native._search_keys). Separate, so
+-- that tests and the benchmark EXPLAIN exactly what search_customers runs.
+--
+-- Each branch uses its own index: each key probe is a plain equality on the
+-- three columns of the keys index (company_id, key_type, normalized_value);
+-- names use the pg_trgm GIN index on customer_name (WHERE deleted_at IS
+-- NULL). A key holder counts when it is live, or merged (then its survivor
+-- is returned); name hits are live customers. Only the top max_results
+-- unmerged name hits are kept: each is its own survivor, so no better
+-- survivor can be cut off; merged name hits (rare) are all resolved.
+CREATE FUNCTION crm_native._search_query(target_schema text, trgm text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $f$
+    SELECT format($q$
+        WITH probes (rank, key_type, key) AS (
+            VALUES (1, 'email', $4), (2, 'phone', $5), (3, 'name', $6)
+        ), key_hits AS (
+            SELECT k.customer_id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
+                   p.rank, p.key_type AS matched_by, 1::real AS score
+              FROM probes p
+              JOIN %1$I.customer_matching_keys k
+                ON k.company_id = $1 AND k.key_type = p.key_type AND k.normalized_value = p.key
+              JOIN %1$I.customers c ON c.id = k.customer_id
+             WHERE p.key IS NOT NULL
+               AND c.company_id = $1
+               AND (c.deleted_at IS NULL OR c.merged_into_customer_id IS NOT NULL)
+        ), name_hits AS MATERIALIZED (
+            SELECT c.id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
+                   %2$I.similarity(c.customer_name, $2) AS score
+              FROM %1$I.customers c
+             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name OPERATOR(%2$I.%%) $2
+               AND (c.company_id = $1) IS TRUE   -- a filter: no btree on company_id instead of the GIN
+        ), hits AS (
+            SELECT holder, merged, rank, matched_by, score FROM key_hits
+            UNION ALL
+            (SELECT holder, merged, 3, 'similar_name', score FROM name_hits
+              WHERE NOT merged ORDER BY score DESC, holder LIMIT $3)
+            UNION ALL
+            SELECT holder, merged, 3, 'similar_name', score FROM name_hits WHERE merged
+        ), resolved AS (
+            SELECT CASE WHEN h.merged THEN crm_native._merge_survivor($7, h.holder, $1) ELSE h.holder END
+                       AS survivor, h.rank, h.matched_by, h.score
+              FROM hits h
+        ), best AS (
+            SELECT DISTINCT ON (r.survivor) r.survivor, r.rank, r.matched_by, r.score
+              FROM resolved r
+             WHERE r.survivor IS NOT NULL
+             ORDER BY r.survivor, r.rank, r.score DESC
+        )
+        SELECT c.id, c.customer_name::text, c.customer_email::text, c.customer_phone::text,
+               b.matched_by::text, b.score
+          FROM best b
+          JOIN %1$I.customers c ON c.id = b.survivor
+         WHERE c.company_id = $1 AND c.deleted_at IS NULL
+         ORDER BY b.rank, b.score DESC, c.id
+         LIMIT $3$q$, target_schema, trgm)
+$f$;
+
+CREATE FUNCTION crm_native.search_customers(company_id uuid, query text, max_results int DEFAULT 20,
+                                            target_schema text DEFAULT 'public')
+RETURNS TABLE (customer_id uuid, customer_name text, customer_email text, customer_phone text,
+               matched_by text, score real)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn constant text := 'crm_native.search_customers';
+    q text := btrim(query, E' \t\r\n\f\v');
+    trgm text;
+    k record;
+    company_known boolean;
+BEGIN
+    IF search_customers.company_id IS NULL THEN
+        RAISE EXCEPTION '%: company_id must not be NULL', fn USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF q IS NULL OR q = '' THEN
+        RAISE EXCEPTION '%: the query is empty', fn USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_results IS NULL OR max_results < 1 THEN
+        RAISE EXCEPTION '%: max_results must be at least 1 (got %)', fn, coalesce(max_results::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM crm_native._ops_check_schema(fn, target_schema);
+    IF to_regclass(format('%I.companies', target_schema)) IS NOT NULL THEN
+        EXECUTE format('SELECT EXISTS (SELECT FROM %I.companies c WHERE c.id = $1)', target_schema)
+           INTO company_known USING search_customers.company_id;
+        IF NOT company_known THEN
+            RAISE EXCEPTION '%: company % does not exist or is not visible to role %', fn,
+                            search_customers.company_id, current_user
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    SELECT n.nspname INTO trgm
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'pg_trgm';
+    IF trgm IS NULL THEN
+        RAISE EXCEPTION '%: extension pg_trgm is not installed', fn USING ERRCODE = 'undefined_object';
+    END IF;
+
+    SELECT * INTO k FROM crm_native._search_keys(q);
+    RETURN QUERY EXECUTE crm_native._search_query(target_schema, trgm)
+    USING search_customers.company_id, q, max_results, k.email_key, k.phone_key, k.name_key, target_schema,
+          k.try_names;
+END
+$$;
+
+COMMENT ON FUNCTION crm_native.search_customers(uuid, text, int, text) IS
+    'Customers of a company matching a query as an email, a phone (native keys) or a name (key or pg_trgm similarity); merged customers resolved to their survivor';
+
+-- ---------------------------------------------------------------------------
+-- relink_chats
+-- ---------------------------------------------------------------------------
+
+-- Progress of one relink_chats call, carried from batch to batch.
+CREATE TYPE crm_native.relink_progress AS (
+    done         boolean,
+    last_id      bigint,       -- the highest chat id looked at
+    batches      integer,
+    seen         bigint,       -- unlinked chats looked at
+    linked       bigint,       -- of which now linked
+    created      bigint,       -- customers created for them
+    started      timestamptz,  -- clock_timestamp() at the start
+    uses_index   text          -- the index on unlinked chats used, if any
+);
+
+-- The index relink_chats walks: a valid btree index on "VC Usage" whose
+-- first column is id and whose predicate is customer_id IS NULL. NULL when
+-- there is none (then each batch walks the primary key).
+CREATE FUNCTION crm_native._unlinked_chats_index(target_schema text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.indexrelid::regclass::text
+      FROM pg_index i
+      JOIN pg_class ic ON ic.oid = i.indexrelid
+      JOIN pg_am am ON am.oid = ic.relam
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = to_regclass(format('%I.%I', target_schema, 'VC Usage'))
+       AND am.amname = 'btree' AND i.indisvalid AND i.indisready
+       AND a.attname = 'id'
+       AND pg_get_expr(i.indpred, i.indrelid) = '(customer_id IS NULL)'
+     ORDER BY ic.relname
+     LIMIT 1
+$$;
+
+CREATE FUNCTION crm_native._relink_start(target_schema text, batch_size int)
+RETURNS crm_native.relink_progress
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn constant text := 'crm_native.relink_chats';
+    idx text;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION '%: batch_size must be at least 1 (got %)', fn, coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM crm_native._ops_check_schema(fn, target_schema);
+    PERFORM crm_native._ops_require_native(fn, target_schema);
+    idx := crm_native._unlinked_chats_index(target_schema);
+    IF idx IS NULL THEN
+        RAISE NOTICE '%: no index on the unlinked chats of %.%: each batch walks the primary key', fn,
+                     quote_ident(target_schema), quote_ident('VC Usage')
+            USING HINT = format('On a large table with few unlinked chats, create one first: '
+                                'CREATE INDEX CONCURRENTLY vc_usage_unlinked_idx ON %I.%I (id) WHERE customer_id IS NULL;',
+                                target_schema, 'VC Usage');
+    END IF;
+    RETURN ROW(false, -9223372036854775808, 0, 0, 0, 0, clock_timestamp(), idx)::crm_native.relink_progress;
+END
+$$;
+
+-- One batch: the next batch_size unlinked chats by id, each "updated" with
+-- SET customer_email = customer_email, which runs the native sync's rules
+-- (trg_vc_usage_customer_sync_update fires for an UPDATE naming a contact
+-- column, and syncs a row that is still unlinked). A row linked meanwhile by
+-- someone else is skipped (the WHERE clause is rechecked on its new version).
+CREATE FUNCTION crm_native._relink_batch(target_schema text, batch_size int, progress crm_native.relink_progress)
+RETURNS crm_native.relink_progress
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn constant text := 'crm_native.relink_chats';
+    p crm_native.relink_progress := progress;
+    ids bigint[];
+    linked_to uuid[];
+    batch_last bigint;
+    n_seen bigint;
+    n_linked bigint;
+    n_created bigint;
+    secs double precision;
+BEGIN
+    -- The batch's ids first (an index scan: the unlinked-chats index or the
+    -- primary key, from the last id on), then the UPDATE by primary key.
+    EXECUTE format('SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT v.id::bigint AS id FROM %I.%I v
+                     WHERE v.customer_id IS NULL AND v.id > $1 ORDER BY v.id LIMIT $2) s',
+                   target_schema, 'VC Usage')
+       INTO ids USING p.last_id, batch_size;
+    n_seen := coalesce(cardinality(ids), 0);
+    IF n_seen > 0 THEN
+        batch_last := ids[n_seen];
+        EXECUTE format('WITH relinked AS (
+                            UPDATE %1$I.%2$I u SET customer_email = u.customer_email
+                             WHERE u.id = ANY ($1) AND u.customer_id IS NULL
+                            RETURNING u.customer_id)
+                        SELECT array_agg(DISTINCT r.customer_id) FILTER (WHERE r.customer_id IS NOT NULL),
+                               count(r.customer_id)
+                          FROM relinked r', target_schema, 'VC Usage')
+           INTO linked_to, n_linked USING ids;
+        -- customers this transaction created for them: their 'created'
+        -- event is ours (a separate statement: the UPDATE's own snapshot
+        -- does not see what its triggers wrote)
+        EXECUTE format('SELECT count(DISTINCT e.customer_id) FROM %I.customer_events e
+                         WHERE e.customer_id = ANY ($1) AND e.event_type = ''created''
+                           AND e.xmin = pg_current_xact_id()::xid', target_schema)
+           INTO n_created USING linked_to;
+    END IF;
+
+    IF n_seen = 0 THEN
+        p.done := true;
+    ELSE
+        p.batches := p.batches + 1;
+        p.last_id := batch_last;
+        p.seen := p.seen + n_seen;
+        p.linked := p.linked + n_linked;
+        p.created := p.created + n_created;
+        p.done := n_seen < batch_size;
+    END IF;
+    secs := greatest(extract(epoch FROM clock_timestamp() - p.started), 0.000001);
+    IF n_seen > 0 THEN
+        RAISE NOTICE '%: batch %: % chats, % linked, % not linked, % customers created; so far % chats, % linked',
+                     fn, p.batches, n_seen, n_linked, n_seen - n_linked, n_created, p.seen, p.linked
+            USING DETAIL = format('%s chats/s, %s s elapsed, up to chat id %s', round((p.seen / secs)::numeric, 1),
+                                  round(secs::numeric, 3), p.last_id);
+    END IF;
+    IF p.done THEN
+        RAISE NOTICE '%: done: % chats in % batches, % linked, % left unlinked, % customers created',
+                     fn, p.seen, p.batches, p.linked, p.seen - p.linked, p.created
+            USING DETAIL = format('%s chats/s, %s s; index: %s', round((p.seen / secs)::numeric, 1),
+                                  round(secs::numeric, 3), coalesce(p.uses_index, 'none (primary key)')),
+                  HINT = CASE WHEN p.seen > p.linked THEN
+                             'A chat left unlinked has no email, phone or name that normalizes to a key, '
+                             'or a warning above says why the sync skipped it.'
+                         ELSE 'Every chat looked at is linked.' END;
+    END IF;
+    RETURN p;
+END
+$$;
+
+-- Commits after every batch, so it must be CALLed outside a transaction
+-- block. No SET clause (a procedure that commits cannot have one): its body
+-- names only schema-qualified functions and reads a field, nothing a
+-- search_path could redirect.
+CREATE PROCEDURE crm_native.relink_chats(target_schema text DEFAULT 'public', batch_size int DEFAULT 10000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    progress crm_native.relink_progress;
+BEGIN
+    -- Fails at once (invalid transaction termination) inside a transaction
+    -- block, before any work; otherwise ends the CALL's own empty transaction.
+    COMMIT;
+    progress := crm_native._relink_start(target_schema, batch_size);
+    LOOP
+        progress := crm_native._relink_batch(target_schema, batch_size, progress);
+        COMMIT;
+        EXIT WHEN progress.done;
+    END LOOP;
+END
+$$;
+
+COMMENT ON PROCEDURE crm_native.relink_chats(text, int) IS
+    'Links every chat without a customer by the native sync''s rules, creating customers where the sync would; commits per batch';
+
+-- ---------------------------------------------------------------------------
+-- merge_customers
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION crm_native.merge_customers(source uuid, target uuid, target_schema text DEFAULT 'public')
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn constant text := 'crm_native.merge_customers';
+    blank constant text := E' \t\r\n\f\v';
+    lock_sql text;
+    s record;
+    t record;
+    author uuid;
+    filled text[] := '{}';
+    set_list text;
+    chats_moved bigint := 0;
+    summaries_moved bigint := 0;
+    keys_moved bigint;
+    keys_dropped bigint;
+    log_id uuid;
+BEGIN
+    IF source IS NULL OR target IS NULL THEN
+        RAISE EXCEPTION '%: source and target must not be NULL', fn USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF source = target THEN
+        RAISE EXCEPTION '%: cannot merge customer % into itself', fn, source
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM crm_native._ops_check_schema(fn, target_schema);
+    IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
+        RAISE EXCEPTION '%: schema "%" has no table customer_merge_log', fn, target_schema
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    PERFORM crm_native._ops_require_native(fn, target_schema);
+    -- Under REPEATABLE READ the snapshot predates the row locks below: a chat
+    -- linked to the source by a transaction that committed in between would
+    -- be invisible to the move and stay on the merged customer.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION '%: needs a READ COMMITTED transaction (this one is %)', fn,
+                        current_setting('transaction_isolation')
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'A merge must see the chats that concurrent transactions linked to the source until it locked it.';
+    END IF;
+    -- the audit trigger's rule: a value that is not a uuid fails (22P02)
+    author := NULLIF(current_setting('app.current_user_id', true), '')::uuid;
+
+    -- Lock both customers, lower id first (two merges of the same pair never
+    -- deadlock), with the lock the sync takes on the customer it links to:
+    -- a chat being linked to either one finishes first, a later one waits
+    -- for the merge and then finds the survivor.
+    lock_sql := format('SELECT c.id, c.company_id, c.deleted_at, c.merged_into_customer_id, to_jsonb(c) AS data
+                          FROM %I.customers c WHERE c.id = $1 FOR NO KEY UPDATE OF c', target_schema);
+    IF source < target THEN
+        EXECUTE lock_sql INTO s USING source;
+        EXECUTE lock_sql INTO t USING target;
+    ELSE
+        EXECUTE lock_sql INTO t USING target;
+        EXECUTE lock_sql INTO s USING source;
+    END IF;
+    IF s.id IS NULL OR t.id IS NULL THEN
+        RAISE EXCEPTION '%: customer % does not exist or is not visible to role %', fn,
+                        CASE WHEN s.id IS NULL THEN source ELSE target END, current_user
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF s.company_id IS DISTINCT FROM t.company_id THEN
+        RAISE EXCEPTION '%: customers % and % belong to different companies', fn, source, target
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF s.deleted_at IS NOT NULL OR t.deleted_at IS NOT NULL THEN
+        RAISE EXCEPTION '%: customer % is soft-deleted', fn,
+                        CASE WHEN s.deleted_at IS NOT NULL THEN source ELSE target END
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF s.merged_into_customer_id IS NOT NULL OR t.merged_into_customer_id IS NOT NULL THEN
+        RAISE EXCEPTION '%: customer % is already merged into %', fn,
+                        CASE WHEN s.merged_into_customer_id IS NOT NULL THEN source ELSE target END,
+                        coalesce(s.merged_into_customer_id, t.merged_into_customer_id)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Merge into the surviving customer instead.';
+    END IF;
+
+    -- 1. The chats: an UPDATE of customer_id (checked by the sync trigger,
+    --    counted by the metrics trigger: the source's metrics row goes, the
+    --    target's becomes the recomputation over both histories).
+    EXECUTE format('UPDATE %I.%I SET customer_id = $2 WHERE customer_id = $1', target_schema, 'VC Usage')
+      USING source, target;
+    GET DIAGNOSTICS chats_moved = ROW_COUNT;
+    IF to_regclass(format('%I.customer_conversation_summaries', target_schema)) IS NOT NULL THEN
+        EXECUTE format('UPDATE %I.customer_conversation_summaries SET customer_id = $2 WHERE customer_id = $1',
+                       target_schema) USING source, target;
+        GET DIAGNOSTICS summaries_moved = ROW_COUNT;
+    END IF;
+
+    -- 2. The target's missing (NULL or blank) contact data, from the source;
+    --    email, phone and name only when they normalize to a key (the sync's
+    --    rule). Never overwrites. updated_at is set either way.
+    IF NULLIF(btrim(t.data->>'customer_name', blank), '') IS NULL
+       AND crm_native.normalize_name(s.data->>'customer_name') IS NOT NULL THEN
+        filled := filled || 'customer_name'::text;
+    END IF;
+    IF NULLIF(btrim(t.data->>'customer_email', blank), '') IS NULL
+       AND crm_native.normalize_email(s.data->>'customer_email') IS NOT NULL THEN
+        filled := filled || 'customer_email'::text;
+    END IF;
+    IF NULLIF(btrim(t.data->>'customer_phone', blank), '') IS NULL
+       AND crm_native.normalize_phone(s.data->>'customer_phone') IS NOT NULL THEN
+        filled := filled || 'customer_phone'::text;
+    END IF;
+    IF (t.data ? 'customer_address') AND NULLIF(btrim(t.data->>'customer_address', blank), '') IS NULL
+       AND NULLIF(btrim(s.data->>'customer_address', blank), '') IS NOT NULL THEN
+        filled := filled || 'customer_address'::text;
+    END IF;
+    SELECT string_agg(format('%1$I = s.%1$I', col), ', ') INTO set_list FROM unnest(filled) AS col;
+    EXECUTE format('UPDATE %1$I.customers t SET %2$s updated_at = now()
+                      FROM %1$I.customers s WHERE t.id = $2 AND s.id = $1',
+                   target_schema, coalesce(set_list || ',', ''))
+      USING source, target;
+
+    -- 3. Matching keys: the source's keys the target does not hold move to
+    --    it (so a chat with the source's email or phone finds the target);
+    --    the rest (duplicates) go.
+    EXECUTE format('UPDATE %1$I.customer_matching_keys k SET customer_id = $2
+                     WHERE k.customer_id = $1
+                       AND NOT EXISTS (SELECT FROM %1$I.customer_matching_keys d
+                                        WHERE d.customer_id = $2 AND d.key_type = k.key_type
+                                          AND d.normalized_value = k.normalized_value)', target_schema)
+      USING source, target;
+    GET DIAGNOSTICS keys_moved = ROW_COUNT;
+    EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE customer_id = $1', target_schema) USING source;
+    GET DIAGNOSTICS keys_dropped = ROW_COUNT;
+
+    -- 4. The merge log, and an event on each customer.
+    EXECUTE format('INSERT INTO %I.customer_merge_log
+                        (company_id, source_customer_id, target_customer_id, merged_by_user_id, merge_reason, merged_data)
+                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING id', target_schema)
+       INTO log_id
+      USING t.company_id, source, target, author, 'crm_native.merge_customers',
+            jsonb_build_object('source', s.data, 'target_before', t.data, 'filled_fields', to_jsonb(filled),
+                               'chats_moved', chats_moved, 'summaries_moved', summaries_moved,
+                               'keys_moved', keys_moved, 'keys_dropped', keys_dropped);
+    EXECUTE format('INSERT INTO %I.customer_events (customer_id, company_id, event_type, event_data)
+                    VALUES ($1, $3, ''merged_from'', $4), ($2, $3, ''merged_into'', $5)', target_schema)
+      USING target, source, t.company_id,
+            jsonb_build_object('source_customer_id', source, 'merge_log_id', log_id, 'chats_moved', chats_moved,
+                               'filled_fields', to_jsonb(filled)),
+            jsonb_build_object('target_customer_id', target, 'merge_log_id', log_id);
+
+    -- 5. The source: merged into the target and soft-deleted (audit row by
+    --    the customers trigger).
+    EXECUTE format('UPDATE %I.customers SET merged_into_customer_id = $2, deleted_at = now(), updated_at = now()
+                     WHERE id = $1', target_schema)
+      USING source, target;
+    RETURN target;
+END
+$$;
+
+COMMENT ON FUNCTION crm_native.merge_customers(uuid, uuid, text) IS
+    'Merges customer source into target (same company, both live): chats, metrics, keys, missing contact data; logs it; returns target';
+
+-- ---------------------------------------------------------------------------
+-- verify_operations: what the operations need, and the index advice
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION crm_native.verify_operations(target_schema text DEFAULT 'public')
+RETURNS TABLE (operation text, item text, ok boolean, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text[];
+    idx text;
+    vc regclass;
+    cust regclass;
+    keys regclass;
+BEGIN
+    PERFORM crm_native._ops_check_schema('crm_native.verify_operations', target_schema);
+    vc := to_regclass(format('%I.%I', target_schema, 'VC Usage'));
+    cust := to_regclass(format('%I.customers', target_schema));
+    keys := to_regclass(format('%I.customer_matching_keys', target_schema));
+
+    missing := crm_native._ops_missing_native_triggers(target_schema);
+    operation := 'relink_chats, merge_customers'; item := 'native triggers';
+    ok := cardinality(missing) = 0;
+    detail := CASE WHEN ok THEN 'installed'
+                   ELSE format('missing or disabled: %s; run SELECT crm_native.install(%L)',
+                               array_to_string(missing, ', '), target_schema) END;
+    RETURN NEXT;
+
+    idx := crm_native._unlinked_chats_index(target_schema);
+    operation := 'relink_chats'; item := 'index on unlinked chats';
+    ok := idx IS NOT NULL;
+    detail := CASE WHEN ok THEN format('uses %s', idx)
+                   ELSE format('none: each batch walks the primary key; on a large table with few unlinked chats, '
+                               'CREATE INDEX CONCURRENTLY vc_usage_unlinked_idx ON %I.%I (id) WHERE customer_id IS NULL',
+                               target_schema, 'VC Usage') END;
+    RETURN NEXT;
+
+    operation := 'search_customers'; item := 'matching keys index (company_id, key_type, normalized_value)';
+    SELECT string_agg(i.indexrelid::regclass::text, ', ') INTO idx
+      FROM pg_index i
+     WHERE i.indrelid = keys AND i.indisvalid AND i.indpred IS NULL
+       AND (SELECT array_agg(a.attname::text ORDER BY k.ord)
+              FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k (attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE k.ord <= 3) = ARRAY['company_id', 'key_type', 'normalized_value'];
+    ok := idx IS NOT NULL;
+    detail := CASE WHEN ok THEN format('uses %s', idx)
+                   ELSE format('none: CREATE INDEX ON %I.customer_matching_keys (company_id, key_type, normalized_value)',
+                               target_schema) END;
+    RETURN NEXT;
+
+    operation := 'search_customers'; item := 'pg_trgm index on customers.customer_name';
+    SELECT string_agg(i.indexrelid::regclass::text, ', ') INTO idx
+      FROM pg_index i
+      JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = cust AND i.indisvalid AND oc.opcname IN ('gin_trgm_ops', 'gist_trgm_ops')
+       AND a.attname = 'customer_name'
+       AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = '(deleted_at IS NULL)');
+    ok := idx IS NOT NULL;
+    detail := CASE WHEN ok THEN format('uses %s', idx)
+                   ELSE format('none: CREATE INDEX ON %I.customers USING gin (customer_name gin_trgm_ops) '
+                               'WHERE deleted_at IS NULL', target_schema) END;
+    RETURN NEXT;
+END
+$$;
+
+COMMENT ON FUNCTION crm_native.verify_operations(text) IS
+    'What search_customers, relink_chats and merge_customers need on target_schema (native triggers, indexes), with advice';
