@@ -67,8 +67,16 @@ fi
   while IFS= read -r -d '' f; do [ -e "$ROOT/$f" ] && printf '%s\0' "$f"; done |
   (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$SRC" \
   || { fail "copying the source tree"; finish; }
-# every crm_native--*.sql the tree holds (upgrade scripts; listed before the
-# build writes its own copies under debian/)
+# The extension's SQL scripts (listed before the build writes copies under
+# debian/): the ones the Makefile installs (DATA_built and DATA: the install
+# script of EXTVERSION and the upgrade scripts, generated or not), and every
+# crm_native--*.sql the tree holds. An upgrade script must be in the package;
+# a released version's install script kept in the tree (for the upgrade test)
+# is not shipped, but the package must have an update path from that version.
+# shellcheck disable=SC2016  # $(DATA_built) is make's, not the shell's
+make_sql=$(make -s --no-print-directory -C "$SRC" PG_CONFIG="$PG_CONFIG" \
+             --eval 'crm-print-data: ; @echo $(DATA_built) $(DATA)' crm-print-data 2>/dev/null |
+           tr ' ' '\n' | sed -n 's|.*/||; /^crm_native--.*\.sql$/p' | sort -u)
 tree_sql=$(cd "$SRC" && find . -name 'crm_native--*.sql' -type f -printf '%f\n' | sort -u)
 
 key=$( { (cd "$SRC" && find . -type f -printf '%m %p\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum);
@@ -98,10 +106,17 @@ EXTVERSION=$(sed -n 's/^EXTVERSION *= *//p' "$SRC/Makefile")
 LIBDIR=$PG_SYS_PKGLIBDIR                    # /usr/lib/postgresql/15/lib
 EXTDIR=$PG_SYS_SHAREDIR/extension           # /usr/share/postgresql/15/extension
 listing=$(dpkg-deb -c "$DEB" | awk '{print $NF}' | sed 's|^\./|/|')
-want=("$LIBDIR/crm_native.so" "$EXTDIR/crm_native.control" "$EXTDIR/crm_native--$EXTVERSION.sql")
-for f in $tree_sql; do
-  [ "$f" = "crm_native--$EXTVERSION.sql" ] || want+=("$EXTDIR/$f")
+want=("$LIBDIR/crm_native.so" "$EXTDIR/crm_native.control")
+released=()
+# shellcheck disable=SC2086  # one file name per word
+for f in $(printf '%s\n' "crm_native--$EXTVERSION.sql" $make_sql $tree_sql | sort -u); do
+  case $f in
+    crm_native--*--*.sql) want+=("$EXTDIR/$f"); v=${f#crm_native--}; released+=("${v%%--*}") ;;
+    "crm_native--$EXTVERSION.sql") want+=("$EXTDIR/$f") ;;
+    *) v=${f#crm_native--}; released+=("${v%.sql}") ;;   # a released version's install script
+  esac
 done
+mapfile -t released < <(printf '%s\n' "${released[@]}" | sed '/^$/d' | sort -u)
 missing=()
 for f in "${want[@]}"; do grep -qxF "$f" <<<"$listing" || missing+=("$f"); done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -169,6 +184,16 @@ if [ "$libdir" = "$CRM_STAGE$LIBDIR" ]; then
 else
   fail "server's PKGLIBDIR is $libdir, not $CRM_STAGE$LIBDIR"
 fi
+
+for v in "${released[@]}"; do
+  path=$(psql_q -At -d postgres -c "SELECT path FROM pg_extension_update_paths('crm_native')
+                                     WHERE source = '$v' AND target = '$control_version'")
+  if [ -n "$path" ]; then
+    pass "update path from released $v: $path"
+  else
+    fail "no update path from released $v to $control_version in the package"
+  fi
+done
 
 psql_q -d postgres -c "CREATE DATABASE smoke" >/dev/null
 ref_ok=1
