@@ -445,7 +445,7 @@ $$;
 CREATE FUNCTION crm_native.index_report(target_schema text DEFAULT 'public')
 RETURNS TABLE (table_name text, index_name text, size_bytes bigint, size text, scans bigint,
                tuples_read bigint, tuples_fetched bigint, category text, is_unique boolean,
-               is_primary boolean, overlaps text, suggestion text, definition text,
+               is_primary boolean, overlaps_with text, suggestion text, definition text,
                stats_since timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
