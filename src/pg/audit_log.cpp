@@ -14,6 +14,7 @@
 // to_jsonb runs inside the INSERT (pg_catalog.to_jsonb on a row-typed
 // parameter), so the JSON is exactly the backend's own.
 #include "pg/customer_triggers.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 
 #include <cstdio>
@@ -139,5 +140,5 @@ Datum audit_log(FunctionCallInfo fcinfo) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_audit_log);
-Datum crm_audit_log(PG_FUNCTION_ARGS) { return audit_log(fcinfo); }
+Datum crm_audit_log(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, audit_log); }  // trigger_stats
 }

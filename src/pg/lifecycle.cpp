@@ -6,6 +6,7 @@
 // {"from": old stage, "to": new stage}). Without the WHEN clause it checks the
 // change itself, so a misdeclared trigger cannot log a non-change.
 #include "pg/customer_triggers.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 
 #include <cstdio>
@@ -89,5 +90,5 @@ Datum lifecycle_tracking(FunctionCallInfo fcinfo) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_lifecycle_tracking);
-Datum crm_lifecycle_tracking(PG_FUNCTION_ARGS) { return lifecycle_tracking(fcinfo); }
+Datum crm_lifecycle_tracking(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, lifecycle_tracking); }  // trigger_stats
 }

@@ -9,6 +9,7 @@
 // that changes none of the three columns (nor company_id) does no key work.
 #include "pg/customer_triggers.hpp"
 #include "pg/normalize.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 
 #include <cstdio>
@@ -182,5 +183,5 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_matching_keys_sync);
-Datum crm_matching_keys_sync(PG_FUNCTION_ARGS) { return matching_keys_sync(fcinfo); }
+Datum crm_matching_keys_sync(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, matching_keys_sync); }  // trigger_stats
 }

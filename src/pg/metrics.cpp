@@ -63,6 +63,7 @@ extern "C" {
 #include "core/metrics_delta.hpp"
 #include "pg/customer_sync.hpp"
 #include "pg/retired_plans.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 namespace {
 
@@ -1005,22 +1006,24 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(crm_metrics_insert);
 Datum crm_metrics_insert(PG_FUNCTION_ARGS) {
-    return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, kFoldInsert, kExistingInsert);
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, kFoldInsert, kExistingInsert); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_update);
 Datum crm_metrics_update(PG_FUNCTION_ARGS) {
-    return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, kFoldUpdate, kExistingUpdate);
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, kFoldUpdate, kExistingUpdate); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_delete);
 Datum crm_metrics_delete(PG_FUNCTION_ARGS) {
-    return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, kFoldDelete, kExistingDelete);
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, kFoldDelete, kExistingDelete); });  // trigger_stats
 }
 
 // TRUNCATE leaves no conversation, so no customer keeps a metrics row.
 PG_FUNCTION_INFO_V1(crm_metrics_truncate);
-Datum crm_metrics_truncate(PG_FUNCTION_ARGS) {
+static Datum metrics_truncate(PG_FUNCTION_ARGS);  // trigger_stats
+Datum crm_metrics_truncate(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, metrics_truncate); }  // trigger_stats
+static Datum metrics_truncate(PG_FUNCTION_ARGS) {  // trigger_stats: the body of crm_metrics_truncate
     TriggerData* td = check_trigger(fcinfo, "crm_native.metrics_truncate", TRIGGER_EVENT_TRUNCATE);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
     PlanSet* set = plan_set_for(td->tg_relation);

@@ -492,3 +492,52 @@ $$;
 
 COMMENT ON FUNCTION crm_native.index_report(text) IS
     'Per index: size, scans and tuples since the statistics reset, category unused (0 scans) / low (1-99) / used (>= 100), unique/primary, overlap with a longer index';
+
+-- ---------------------------------------------------------------------------
+-- Trigger statistics in shared memory (src/pg/trigger_stats.cpp): the seed's
+-- trigger_performance_log without a write per call. Needs
+-- shared_preload_libraries = 'crm_native'; without it these raise an error
+-- that says so.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION crm_native._trigger_stats(
+    OUT dbid oid, OUT function_oid oid, OUT relid oid, OUT function_name text, OUT table_name text,
+    OUT calls bigint, OUT rows bigint, OUT errors bigint, OUT serialization_failures bigint,
+    OUT total_ms float8, OUT min_ms float8, OUT max_ms float8,
+    OUT p50_ms float8, OUT p95_ms float8, OUT p99_ms float8,
+    OUT customers_created bigint, OUT customers_matched bigint,
+    OUT unlinked_no_contact bigint, OUT unlinked_normalize_failed bigint,
+    OUT lock_waits bigint, OUT lock_wait_ms float8, OUT this_database boolean)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'crm_trigger_stats'
+LANGUAGE C STRICT VOLATILE;
+
+-- One row per (database, native trigger function, table) called since the
+-- last reset. Times in milliseconds; p50/p95/p99 from a fixed histogram (at
+-- most 12.5% above the true value, never above max_ms). Counters are not
+-- transactional: the calls of transactions that rolled back count too.
+CREATE VIEW crm_native.trigger_stats AS
+SELECT d.datname AS database, s.function_name AS function, s.table_name,
+       s.calls, s.rows, s.total_ms, s.total_ms / nullif(s.calls, 0) AS mean_ms, s.min_ms, s.max_ms,
+       s.p50_ms, s.p95_ms, s.p99_ms, s.errors, s.serialization_failures,
+       s.customers_created, s.customers_matched, s.unlinked_no_contact, s.unlinked_normalize_failed,
+       s.lock_waits, s.lock_wait_ms, s.dbid, s.function_oid, s.relid
+  FROM crm_native._trigger_stats() s
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid;
+
+CREATE FUNCTION crm_native.trigger_stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'crm_trigger_stats_reset'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION crm_native.trigger_stats_reset() FROM PUBLIC;
+
+-- entries in use (of max_entries: calls of (function, table) pairs beyond it
+-- are not counted, dropped_calls says how many), and when the statistics
+-- were last reset.
+CREATE FUNCTION crm_native.trigger_stats_info(
+    OUT entries int, OUT max_entries int, OUT dropped_calls bigint, OUT stats_reset timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'crm_trigger_stats_info'
+LANGUAGE C VOLATILE;
+
+COMMENT ON VIEW crm_native.trigger_stats IS
+    'Per native trigger function and table: calls, rows, total/mean/min/max and p50/p95/p99 ms, errors, serialization failures, customers created/matched, chats left unlinked by reason, lock waits (needs shared_preload_libraries = crm_native)';
