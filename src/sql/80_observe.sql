@@ -541,3 +541,190 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON VIEW crm_native.trigger_stats IS
     'Per native trigger function and table: calls, rows, total/mean/min/max and p50/p95/p99 ms, errors, serialization failures, customers created/matched, chats left unlinked by reason, lock waits (needs shared_preload_libraries = crm_native)';
+
+-- ---------------------------------------------------------------------------
+-- health: one row per check, for a monitoring probe
+-- ---------------------------------------------------------------------------
+
+-- status: ok, warning, error or unknown; value: the number the check counts
+-- (problems, differing rows, unlinked chats, p99 in ms). metrics_sample: how
+-- many customers (chosen at random) the metrics and matching-keys checks
+-- recompute; NULL checks every customer (costly on a large database).
+CREATE FUNCTION crm_native.health(target_schema text DEFAULT 'public', metrics_sample integer DEFAULT 1000)
+RETURNS TABLE (check_name text, status text, value numeric, detail text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    n bigint;
+    total bigint;
+    sampled bigint;
+    sample_note text;
+    r record;
+    stats_available boolean := true;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION 'crm_native.health: schema "%" does not exist', target_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    IF metrics_sample IS NOT NULL AND metrics_sample < 1 THEN
+        RAISE EXCEPTION 'crm_native.health: metrics_sample must be positive or NULL (all customers)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- 1. verify_schema, by kind
+    FOR r IN
+        SELECT k.kind, k.severity, k.label,
+               count(v.*) FILTER (WHERE v.status <> 'ok') AS problems,
+               string_agg(v.object || ' ' || v.status, ', ' ORDER BY v.object) FILTER (WHERE v.status <> 'ok') AS list
+          FROM (VALUES (1, 'dependency', 'error', 'schema: indexes the native triggers rely on'),
+                       (2, 'column', 'error', 'schema: columns the native triggers use'),
+                       (3, 'trigger', 'error', 'schema: the six triggers, native and enabled'),
+                       (4, 'index', 'warning', 'schema: the seed''s index inventory'),
+                       (5, 'foreign key index', 'warning', 'schema: an index for every foreign key'))
+               AS k (ord, kind, severity, label)
+          LEFT JOIN crm_native.verify_schema(target_schema) v ON v.kind = k.kind
+         GROUP BY k.ord, k.kind, k.severity, k.label
+         ORDER BY k.ord
+    LOOP
+        check_name := r.label;
+        status := CASE WHEN r.problems = 0 THEN 'ok' ELSE r.severity END;
+        value := r.problems;
+        detail := CASE WHEN r.problems = 0 THEN 'all as expected'
+                       ELSE format('%s not ok: %s (SELECT * FROM crm_native.verify_schema(%L) WHERE status <> ''ok'' gives the fixes)',
+                                   r.problems, r.list, target_schema) END;
+        RETURN NEXT;
+    END LOOP;
+
+    -- The customers the recomputation checks: a random sample, or all.
+    IF to_regclass(format('%I.customers', target_schema)) IS NULL
+       OR cardinality(crm_native.missing_objects(target_schema)) > 0 THEN
+        check_name := 'data checks'; status := 'error'; value := NULL;
+        detail := 'skipped: the schema lacks what the triggers use (see the schema checks)';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %I.customers', target_schema) INTO total;
+    CREATE TEMP TABLE IF NOT EXISTS crm_native_health_sample (id uuid PRIMARY KEY) ON COMMIT DROP;
+    TRUNCATE crm_native_health_sample;
+    EXECUTE format('INSERT INTO crm_native_health_sample SELECT c.id FROM %I.customers c %s',
+                   target_schema,
+                   CASE WHEN metrics_sample IS NULL THEN '' ELSE 'ORDER BY random() LIMIT ' || metrics_sample END);
+    GET DIAGNOSTICS sampled = ROW_COUNT;
+    sample_note := CASE WHEN metrics_sample IS NULL THEN format('all %s customers checked', total)
+                        WHEN sampled >= total THEN format('sample of %s: all %s customers checked', metrics_sample, total)
+                        ELSE format('random sample of %s of %s customers (metrics_sample => NULL checks all)', sampled, total) END;
+
+    -- 2. customer_metrics against a recomputation (verify_metrics' definitions)
+    EXECUTE format($q$
+        WITH s AS (SELECT id FROM crm_native_health_sample),
+        expected AS (
+            SELECT v.customer_id, array_agg(DISTINCT v.company_id) AS companies, count(*)::bigint AS n,
+                   count(DISTINCT v.session_id)::bigint AS s, coalesce(sum(v.view_count), 0)::bigint AS w,
+                   min(v.created_at) AS f, max(v.created_at) AS l
+              FROM %1$I."VC Usage" v JOIN s ON s.id = v.customer_id
+             GROUP BY v.customer_id),
+        actual AS (SELECT m.* FROM %1$I.customer_metrics m JOIN s ON s.id = m.customer_id)
+        SELECT count(*) FROM expected e FULL JOIN actual m ON m.customer_id = e.customer_id
+         WHERE e.customer_id IS NULL OR m.customer_id IS NULL
+            OR (e.n, e.s, e.w, e.f, e.l) IS DISTINCT FROM
+               (m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at, m.last_interaction_at)
+            OR m.company_id IS NULL OR NOT (m.company_id = ANY (e.companies)) $q$, target_schema) INTO n;
+    check_name := 'customer_metrics equal to a recomputation';
+    status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
+    value := n;
+    detail := format('%s customers whose metrics row differs; %s%s', n, sample_note,
+                     CASE WHEN n > 0 THEN format('; SELECT * FROM crm_native.verify_metrics(%L) lists them, '
+                                                 'crm_native.rebuild_metrics(%L) fixes them', target_schema, target_schema)
+                          ELSE '' END);
+    RETURN NEXT;
+
+    -- 3. matching keys against the customers' current values
+    EXECUTE format($q$
+        WITH s AS (SELECT id FROM crm_native_health_sample),
+        expected AS (
+            SELECT c.id AS customer_id, c.company_id, k.key_type, k.key_value, k.normalized_value
+              FROM %1$I.customers c JOIN s ON s.id = c.id
+             CROSS JOIN LATERAL (VALUES
+                    ('name', c.customer_name::text, crm_native.normalize_name(c.customer_name)),
+                    ('email', c.customer_email::text, crm_native.normalize_email(c.customer_email)),
+                    ('phone', c.customer_phone::text, crm_native.normalize_phone(c.customer_phone)))
+                    AS k (key_type, key_value, normalized_value)
+             WHERE k.normalized_value IS NOT NULL),
+        actual AS (
+            SELECT k.customer_id, k.company_id, k.key_type::text, k.key_value::text, k.normalized_value::text
+              FROM %1$I.customer_matching_keys k JOIN s ON s.id = k.customer_id),
+        diff AS ((SELECT * FROM expected EXCEPT ALL SELECT * FROM actual)
+                 UNION ALL
+                 (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected))
+        SELECT count(DISTINCT customer_id) FROM diff $q$, target_schema) INTO n;
+    check_name := 'matching keys equal to the customers'' current values';
+    status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
+    value := n;
+    detail := format('%s customers whose keys differ; %s%s', n, sample_note,
+                     CASE WHEN n > 0 THEN format('; SELECT crm_native.rebuild_matching_keys(%L) rewrites them '
+                                                 '(keys written by the plpgsql triggers or another library version differ)',
+                                                 target_schema)
+                          ELSE '' END);
+    RETURN NEXT;
+
+    -- 4. chats left unlinked although they bring contact data
+    EXECUTE format($q$
+        SELECT count(*) FILTER (WHERE v.customer_email IS NOT NULL OR v.customer_phone IS NOT NULL
+                                   OR v.customer_name IS NOT NULL),
+               count(*)
+          FROM %I."VC Usage" v WHERE v.customer_id IS NULL $q$, target_schema) INTO n, total;
+    check_name := 'chats left unlinked';
+    status := CASE WHEN n = 0 THEN 'ok' ELSE 'warning' END;
+    value := n;
+    detail := format('%s unlinked chats with contact data (%s unlinked in all, whole table scanned)', n, total);
+    BEGIN
+        SELECT format('; since the statistics reset, customer_sync left %s without usable contact data and %s whose contact data could not be normalized',
+                      coalesce(sum(t.unlinked_no_contact), 0), coalesce(sum(t.unlinked_normalize_failed), 0))
+          INTO sample_note
+          FROM crm_native.trigger_stats t
+         WHERE t.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND t.function = 'crm_native.customer_sync';
+        detail := detail || sample_note;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        stats_available := false;
+    END;
+    RETURN NEXT;
+
+    -- 5. trigger p99 against the seed's budgets
+    IF NOT stats_available THEN
+        check_name := 'trigger p99 within the seed''s budgets';
+        status := 'unknown'; value := NULL;
+        detail := 'crm_native.trigger_stats needs crm_native in shared_preload_libraries';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    n := 0;
+    FOR r IN
+        SELECT t.function, t.table_name, t.calls, t.p99_ms, b.budget_ms, b.seed_estimate
+          FROM crm_native.trigger_stats t
+          LEFT JOIN crm_native.trigger_budget b ON 'crm_native.' || b.function_name = t.function
+         WHERE t.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND t.table_name LIKE target_schema || '.%'
+         ORDER BY t.function, t.table_name
+    LOOP
+        n := n + 1;
+        check_name := format('trigger p99: %s on %s', r.function, r.table_name);
+        status := CASE WHEN r.budget_ms IS NULL THEN 'unknown' WHEN r.p99_ms <= r.budget_ms THEN 'ok' ELSE 'warning' END;
+        value := round(r.p99_ms::numeric, 3);
+        detail := format('p99 %s ms over %s calls; budget %s ms (seed estimate %s)', round(r.p99_ms::numeric, 3), r.calls,
+                         coalesce(r.budget_ms::text, 'none'), coalesce(r.seed_estimate, '-'));
+        RETURN NEXT;
+    END LOOP;
+    IF n = 0 THEN
+        check_name := 'trigger p99 within the seed''s budgets';
+        status := 'ok'; value := NULL;
+        detail := 'no native trigger of this schema has run since the statistics reset';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION crm_native.health(text, integer) IS
+    'One row per check (schema, metrics and matching keys recomputed for a sample, unlinked chats, trigger p99 against the seed''s budgets): status ok / warning / error / unknown';

@@ -8,6 +8,8 @@
 #      without contact data (unlinked, by reason), K calls of the customers
 #      triggers, one metrics_insert call of N+U rows; an UPDATE of the stage of
 #      every customer (K lifecycle calls); a failed statement (errors);
+#      health()'s p99 rows against the budgets; a chat whose email cannot
+#      be normalized (LATIN1 database) is counted under its reason;
 #      trigger_stats_reset() empties the view;
 #   2. crm_native.trigger_stats = off: nothing is counted;
 #   3. the isolation spec test/trigger_stats/specs/*.spec (lock waits,
@@ -73,13 +75,40 @@ check "lifecycle_tracking calls" "$(stat lifecycle_tracking 'calls')" "$K"
 check "metrics_insert: one statement, its rows" "$(stat metrics_insert 'calls, rows')" "1 $((N + U))"
 check "table of customer_sync" "$(stat customer_sync 'table_name')" "public.VC Usage"
 check "entries in use" "$(qa -d "$DB" -c "SELECT entries, dropped_calls FROM crm_native.trigger_stats_info()" -F ' ')" "5 0"
+# health(): one p99 row per trigger function, judged against the budgets
+check "health(): p99 rows" "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.health() WHERE check_name LIKE 'trigger p99: %'")" 5
+check "health(): p99 over a budget is a warning" "$(qa -d "$DB" <<'SQL'
+BEGIN;
+UPDATE crm_native.trigger_budget SET budget_ms = 1e-9;
+SELECT string_agg(DISTINCT status, ',') FROM crm_native.health() WHERE check_name LIKE 'trigger p99: %';
+UPDATE crm_native.trigger_budget SET budget_ms = 1e9;
+SELECT string_agg(DISTINCT status, ',') FROM crm_native.health() WHERE check_name LIKE 'trigger p99: %';
+ROLLBACK;
+SQL
+)" "$(printf 'warning\nok')"
+check "health(): unlinked chats by reason" \
+  "$(qa -d "$DB" -c "SELECT detail ~ 'left 3 without usable contact data and 0 whose' FROM crm_native.health() WHERE check_name = 'chats left unlinked'")" t
 q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
 check "after trigger_stats_reset()" "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.trigger_stats")" 0
+
+# a chat whose email cannot be normalized (the normalizers read UTF-8: non-ASCII
+# text in a LATIN1 database, as test/run.d/sync_normalize_failure.sh)
+L1=ts_latin1
+q -d postgres -c "CREATE DATABASE $L1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'" || exit 1
+for f in reference/*.sql; do q -d "$L1" -f "$f" >/dev/null || exit 1; done
+q -d "$L1" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
+PGCLIENTENCODING=UTF8 q -d "$L1" -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" \
+  -c "INSERT INTO \"VC Usage\" (company_id, customer_name, customer_email, session_id)
+      VALUES ('00000000-0000-0000-0000-00000000000a', 'Jose', 'josé@example.com', 's1')" 2>/dev/null || exit 1
+check "customer_sync in LATIN1: unlinked because not normalized" \
+  "$(qa -F ' ' -d "$L1" -c "SELECT calls, unlinked_no_contact, unlinked_normalize_failed FROM crm_native.trigger_stats
+     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "1 0 1"
 
 # --- 2. crm_native.trigger_stats = off ----------------------------------------
 q -d "$DB" -c "SET crm_native.trigger_stats = off" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
   VALUES ('00000000-0000-0000-0000-00000000000a', 'off@example.com', 'off')" || exit 1
-check "nothing counted with crm_native.trigger_stats = off" "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.trigger_stats")" 0
+check "nothing counted with crm_native.trigger_stats = off" \
+  "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.trigger_stats WHERE database = current_database()")" 0
 check "the chat was still linked" "$(qa -d "$DB" -c "SELECT count(customer_id) FROM \"VC Usage\" WHERE session_id = 'off'")" 1
 
 # --- 3. isolation spec ------------------------------------------------------
