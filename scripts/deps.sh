@@ -9,6 +9,7 @@ PACKAGES=(
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   libphonenumber-dev libprotobuf-dev libicu-dev libboost-test-dev
   meson ninja-build gnuplot-nox python3
+  postgresql-15-cron
 )
 
 missing=()

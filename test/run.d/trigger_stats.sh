@@ -17,7 +17,9 @@
 #   4. concurrent updates lose nothing: pgbench, 4 clients x 250 single-chat
 #      transactions: exactly 1,000 calls;
 #   5. overhead, informational (the benchmark measures it: scripts/bench.sh):
-#      single-chat pgbench TPS with crm_native.trigger_stats on and off.
+#      single-chat pgbench TPS with crm_native.trigger_stats on and off;
+#   6. the pg_cron recipe of docs/observe.md (pg_cron also preloaded): a job
+#      scheduled at the start writes health() into a log table within ~60 s.
 # Knobs: TS_PGBENCH_SECONDS (overhead runs, default 5; 0 skips them).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,8 +36,16 @@ check() {  # check NAME ACTUAL EXPECTED
 }
 
 [ -f "$CRM_STAGE$PG_SYS_PKGLIBDIR/crm_native.so" ] || crm_stage || { say "FAIL: build"; exit 1; }
+# pg_cron (postgresql-15-cron, scripts/deps.sh) for the health() recipe of
+# docs/observe.md; a stage made before it was installed gets its files now.
+if [ -f "$PG_SYS_PKGLIBDIR/pg_cron.so" ] && [ ! -f "$CRM_STAGE$PG_SYS_PKGLIBDIR/pg_cron.so" ]; then
+  cp "$PG_SYS_PKGLIBDIR/pg_cron.so" "$CRM_STAGE$PG_SYS_PKGLIBDIR/" &&
+    cp "$PG_SYS_SHAREDIR"/extension/pg_cron* "$CRM_STAGE$PG_SYS_SHAREDIR/extension/" && chmod -R a+rX "$CRM_STAGE"
+fi
+[ -f "$CRM_STAGE$PG_SYS_PKGLIBDIR/pg_cron.so" ] || { say "FAIL: pg_cron is not installed (scripts/deps.sh installs postgresql-15-cron)"; exit 1; }
 crm_cluster_start trigger_stats fsync=off synchronous_commit=off full_page_writes=off max_connections=30 \
-  shared_preload_libraries=crm_native || { say "FAIL: the server did not start with crm_native preloaded"; exit 1; }
+  shared_preload_libraries=crm_native,pg_cron cron.database_name=postgres cron.use_background_workers=on \
+  || { say "FAIL: the server did not start with crm_native preloaded"; exit 1; }
 
 q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 qa() { q -At "$@"; }
@@ -44,6 +54,20 @@ q -d postgres -c "CREATE DATABASE $DB" || exit 1
 for f in reference/*.sql; do q -d "$DB" -f "$f" >/dev/null || exit 1; done
 q -d "$DB" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
 q -d "$DB" -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" || exit 1
+
+# --- 0. the pg_cron recipe of docs/observe.md: health() every minute into a
+# log table (checked at the end: pg_cron 1.4 runs jobs at minute boundaries)
+HC_DB=ts_cron
+q -d postgres -c "CREATE DATABASE $HC_DB" || exit 1
+for f in reference/*.sql; do q -d "$HC_DB" -f "$f" >/dev/null || exit 1; done
+q -d "$HC_DB" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
+q -d "$HC_DB" -c "CREATE TABLE public.crm_health_log (checked_at timestamptz NOT NULL DEFAULT now(),
+    check_name text, status text, value numeric, detail text)" || exit 1
+q -d postgres -c "CREATE EXTENSION pg_cron" || exit 1
+q -d postgres -c "SELECT cron.schedule_in_database('crm-health', '* * * * *',
+    \$\$INSERT INTO public.crm_health_log (check_name, status, value, detail) SELECT * FROM crm_native.health('public', 1000)\$\$,
+    '$HC_DB')" >/dev/null || exit 1
+CRON_T0=$(date +%s)
 
 # --- 1. exact counts -------------------------------------------------------
 N=50 K=20 U=3
@@ -148,6 +172,19 @@ if [ "$PGBENCH_SECONDS" != 0 ]; then
     done
   done
 fi
+
+# --- 6. the pg_cron job ran health() ------------------------------------------
+for i in $(seq 1 100); do
+  [ "$(qa -d "$HC_DB" -c "SELECT count(*) > 0 FROM public.crm_health_log")" = t ] && break
+  [ $(( $(date +%s) - CRON_T0 )) -gt 95 ] && break
+  sleep 1
+done
+qa -d postgres -c "SELECT status, return_message FROM cron.job_run_details ORDER BY runid" >"$OUT/cron_runs.txt" 2>&1
+check "pg_cron ran health() into crm_health_log (schema checks + data checks + p99 rows)" \
+  "$(qa -d "$HC_DB" -c "SELECT count(*) >= 9 AND bool_and(status IN ('ok', 'warning')) FROM public.crm_health_log
+                        WHERE checked_at = (SELECT min(checked_at) FROM public.crm_health_log)")" t
+[ -s "$OUT/cron_runs.txt" ] && say "cron.job_run_details: $(head -3 "$OUT/cron_runs.txt" | tr '\n' ' ')"
+q -d postgres -c "SELECT cron.unschedule('crm-health')" >/dev/null
 
 crm_cluster_stop
 [ $fail -eq 0 ] && say "all checks passed"
