@@ -569,6 +569,86 @@ done
 progress_done "tenants: done"
 meta tenant "company B = Test Company $TENANT_B, 2 clients (-c 2 -j 2 -M prepared) x $TENANT_SECONDS s; company A = Test Company $TENANT_A importing $TENANT_IMPORT new customers' chats in one transaction"
 
+# ---------------------------------------------------------------------------
+# Fresh databases (the write path's targets): a freshly created, empty
+# database (reference migration, the companies and their users, no customer,
+# never analyzed; customers(company_id) indexed as the reference schema
+# does), each measurement in a new connection with no preload setting.
+#   bulk    one INSERT ... SELECT of 10,000 new customers' chats (FRESH_RUNS
+#           databases per kind)
+#   import  IMPORT_ROWS new customers' chats in statements of 1,000 in one
+#           connection: does a chat cost more once the tables have grown?
+#   pgbench the single-chat pgbench above on FRESH_RUNS fresh databases each
+# ---------------------------------------------------------------------------
+SCEN_I=$((SCEN_I + 1))
+FRESH_RUNS=3
+if [ "$MODE" = quick ]; then IMPORT_ROWS=20000; else IMPORT_ROWS=100000; fi
+FRESH_TSV=$OUT/fresh.tsv; : >"$FRESH_TSV"
+fmeta() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$FRESH_TSV"; }
+q -d postgres -c "CREATE DATABASE bench_empty" >/dev/null
+for f in "$REFERENCE_DIR"/*.sql; do q -d bench_empty -f "$f" >/dev/null; done
+q -d bench_empty -f bench/setup.sql >/dev/null
+q -d bench_empty -v companies=$COMPANIES >/dev/null <<'EOF'
+INSERT INTO companies (id, name) SELECT bench.company_id(n), 'Test Company ' || n FROM generate_series(1, :companies) n;
+INSERT INTO users (id, email, company_id)
+SELECT bench.user_id(n), 'user' || n || '@company' || n || '.com', bench.company_id(n) FROM generate_series(1, :companies) n;
+EOF
+for db in "${DBS[@]}"; do
+  q -d postgres -c "CREATE DATABASE fresh_tmpl_$db TEMPLATE bench_empty" >/dev/null
+  case $db in
+    native) q -d fresh_tmpl_native -c "CREATE EXTENSION crm_native" -c "SELECT crm_native.install()" >/dev/null ;;
+    floor) q -d fresh_tmpl_floor >/dev/null <<'EOF'
+SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass) FROM pg_trigger
+ WHERE NOT tgisinternal AND tgrelid IN ('public."VC Usage"'::regclass, 'public.customers'::regclass) \gexec
+EOF
+    ;;
+  esac
+done
+fresh_db() {  # fresh_db KIND -> name of a new database copied from the kind's template
+  q -d postgres -c "DROP DATABASE IF EXISTS fresh_$1" -c "CREATE DATABASE fresh_$1 TEMPLATE fresh_tmpl_$1" >/dev/null
+  echo "fresh_$1"
+}
+fresh_chats() {  # fresh_chats KIND N FIRST TAG: the statement writing N new customers' chats
+  local input="SELECT bench.company_id(1), bench.user_id(1), 'Fresh Customer ' || i, 'fresh_$4_' || i || '@example.com',
+    '+1' || (7000000000 + i), 'fresh_session_$4_' || i, 1, 'Fresh question', 'Fresh answer'
+    FROM generate_series($3, $3 + $2 - 1) i"
+  if [ "$1" = floor ]; then qa -d fresh_tmpl_floor -v input="$input" <<<"SELECT bench.floor_sync_sql(:'input')"
+  else printf 'INSERT INTO "VC Usage" (%s) %s' "$CHAT_COLS" "$input"; fi
+}
+for run in $(seq 1 $FRESH_RUNS); do
+  for db in "${DBS[@]}"; do
+    progress "fresh databases: bulk 10,000 new customers, run $run/$FRESH_RUNS ($db)"
+    name=$(fresh_db "$db")
+    fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats "$db" 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
+  done
+done
+for db in "${DBS[@]}"; do
+  progress "fresh databases: import of $IMPORT_ROWS new customers in statements of 1,000 ($db)"
+  name=$(fresh_db "$db")
+  for k in $(seq 0 $((IMPORT_ROWS / 1000 - 1))); do
+    printf 'SELECT %d, bench.time_ms(%s, 1);\n' "$k" \
+      "$(qa -d postgres -v s="$(fresh_chats "$db" 1000 $((k * 1000 + 1)) imp)" <<<"SELECT quote_literal(:'s')")"
+  done | qa -F $'\t' -d "$name" >"$OUT/fresh_import_$db.tsv"
+  while IFS=$'\t' read -r k ms; do fmeta "$db" import "$k" "$ms"; done <"$OUT/fresh_import_$db.tsv"
+  # tuples read from customers and the matching keys over the import, per chat
+  sleep 1  # let the statistics of the last statements reach the collector
+  fmeta "$db" import_reads_per_chat 0 "$(qa -d "$name" -c "SELECT round(sum(coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0))::numeric / $IMPORT_ROWS, 2)
+      FROM pg_stat_user_tables WHERE relname IN ('customers', 'customer_matching_keys')")"
+done
+for run in $(seq 1 $FRESH_RUNS); do
+  for db in "${DBS[@]}"; do
+    progress "fresh databases: pgbench single-chat, 2 clients x ${PGBENCH_SECONDS}s, run $run/$FRESH_RUNS ($db)"
+    name=$(fresh_db "$db")
+    (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
+        -f "chat_$db.sql" "$name" >"fresh_${db}_r$run.txt" 2>&1) || true
+    fmeta "$db" pgbench "$run" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench/fresh_${db}_r$run.txt" | head -1)"
+  done
+done
+for db in "${DBS[@]}"; do q -d postgres -c "DROP DATABASE IF EXISTS fresh_$db" >/dev/null; done
+progress_done "fresh databases: done"
+meta fresh "freshly created empty databases (reference migration, $COMPANIES companies and their users, no customer, never analyzed), each timed statement the first of a new connection, no preload; bulk: $FRESH_RUNS databases per kind; import: $IMPORT_ROWS chats in statements of 1,000 in one connection; pgbench: $FRESH_RUNS fresh databases per kind x ${PGBENCH_SECONDS} s, 2 clients"
+meta import_rows "$IMPORT_ROWS"
+
 # ===========================================================================
 # BEGIN trigger_stats block (issue 15; docs/observe.md). Runs last, so that
 # nothing above runs with crm_native preloaded: the cluster is restarted

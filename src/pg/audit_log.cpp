@@ -14,6 +14,7 @@
 // to_jsonb runs inside the INSERT (pg_catalog.to_jsonb on a row-typed
 // parameter), so the JSON is exactly the backend's own.
 #include "pg/customer_triggers.hpp"
+#include "pg/guard.hpp"
 #include "pg/trigger_stats.hpp"  // trigger_stats
 
 
@@ -22,6 +23,7 @@
 namespace {
 
 using namespace crm::pg::customers;
+namespace store = crm::pg::store;
 
 constexpr const char* kTrigger = "crm_native.audit_log";
 constexpr const char* kUserSetting = "app.current_user_id";
@@ -69,11 +71,8 @@ bool current_user_id(Datum* out) {
 }
 
 Datum audit_log(FunctionCallInfo fcinfo) {
-    TriggerData* data = trigger_data_or_error(fcinfo, kTrigger);
-    if (!TRIGGER_FIRED_AFTER(data->tg_event)) {
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s: must be an AFTER trigger", kTrigger)));
-    }
+    TriggerData* data = store::trigger_call(fcinfo, kTrigger, store::kAfter | store::kForEachRow | store::kOnInsert |
+                                                                  store::kOnUpdate | store::kOnDelete);
     Relation rel = data->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
     CustomerRel* entry = customer_rel(rel);
@@ -88,12 +87,9 @@ Datum audit_log(FunctionCallInfo fcinfo) {
         operation = "UPDATE";
         old_row = data->tg_trigtuple;
         new_row = data->tg_newtuple;
-    } else if (TRIGGER_FIRED_BY_DELETE(data->tg_event)) {
+    } else {  // DELETE (trigger_call checked the events)
         operation = "DELETE";
         old_row = data->tg_trigtuple;
-    } else {
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s: must fire on INSERT, UPDATE or DELETE", kTrigger)));
     }
 
     ArrayType* changed = nullptr;
@@ -103,35 +99,21 @@ Datum audit_log(FunctionCallInfo fcinfo) {
     }
 
     HeapTuple row = new_row != nullptr ? new_row : old_row;
-    Datum values[8];
-    char nulls[9] = "        ";
-    bool isnull;
-    values[0] = CStringGetTextDatum(RelationGetRelationName(rel));
-    values[1] = heap_getattr(row, entry->att_id, desc, &isnull);
-    if (isnull) nulls[1] = 'n';
-    values[2] = heap_getattr(row, entry->att_company_id, desc, &isnull);
-    if (isnull) nulls[2] = 'n';
-    values[3] = CStringGetTextDatum(operation);
-    values[4] = old_row != nullptr ? heap_copy_tuple_as_datum(old_row, desc) : (Datum)0;
-    if (old_row == nullptr) nulls[4] = 'n';
-    values[5] = new_row != nullptr ? heap_copy_tuple_as_datum(new_row, desc) : (Datum)0;
-    if (new_row == nullptr) nulls[5] = 'n';
-    values[6] = PointerGetDatum(changed);
-    if (changed == nullptr) nulls[6] = 'n';
-    values[7] = (Datum)0;
-    if (!current_user_id(&values[7])) nulls[7] = 'n';
-
+    store::AuditRow audit;
+    audit.record_id = heap_getattr(row, entry->att_id, desc, &audit.record_id_null);
+    audit.company_id = heap_getattr(row, entry->att_company_id, desc, &audit.company_id_null);
+    audit.operation = operation;
+    audit.old_row_null = old_row == nullptr;
+    audit.old_row = old_row != nullptr ? heap_copy_tuple_as_datum(old_row, desc) : (Datum)0;
+    audit.new_row_null = new_row == nullptr;
+    audit.new_row = new_row != nullptr ? heap_copy_tuple_as_datum(new_row, desc) : (Datum)0;
+    audit.changed_fields_null = changed == nullptr;
+    audit.changed_fields = PointerGetDatum(changed);
+    audit.changed_by = (Datum)0;
+    audit.changed_by_null = !current_user_id(&audit.changed_by);
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
-    // %s = the schema: formatted only when the plan is first prepared.
-    const char* query =
-        "INSERT INTO %s.customer_audit_log"
-        " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields,"
-        " changed_by_user_id)"
-        " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)";
-    Oid types[8] = {TEXTOID, UUIDOID, UUIDOID, TEXTOID, entry->rowtype, entry->rowtype, TEXTARRAYOID, UUIDOID};
-    SPIPlanPtr plan = keep_plan(&entry->audit_insert, query, entry->quoted_schema, 8, types);
-    run_plan(plan, values, nulls, SPI_OK_INSERT, kTrigger);
+    store::insert_audit_row(rel, &audit);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }
@@ -140,5 +122,5 @@ Datum audit_log(FunctionCallInfo fcinfo) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_audit_log);
-Datum crm_audit_log(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, audit_log); }  // trigger_stats
+Datum crm_audit_log(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return audit_log(fcinfo); }); }); }  // trigger_stats
 }

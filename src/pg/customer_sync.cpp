@@ -1,6 +1,8 @@
 // crm_native.customer_sync(): the native "VC Usage" -> customers sync trigger
 // (docs/contract.md, "Customer sync"; docs/customer_sync.md).
 //
+// Its statements are the data-access layer's (store.hpp, store_sql.cpp).
+//
 // Written C-style on purpose: it calls SPI and the lock manager, which report
 // errors with ereport (longjmp), so no C++ object with a destructor lives in
 // any frame of this file. Normalization goes through the noexcept bridge
@@ -55,15 +57,19 @@ extern "C" {
 
 #include "core/message.hpp"
 #include "pg/customer_sync.hpp"
+#include "pg/guard.hpp"
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
-#include "pg/retired_plans.hpp"
+#include "pg/store.hpp"
 #include "pg/trigger_stats.hpp"  // trigger_stats
 
 namespace {
 
 using crm::pg::KeyType;
 using crm::pg::NormalizeResult;
+namespace store = crm::pg::store;
+using store::Statement;
+using store::Table;
 
 // ---------------------------------------------------------------------------
 // Tunables
@@ -85,31 +91,22 @@ constexpr uint16 kKeyLockClass = 0x4352;   // one key: (company, key type, key)
 constexpr uint16 kBulkLockClass = 0x4353;  // all keys of one company
 
 // ---------------------------------------------------------------------------
-// Per-relation cache: attribute numbers and saved plans
+// Per-relation cache: attribute numbers
 // ---------------------------------------------------------------------------
 
 enum KeySlot { kEmail = 0, kPhone = 1, kName = 2, kKeySlots = 3 };
 const char* const kKeyTypeName[kKeySlots] = {"email", "phone", "name"};
 const KeyType kKeyTypes[kKeySlots] = {KeyType::Email, KeyType::Phone, KeyType::Name};
+const Statement kLookup[kKeySlots] = {Statement::SyncLookupEmail, Statement::SyncLookupPhone,
+                                      Statement::SyncLookupName};
 
 struct SyncTarget {
     Oid relid;  // hash key: the "VC Usage" relation
     bool attrs_valid;
-    bool plans_valid;
-    Oid nspid;  // schema the plans were prepared for
     AttrNumber att_company_id;
     AttrNumber att_customer_id;
     AttrNumber att_contact[kKeySlots];  // customer_email, customer_phone, customer_name
     AttrNumber att_session_id;
-    SPIPlanPtr lookup[kKeySlots];
-    SPIPlanPtr lookup_email_or_phone;
-    SPIPlanPtr probe;
-    SPIPlanPtr chain;
-    SPIPlanPtr touch;
-    SPIPlanPtr touch_only;    // the match when nothing is filled: locked, not written
-    SPIPlanPtr touch_holder;  // the probe's single key holder, when it is the match and lacks nothing
-    SPIPlanPtr create;
-    SPIPlanPtr linked_customer;  // is a preset customer_id a live customer of the chat's company?
 };
 
 HTAB* sync_targets = nullptr;
@@ -123,53 +120,6 @@ void invalidate_relation(Datum, Oid relid) {
         if (relid == InvalidOid || t->relid == relid) t->attrs_valid = false;
 }
 
-// A schema was renamed or dropped: the schema-qualified query texts may be
-// stale. Plans are prepared again at next use.
-void invalidate_namespaces(Datum, int, uint32) {
-    if (sync_targets == nullptr) return;
-    HASH_SEQ_STATUS status;
-    hash_seq_init(&status, sync_targets);
-    SyncTarget* t;
-    while ((t = static_cast<SyncTarget*>(hash_seq_search(&status))) != nullptr) t->plans_valid = false;
-}
-
-// An outer sync of the same table may still be running the old plan (a
-// nested chat after DDL): it is freed when the transaction ends.
-void free_plan(SPIPlanPtr* p) {
-    crm::pg::retire_plan(*p);
-    *p = nullptr;
-}
-
-void free_plans(SyncTarget* t) {
-    for (int k = 0; k < kKeySlots; k++) free_plan(&t->lookup[k]);
-    free_plan(&t->lookup_email_or_phone);
-    free_plan(&t->probe);
-    free_plan(&t->chain);
-    free_plan(&t->touch);
-    free_plan(&t->touch_only);
-    free_plan(&t->touch_holder);
-    free_plan(&t->create);
-    free_plan(&t->linked_customer);
-}
-
-AttrNumber find_column(Relation rel, const char* name, Oid type1, Oid type2) {
-    TupleDesc desc = RelationGetDescr(rel);
-    for (int i = 0; i < desc->natts; i++) {
-        Form_pg_attribute att = TupleDescAttr(desc, i);
-        if (att->attisdropped || std::strcmp(NameStr(att->attname), name) != 0) continue;
-        if (att->atttypid != type1 && att->atttypid != type2)
-            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                            errmsg("crm_native.customer_sync: column \"%s\" of table \"%s\" has type %s, expected %s",
-                                   name, RelationGetRelationName(rel), format_type_be(att->atttypid),
-                                   format_type_be(type1))));
-        return att->attnum;
-    }
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                    errmsg("crm_native.customer_sync: table \"%s\" has no column \"%s\"",
-                           RelationGetRelationName(rel), name)));
-    return InvalidAttrNumber;  // not reached
-}
-
 SyncTarget* get_target(Relation rel) {
     if (sync_targets == nullptr) {
         HASHCTL ctl;
@@ -179,7 +129,6 @@ SyncTarget* get_target(Relation rel) {
         ctl.hcxt = TopMemoryContext;
         sync_targets = hash_create("crm_native customer sync targets", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
         CacheRegisterRelcacheCallback(invalidate_relation, 0);
-        CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_namespaces, 0);
     }
     Oid relid = RelationGetRelid(rel);
     bool found;
@@ -189,218 +138,24 @@ SyncTarget* get_target(Relation rel) {
         t->relid = relid;
     }
     if (!t->attrs_valid) {
-        t->att_company_id = find_column(rel, "company_id", UUIDOID, UUIDOID);
-        t->att_customer_id = find_column(rel, "customer_id", UUIDOID, UUIDOID);
-        t->att_contact[kEmail] = find_column(rel, "customer_email", TEXTOID, VARCHAROID);
-        t->att_contact[kPhone] = find_column(rel, "customer_phone", TEXTOID, VARCHAROID);
-        t->att_contact[kName] = find_column(rel, "customer_name", TEXTOID, VARCHAROID);
-        t->att_session_id = find_column(rel, "session_id", TEXTOID, VARCHAROID);
-        if (t->nspid != RelationGetNamespace(rel)) t->plans_valid = false;
-        t->nspid = RelationGetNamespace(rel);
+        const char* trigger = "crm_native.customer_sync";
+        t->att_company_id = store::require_column(trigger, rel, Table::Chats, "company_id");
+        t->att_customer_id = store::require_column(trigger, rel, Table::Chats, "customer_id");
+        t->att_contact[kEmail] = store::require_column(trigger, rel, Table::Chats, "customer_email");
+        t->att_contact[kPhone] = store::require_column(trigger, rel, Table::Chats, "customer_phone");
+        t->att_contact[kName] = store::require_column(trigger, rel, Table::Chats, "customer_name");
+        t->att_session_id = store::require_column(trigger, rel, Table::Chats, "session_id");
         t->attrs_valid = true;
     }
     return t;
 }
-
-SPIPlanPtr prepare_kept(const char* sql, int nargs, Oid* argtypes) {
-    SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
-    if (plan == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg("crm_native.customer_sync: SPI_prepare failed: %s", SPI_result_code_string(SPI_result))));
-    if (SPI_keepplan(plan) != 0)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_keepplan failed")));
-    return plan;
-}
-
-// Every query names its tables with the trigger table's schema, and every
-// operator and function with pg_catalog: a hostile search_path cannot
-// redirect a read or a write (docs/customer_sync.md, "Security").
-#define EQ " OPERATOR(pg_catalog.=) "
-// "Missing" contact info: NULL or blank, as in the reference trigger.
-// Plan shape. Plans are kept for the backend's life and often made while the
-// tables are small or empty; with plain "c.company_id = $1" and
-// "c.deleted_at IS NULL" such a generic plan scans all of the company's
-// customers (or a partial index) for every lookup, which is quadratic in a
-// bulk import. So a customer is always fetched by primary key: the tenant
-// and liveness checks are written as "... IS TRUE" (a filter, never an index
-// condition or a partial-index predicate match), and in the lookups the
-// customer is read in a LATERAL subquery fenced by OFFSET 0.
-#define CUSTOMER_IN_COMPANY(param) "(c.company_id" EQ param ") IS TRUE"
-#define CUSTOMER_LIVE "(c.deleted_at IS NULL) IS TRUE"
-#define CUSTOMER_BY_KEY(company)                                                                       \
-    ", LATERAL (SELECT c.id, c.merged_into_customer_id, c.created_at, c.deleted_at,"                   \
-    " " MISSING("c.customer_email") " AS email_missing, " MISSING("c.customer_phone") " AS phone_missing" \
-    " FROM %s.customers c WHERE c.id" EQ "k.customer_id AND " CUSTOMER_IN_COMPANY(company) " OFFSET 0) c" \
-    " WHERE c.deleted_at IS NULL"
-#define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
-
-void prepare_plans(SyncTarget* t) {
-    free_plans(t);
-    char* nspname = get_namespace_name(t->nspid);
-    if (nspname == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("crm_native.customer_sync: schema %u not found", t->nspid)));
-    const char* s = quote_identifier(nspname);
-
-    // Live holders of one key in the company, oldest first ($3: how many;
-    // NULL for all).
-    for (int k = 0; k < kKeySlots; k++) {
-        Oid types[3] = {UUIDOID, TEXTOID, INT8OID};
-        char* sql = psprintf(
-            "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
-            " FROM (SELECT k.customer_id FROM %s.customer_matching_keys k"
-            "        WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'%s' AND k.normalized_value" EQ "$2) k"
-            CUSTOMER_BY_KEY("$1")
-            " ORDER BY c.created_at, c.id LIMIT $3",
-            s, kKeyTypeName[k], s);
-        t->lookup[k] = prepare_kept(sql, 3, types);
-    }
-    {
-        // A chat with both email and phone: both keys in one query (one index
-        // scan each), email holders first, oldest first. Its first row is the
-        // first candidate the per-key lookups would try.
-        Oid types[3] = {UUIDOID, TEXTOID, TEXTOID};
-        char* sql = psprintf(
-            "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
-            " FROM (SELECT 0 AS rank, e.customer_id FROM %s.customer_matching_keys e"
-            "        WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
-            "       UNION ALL"
-            "       SELECT 1, p.customer_id FROM %s.customer_matching_keys p"
-            "        WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3) k"
-            CUSTOMER_BY_KEY("$1")
-            " ORDER BY k.rank, c.created_at, c.id LIMIT 1",
-            s, s, s);
-        t->lookup_email_or_phone = prepare_kept(sql, 3, types);
-    }
-    {
-        // Who holds the row's email ($2) or phone ($3) key (NULL: none):
-        // two equality probes of (company_id, key_type, normalized_value).
-        // Most lookups end here (a new customer: no holder) or go on with
-        // one primary-key read of the single holder (plan "chain"); the
-        // full lookups above run only when a key has several holders or
-        // the holder does not resolve. Plain equalities on every index
-        // column on purpose: written as "key_type = ANY (...) AND
-        // normalized_value = ANY (...)", the generic plan made on small
-        // tables kept only company_id as index condition and filtered all
-        // of the company's keys per lookup (test/run.d/sync_plan_shape.sh).
-        Oid types[3] = {UUIDOID, TEXTOID, TEXTOID};
-        char* sql = psprintf(
-            "SELECT true, e.customer_id FROM %s.customer_matching_keys e"
-            " WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
-            " UNION ALL"
-            " SELECT false, p.customer_id FROM %s.customer_matching_keys p"
-            " WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3",
-            s, s);
-        t->probe = prepare_kept(sql, 3, types);
-    }
-    {
-        // One step along merged_into_customer_id, never leaving the company.
-        Oid types[2] = {UUIDOID, UUIDOID};
-        char* sql = psprintf(
-            "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING("c.customer_phone")
-            " FROM %s.customers c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
-            s);
-        t->chain = prepare_kept(sql, 2, types);
-    }
-    {
-        // Fill the customer's missing email/phone ($3/$4, NULL: keep), set
-        // updated_at, record 'contact_info_added' when $7 names filled
-        // columns. It applies only while the customer is live, unmerged (when
-        // $8) and still missing exactly what the lookup saw missing ($5, $6);
-        // else no row comes back and the caller looks up again. Being an
-        // UPDATE, it waits for a concurrent soft delete or merge of the
-        // customer and then re-checks these conditions on the new version.
-        Oid types[8] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID};
-        char* sql = psprintf(
-            "WITH u AS (UPDATE %s.customers c SET"
-            " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
-            " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
-            " updated_at = pg_catalog.now()"
-            " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
-            " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
-            " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
-            " RETURNING c.id, c.company_id),"
-            " e AS (INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
-            " SELECT u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
-            " FROM u WHERE $7 IS NOT NULL)"
-            " SELECT u.id FROM u",
-            s, s);
-        t->touch = prepare_kept(sql, 8, types);
-        // The same match when nothing is filled (a returning customer's chat,
-        // the common case): the customer row is not written at all (no
-        // UPDATE, no audit row; docs/contract.md, sync step 4). The row lock
-        // (FOR NO KEY UPDATE, the lock the old UPDATE took, so concurrent
-        // chats of one customer queue as before instead of deadlocking when
-        // one later fills its contact data) serializes the link with a
-        // concurrent soft delete or merge, which must wait for this
-        // transaction, and under READ COMMITTED re-checks the conditions on
-        // the newest version of the row.
-        sql = psprintf(
-            "SELECT c.id FROM %s.customers c"
-            " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
-            " AND " MISSING("c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ "$6"
-            " AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
-            " FOR NO KEY UPDATE OF c",
-            s);
-        t->touch_only = prepare_kept(sql, 8, types);
-    }
-    {
-        // A returning customer's chat in one statement (probe_email_or_phone):
-        // the key's single holder $1 is the match when it is a live, unmerged
-        // customer of the company, and the chat fills nothing when it lacks
-        // neither the email ($3: the chat has one) nor the phone ($4) the
-        // chat brings. Then this locks the match (as touch_only) with the
-        // conditions the chain read would check; else no row comes back and
-        // the usual read-then-update decides.
-        Oid types[4] = {UUIDOID, UUIDOID, BOOLOID, BOOLOID};
-        char* sql = psprintf(
-            "SELECT c.id FROM %s.customers c"
-            " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
-            " AND c.merged_into_customer_id IS NULL"
-            " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
-            " FOR NO KEY UPDATE OF c",
-            s);
-        t->touch_holder = prepare_kept(sql, 4, types);
-    }
-    {
-        // A new customer from the chat, and its 'created' event. Its matching
-        // keys come from the customers trigger.
-        Oid types[5] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-        char* sql = psprintf(
-            "WITH c AS (INSERT INTO %s.customers"
-            " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
-            " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
-            " e AS (INSERT INTO %s.customer_events (customer_id, company_id, event_type, event_data)"
-            " SELECT c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
-            " FROM c)"
-            " SELECT c.id FROM c",
-            s, s);
-        t->create = prepare_kept(sql, 5, types);
-    }
-    {
-        // A chat's own customer_id (preset on INSERT, or changed by UPDATE):
-        // does it name a live customer of the chat's company? Primary key
-        // only, like the chain read; locked like a match, so a concurrent
-        // soft delete waits for this chat (and its detach then sees it).
-        Oid types[1] = {UUIDOID};
-        char* sql = psprintf(
-            "SELECT c.company_id, c.deleted_at IS NULL FROM %s.customers c WHERE c.id" EQ "$1"
-            " FOR NO KEY UPDATE OF c", s);
-        t->linked_customer = prepare_kept(sql, 1, types);
-    }
-    t->plans_valid = true;
-}
-
-#undef EQ
-#undef CUSTOMER_IN_COMPANY
-#undef CUSTOMER_LIVE
-#undef CUSTOMER_BY_KEY
-#undef MISSING
 
 // ---------------------------------------------------------------------------
 // One chat row
 // ---------------------------------------------------------------------------
 
 struct ChatRow {
+    Relation rel;  // the chat table: its schema names the CRM tables
     Datum company_id;
     pg_uuid_t company;
     Datum contact[kKeySlots];  // raw text, as given
@@ -450,13 +205,9 @@ bool get_uuid(uint64 rowno, int col, pg_uuid_t* out) {
     return true;
 }
 
-void run_select(SPIPlanPtr plan, Datum* values, const char* nulls, Snapshot snapshot, long tcount) {
-    int rc = snapshot != InvalidSnapshot
-                 ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, false, tcount)
-                 : SPI_execute_plan(plan, values, nulls, false, tcount);
-    if (rc != SPI_OK_SELECT)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg("crm_native.customer_sync: query failed: %s", SPI_result_code_string(rc))));
+uint64 run_select(const ChatRow* row, Statement statement, Datum* values, const char* nulls, Snapshot snapshot,
+                  long tcount) {
+    return store::run(row->rel, statement, values, nulls, tcount, snapshot);
 }
 
 // A key holder: live (the lookup only returns live customers), with its first
@@ -480,7 +231,7 @@ void read_candidate(uint64 rowno, Candidate* c) {
 // which must be a live customer of the same company. False when the chain
 // ends at a soft-deleted customer, leaves the company (or this role's view),
 // loops, or is longer than kMaxMergeHops.
-bool resolve_survivor(const SyncTarget* t, const ChatRow* row, const Candidate* c, Match* m, Snapshot snapshot) {
+bool resolve_survivor(const ChatRow* row, const Candidate* c, Match* m, Snapshot snapshot) {
     m->id = c->id;
     m->email_missing = c->email_missing;
     m->phone_missing = c->phone_missing;
@@ -494,7 +245,7 @@ bool resolve_survivor(const SyncTarget* t, const ChatRow* row, const Candidate* 
             if (std::memcmp(seen[i].data, next.data, UUID_LEN) == 0) return false;  // a cycle
         if (nseen > kMaxMergeHops) return false;
         Datum values[2] = {UUIDPGetDatum(&next), row->company_id};
-        run_select(t->chain, values, nullptr, snapshot, 1);
+        run_select(row, Statement::SyncChain, values, nullptr, snapshot, 1);
         if (SPI_processed == 0) return false;
         seen[nseen++] = next;
         pg_uuid_t further;
@@ -511,25 +262,24 @@ bool resolve_survivor(const SyncTarget* t, const ChatRow* row, const Candidate* 
 
 // The customer one key matches: the oldest live holder whose merge chain
 // resolves; the next-oldest when it does not.
-bool lookup_key(const SyncTarget* t, const ChatRow* row, int k, Match* m, Snapshot snapshot) {
-    SPIPlanPtr plan = t->lookup[k];
+bool lookup_key(const ChatRow* row, int k, Match* m, Snapshot snapshot) {
     Datum values[3] = {row->company_id, row->key[k], Int64GetDatum(1)};
-    run_select(plan, values, nullptr, snapshot, 1);
+    run_select(row, kLookup[k], values, nullptr, snapshot, 1);
     if (SPI_processed == 0) return false;
     Candidate first;
     read_candidate(0, &first);
-    if (resolve_survivor(t, row, &first, m, snapshot)) return true;
+    if (resolve_survivor(row, &first, m, snapshot)) return true;
 
     // Rare: the oldest holder's chain is dead. Try every holder in order.
     const char nulls[4] = {' ', ' ', 'n', '\0'};
-    run_select(plan, values, nulls, snapshot, 0);
+    run_select(row, kLookup[k], values, nulls, snapshot, 0);
     uint64 n = SPI_processed;
     Candidate* all = static_cast<Candidate*>(palloc(sizeof(Candidate) * (n > 0 ? n : 1)));
     for (uint64 i = 0; i < n; i++) read_candidate(i, &all[i]);
     for (uint64 i = 0; i < n; i++) {
         CHECK_FOR_INTERRUPTS();
         if (std::memcmp(all[i].id.data, first.id.data, UUID_LEN) == 0) continue;
-        if (resolve_survivor(t, row, &all[i], m, snapshot)) return true;
+        if (resolve_survivor(row, &all[i], m, snapshot)) return true;
     }
     return false;
 }
@@ -538,11 +288,11 @@ bool lookup_key(const SyncTarget* t, const ChatRow* row, int k, Match* m, Snapsh
 // (m->found: matched or not). Undecided (false): a key has several holders,
 // or its single holder is gone or its chain does not resolve; the full
 // lookup decides.
-bool probe_email_or_phone(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot) {
+bool probe_email_or_phone(const ChatRow* row, Match* m, Snapshot snapshot) {
     Datum values[3] = {row->company_id, row->has_key[kEmail] ? row->key[kEmail] : (Datum)0,
                        row->has_key[kPhone] ? row->key[kPhone] : (Datum)0};
     const char nulls[4] = {' ', row->has_key[kEmail] ? ' ' : 'n', row->has_key[kPhone] ? ' ' : 'n', '\0'};
-    run_select(t->probe, values, nulls, snapshot, 0);
+    run_select(row, Statement::SyncProbe, values, nulls, snapshot, 0);
     uint64 n = SPI_processed;
     if (n == 0) return true;  // no holder: not matched
     // The key the full lookup would try first: email when it has a holder.
@@ -560,11 +310,7 @@ bool probe_email_or_phone(const SyncTarget* t, const ChatRow* row, Match* m, Sna
         // chain read and then the lock).
         Datum touch_values[4] = {UUIDPGetDatum(&holder[slot]), row->company_id, BoolGetDatum(row->has_key[kEmail]),
                                  BoolGetDatum(row->has_key[kPhone])};
-        int rc = SPI_execute_plan(t->touch_holder, touch_values, nullptr, false, 0);
-        if (rc != SPI_OK_SELECT)
-            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                            errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
-        if (SPI_processed == 1) {
+        if (store::run(row->rel, Statement::SyncLockHolder, touch_values, nullptr) == 1) {
             m->id = holder[slot];
             m->found = true;
             m->touched = true;
@@ -572,40 +318,40 @@ bool probe_email_or_phone(const SyncTarget* t, const ChatRow* row, Match* m, Sna
         }
     }
     Datum chain_values[2] = {UUIDPGetDatum(&holder[slot]), row->company_id};
-    run_select(t->chain, chain_values, nullptr, snapshot, 1);
+    run_select(row, Statement::SyncChain, chain_values, nullptr, snapshot, 1);
     if (SPI_processed == 0 || !get_bool(0, 2)) return false;  // not a live customer of the company
     Candidate c;
     c.id = holder[slot];
     c.merged = get_uuid(0, 1, &c.merged_into);
     c.email_missing = get_bool(0, 3);
     c.phone_missing = get_bool(0, 4);
-    if (!resolve_survivor(t, row, &c, m, snapshot)) return false;
+    if (!resolve_survivor(row, &c, m, snapshot)) return false;
     m->found = true;
     return true;
 }
 
 // Looks the row's keys up in order (email, phone, name), with the current
 // snapshot (snapshot = InvalidSnapshot) or the given one.
-void lookup(const SyncTarget* t, const ChatRow* row, Match* m, Snapshot snapshot) {
+void lookup(const ChatRow* row, Match* m, Snapshot snapshot) {
     std::memset(m, 0, sizeof *m);
-    if ((row->has_key[kEmail] || row->has_key[kPhone]) && probe_email_or_phone(t, row, m, snapshot)) return;
+    if ((row->has_key[kEmail] || row->has_key[kPhone]) && probe_email_or_phone(row, m, snapshot)) return;
     std::memset(m, 0, sizeof *m);
     if (row->has_key[kEmail] && row->has_key[kPhone]) {
         // One query for the common case; the per-key walk below only when
         // the first candidate's merge chain is dead.
         Datum values[3] = {row->company_id, row->key[kEmail], row->key[kPhone]};
-        run_select(t->lookup_email_or_phone, values, nullptr, snapshot, 1);
+        run_select(row, Statement::SyncLookupEmailOrPhone, values, nullptr, snapshot, 1);
         if (SPI_processed == 0) return;  // neither key is held by a live customer
         Candidate first;
         read_candidate(0, &first);
-        if (resolve_survivor(t, row, &first, m, snapshot)) {
+        if (resolve_survivor(row, &first, m, snapshot)) {
             m->found = true;
             return;
         }
     }
     for (int k = 0; k < kKeySlots; k++) {
         if (!matches_by(row, k)) continue;
-        if (lookup_key(t, row, k, m, snapshot)) {
+        if (lookup_key(row, k, m, snapshot)) {
             m->found = true;
             return;
         }
@@ -622,7 +368,7 @@ bool fills_phone(const ChatRow* row, const Match* m) { return m->phone_missing &
 // Otherwise the customer is only locked (FOR NO KEY UPDATE), not written.
 // False: the customer changed since it was read (or was deleted or, with
 // require_unmerged, merged); read it again.
-bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bool require_unmerged) {
+bool update_customer(const ChatRow* row, const Match* m, bool require_unmerged) {
     bool fill_email = fills_email(row, m);
     bool fill_phone = fills_phone(row, m);
     Datum fields[2];
@@ -641,12 +387,7 @@ bool update_customer(const SyncTarget* t, const ChatRow* row, const Match* m, bo
     };
     const char nulls[9] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ',
                            nfields > 0 ? ' ' : 'n', ' ', '\0'};
-    bool fills = nfields > 0;
-    int rc = SPI_execute_plan(fills ? t->touch : t->touch_only, values, nulls, false, 0);
-    if (rc != SPI_OK_SELECT)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg("crm_native.customer_sync: customer update failed: %s", SPI_result_code_string(rc))));
-    return SPI_processed > 0;
+    return store::run(row->rel, nfields > 0 ? Statement::SyncFillContact : Statement::SyncLockMatch, values, nulls) > 0;
 }
 
 // The customer created last, and by which local transaction
@@ -656,12 +397,11 @@ pg_uuid_t last_created;
 
 // A new customer and its 'created' event, in one statement; its matching
 // keys and audit row come from the customers triggers, row by row.
-void create_customer(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+void create_customer(const ChatRow* row, pg_uuid_t* out) {
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
-    int rc = SPI_execute_plan(t->create, values, nulls, false, 0);
-    if (rc != SPI_OK_SELECT || SPI_processed != 1 || !get_uuid(0, 1, out))
+    if (store::run(row->rel, Statement::SyncCreateCustomer, values, nulls) != 1 || !get_uuid(0, 1, out))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
     last_created_lxid = MyProc->lxid;
     last_created = *out;
@@ -770,7 +510,7 @@ void lock_keys_for_create(const ChatRow* row) {
 }
 
 // Links an unlinked chat (steps 3-5); returns the customer.
-void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
+void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
     // A transaction that holds the bulk lock (a bulk import past
     // crm_native.sync_key_lock_limit new customers) waits for the row's key
     // holders BEFORE its lookup, and then needs only that one lookup: no
@@ -787,11 +527,11 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
     }
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         Match m;
-        lookup(t, row, &m, InvalidSnapshot);
+        lookup(row, &m, InvalidSnapshot);
         if (m.found) {
             // 4. A match fills what the customer lacks (with updated_at), or
             // only locks it when the chat brings nothing new.
-            if (m.touched || update_customer(t, row, &m, true)) {
+            if (m.touched || update_customer(row, &m, true)) {
                 crm::pg::trigger_stats::customer_matched();  // trigger_stats
                 *out = m.id;
                 return;
@@ -808,7 +548,7 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
             // The transaction snapshot cannot see a customer that another
             // transaction committed while we waited for the key locks.
             Match latest;
-            lookup(t, row, &latest, GetLatestSnapshot());
+            lookup(row, &latest, GetLatestSnapshot());
             if (latest.found)
                 ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                                 errmsg("could not serialize access due to concurrent customer sync"),
@@ -816,7 +556,7 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
                                           row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
                                 errhint("The transaction might succeed if retried.")));
         }
-        create_customer(t, row, out);
+        create_customer(row, out);
         crm::pg::trigger_stats::customer_created();  // trigger_stats
         return;
     }
@@ -827,11 +567,11 @@ void sync_unlinked(const SyncTarget* t, const ChatRow* row, pg_uuid_t* out) {
 
 // UPDATE of a chat row that is already linked: fill missing contact info on
 // its customer (NEW.customer_id itself, if live). Never relinks.
-void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
+void sync_linked(const ChatRow* row, Datum customer_id) {
     if (!row->has_key[kEmail] && !row->has_key[kPhone]) return;
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         Datum values[2] = {customer_id, row->company_id};
-        run_select(t->chain, values, nullptr, InvalidSnapshot, 1);
+        run_select(row, Statement::SyncChain, values, nullptr, InvalidSnapshot, 1);
         if (SPI_processed == 0 || !get_bool(0, 2)) return;  // gone, another company's, or deleted
         Match m;
         std::memset(&m, 0, sizeof m);
@@ -839,7 +579,7 @@ void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
         m.email_missing = get_bool(0, 3);
         m.phone_missing = get_bool(0, 4);
         if (!fills_email(row, &m) && !fills_phone(row, &m)) return;
-        if (update_customer(t, row, &m, false)) return;
+        if (update_customer(row, &m, false)) return;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                     errmsg("could not sync the chat to its customer: the customer kept changing concurrently"),
@@ -850,9 +590,9 @@ void sync_linked(const SyncTarget* t, const ChatRow* row, Datum customer_id) {
 // own company; otherwise the statement fails (a tenant must not count its
 // chats in another tenant's customer). Under row-level security another
 // company's customer is invisible, so it reads as "no such customer".
-void check_linked_customer(const SyncTarget* t, Datum customer_id, Datum company_id) {
+void check_linked_customer(Relation rel, Datum customer_id, Datum company_id) {
     Datum values[1] = {customer_id};
-    run_select(t->linked_customer, values, nullptr, InvalidSnapshot, 1);
+    store::run(rel, Statement::SyncLinkedCustomer, values, nullptr, 1);
     const char* problem = nullptr;
     if (SPI_processed == 0) {
         problem = "no such customer";
@@ -950,18 +690,13 @@ PG_FUNCTION_INFO_V1(crm_customer_sync);
 Datum crm_customer_sync(PG_FUNCTION_ARGS);
 }
 
-static Datum customer_sync(PG_FUNCTION_ARGS);  // trigger_stats
-Datum crm_customer_sync(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, customer_sync); }  // trigger_stats
-static Datum customer_sync(PG_FUNCTION_ARGS) {  // trigger_stats: was crm_customer_sync
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("crm_native.customer_sync: not called by trigger manager")));
-    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+namespace {
+
+Datum customer_sync(FunctionCallInfo fcinfo) {
+    TriggerData* td = store::trigger_call(fcinfo, "crm_native.customer_sync",
+                                          store::kBefore | store::kForEachRow | store::kOnInsert | store::kOnUpdate);
     const bool is_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
     const bool is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
-    if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) || (!is_insert && !is_update))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("crm_native.customer_sync: must be fired BEFORE INSERT or UPDATE FOR EACH ROW")));
     CHECK_FOR_INTERRUPTS();
 
     Relation rel = td->tg_relation;
@@ -972,6 +707,7 @@ static Datum customer_sync(PG_FUNCTION_ARGS) {  // trigger_stats: was crm_custom
     bool customer_null;
     Datum customer_id = heap_getattr(tuple, t->att_customer_id, desc, &customer_null);
     ChatRow row;
+    row.rel = rel;
     bool company_null;
     row.company_id = heap_getattr(tuple, t->att_company_id, desc, &company_null);
     if (company_null) return PointerGetDatum(tuple);  // NOT NULL rejects it anyway
@@ -983,8 +719,7 @@ static Datum customer_sync(PG_FUNCTION_ARGS) {  // trigger_stats: was crm_custom
     if (!customer_null && (is_insert || link_changed(t, td->tg_trigtuple, tuple, desc))) {
         if (SPI_connect() != SPI_OK_CONNECT)
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
-        if (!t->plans_valid) prepare_plans(t);
-        check_linked_customer(t, customer_id, row.company_id);
+        check_linked_customer(rel, customer_id, row.company_id);
         SPI_finish();
     }
     if (is_insert && !customer_null) return PointerGetDatum(tuple);
@@ -1001,14 +736,13 @@ static Datum customer_sync(PG_FUNCTION_ARGS) {  // trigger_stats: was crm_custom
     MemoryContext caller_cxt = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
-    if (!t->plans_valid) prepare_plans(t);
 
     pg_uuid_t linked_to;
     const bool link = customer_null;
     if (link) {
-        sync_unlinked(t, &row, &linked_to);  // 3.-5.
+        sync_unlinked(&row, &linked_to);  // 3.-5.
     } else {
-        sync_linked(t, &row, customer_id);  // UPDATE of a linked row: fill only
+        sync_linked(&row, customer_id);  // UPDATE of a linked row: fill only
     }
     SPI_finish();
     if (!link) return PointerGetDatum(tuple);
@@ -1021,6 +755,12 @@ static Datum customer_sync(PG_FUNCTION_ARGS) {  // trigger_stats: was crm_custom
     Datum value = UUIDPGetDatum(id);
     bool isnull = false;
     return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
+}
+
+}  // namespace
+
+Datum crm_customer_sync(PG_FUNCTION_ARGS) {
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return customer_sync(fcinfo); }); });  // trigger_stats
 }
 
 bool crm::pg::sync::created_in_this_transaction(const pg_uuid_t* customer) {

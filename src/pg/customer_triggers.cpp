@@ -1,8 +1,6 @@
 // Per-relation metadata cache and SPI plan helpers for the native customers
 // triggers. See customer_triggers.hpp for the rules this code follows.
 #include "pg/customer_triggers.hpp"
-#include "pg/retired_plans.hpp"
-
 
 #include <cstring>
 
@@ -33,14 +31,6 @@ void ensure_hash() {
     ctl.hcxt = CacheMemoryContext;
     relations = hash_create("crm_native customers relations", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
     CacheRegisterRelcacheCallback(invalidate_relation, (Datum)0);
-}
-
-AttrNumber find_column(TupleDesc desc, const char* name) {
-    for (int i = 0; i < desc->natts; i++) {
-        Form_pg_attribute att = TupleDescAttr(desc, i);
-        if (!att->attisdropped && std::strcmp(NameStr(att->attname), name) == 0) return att->attnum;
-    }
-    return InvalidAttrNumber;
 }
 
 // Types whose default equality holds exactly when the binary images are equal
@@ -115,110 +105,36 @@ void build_audit_columns(CustomerRel* entry, TupleDesc desc) {
 
 void rebuild(CustomerRel* entry, Relation rel) {
     TupleDesc desc = RelationGetDescr(rel);
-    Oid nsp = RelationGetNamespace(rel);
 
     if (entry->cxt == nullptr) {
         entry->cxt = AllocSetContextCreate(CacheMemoryContext, "crm_native customers relation", ALLOCSET_SMALL_SIZES);
     } else {
         MemoryContextReset(entry->cxt);
     }
-    // A relation moved to another schema writes to that schema's tables: the
-    // kept plans name the old one, so replace them (freed at transaction
-    // end: a plan may still be running further up the stack).
-    if (entry->namespace_oid != nsp) {
-        SPIPlanPtr* plans[4] = {&entry->keys_insert, &entry->keys_delete, &entry->audit_insert,
-                                &entry->stage_event_insert};
-        for (SPIPlanPtr* plan : plans) {
-            crm::pg::retire_plan(*plan);
-            *plan = nullptr;
-        }
-    }
-    entry->namespace_oid = nsp;
-    char* schema = get_namespace_name(nsp);
-    if (schema == nullptr) elog(ERROR, "crm_native: cache lookup failed for namespace %u", nsp);
-    entry->quoted_schema = MemoryContextStrdup(entry->cxt, quote_identifier(schema));
-    entry->rowtype = desc->tdtypeid;
-
-    entry->att_id = find_column(desc, "id");
-    entry->att_company_id = find_column(desc, "company_id");
-    entry->att_name = find_column(desc, "customer_name");
-    entry->att_email = find_column(desc, "customer_email");
-    entry->att_phone = find_column(desc, "customer_phone");
-    entry->att_stage = find_column(desc, "lifecycle_stage");
-    entry->att_stage_changed_at = find_column(desc, "lifecycle_stage_changed_at");
-    entry->stage_type = entry->att_stage != InvalidAttrNumber ? TupleDescAttr(desc, entry->att_stage - 1)->atttypid
-                                                                 : InvalidOid;
+    // Every customers trigger needs id and company_id; the others are
+    // checked by the trigger that uses them (store::require_column).
+    const char* trigger = "crm_native customers trigger";
+    entry->att_id = store::require_column(trigger, rel, store::Table::Customers, "id");
+    entry->att_company_id = store::require_column(trigger, rel, store::Table::Customers, "company_id");
+    entry->att_name = store::optional_column(rel, store::Table::Customers, "customer_name");
+    entry->att_email = store::optional_column(rel, store::Table::Customers, "customer_email");
+    entry->att_phone = store::optional_column(rel, store::Table::Customers, "customer_phone");
+    entry->att_stage = store::optional_column(rel, store::Table::Customers, "lifecycle_stage");
+    entry->att_stage_changed_at = store::optional_column(rel, store::Table::Customers, "lifecycle_stage_changed_at");
     build_audit_columns(entry, desc);
     entry->valid = true;
 }
 
-const char* type_name_for_error(Oid type) { return OidIsValid(type) ? format_type_be(type) : "?"; }
-
 }  // namespace
-
-void require_column(const char* trigger, Relation rel, AttrNumber attnum, const char* column) {
-    if (attnum != InvalidAttrNumber) return;
-    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                    errmsg("%s: table \"%s\".\"%s\" has no column \"%s\"", trigger,
-                           get_namespace_name(RelationGetNamespace(rel)), RelationGetRelationName(rel), column),
-                    errhint("crm_native.install() checks the application schema before attaching the triggers.")));
-}
 
 CustomerRel* customer_rel(Relation rel) {
     ensure_hash();
     Oid relid = RelationGetRelid(rel);
     bool found = false;
     CustomerRel* entry = static_cast<CustomerRel*>(hash_search(relations, &relid, HASH_ENTER, &found));
-    if (!found) {
-        std::memset(reinterpret_cast<char*>(entry) + sizeof(Oid), 0, sizeof(CustomerRel) - sizeof(Oid));
-        entry->namespace_oid = InvalidOid;
-    }
+    if (!found) std::memset(reinterpret_cast<char*>(entry) + sizeof(Oid), 0, sizeof(CustomerRel) - sizeof(Oid));
     if (!entry->valid) rebuild(entry, rel);
-
-    TupleDesc desc = RelationGetDescr(rel);
-    const char* trigger = "crm_native customers trigger";
-    require_column(trigger, rel, entry->att_id, "id");
-    require_column(trigger, rel, entry->att_company_id, "company_id");
-    Oid id_type = TupleDescAttr(desc, entry->att_id - 1)->atttypid;
-    Oid company_type = TupleDescAttr(desc, entry->att_company_id - 1)->atttypid;
-    if (id_type != UUIDOID || company_type != UUIDOID) {
-        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                        errmsg("%s: columns id and company_id of \"%s\" must be uuid (they are %s and %s)", trigger,
-                               RelationGetRelationName(rel), type_name_for_error(id_type),
-                               type_name_for_error(company_type))));
-    }
     return entry;
-}
-
-SPIPlanPtr keep_plan(SPIPlanPtr* slot, const char* query_template, const char* quoted_schema, int nargs,
-                     Oid* argtypes, const char* extra) {
-    if (*slot != nullptr) return *slot;
-    char* query = psprintf(query_template, quoted_schema, extra);
-    SPIPlanPtr plan = SPI_prepare(query, nargs, argtypes);
-    if (plan == nullptr) elog(ERROR, "crm_native: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), query);
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for: %s", query);
-    pfree(query);
-    *slot = plan;
-    return plan;
-}
-
-uint64 run_plan(SPIPlanPtr plan, Datum* values, const char* nulls, int expected, const char* trigger) {
-    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
-    if (rc != expected) elog(ERROR, "%s: SPI_execute_plan returned %s", trigger, SPI_result_code_string(rc));
-    return SPI_processed;
-}
-
-TriggerData* trigger_data_or_error(FunctionCallInfo fcinfo, const char* trigger) {
-    if (!CALLED_AS_TRIGGER(fcinfo)) {
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s: not called by the trigger manager", trigger)));
-    }
-    TriggerData* data = reinterpret_cast<TriggerData*>(fcinfo->context);
-    if (!TRIGGER_FIRED_FOR_ROW(data->tg_event)) {
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s: must be a FOR EACH ROW trigger", trigger)));
-    }
-    return data;
 }
 
 }  // namespace crm::pg::customers

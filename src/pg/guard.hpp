@@ -17,8 +17,12 @@
 //    detail) with ReThrowError. fn itself must hold no C++ objects with
 //    destructors: it is the C part of the call.
 //
-// Code that needs neither (plain C-style SPI code with no C++ objects live,
-// calling src/core through a noexcept bridge) may call the backend directly.
+// Every extern "C" entry point of the module (triggers and SQL functions)
+// runs its body through run_guarded, so an exception from anywhere below it
+// becomes an ERROR, never std::terminate(). Inside, plain C-style code with
+// no C++ object alive (the trigger files, calling src/core through a
+// noexcept bridge) calls the backend directly: an ereport there longjmps out
+// through run_guarded's frame, which holds no object with a destructor.
 #pragma once
 
 extern "C" {

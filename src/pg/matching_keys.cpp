@@ -4,10 +4,12 @@
 // customer_name, customer_email and customer_phone: one row per non-empty key
 // (key_value = the raw column, normalized_value = crm::pg::normalize_key).
 // An UPDATE touches only the key types whose raw value changed (DELETE that
-// type's rows, INSERT the new one): the same statements, hence the same
-// privileges and RLS checks, as the plpgsql function it replaces. An UPDATE
+// type's rows, INSERT the new one; each one statement whatever the number of
+// keys): the same writes, hence the same privileges and RLS checks, as the
+// plpgsql function it replaces. An UPDATE
 // that changes none of the three columns (nor company_id) does no key work.
 #include "pg/customer_triggers.hpp"
+#include "pg/guard.hpp"
 #include "pg/normalize.hpp"
 #include "pg/trigger_stats.hpp"  // trigger_stats
 
@@ -19,6 +21,7 @@ namespace {
 using crm::pg::KeyType;
 using crm::pg::NormalizeResult;
 using namespace crm::pg::customers;
+namespace store = crm::pg::store;
 
 constexpr const char* kTrigger = "crm_native.matching_keys_sync";
 constexpr int kKeyTypes = 3;
@@ -44,51 +47,9 @@ AttrNumber key_attnum(const CustomerRel* entry, int i) {
     }
 }
 
-void require_text_column(Relation rel, AttrNumber attnum, const char* column) {
-    require_column(kTrigger, rel, attnum, column);
-    Oid type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
-    if (type != TEXTOID && type != VARCHAROID) {
-        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                        errmsg("%s: column \"%s\" of \"%s\" must be text (it is %s)", kTrigger, column,
-                               RelationGetRelationName(rel), format_type_be(type))));
-    }
-}
-
 bool same_value(Datum a, bool a_null, Datum b, bool b_null, int16 typlen, bool typbyval) {
     if (a_null || b_null) return a_null && b_null;
     return datum_image_eq(a, b, typbyval, typlen);
-}
-
-// The keys of the changed types, one statement each way whatever their
-// number: executor start-up per statement is most of a key write's cost.
-void delete_keys(CustomerRel* entry, Datum customer_id, Datum* key_types, int n) {
-    // %s = the schema: formatted only when the plan is first prepared.
-    const char* query =
-        "DELETE FROM %s.customer_matching_keys"
-        " WHERE customer_id OPERATOR(pg_catalog.=) $1 AND key_type OPERATOR(pg_catalog.=) ANY ($2)";
-    Oid types[2] = {UUIDOID, TEXTARRAYOID};
-    SPIPlanPtr plan = keep_plan(&entry->keys_delete, query, entry->quoted_schema, 2, types);
-    Datum values[2] = {customer_id, PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT))};
-    run_plan(plan, values, "  ", SPI_OK_DELETE, kTrigger);
-}
-
-void insert_keys(CustomerRel* entry, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
-                 Datum* normalized, int n) {
-    // %s = the schema. One statement for all of the customer's new keys.
-    const char* query =
-        "INSERT INTO %s.customer_matching_keys"
-        " (customer_id, company_id, key_type, key_value, normalized_value)"
-        " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
-        " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-        " AS k (key_type, key_value, normalized_value)";
-    Oid types[5] = {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-    Datum values[5] = {customer_id, company_id,
-                       PointerGetDatum(construct_array(key_types, n, TEXTOID, -1, false, TYPALIGN_INT)),
-                       PointerGetDatum(construct_array(raw, n, TEXTOID, -1, false, TYPALIGN_INT)),
-                       PointerGetDatum(construct_array(normalized, n, TEXTOID, -1, false, TYPALIGN_INT))};
-    SPIPlanPtr plan = keep_plan(&entry->keys_insert, query, entry->quoted_schema, 5, types);
-    if (run_plan(plan, values, "     ", SPI_OK_INSERT, kTrigger) != static_cast<uint64>(n))
-        elog(ERROR, "%s: wrote fewer matching keys than the customer has", kTrigger);
 }
 
 // The normalized key of a raw value as a text datum, or false when the value
@@ -111,16 +72,12 @@ bool normalized_key(int i, Datum raw, Datum* out) {
 }
 
 Datum matching_keys_sync(FunctionCallInfo fcinfo) {
-    TriggerData* data = trigger_data_or_error(fcinfo, kTrigger);
-    if (!TRIGGER_FIRED_AFTER(data->tg_event) ||
-        !(TRIGGER_FIRED_BY_INSERT(data->tg_event) || TRIGGER_FIRED_BY_UPDATE(data->tg_event))) {
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s: must be an AFTER INSERT OR UPDATE trigger", kTrigger)));
-    }
+    TriggerData* data = store::trigger_call(fcinfo, kTrigger, store::kAfter | store::kForEachRow |
+                                                                  store::kOnInsert | store::kOnUpdate);
     Relation rel = data->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
     CustomerRel* entry = customer_rel(rel);
-    for (int i = 0; i < kKeyTypes; i++) require_text_column(rel, key_attnum(entry, i), kKeys[i].column);
+    for (int i = 0; i < kKeyTypes; i++) need_column(kTrigger, rel, key_attnum(entry, i), kKeys[i].column);
 
     bool is_update = TRIGGER_FIRED_BY_UPDATE(data->tg_event);
     HeapTuple new_row = is_update ? data->tg_newtuple : data->tg_trigtuple;
@@ -173,8 +130,8 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
     if (!is_update && n_add == 0) return PointerGetDatum(nullptr);
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
-    if (is_update) delete_keys(entry, customer_id, changed_types, n_changed);
-    if (n_add > 0) insert_keys(entry, customer_id, company_id, add_types, add_raw, add_normalized, n_add);
+    if (is_update) store::delete_matching_keys(rel, customer_id, changed_types, n_changed);
+    if (n_add > 0) store::insert_matching_keys(rel, customer_id, company_id, add_types, add_raw, add_normalized, n_add);
     SPI_finish();
     return PointerGetDatum(nullptr);  // AFTER trigger: result ignored
 }
@@ -183,5 +140,7 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_matching_keys_sync);
-Datum crm_matching_keys_sync(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, matching_keys_sync); }  // trigger_stats
+Datum crm_matching_keys_sync(PG_FUNCTION_ARGS) {
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return matching_keys_sync(fcinfo); }); });  // trigger_stats
+}
 }

@@ -63,6 +63,8 @@ extern "C" {
 #include "core/metrics_delta.hpp"
 #include "pg/customer_sync.hpp"
 #include "pg/retired_plans.hpp"
+#include "pg/guard.hpp"
+#include "pg/store.hpp"
 #include "pg/trigger_stats.hpp"  // trigger_stats
 
 namespace {
@@ -120,65 +122,30 @@ enum ExistingColumn {
     kExProbedLast,
 };
 
-enum Plan {
-    kFoldInsert,
-    kFoldUpdate,
-    kFoldDelete,
-    kExistingInsert,  // phase 2, one per fold
-    kExistingUpdate,
-    kExistingDelete,
-    kLockOrCreate,
-    kUpdateMany,
-    kDeleteMany,
-    kRecompute,
-    kUpdateRow,
-    kDeleteRow,
-    kDeleteAll,
-    kChatLock,    // single-chat INSERT fast path (insert_one_chat)
-    kChatCreate,
-    kChatUpdate,
-    kPlanCount
-};
+using crm::pg::store::Statement;
+using crm::pg::store::Table;
 
-// Plans for one triggering relation, prepared on first use and kept for the
-// life of the backend (PostgreSQL replans them itself when a table they read
-// changes). Rebuilt when the relation's schema name or row type changes.
-struct PlanSet {
+// What the metrics triggers know of one chat table (their statements and
+// plans are the data-access layer's, store.hpp). Rebuilt when its row type
+// changes.
+struct ChatTable {
     Oid relid;
-    char nspname[NAMEDATALEN];
-    char relname[NAMEDATALEN];
+    Relation rel;  // of the statement being processed
     TupleDesc desc;  // copy, in TopMemoryContext
-    // [0]: statements of at most kBulkRows changed rows, [1]: larger ones.
-    // The planner sizes the transition table when it plans, and a kept plan
-    // made for a 10,000-row statement is a poor plan for a single chat (and
-    // the other way round).
-    SPIPlanPtr plans[2][kPlanCount];
-    int size_class;  // of the statement being processed
+    // Of the statement being processed: 0 up to kBulkRows changed rows, 1
+    // above. The planner sizes the transition table when it plans, and a
+    // kept plan made for a 10,000-row statement is a poor plan for a single
+    // chat (and the other way round): store::run keeps one plan per class.
+    int size_class;
     // Attribute numbers of the columns the single-chat fast path reads from
     // the transition tuple; chat_columns_ok when all exist with the expected
     // types (otherwise every statement takes the general path).
     AttrNumber att_id, att_customer, att_company, att_session, att_views, att_created;
     bool chat_columns_ok;
-    PlanSet* next;
+    ChatTable* next;
 };
 
-PlanSet* plan_sets = nullptr;
-
-const char* qualified(const char* nsp, const char* rel) { return quote_qualified_identifier(nsp, rel); }
-
-// Column lookup for the fast path: an attribute of that name, not dropped,
-// of one of the types install() accepts for it (crm_native.required_column),
-// else 0.
-AttrNumber chat_column(TupleDesc desc, const char* name, Oid type1, Oid type2 = InvalidOid,
-                       Oid type3 = InvalidOid) {
-    for (int i = 0; i < desc->natts; ++i) {
-        Form_pg_attribute a = TupleDescAttr(desc, i);
-        if (a->attisdropped || strcmp(NameStr(a->attname), name) != 0) continue;
-        Oid t = a->atttypid;
-        return (t == type1 || t == type2 || t == type3) ? a->attnum : 0;
-    }
-    return 0;
-}
+ChatTable* chat_tables = nullptr;
 
 // An integer column's value (int2, int4 or int8) as int64.
 int64 integer_value(TupleDesc desc, AttrNumber attnum, Datum value) {
@@ -189,349 +156,46 @@ int64 integer_value(TupleDesc desc, AttrNumber attnum, Datum value) {
     }
 }
 
-void find_chat_columns(PlanSet* set) {
-    set->att_id = chat_column(set->desc, "id", INT8OID, INT4OID);
-    set->att_customer = chat_column(set->desc, "customer_id", UUIDOID);
-    set->att_company = chat_column(set->desc, "company_id", UUIDOID);
-    set->att_session = chat_column(set->desc, "session_id", TEXTOID, VARCHAROID);  // binary-compatible
-    set->att_views = chat_column(set->desc, "view_count", INT4OID, INT2OID, INT8OID);
-    set->att_created = chat_column(set->desc, "created_at", TIMESTAMPTZOID);
+// The columns the single-chat fast path reads, with the types the column list
+// accepts (the ones install() accepts); otherwise the general path.
+void find_chat_columns(ChatTable* set, Relation rel) {
+    set->att_id = crm::pg::store::optional_column(rel, Table::Chats, "id");
+    set->att_customer = crm::pg::store::optional_column(rel, Table::Chats, "customer_id");
+    set->att_company = crm::pg::store::optional_column(rel, Table::Chats, "company_id");
+    set->att_session = crm::pg::store::optional_column(rel, Table::Chats, "session_id");  // text or varchar
+    set->att_views = crm::pg::store::optional_column(rel, Table::Chats, "view_count");
+    set->att_created = crm::pg::store::optional_column(rel, Table::Chats, "created_at");
     set->chat_columns_ok = set->att_id > 0 && set->att_customer > 0 && set->att_company > 0 &&
                            set->att_session > 0 && set->att_views > 0 && set->att_created > 0;
 }
 
-PlanSet* plan_set_for(Relation rel) {
-    const char* nsp = get_namespace_name(RelationGetNamespace(rel));
-    if (nsp == nullptr) elog(ERROR, "crm_native: schema of relation %u not found", RelationGetRelid(rel));
-    PlanSet* set = plan_sets;
+ChatTable* chat_table_for(Relation rel) {
+    ChatTable* set = chat_tables;
     for (; set != nullptr; set = set->next)
         if (set->relid == RelationGetRelid(rel)) break;
-    if (set != nullptr && (strcmp(set->nspname, nsp) != 0 ||
-                           strcmp(set->relname, RelationGetRelationName(rel)) != 0 ||
-                           !equalTupleDescs(set->desc, RelationGetDescr(rel)))) {
-        for (int c = 0; c < 2; ++c)
-            for (int i = 0; i < kPlanCount; ++i) {
-                crm::pg::retire_plan(set->plans[c][i]);  // an outer call may be running it
-                set->plans[c][i] = nullptr;
-            }
-        crm::pg::retire_tuple_desc(set->desc);  // likewise its slots
+    if (set != nullptr && !equalTupleDescs(set->desc, RelationGetDescr(rel))) {
+        crm::pg::retire_tuple_desc(set->desc);  // an outer call may have a slot on it
         set->desc = nullptr;
     }
     if (set == nullptr) {
-        set = static_cast<PlanSet*>(MemoryContextAllocZero(TopMemoryContext, sizeof(PlanSet)));
+        set = static_cast<ChatTable*>(MemoryContextAllocZero(TopMemoryContext, sizeof(ChatTable)));
         set->relid = RelationGetRelid(rel);
-        set->next = plan_sets;
-        plan_sets = set;
+        set->next = chat_tables;
+        chat_tables = set;
     }
     if (set->desc == nullptr) {
-        strlcpy(set->nspname, nsp, NAMEDATALEN);
-        strlcpy(set->relname, RelationGetRelationName(rel), NAMEDATALEN);
         MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
         set->desc = CreateTupleDescCopyConstr(RelationGetDescr(rel));
         MemoryContextSwitchTo(old);
-        find_chat_columns(set);
+        find_chat_columns(set, rel);
     }
+    set->rel = rel;
     return set;
 }
 
-// The fold: the transition table(s) grouped by customer. Each variant yields
-// the same named columns (FoldColumn order after the wrapper below).
-const char* kGroupInsert =
-    "SELECT n.customer_id, count(*)::int8 AS dn, coalesce(sum(n.view_count), 0)::int8 AS dv,"
-    " min(n.created_at) AS add_min, max(n.created_at) AS add_max,"
-    " NULL::timestamptz AS rem_min, NULL::timestamptz AS rem_max,"
-    " array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"
-    " NULL::text[] AS rem_s,"
-    " array_agg(n.id::int8) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"
-    " array_agg(DISTINCT n.company_id) AS companies, true AS pure"
-    " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id";
-const char* kGroupDelete =
-    "SELECT o.customer_id, -count(*)::int8 AS dn, -coalesce(sum(o.view_count), 0)::int8 AS dv,"
-    " NULL::timestamptz AS add_min, NULL::timestamptz AS add_max,"
-    " min(o.created_at) AS rem_min, max(o.created_at) AS rem_max,"
-    " NULL::text[] AS add_s,"
-    " array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"
-    " NULL::int8[] AS add_ids,"
-    " array_agg(DISTINCT o.company_id) AS companies, false AS pure"
-    " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id";
-// Old and new versions are paired by id. A conversation that stays with its
-// customer contributes only the attributes that changed (so an UPDATE of
-// view_count probes nothing, and one of user_message touches nothing); one
-// that moves is a removal from the old customer and an addition to the new
-// one. Unpaired rows (the UPDATE changed id) are plain removal/addition.
-const char* kGroupUpdate =
-    "WITH p AS ("
-    "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"
-    "         o.view_count AS ov, o.created_at AS ot,"
-    "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"
-    "         n.view_count AS nv, n.created_at AS nt, n.id::int8 AS nid"
-    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id = o.id),"
-    " ch AS ("
-    "  SELECT nc AS customer_id, nco AS company_id, 0::int8 AS dn,"
-    "         coalesce(nv, 0)::int8 - coalesce(ov, 0)::int8 AS dv,"
-    "         CASE WHEN nt IS DISTINCT FROM ot THEN nt END AS add_ts,"
-    "         CASE WHEN nt IS DISTINCT FROM ot THEN ot END AS rem_ts,"
-    "         CASE WHEN ns IS DISTINCT FROM os THEN ns END AS add_sess,"
-    "         CASE WHEN ns IS DISTINCT FROM os THEN os END AS rem_sess,"
-    "         CASE WHEN ns IS DISTINCT FROM os THEN nid END AS add_id,"
-    "         (nv IS DISTINCT FROM ov OR nt IS DISTINCT FROM ot OR ns IS DISTINCT FROM os) AS changed"
-    "    FROM p WHERE oc = nc"
-    "  UNION ALL"
-    "  SELECT oc, oco, -1, -coalesce(ov, 0)::int8, NULL, ot, NULL, os, NULL, true"
-    "    FROM p WHERE oc IS NOT NULL AND oc IS DISTINCT FROM nc"
-    "  UNION ALL"
-    "  SELECT nc, nco, 1, coalesce(nv, 0)::int8, nt, NULL, ns, NULL, nid, true"
-    "    FROM p WHERE nc IS NOT NULL AND nc IS DISTINCT FROM oc)"
-    " SELECT customer_id, sum(dn)::int8 AS dn, sum(dv)::int8 AS dv,"
-    "  min(add_ts) AS add_min, max(add_ts) AS add_max, min(rem_ts) AS rem_min, max(rem_ts) AS rem_max,"
-    "  array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL) AS add_s,"
-    "  array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL) AS rem_s,"
-    "  array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL) AS add_ids,"
-    "  array_agg(DISTINCT company_id) AS companies, bool_and(dn = 1) AS pure"
-    " FROM ch WHERE changed GROUP BY customer_id";
-
-// %s = one of the groups above.
-const char* kFoldWrapper =
-    "SELECT g.customer_id, g.dn, g.dv, g.add_min, g.add_max, g.rem_min, g.rem_max,"
-    " ARRAY(SELECT unnest(g.add_s) EXCEPT SELECT unnest(g.rem_s)) AS added_only,"
-    " ARRAY(SELECT unnest(g.rem_s) EXCEPT SELECT unnest(g.add_s)) AS removed_only,"
-    " g.add_ids, g.companies, g.pure, coalesce(cardinality(g.add_s), 0)::int8 AS add_s_count,"
-    " g.companies[1] AS company"
-    " FROM (%s) g";
-
-// Phase 2, after phase 1 has locked every existing row: the locked rows with
-// their deltas and the index probes. $1 = customers inserted by phase 1 (not
-// probed). Distinct sessions: a session only added is new unless a
-// conversation the statement did not add carries it (idx_vc_usage_session_
-// customer (session_id, customer_id); the added ids are hashed once); a
-// session only removed is gone unless a conversation still carries it.
-// Extremes, only when a removed created_at was the stored one: forward and
-// backward probes of idx_vc_usage_company_customer (company_id, customer_id,
-// created_at DESC) per company of the customer (a customer's chats share its
-// company). %s = the fold; %1$s / %2$s as everywhere.
-const char* kExistingTemplate =
-    "WITH f AS (%s), ids AS (SELECT unnest(f.add_ids) AS id FROM f)"
-    " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"
-    "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"
-    "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"
-    "  (SELECT count(*) FROM unnest(f.added_only) a(s) WHERE NOT EXISTS ("
-    "     SELECT 1 FROM %1$s v WHERE v.session_id = a.s AND v.customer_id = f.customer_id"
-    "        AND v.id NOT IN (SELECT ids.id FROM ids)))"
-    "  - (SELECT count(*) FROM unnest(f.removed_only) r(s) WHERE NOT EXISTS ("
-    "     SELECT 1 FROM %1$s v WHERE v.session_id = r.s AND v.customer_id = f.customer_id)),"
-    "  nd.probe, pr.lo, pr.hi"
-    " FROM f JOIN %2$s m ON m.customer_id = f.customer_id"
-    " CROSS JOIN LATERAL (SELECT (f.rem_min IS NOT NULL AND (m.first_interaction_at IS NULL"
-    "                                 OR f.rem_min <= m.first_interaction_at))"
-    "                         OR (f.rem_max IS NOT NULL AND (m.last_interaction_at IS NULL"
-    "                                 OR f.rem_max >= m.last_interaction_at)) AS probe) nd"
-    " LEFT JOIN LATERAL (SELECT min(x.lo) AS lo, max(x.hi) AS hi"
-    "    FROM (SELECT DISTINCT c FROM unnest(array_append(f.companies, m.company_id)) c"
-    "          WHERE c IS NOT NULL) k,"
-    "    LATERAL (SELECT min(v.created_at) AS lo, max(v.created_at) AS hi FROM %1$s v"
-    "             WHERE v.company_id = k.c AND v.customer_id = f.customer_id) x"
-    "    WHERE nd.probe) pr ON true"
-    " WHERE f.customer_id NOT IN (SELECT unnest($1::uuid[]))";
-
-// Returns the SQL of a plan, with %s expanded (fold into wrapper/template);
-// %1$s / %2$s are expanded later by get_plan.
-char* plan_sql(Plan plan) {
-    const char* group = nullptr;
-    switch (plan) {
-        case kFoldInsert:
-        case kExistingInsert:
-            group = kGroupInsert;
-            break;
-        case kFoldUpdate:
-        case kExistingUpdate:
-            group = kGroupUpdate;
-            break;
-        case kFoldDelete:
-        case kExistingDelete:
-            group = kGroupDelete;
-            break;
-        default:
-            break;
-    }
-    switch (plan) {
-        case kFoldInsert:
-        case kFoldUpdate:
-        case kFoldDelete:
-            return psprintf("%s ORDER BY 1", psprintf(kFoldWrapper, group));
-        case kExistingInsert:
-        case kExistingUpdate:
-        case kExistingDelete: {
-            // kExistingTemplate has positional %1$s/%2$s for get_plan: splice
-            // the fold in by hand at its single plain %s.
-            const char* at = strstr(kExistingTemplate, "(%s)");
-            return psprintf("%.*s(%s)%s", static_cast<int>(at - kExistingTemplate), kExistingTemplate,
-                            psprintf(kFoldWrapper, group), at + 4);
-        }
-        case kLockOrCreate:
-            // Phase 1: in customer_id order, insert the row of a customer that
-            // has none (its conversations are the ones this statement added:
-            // $3..$7 are their aggregate) or lock the existing row without
-            // writing it (DO UPDATE ... WHERE false locks and skips). A
-            // customer that only lost or changed conversations ($8 false) is
-            // skipped when it has no row (e.g. its row went with the customer
-            // in the ON DELETE CASCADE that is nulling these chats).
-            return pstrdup(
-                "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
-                " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-                " SELECT u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
-                " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
-                "             $6::timestamptz[], $7::timestamptz[], $8::bool[])"
-                "      WITH ORDINALITY AS u(c, co, n, s, v, f, l, pure, ord)"
-                " WHERE u.pure OR EXISTS (SELECT 1 FROM %2$s x WHERE x.customer_id = u.c)"
-                " ORDER BY u.ord"
-                " ON CONFLICT (customer_id) DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
-                " RETURNING m.customer_id");
-        case kUpdateMany:
-            return pstrdup(
-                "UPDATE %2$s m SET company_id = u.co, total_conversations = u.n, total_sessions = u.s,"
-                " total_views = u.v, first_interaction_at = u.f, last_interaction_at = u.l,"
-                " refreshed_at = now()"
-                " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
-                "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
-                " WHERE m.customer_id = u.c");
-        case kDeleteMany:
-            return pstrdup("DELETE FROM %2$s WHERE customer_id = ANY ($1::uuid[])");
-        case kRecompute:
-            // Same definition as the reference refresh_customer_metrics().
-            return pstrdup(
-                "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
-                " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
-                " (array_agg(v.company_id))[1]"
-                " FROM %1$s v WHERE v.customer_id = $1");
-        case kUpdateRow:
-            return pstrdup(
-                "UPDATE %2$s SET company_id = $2, total_conversations = $3, total_sessions = $4,"
-                " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
-                " refreshed_at = now() WHERE customer_id = $1");
-        case kDeleteRow:
-            return pstrdup("DELETE FROM %2$s WHERE customer_id = $1");
-        case kDeleteAll:
-            return pstrdup("DELETE FROM %2$s");
-        // Single-chat INSERT: lock the customer's row (its values as they are
-        // once we hold the lock), then write it in ONE statement that probes
-        // the session. Under READ COMMITTED that statement takes its snapshot
-        // after the lock, so it sees every chat committed by a transaction
-        // that wrote this row before us. $9/$10 = the chat's session and id
-        // (the chat itself is excluded); $4/$5 = sessions if the session is
-        // new / already counted.
-        case kChatLock:
-            return pstrdup(
-                "SELECT total_conversations, total_sessions, total_views, first_interaction_at,"
-                " last_interaction_at, company_id FROM %2$s WHERE customer_id = $1 FOR NO KEY UPDATE");
-        case kChatCreate:
-            return pstrdup(
-                "INSERT INTO %2$s AS m (customer_id, company_id, total_conversations, total_sessions,"
-                " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
-                " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id");
-        case kChatUpdate:
-            return pstrdup(
-                "UPDATE %2$s SET company_id = $2, total_conversations = $3,"
-                " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
-                "   SELECT 1 FROM %1$s v WHERE v.session_id = $9::text AND v.customer_id = $1"
-                "      AND v.id <> $10) THEN $4 ELSE $5 END,"
-                " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
-                " refreshed_at = now() WHERE customer_id = $1");
-        case kPlanCount:
-            break;
-    }
-    elog(ERROR, "crm_native: unknown metrics plan %d", static_cast<int>(plan));
-    return nullptr;
-}
-
-// The parameters of a whole metrics row (customer_id, company_id,
-// total_conversations, total_sessions, total_views, first/last interaction),
-// one value each or one array each.
-void metrics_row_types(Oid* types, bool arrays) {
-    static const Oid kScalar[7] = {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-    static const Oid kArray[7] = {UUIDARRAYOID,      UUIDARRAYOID,       INT8ARRAYOID,       INT8ARRAYOID,
-                                  INT8ARRAYOID,      TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
-    memcpy(types, arrays ? kArray : kScalar, sizeof kScalar);
-}
-
-int plan_nargs(Plan plan, Oid* types) {
-    switch (plan) {
-        case kExistingInsert:
-        case kExistingUpdate:
-        case kExistingDelete:
-        case kDeleteMany:
-            types[0] = UUIDARRAYOID;
-            return 1;
-        case kRecompute:
-        case kDeleteRow:
-        case kChatLock:
-            types[0] = UUIDOID;
-            return 1;
-        case kChatUpdate:
-            types[0] = UUIDOID;
-            types[1] = UUIDOID;
-            types[2] = INT8OID;
-            types[3] = INT8OID;
-            types[4] = INT8OID;
-            types[5] = INT8OID;
-            types[6] = TIMESTAMPTZOID;
-            types[7] = TIMESTAMPTZOID;
-            types[8] = TEXTOID;
-            types[9] = INT8OID;
-            return 10;
-        case kLockOrCreate:
-            metrics_row_types(types, true);
-            types[7] = BOOLARRAYOID;
-            return 8;
-        case kUpdateMany:
-            metrics_row_types(types, true);
-            return 7;
-        case kChatCreate:
-        case kUpdateRow:
-            metrics_row_types(types, false);
-            return 7;
-        default:
-            return 0;
-    }
-}
-
-SPIPlanPtr get_plan(PlanSet* set, Plan plan) {
-    if (set->plans[set->size_class][plan] != nullptr) return set->plans[set->size_class][plan];
-    StringInfoData sql;
-    initStringInfo(&sql);
-    // plan_sql is a fixed template of ours; the two names are quoted.
-    const char* conversations = qualified(set->nspname, set->relname);
-    const char* metrics = qualified(set->nspname, "customer_metrics");
-    const char* customers = qualified(set->nspname, "customers");
-    char* tmpl = plan_sql(plan);
-    for (const char* p = tmpl; *p != '\0'; ++p) {
-        if (p[0] == '%' && (p[1] == '1' || p[1] == '2' || p[1] == '3') && p[2] == '$' && p[3] == 's') {
-            appendStringInfoString(&sql, p[1] == '1' ? conversations : p[1] == '2' ? metrics : customers);
-            p += 3;
-        } else {
-            appendStringInfoChar(&sql, *p);
-        }
-    }
-    Oid types[10];
-    int nargs = plan_nargs(plan, types);
-    // Generic plans: the parameters are arrays whose values never change the
-    // best plan, and replanning these queries per statement costs more than
-    // running them.
-    SPIPlanPtr prepared = SPI_prepare_cursor(sql.data, nargs, types, CURSOR_OPT_GENERIC_PLAN);
-    if (prepared == nullptr)
-        elog(ERROR, "crm_native: could not prepare metrics query: %s", SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(prepared) != 0) elog(ERROR, "crm_native: SPI_keepplan failed");
-    set->plans[set->size_class][plan] = prepared;
-    pfree(sql.data);
-    pfree(tmpl);
-    return prepared;
-}
-
-void run_plan(SPIPlanPtr plan, Datum* values, const char* nulls, int expected) {
-    // read_only = false: under READ COMMITTED every query takes a fresh
-    // snapshot, which is what makes "lock, then probe" correct.
-    int rc = SPI_execute_plan(plan, values, nulls, false, 0);
-    if (rc != expected) elog(ERROR, "crm_native: metrics query failed: %s", SPI_result_code_string(rc));
+// Runs one of the metrics statements for the statement being processed.
+void run_plan(ChatTable* set, Statement statement, Datum* values, const char* nulls) {
+    crm::pg::store::run(set->rel, statement, values, nulls, 0, InvalidSnapshot, set->size_class);
 }
 
 void register_transition_table(const char* name, Tuplestorestate* rows, Relation rel) {
@@ -579,8 +243,8 @@ MetricsRow metrics_columns(HeapTuple tuple, TupleDesc desc) {
     return row;
 }
 
-// The parameters $1-$7 of the one-row metrics writes (kUpdateRow,
-// kChatCreate): customer, company, then the row's five columns.
+// The parameters $1-$7 of the one-row metrics writes (MetricsUpdateRow,
+// MetricsChatCreate): customer, company, then the row's five columns.
 void metrics_row_values(Datum customer, Datum company, bool company_null, const MetricsRow& row, Datum* values,
                         char* nulls) {
     values[0] = customer;
@@ -657,9 +321,9 @@ Datum make_array(Datum* elems, bool* nulls, int n, Oid type) {
     return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
 }
 
-// Runs kLockOrCreate (with pure: one flag per customer) or kUpdateMany
+// Runs MetricsLockOrCreate (with pure: one flag per customer) or MetricsUpdateMany
 // (pure = nullptr) over the batch.
-void run_batch(PlanSet* set, Plan plan, const RowBatch* b, bool* pure) {
+void run_batch(ChatTable* set, Statement plan, const RowBatch* b, bool* pure) {
     Datum values[8];
     values[0] = make_array(b->customer, nullptr, b->count, UUIDOID);
     values[1] = make_array(b->company, b->company_null, b->count, UUIDOID);
@@ -673,17 +337,16 @@ void run_batch(PlanSet* set, Plan plan, const RowBatch* b, bool* pure) {
         for (int i = 0; i < b->count; ++i) flags[i] = BoolGetDatum(pure[i]);
         values[7] = make_array(flags, nullptr, b->count, BOOLOID);
     }
-    run_plan(get_plan(set, plan), values, nullptr,
-             plan == kLockOrCreate ? SPI_OK_INSERT_RETURNING : SPI_OK_UPDATE);
+    run_plan(set, plan, values, nullptr);
 }
 
 // Full recomputation of one customer from the conversations (index
 // idx_vc_usage_customer_fk), written over its (locked or just inserted) row.
 // The fallback when a stored row contradicts the delta, or when a customer
 // without a row lost conversations in this statement.
-void recompute_customer(PlanSet* set, Datum customer) {
+void recompute_customer(ChatTable* set, Datum customer) {
     Datum key[1] = {customer};
-    run_plan(get_plan(set, kRecompute), key, nullptr, SPI_OK_SELECT);
+    run_plan(set, Statement::MetricsRecompute, key, nullptr);
     HeapTuple t = SPI_tuptable->vals[0];
     TupleDesc d = SPI_tuptable->tupdesc;
     MetricsRow row = metrics_columns(t, d);
@@ -692,13 +355,13 @@ void recompute_customer(PlanSet* set, Datum customer) {
     if (!company_null) company = datumCopy(company, false, 16);
     SPI_freetuptable(SPI_tuptable);
     if (row.conversations == 0) {
-        run_plan(get_plan(set, kDeleteRow), key, nullptr, SPI_OK_DELETE);
+        run_plan(set, Statement::MetricsDeleteRow, key, nullptr);
         return;
     }
     Datum values[7];
     char nulls[7];
     metrics_row_values(customer, company, company_null, row, values, nulls);
-    run_plan(get_plan(set, kUpdateRow), values, nulls, SPI_OK_UPDATE);
+    run_plan(set, Statement::MetricsUpdateRow, values, nulls);
 }
 
 bool same_uuid(Datum a, Datum b) { return memcmp(DatumGetPointer(a), DatumGetPointer(b), 16) == 0; }
@@ -706,8 +369,8 @@ bool same_uuid(Datum a, Datum b) { return memcmp(DatumGetPointer(a), DatumGetPoi
 // One statement: fold, lock-or-create (phase 1), probe (phase 2), write
 // (phase 3). The fold's tuptable stays alive until the end: the customer
 // Datums point into it.
-void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
-    run_plan(get_plan(set, fold_plan), nullptr, nullptr, SPI_OK_SELECT);
+void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
+    run_plan(set, fold_plan, nullptr, nullptr);
     SPITupleTable* fold = SPI_tuptable;
     int customers = static_cast<int>(SPI_processed);
     if (customers == 0) {
@@ -743,7 +406,7 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
         }
         batch_add(&candidates, customer, company, company_null, gained);
     }
-    run_batch(set, kLockOrCreate, &candidates, pure);
+    run_batch(set, Statement::MetricsLockOrCreate, &candidates, pure);
     SPITupleTable* inserted_rows = SPI_tuptable;
     int inserted = static_cast<int>(SPI_processed);
     Datum* inserted_ids = static_cast<Datum*>(palloc(sizeof(Datum) * (inserted > 0 ? inserted : 1)));
@@ -771,7 +434,7 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
     // Phase 2: the locked rows, with the deltas and the probes (fresh
     // snapshot under READ COMMITTED: after our locks).
     Datum skip[1] = {make_array(inserted_ids, nullptr, inserted, UUIDOID)};
-    run_plan(get_plan(set, existing_plan), skip, nullptr, SPI_OK_SELECT);
+    run_plan(set, existing_plan, skip, nullptr);
     SPITupleTable* existing = SPI_tuptable;
     int rows = static_cast<int>(SPI_processed);
 
@@ -825,10 +488,10 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
     }
 
     // Phase 3: write each row once.
-    if (updates.count > 0) run_batch(set, kUpdateMany, &updates, nullptr);
+    if (updates.count > 0) run_batch(set, Statement::MetricsUpdateMany, &updates, nullptr);
     if (delete_count > 0) {
         Datum values[1] = {make_array(deletes, nullptr, delete_count, UUIDOID)};
-        run_plan(get_plan(set, kDeleteMany), values, nullptr, SPI_OK_DELETE);
+        run_plan(set, Statement::MetricsDeleteMany, values, nullptr);
     }
     // The stored row was wrong (edited by hand, or written while the
     // triggers were off): heal it from the conversations.
@@ -840,15 +503,15 @@ void maintain(PlanSet* set, Plan fold_plan, Plan existing_plan) {
 // The most common statement: an INSERT of one chat. Two SPI queries whatever
 // the customer's history, and no fold (the chat is read straight from the
 // transition tuplestore):
-//   - the customer has a row: lock it (kChatLock), then write it with the
-//     session probe inside the same statement (kChatUpdate);
-//   - it has none: kChatLock finds nothing, kChatCreate inserts the chat's
+//   - the customer has a row: lock it (MetricsChatLock), then write it with the
+//     session probe inside the same statement (MetricsChatUpdate);
+//   - it has none: MetricsChatLock finds nothing, MetricsChatCreate inserts the chat's
 //     aggregate (with no row, the customer had no conversation). If a
 //     concurrent transaction created the row first (ON CONFLICT DO NOTHING
 //     waited for it), lock that row and update it instead.
 // The metrics row of a customer's first chat; false when it exists already
 // (ON CONFLICT DO NOTHING).
-bool create_chat_row(PlanSet* set, Datum customer, Datum company, bool company_null, bool has_session,
+bool create_chat_row(ChatTable* set, Datum customer, Datum company, bool company_null, bool has_session,
                      const CustomerDelta& delta) {
     MetricsRow first_chat;
     first_chat.conversations = 1;
@@ -859,14 +522,14 @@ bool create_chat_row(PlanSet* set, Datum customer, Datum company, bool company_n
     Datum values[7];
     char nulls[7];
     metrics_row_values(customer, company, company_null, first_chat, values, nulls);
-    run_plan(get_plan(set, kChatCreate), values, nulls, SPI_OK_INSERT_RETURNING);
+    run_plan(set, Statement::MetricsChatCreate, values, nulls);
     uint64 created = SPI_processed;
     SPI_freetuptable(SPI_tuptable);
     return created == 1;
 }
 
 // Returns false when the general path must handle the statement.
-bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
+bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
     if (!set->chat_columns_ok) return false;
     TupleTableSlot* slot = MakeSingleTupleTableSlot(set->desc, &TTSOpsMinimalTuple);
     // Our own read pointer, rewound: other readers of this transition table
@@ -911,7 +574,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
     Datum key[1] = {customer};
     for (int attempt = 0; attempt < 3; ++attempt) {
         CHECK_FOR_INTERRUPTS();
-        run_plan(get_plan(set, kChatLock), key, nullptr, SPI_OK_SELECT);
+        run_plan(set, Statement::MetricsChatLock, key, nullptr);
         if (SPI_processed == 0) {
             SPI_freetuptable(SPI_tuptable);
             if (create_chat_row(set, customer, company, company_null, has_session, delta)) {
@@ -952,7 +615,7 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
             char nulls[10] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', ' ',
                               r.first.present ? ' ' : 'n', r.last.present ? ' ' : 'n',
                               has_session ? ' ' : 'n', ' '};
-            run_plan(get_plan(set, kChatUpdate), values, nulls, SPI_OK_UPDATE);
+            run_plan(set, Statement::MetricsChatUpdate, values, nulls);
         }
         ExecDropSingleTupleTableSlot(slot);
         return true;
@@ -961,25 +624,17 @@ bool insert_one_chat(PlanSet* set, Tuplestorestate* rows) {
     return false;  // the row keeps appearing and vanishing: general path
 }
 
-TriggerData* check_trigger(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event) {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s() must be called as a trigger", fn)));
-    TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-    if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
-        (td->tg_event & TRIGGER_EVENT_OPMASK) != event)
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("%s() must be an AFTER ... FOR EACH STATEMENT trigger for its own event", fn)));
-    return td;
-}
-
-Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan fold, Plan existing) {
-    TriggerData* td = check_trigger(fcinfo, fn, event);
+Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Statement fold, Statement existing) {
+    uint32 on = event == TRIGGER_EVENT_INSERT   ? crm::pg::store::kOnInsert
+                : event == TRIGGER_EVENT_UPDATE ? crm::pg::store::kOnUpdate
+                                                : crm::pg::store::kOnDelete;
+    TriggerData* td =
+        crm::pg::store::trigger_call(fcinfo, fn, crm::pg::store::kAfter | crm::pg::store::kForEachStatement | on);
     Relation rel = td->tg_relation;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
     if (event == TRIGGER_EVENT_INSERT && td->tg_newtable != nullptr &&
         tuplestore_tuple_count(td->tg_newtable) == 1) {
-        PlanSet* set = plan_set_for(rel);
+        ChatTable* set = chat_table_for(rel);
         set->size_class = 0;
         if (insert_one_chat(set, td->tg_newtable)) {
             SPI_finish();
@@ -990,12 +645,25 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Plan
         register_transition_table(kNewRows, td->tg_newtable, rel);
     if (event == TRIGGER_EVENT_DELETE || event == TRIGGER_EVENT_UPDATE)
         register_transition_table(kOldRows, td->tg_oldtable, rel);
-    PlanSet* set = plan_set_for(rel);
+    ChatTable* set = chat_table_for(rel);
     int64 changed = 0;
     if (td->tg_newtable != nullptr) changed = tuplestore_tuple_count(td->tg_newtable);
     if (td->tg_oldtable != nullptr) changed = Max(changed, tuplestore_tuple_count(td->tg_oldtable));
     set->size_class = changed > kBulkRows ? 1 : 0;
     maintain(set, fold, existing);
+    SPI_finish();
+    return PointerGetDatum(nullptr);
+}
+
+// TRUNCATE leaves no conversation, so no customer keeps a metrics row.
+Datum metrics_truncate(FunctionCallInfo fcinfo) {
+    TriggerData* td = crm::pg::store::trigger_call(
+        fcinfo, "crm_native.metrics_truncate",
+        crm::pg::store::kAfter | crm::pg::store::kForEachStatement | crm::pg::store::kOnTruncate);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
+    ChatTable* set = chat_table_for(td->tg_relation);
+    set->size_class = 0;
+    run_plan(set, Statement::MetricsDeleteAll, nullptr, nullptr);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }
@@ -1006,31 +674,25 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(crm_metrics_insert);
 Datum crm_metrics_insert(PG_FUNCTION_ARGS) {
-    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, kFoldInsert, kExistingInsert); });  // trigger_stats
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded(
+        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, Statement::MetricsFoldInsert, Statement::MetricsExistingInsert); }); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_update);
 Datum crm_metrics_update(PG_FUNCTION_ARGS) {
-    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, kFoldUpdate, kExistingUpdate); });  // trigger_stats
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded(
+        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, Statement::MetricsFoldUpdate, Statement::MetricsExistingUpdate); }); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_delete);
 Datum crm_metrics_delete(PG_FUNCTION_ARGS) {
-    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, kFoldDelete, kExistingDelete); });  // trigger_stats
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded(
+        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, Statement::MetricsFoldDelete, Statement::MetricsExistingDelete); }); });  // trigger_stats
 }
 
-// TRUNCATE leaves no conversation, so no customer keeps a metrics row.
 PG_FUNCTION_INFO_V1(crm_metrics_truncate);
-static Datum metrics_truncate(PG_FUNCTION_ARGS);  // trigger_stats
-Datum crm_metrics_truncate(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, metrics_truncate); }  // trigger_stats
-static Datum metrics_truncate(PG_FUNCTION_ARGS) {  // trigger_stats: the body of crm_metrics_truncate
-    TriggerData* td = check_trigger(fcinfo, "crm_native.metrics_truncate", TRIGGER_EVENT_TRUNCATE);
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
-    PlanSet* set = plan_set_for(td->tg_relation);
-    set->size_class = 0;
-    run_plan(get_plan(set, kDeleteAll), nullptr, nullptr, SPI_OK_DELETE);
-    SPI_finish();
-    return PointerGetDatum(nullptr);
+Datum crm_metrics_truncate(PG_FUNCTION_ARGS) {
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return metrics_truncate(fcinfo); }); });  // trigger_stats
 }
 
 }  // extern "C"

@@ -9,6 +9,7 @@
 // longjmp ever crosses a destructor and no exception ever reaches a C frame.
 #include "pg/normalize.hpp"
 
+#include "pg/guard.hpp"
 #include "pg/module.hpp"
 
 // guc.h pulls in backend headers with unused parameters in inline functions.
@@ -263,33 +264,43 @@ using crm::pg::KeyType;
 
 // crm_native.normalize_email(text): provider rules per the GUC.
 Datum crm_normalize_email(PG_FUNCTION_ARGS) {
-    return crm::pg::normalize_sql(fcinfo, KeyType::Email, nullptr, crm::pg::email_provider_rules_setting);
+    return crm::pg::run_guarded([&]() -> Datum {
+        return crm::pg::normalize_sql(fcinfo, KeyType::Email, nullptr, crm::pg::email_provider_rules_setting);
+    });
 }
 
 // crm_native.normalize_email(text, provider_rules boolean)
 Datum crm_normalize_email_rules(PG_FUNCTION_ARGS) {
-    return crm::pg::normalize_sql(fcinfo, KeyType::Email, nullptr, PG_GETARG_BOOL(1));
+    return crm::pg::run_guarded([&]() -> Datum {
+        return crm::pg::normalize_sql(fcinfo, KeyType::Email, nullptr, PG_GETARG_BOOL(1));
+    });
 }
 
 // crm_native.normalize_phone(text): region per the GUC.
 Datum crm_normalize_phone(PG_FUNCTION_ARGS) {
-    return crm::pg::normalize_sql(fcinfo, KeyType::Phone, crm::pg::current_default_region(), false);
+    return crm::pg::run_guarded([&]() -> Datum {
+        return crm::pg::normalize_sql(fcinfo, KeyType::Phone, crm::pg::current_default_region(), false);
+    });
 }
 
 // crm_native.normalize_phone(text, region text)
 Datum crm_normalize_phone_region(PG_FUNCTION_ARGS) {
-    const char* region = text_to_cstring(PG_GETARG_TEXT_PP(1));
-    return crm::pg::normalize_sql(fcinfo, KeyType::Phone, region, false);
+    return crm::pg::run_guarded([&]() -> Datum {
+        const char* region = text_to_cstring(PG_GETARG_TEXT_PP(1));
+        return crm::pg::normalize_sql(fcinfo, KeyType::Phone, region, false);
+    });
 }
 
 // crm_native.normalize_name(text)
 Datum crm_normalize_name(PG_FUNCTION_ARGS) {
-    return crm::pg::normalize_sql(fcinfo, KeyType::Name, nullptr, false);
+    return crm::pg::run_guarded([&]() -> Datum {
+        return crm::pg::normalize_sql(fcinfo, KeyType::Name, nullptr, false);
+    });
 }
 
 // crm_native.version_info(): jsonb with the versions the keys depend on.
-Datum crm_normalization_version_info(PG_FUNCTION_ARGS) {
-    (void)fcinfo;
+namespace {
+Datum version_info() {
     char icu[64];
     char unicode[64];
     char phonenumber_file[1024];
@@ -316,6 +327,12 @@ Datum crm_normalization_version_info(PG_FUNCTION_ARGS) {
     appendStringInfoChar(&json, '}');
     return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data));
 }
+}  // namespace
+
+Datum crm_normalization_version_info(PG_FUNCTION_ARGS) {
+    (void)fcinfo;
+    return crm::pg::run_guarded([]() -> Datum { return version_info(); });
+}
 
 // crm_native._normalization_warm_up(): loads libphonenumber's metadata and
 // ICU's normalizer data now, and returns how long that took in this backend
@@ -323,9 +340,11 @@ Datum crm_normalization_version_info(PG_FUNCTION_ARGS) {
 // connection poolers that want to pay the start-up cost up front.
 Datum crm_normalization_warm_up(PG_FUNCTION_ARGS) {
     (void)fcinfo;
-    char errbuf[crm::core::kMessageCapacity];
-    errbuf[0] = '\0';
-    const double ms = crm::pg::timed_warm_up(errbuf, sizeof errbuf);
-    if (ms < 0) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("%s", errbuf)));
-    PG_RETURN_FLOAT8(ms);
+    return crm::pg::run_guarded([]() -> Datum {
+        char errbuf[crm::core::kMessageCapacity];
+        errbuf[0] = '\0';
+        const double ms = crm::pg::timed_warm_up(errbuf, sizeof errbuf);
+        if (ms < 0) ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("%s", errbuf)));
+        return Float8GetDatum(ms);
+    });
 }

@@ -11,66 +11,16 @@
 -- What the triggers need from the application schema (docs/contract.md, "The application schema"):
 -- the tables and the columns that some trigger reads or writes by name, with
 -- the types it accepts. install() checks every row and reports all that is
--- missing in one error. Features may add rows for columns they start to use.
-CREATE TABLE crm_native.required_column (
-    ordinal     int PRIMARY KEY,        -- report order
-    table_name  text NOT NULL,
-    column_name text NOT NULL,
-    types       regtype[] NOT NULL,     -- accepted types, first one is the documented one
-    UNIQUE (table_name, column_name)
-);
+-- missing in one error. The list is the one the triggers themselves check
+-- (src/pg/store.cpp): a column install() accepts is a column the triggers
+-- accept, with the same types.
+CREATE FUNCTION crm_native.required_columns()
+RETURNS TABLE (ordinal int, table_name text, column_name text, types regtype[])
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_required_columns';
 
-INSERT INTO crm_native.required_column (ordinal, table_name, column_name, types)
-SELECT row_number() OVER () * 10, t, c, ty::regtype[]
-FROM (VALUES
-    ('customers', 'id', '{uuid}'),
-    ('customers', 'company_id', '{uuid}'),
-    ('customers', 'customer_name', '{text,varchar}'),
-    ('customers', 'customer_email', '{text,varchar}'),
-    ('customers', 'customer_phone', '{text,varchar}'),
-    ('customers', 'lifecycle_stage', '{text,varchar}'),
-    ('customers', 'lifecycle_stage_changed_at', '{timestamptz}'),
-    ('customers', 'source', '{text,varchar}'),
-    ('customers', 'created_by_user_id', '{uuid}'),
-    ('customers', 'created_at', '{timestamptz}'),
-    ('customers', 'updated_at', '{timestamptz}'),
-    ('customers', 'deleted_at', '{timestamptz}'),
-    ('customers', 'merged_into_customer_id', '{uuid}'),
-    ('VC Usage', 'id', '{bigint,integer}'),
-    ('VC Usage', 'company_id', '{uuid}'),
-    ('VC Usage', 'customer_id', '{uuid}'),
-    ('VC Usage', 'customer_name', '{text,varchar}'),
-    ('VC Usage', 'customer_email', '{text,varchar}'),
-    ('VC Usage', 'customer_phone', '{text,varchar}'),
-    ('VC Usage', 'session_id', '{text,varchar}'),
-    ('VC Usage', 'view_count', '{integer,smallint,bigint}'),
-    ('VC Usage', 'created_at', '{timestamptz}'),
-    ('customer_matching_keys', 'customer_id', '{uuid}'),
-    ('customer_matching_keys', 'company_id', '{uuid}'),
-    ('customer_matching_keys', 'key_type', '{text,varchar}'),
-    ('customer_matching_keys', 'key_value', '{text,varchar}'),
-    ('customer_matching_keys', 'normalized_value', '{text,varchar}'),
-    ('customer_events', 'customer_id', '{uuid}'),
-    ('customer_events', 'company_id', '{uuid}'),
-    ('customer_events', 'event_type', '{text,varchar}'),
-    ('customer_events', 'event_data', '{jsonb}'),
-    ('customer_audit_log', 'table_name', '{text,varchar}'),
-    ('customer_audit_log', 'record_id', '{uuid}'),
-    ('customer_audit_log', 'company_id', '{uuid}'),
-    ('customer_audit_log', 'operation', '{text,varchar}'),
-    ('customer_audit_log', 'old_data', '{jsonb}'),
-    ('customer_audit_log', 'new_data', '{jsonb}'),
-    ('customer_audit_log', 'changed_fields', '{text[]}'),
-    ('customer_audit_log', 'changed_by_user_id', '{uuid}'),
-    ('customer_metrics', 'customer_id', '{uuid}'),
-    ('customer_metrics', 'company_id', '{uuid}'),
-    ('customer_metrics', 'total_conversations', '{bigint}'),
-    ('customer_metrics', 'total_sessions', '{bigint}'),
-    ('customer_metrics', 'total_views', '{bigint}'),
-    ('customer_metrics', 'first_interaction_at', '{timestamptz}'),
-    ('customer_metrics', 'last_interaction_at', '{timestamptz}'),
-    ('customer_metrics', 'refreshed_at', '{timestamptz}')
-) AS v (t, c, ty);
+CREATE VIEW crm_native.required_column AS
+SELECT ordinal, table_name, column_name, types FROM crm_native.required_columns();
 
 -- The application triggers install() replaced, as pg_get_triggerdef() wrote
 -- them (fully qualified), with their enabled state and comment, so that

@@ -118,7 +118,7 @@ SELECT is((SELECT changed_fields FROM customer_audit_log ORDER BY id DESC LIMIT 
 SELECT throws_ok(
     $$CREATE TRIGGER zz_misused BEFORE DELETE ON customers FOR EACH ROW EXECUTE FUNCTION crm_native.audit_log();
       DELETE FROM customers WHERE customer_name = 'Bulk 6'$$,
-    '39P01', 'crm_native.audit_log: must be an AFTER trigger', 'declared as a BEFORE trigger: a clear error');
+    '39P01', 'crm_native.audit_log: must be declared AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW', 'declared as a BEFORE trigger: a clear error');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -122,7 +122,7 @@ SELECT is((SELECT count(*) FROM keys WHERE customer_id = '00000000-0000-0000-000
 CREATE TRIGGER zz_misused BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION crm_native.matching_keys_sync();
 SELECT throws_ok(
     $$INSERT INTO customers (company_id, customer_name) VALUES ('00000000-0000-0000-0000-00000000000a', 'X')$$,
-    '39P01', 'crm_native.matching_keys_sync: must be an AFTER INSERT OR UPDATE trigger',
+    '39P01', 'crm_native.matching_keys_sync: must be declared AFTER INSERT OR UPDATE FOR EACH ROW',
     'declared as a BEFORE trigger: a clear error');
 
 SELECT * FROM finish();

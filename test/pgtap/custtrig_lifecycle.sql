@@ -61,7 +61,7 @@ SELECT is((SELECT count(*) FROM customer_events), 6::bigint, 'without WHEN: no e
 SELECT throws_ok(
     $$CREATE TRIGGER zz_misused AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION crm_native.lifecycle_tracking();
       UPDATE customers SET customer_name = 'x'$$,
-    '39P01', 'crm_native.lifecycle_tracking: must be a BEFORE UPDATE trigger', 'declared AFTER: a clear error');
+    '39P01', 'crm_native.lifecycle_tracking: must be declared BEFORE UPDATE FOR EACH ROW', 'declared AFTER: a clear error');
 
 SELECT * FROM finish();
 ROLLBACK;

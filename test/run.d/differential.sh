@@ -86,20 +86,9 @@ for seed in $SEEDS; do
   done
   if [ $ok = 1 ]; then
     # the workload must have exercised what it claims to
-    stats=$(qv -d "$ref" -F ' ' -c "
-      SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM \"VC Usage\"),
-             (SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL),
-             (SELECT count(*) FROM customers WHERE merged_into_customer_id IS NOT NULL),
-             (SELECT count(*) FROM customer_events WHERE event_type = 'contact_info_added'),
-             (SELECT count(*) FROM customer_events WHERE event_type = 'stage_changed'),
-             (SELECT count(*) FROM customer_audit_log WHERE operation = 'DELETE'),
-             (SELECT count(DISTINCT company_id) FROM customers),
-             (SELECT count(*) FROM \"VC Usage\" v WHERE customer_id IS NOT NULL AND EXISTS
-                (SELECT 1 FROM \"VC Usage\" w WHERE w.customer_id = v.customer_id AND w.id < v.id))")
-    read -r n_cust n_chat n_del n_merged n_fill n_stage n_hard n_tenants n_returning <<<"$stats"
-    say "seed $seed: customers=$n_cust chats=$n_chat soft_deleted=$n_del merged=$n_merged contact_info_added=$n_fill stage_changed=$n_stage hard_deleted=$n_hard tenants=$n_tenants returning_chats=$n_returning dump_lines=$(wc -l <"$work/ref.dump")"
-    if [ "$n_cust" -lt 20 ] || [ "$n_del" -lt 1 ] || [ "$n_merged" -lt 1 ] || [ "$n_fill" -lt 1 ] \
-       || [ "$n_stage" -lt 1 ] || [ "$n_tenants" -lt 2 ] || [ "$n_returning" -lt 10 ]; then
+    workload_stats "$ref"
+    say "seed $seed: $stats_line dump_lines=$(wc -l <"$work/ref.dump")"
+    if workload_too_thin 2; then
       say "seed $seed: workload too thin to prove anything (raise DIFF_STEPS)"; ok=0
     fi
     if ! diff -u "$work/ref.dump" "$work/cmp.dump" >"$work/dump.diff"; then

@@ -137,19 +137,9 @@ for variant in $VARIANTS; do
             || problems+=("seed $seed: $db: the application triggers did not fire as expected") ;;
       esac
     done
-    stats=$(qv -d "$ref" -F ' ' -c "
-      SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM \"VC Usage\"),
-             (SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL),
-             (SELECT count(*) FROM customers WHERE merged_into_customer_id IS NOT NULL),
-             (SELECT count(*) FROM customer_events WHERE event_type = 'contact_info_added'),
-             (SELECT count(*) FROM customer_events WHERE event_type = 'stage_changed'),
-             (SELECT count(*) FROM customer_audit_log WHERE operation = 'DELETE'),
-             (SELECT count(*) FROM \"VC Usage\" v WHERE customer_id IS NOT NULL AND EXISTS
-                (SELECT 1 FROM \"VC Usage\" w WHERE w.customer_id = v.customer_id AND w.id < v.id))")
-    read -r n_cust n_chat n_del n_merged n_fill n_stage n_hard n_returning <<<"$stats"
-    say "$variant seed $seed: customers=$n_cust chats=$n_chat soft_deleted=$n_del merged=$n_merged contact_info_added=$n_fill stage_changed=$n_stage hard_deleted=$n_hard returning_chats=$n_returning"
-    if [ "$n_cust" -lt 20 ] || [ "$n_del" -lt 1 ] || [ "$n_merged" -lt 1 ] || [ "$n_fill" -lt 1 ] \
-       || [ "$n_stage" -lt 1 ] || [ "$n_returning" -lt 10 ]; then
+    workload_stats "$ref"
+    say "$variant seed $seed: $stats_line"
+    if workload_too_thin; then
       problems+=("seed $seed: workload too thin to prove anything (raise SV_STEPS)")
     fi
     if ! diff -u "$work/ref.dump" "$work/cmp.dump" >"$work/dump.diff"; then

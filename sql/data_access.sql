@@ -1,0 +1,54 @@
+-- The data-access layer (src/pg/store.hpp): one column list, one plan cache,
+-- one trigger-protocol check, shared by every native trigger and install().
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'Real');
+
+-- 1. install() and the triggers check the same list: the view is the list
+-- compiled into the library.
+SELECT table_name, column_name, types FROM crm_native.required_column
+ WHERE (table_name, column_name) IN (('VC Usage', 'id'), ('VC Usage', 'view_count'), ('VC Usage', 'session_id'),
+                                     ('customers', 'lifecycle_stage'), ('customer_metrics', 'total_views'))
+ ORDER BY ordinal;
+SELECT count(*) AS columns, count(DISTINCT table_name) AS tables FROM crm_native.required_column;
+
+-- A trigger attached by hand to a table whose column the list refuses gets
+-- the list's error (the one install() reports), naming column and type.
+CREATE TABLE chats_mistyped (id bigint, company_id uuid, customer_id uuid, customer_name text,
+                             customer_email integer, customer_phone text, session_id text);
+CREATE TRIGGER sync BEFORE INSERT ON chats_mistyped FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
+INSERT INTO chats_mistyped (company_id, customer_email) VALUES ('11111111-1111-1111-1111-111111111111', 1);
+SELECT crm_native.missing_objects() = '{}' AS reference_schema_complete;
+
+-- 2. One trigger-protocol check: a misdeclared trigger is refused with how
+-- it must be declared.
+CREATE TRIGGER sync_after AFTER INSERT ON chats_mistyped FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
+DROP TRIGGER sync ON chats_mistyped;
+INSERT INTO chats_mistyped (company_id, customer_email) VALUES ('11111111-1111-1111-1111-111111111111', 1);
+DROP TABLE chats_mistyped;
+
+-- 3. One plan cache, replaced exactly when a statement's text would change.
+-- Plans are made in schema public ...
+INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'ann@example.com', 's1', 2);
+-- ... then the schema and the chat table are renamed. The kept plans name
+-- "public"."VC Usage": used as they were, they would fail (or write to the
+-- old names); replaced, every trigger writes to the renamed tables.
+ALTER SCHEMA public RENAME TO crm_app_schema;
+SET search_path = crm_app_schema;
+ALTER TABLE "VC Usage" RENAME TO chats;
+INSERT INTO chats (company_id, customer_email, session_id, view_count)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'ann@example.com', 's2', 3),
+         ('11111111-1111-1111-1111-111111111111', 'bob@example.com', 's3', 1);
+INSERT INTO chats (company_id, customer_email, session_id, view_count)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'ann@example.com', 's2', 4);
+UPDATE customers SET lifecycle_stage = 'customer' WHERE customer_email = 'bob@example.com';
+SELECT c.customer_email, m.total_conversations, m.total_sessions, m.total_views
+  FROM customers c JOIN customer_metrics m ON m.customer_id = c.id ORDER BY 1;
+SELECT c.customer_email, e.event_type FROM customer_events e JOIN customers c ON c.id = e.customer_id
+ ORDER BY 1, e.created_at, 2;
+SELECT operation, count(*) FROM customer_audit_log GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS keys FROM customer_matching_keys;
+ALTER TABLE chats RENAME TO "VC Usage";
+SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics('crm_app_schema');
+ALTER SCHEMA crm_app_schema RENAME TO public;

@@ -1,0 +1,415 @@
+// The data-access layer (store.hpp): column list, trigger protocol check,
+// plan cache and writers.
+#include "pg/store.hpp"
+
+#include <cstring>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+extern "C" {
+#include "funcapi.h"
+#include "utils/syscache.h"
+}
+#pragma GCC diagnostic pop
+
+#include "pg/guard.hpp"
+#include "pg/retired_plans.hpp"
+#include "pg/store_sql.hpp"
+
+namespace crm::pg::store {
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// The column list
+// ---------------------------------------------------------------------------
+
+const char* const kTableName[] = {"VC Usage", "customers", "customer_matching_keys", "customer_events",
+                                  "customer_audit_log", "customer_metrics"};
+
+struct ColumnSpec {
+    Table table;
+    const char* column;
+    Oid types[3];  // accepted types; the first is the documented one
+};
+
+// Every column the native triggers read or write, with the types they accept.
+// install() validates the application schema against this same list
+// (crm_native.required_column, a view of crm_native.required_columns()).
+const ColumnSpec kColumns[] = {
+    {Table::Customers, "id", {UUIDOID}},
+    {Table::Customers, "company_id", {UUIDOID}},
+    {Table::Customers, "customer_name", {TEXTOID, VARCHAROID}},
+    {Table::Customers, "customer_email", {TEXTOID, VARCHAROID}},
+    {Table::Customers, "customer_phone", {TEXTOID, VARCHAROID}},
+    {Table::Customers, "lifecycle_stage", {TEXTOID, VARCHAROID}},
+    {Table::Customers, "lifecycle_stage_changed_at", {TIMESTAMPTZOID}},
+    {Table::Customers, "source", {TEXTOID, VARCHAROID}},
+    {Table::Customers, "created_by_user_id", {UUIDOID}},
+    {Table::Customers, "created_at", {TIMESTAMPTZOID}},
+    {Table::Customers, "updated_at", {TIMESTAMPTZOID}},
+    {Table::Customers, "deleted_at", {TIMESTAMPTZOID}},
+    {Table::Customers, "merged_into_customer_id", {UUIDOID}},
+    {Table::Chats, "id", {INT8OID, INT4OID}},
+    {Table::Chats, "company_id", {UUIDOID}},
+    {Table::Chats, "customer_id", {UUIDOID}},
+    {Table::Chats, "customer_name", {TEXTOID, VARCHAROID}},
+    {Table::Chats, "customer_email", {TEXTOID, VARCHAROID}},
+    {Table::Chats, "customer_phone", {TEXTOID, VARCHAROID}},
+    {Table::Chats, "session_id", {TEXTOID, VARCHAROID}},
+    {Table::Chats, "view_count", {INT4OID, INT2OID, INT8OID}},
+    {Table::Chats, "created_at", {TIMESTAMPTZOID}},
+    {Table::MatchingKeys, "customer_id", {UUIDOID}},
+    {Table::MatchingKeys, "company_id", {UUIDOID}},
+    {Table::MatchingKeys, "key_type", {TEXTOID, VARCHAROID}},
+    {Table::MatchingKeys, "key_value", {TEXTOID, VARCHAROID}},
+    {Table::MatchingKeys, "normalized_value", {TEXTOID, VARCHAROID}},
+    {Table::Events, "customer_id", {UUIDOID}},
+    {Table::Events, "company_id", {UUIDOID}},
+    {Table::Events, "event_type", {TEXTOID, VARCHAROID}},
+    {Table::Events, "event_data", {JSONBOID}},
+    {Table::AuditLog, "table_name", {TEXTOID, VARCHAROID}},
+    {Table::AuditLog, "record_id", {UUIDOID}},
+    {Table::AuditLog, "company_id", {UUIDOID}},
+    {Table::AuditLog, "operation", {TEXTOID, VARCHAROID}},
+    {Table::AuditLog, "old_data", {JSONBOID}},
+    {Table::AuditLog, "new_data", {JSONBOID}},
+    {Table::AuditLog, "changed_fields", {TEXTARRAYOID}},
+    {Table::AuditLog, "changed_by_user_id", {UUIDOID}},
+    {Table::Metrics, "customer_id", {UUIDOID}},
+    {Table::Metrics, "company_id", {UUIDOID}},
+    {Table::Metrics, "total_conversations", {INT8OID}},
+    {Table::Metrics, "total_sessions", {INT8OID}},
+    {Table::Metrics, "total_views", {INT8OID}},
+    {Table::Metrics, "first_interaction_at", {TIMESTAMPTZOID}},
+    {Table::Metrics, "last_interaction_at", {TIMESTAMPTZOID}},
+    {Table::Metrics, "refreshed_at", {TIMESTAMPTZOID}},
+};
+constexpr int kColumnCount = sizeof kColumns / sizeof kColumns[0];
+
+const ColumnSpec* column_spec(Table table, const char* column) {
+    for (const ColumnSpec& spec : kColumns)
+        if (spec.table == table && std::strcmp(spec.column, column) == 0) return &spec;
+    elog(ERROR, "crm_native: column %s.%s is not in the column list", kTableName[static_cast<int>(table)], column);
+    return nullptr;  // not reached
+}
+
+bool accepts(const ColumnSpec* spec, Oid type) {
+    for (Oid t : spec->types)
+        if (OidIsValid(t) && t == type) return true;
+    return false;
+}
+
+// The live attribute named `column`, or null.
+Form_pg_attribute find_attribute(Relation rel, const char* column) {
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (!att->attisdropped && std::strcmp(NameStr(att->attname), column) == 0) return att;
+    }
+    return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// The plan cache
+// ---------------------------------------------------------------------------
+
+struct PlanKey {
+    Oid relid;  // the table the trigger fires on
+    uint16 statement;
+    uint16 size_class;
+};
+
+struct PlanEntry {
+    PlanKey key;  // hash key
+    SPIPlanPtr plan;
+    char* text;       // the statement as prepared (TopMemoryContext)
+    TupleDesc desc;   // reads_transition_tables: the row type it was planned for
+    // The invalidation count when the text was last found current. An
+    // invalidation that arrives while we compare or prepare (catalog access
+    // processes them) moves the count on, so the next use compares again.
+    uint64 checked_at;
+};
+
+HTAB* plans = nullptr;
+// Invalidations seen: relcache (any relation: the trigger table's own
+// rename, ALTER, SET SCHEMA) and pg_namespace (a schema renamed). Comparing
+// a statement's text is cheap, so every invalidation makes every entry
+// compare again at its next use.
+uint64 invalidations = 1;
+
+void invalidate_relation(Datum, Oid) { invalidations++; }
+void invalidate_namespaces(Datum, int, uint32) { invalidations++; }
+
+// Whether the planned row type still matches rel's: what a plan over the
+// transition tables depends on (names, types, typmods, collations, dropped
+// columns), not defaults or NOT NULL.
+bool same_row_type(TupleDesc planned, TupleDesc current) {
+    if (planned == nullptr || planned->natts != current->natts) return false;
+    for (int i = 0; i < current->natts; i++) {
+        Form_pg_attribute a = TupleDescAttr(planned, i);
+        Form_pg_attribute b = TupleDescAttr(current, i);
+        if (a->attisdropped != b->attisdropped || a->atttypid != b->atttypid || a->atttypmod != b->atttypmod ||
+            a->attcollation != b->attcollation || std::strcmp(NameStr(a->attname), NameStr(b->attname)) != 0)
+            return false;
+    }
+    return true;
+}
+
+PlanEntry* plan_entry(Relation rel, Statement statement, int size_class) {
+    if (plans == nullptr) {
+        HASHCTL ctl;
+        std::memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(PlanKey);
+        ctl.entrysize = sizeof(PlanEntry);
+        ctl.hcxt = TopMemoryContext;
+        plans = hash_create("crm_native plans", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        CacheRegisterRelcacheCallback(invalidate_relation, (Datum)0);
+        CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_namespaces, (Datum)0);
+    }
+    PlanKey key;
+    std::memset(&key, 0, sizeof key);
+    key.relid = RelationGetRelid(rel);
+    key.statement = static_cast<uint16>(statement);
+    key.size_class = static_cast<uint16>(size_class);
+    bool found;
+    PlanEntry* entry = static_cast<PlanEntry*>(hash_search(plans, &key, HASH_ENTER, &found));
+    if (!found) {
+        entry->plan = nullptr;
+        entry->text = nullptr;
+        entry->desc = nullptr;
+        entry->checked_at = 0;
+    }
+    return entry;
+}
+
+// The statement's text for rel: each {table} placeholder becomes the quoted,
+// schema-qualified table name ({self}: rel itself).
+char* expand(const StatementSpec* spec, Relation rel) {
+    char* schema = get_namespace_name(RelationGetNamespace(rel));
+    if (schema == nullptr)
+        elog(ERROR, "crm_native: schema of relation \"%s\" not found", RelationGetRelationName(rel));
+    StringInfoData sql;
+    initStringInfo(&sql);
+    for (const char* p = spec->text; *p != '\0'; ++p) {
+        if (*p != '{') {
+            appendStringInfoChar(&sql, *p);
+            continue;
+        }
+        const char* end = std::strchr(p, '}');
+        if (end == nullptr) elog(ERROR, "crm_native: unterminated placeholder in %s", spec->name);
+        char name[NAMEDATALEN];
+        int len = static_cast<int>(end - p - 1);
+        if (len <= 0 || len >= NAMEDATALEN) elog(ERROR, "crm_native: bad placeholder in %s", spec->name);
+        std::memcpy(name, p + 1, len);
+        name[len] = '\0';
+        const char* table = nullptr;
+        if (std::strcmp(name, "self") == 0) {
+            table = RelationGetRelationName(rel);
+        } else {
+            for (int t = 1; t < static_cast<int>(sizeof kTableName / sizeof kTableName[0]); t++)
+                if (std::strcmp(name, kTableName[t]) == 0) table = kTableName[t];
+        }
+        if (table == nullptr) elog(ERROR, "crm_native: unknown placeholder {%s} in %s", name, spec->name);
+        appendStringInfoString(&sql, quote_qualified_identifier(schema, table));
+        p = end;
+    }
+    return sql.data;
+}
+
+SPIPlanPtr plan_for(Relation rel, Statement statement, int size_class, const StatementSpec* spec) {
+    PlanEntry* entry = plan_entry(rel, statement, size_class);
+    if (entry->plan != nullptr && entry->checked_at == invalidations) return entry->plan;
+
+    uint64 checking_at = invalidations;
+    char* text = expand(spec, rel);
+    if (entry->plan != nullptr && std::strcmp(text, entry->text) == 0 &&
+        (!spec->reads_transition_tables || same_row_type(entry->desc, RelationGetDescr(rel)))) {
+        pfree(text);
+        entry->checked_at = checking_at;
+        return entry->plan;
+    }
+    // Replace it. An outer call of the same trigger may still be running the
+    // old plan (a nested chat after DDL): retire it, freed at transaction end.
+    // The entry is left empty until the new plan is complete, so an error on
+    // the way leaves nothing half-set.
+    crm::pg::retire_plan(entry->plan);
+    entry->plan = nullptr;
+    if (entry->desc != nullptr) crm::pg::retire_tuple_desc(entry->desc);
+    entry->desc = nullptr;
+    if (entry->text != nullptr) pfree(entry->text);
+    entry->text = nullptr;
+
+    Oid types[kMaxStatementArgs];
+    for (int i = 0; i < spec->nargs; i++)
+        types[i] = spec->argtypes[i] == kSelfRowType ? RelationGetDescr(rel)->tdtypeid : spec->argtypes[i];
+    SPIPlanPtr plan = spec->generic ? SPI_prepare_cursor(text, spec->nargs, types, CURSOR_OPT_GENERIC_PLAN)
+                                    : SPI_prepare(text, spec->nargs, types);
+    if (plan == nullptr)
+        elog(ERROR, "crm_native: could not prepare %s: %s", spec->name, SPI_result_code_string(SPI_result));
+    char* kept_text = MemoryContextStrdup(TopMemoryContext, text);
+    TupleDesc kept_desc = nullptr;
+    if (spec->reads_transition_tables) {
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        kept_desc = CreateTupleDescCopy(RelationGetDescr(rel));
+        MemoryContextSwitchTo(old);
+    }
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "crm_native: SPI_keepplan failed for %s", spec->name);
+    pfree(text);
+    entry->text = kept_text;
+    entry->desc = kept_desc;
+    entry->plan = plan;
+    entry->checked_at = checking_at;
+    return plan;
+}
+
+Datum text_array(Datum* elements, int n) {
+    return PointerGetDatum(construct_array(elements, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+AttrNumber require_column(const char* trigger, Relation rel, Table table, const char* column) {
+    const ColumnSpec* spec = column_spec(table, column);
+    Form_pg_attribute att = find_attribute(rel, column);
+    if (att == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("%s: table \"%s\".\"%s\" has no column \"%s\"", trigger,
+                               get_namespace_name(RelationGetNamespace(rel)), RelationGetRelationName(rel), column),
+                        errhint("crm_native.install() checks the application schema before attaching the "
+                                "triggers; crm_native.required_column lists what they need.")));
+    if (!accepts(spec, att->atttypid))
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("%s: column \"%s\" of table \"%s\" has type %s, expected %s", trigger, column,
+                               RelationGetRelationName(rel), format_type_be(att->atttypid),
+                               format_type_be(spec->types[0])),
+                        errhint("crm_native.required_column lists the types each column may have.")));
+    return att->attnum;
+}
+
+AttrNumber optional_column(Relation rel, Table table, const char* column) {
+    Form_pg_attribute att = find_attribute(rel, column);
+    return att != nullptr && accepts(column_spec(table, column), att->atttypid) ? att->attnum : InvalidAttrNumber;
+}
+
+TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 fires) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s: not called by the trigger manager", trigger)));
+    TriggerData* data = reinterpret_cast<TriggerData*>(fcinfo->context);
+    TriggerEvent event = data->tg_event;
+    bool timing_ok = (fires & kBefore) ? TRIGGER_FIRED_BEFORE(event) : TRIGGER_FIRED_AFTER(event);
+    bool level_ok = (fires & kForEachRow) ? TRIGGER_FIRED_FOR_ROW(event) : TRIGGER_FIRED_FOR_STATEMENT(event);
+    bool event_ok = ((fires & kOnInsert) && TRIGGER_FIRED_BY_INSERT(event)) ||
+                    ((fires & kOnUpdate) && TRIGGER_FIRED_BY_UPDATE(event)) ||
+                    ((fires & kOnDelete) && TRIGGER_FIRED_BY_DELETE(event)) ||
+                    ((fires & kOnTruncate) && TRIGGER_FIRED_BY_TRUNCATE(event));
+    if (!timing_ok || !level_ok || !event_ok) {
+        StringInfoData events;
+        initStringInfo(&events);
+        const char* names[4] = {"INSERT", "UPDATE", "DELETE", "TRUNCATE"};
+        const uint32 bits[4] = {kOnInsert, kOnUpdate, kOnDelete, kOnTruncate};
+        for (int i = 0; i < 4; i++)
+            if (fires & bits[i]) appendStringInfo(&events, "%s%s", events.len > 0 ? " OR " : "", names[i]);
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s: must be declared %s %s FOR EACH %s", trigger,
+                               (fires & kBefore) ? "BEFORE" : "AFTER", events.data,
+                               (fires & kForEachRow) ? "ROW" : "STATEMENT"),
+                        errhint("crm_native.install() attaches the native triggers as they must be declared.")));
+    }
+    return data;
+}
+
+uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, long tcount, Snapshot snapshot,
+           int size_class) {
+    const StatementSpec* spec = statement_spec(statement);
+    SPIPlanPtr plan = plan_for(rel, statement, size_class, spec);
+    // read_only = false: under READ COMMITTED every statement takes a fresh
+    // snapshot, which the lock-then-read protocols of the triggers rely on.
+    int rc = snapshot != InvalidSnapshot
+                 ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, true, tcount)
+                 : SPI_execute_plan(plan, values, nulls, false, tcount);
+    if (rc != spec->expected)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("crm_native: %s failed: %s", spec->name, SPI_result_code_string(rc))));
+    return SPI_processed;
+}
+
+void insert_matching_keys(Relation customers, Datum customer_id, Datum company_id, Datum* key_types, Datum* raw,
+                          Datum* normalized, int n) {
+    Datum values[5] = {customer_id, company_id, text_array(key_types, n), text_array(raw, n),
+                       text_array(normalized, n)};
+    if (run(customers, Statement::KeysInsert, values, nullptr) != static_cast<uint64>(n))
+        elog(ERROR, "crm_native: wrote fewer matching keys than the customer has");
+}
+
+void delete_matching_keys(Relation customers, Datum customer_id, Datum* key_types, int n) {
+    Datum values[2] = {customer_id, text_array(key_types, n)};
+    run(customers, Statement::KeysDelete, values, nullptr);
+}
+
+void insert_stage_event(Relation customers, Datum customer_id, bool customer_null, Datum company_id,
+                        bool company_null, Datum from, bool from_null, Datum to, bool to_null) {
+    Datum values[4] = {customer_id, company_id, from, to};
+    const char nulls[5] = {customer_null ? 'n' : ' ', company_null ? 'n' : ' ', from_null ? 'n' : ' ',
+                           to_null ? 'n' : ' ', '\0'};
+    run(customers, Statement::StageEventInsert, values, nulls);
+}
+
+void insert_audit_row(Relation customers, const AuditRow* row) {
+    Datum values[8] = {CStringGetTextDatum(RelationGetRelationName(customers)),
+                       row->record_id,
+                       row->company_id,
+                       CStringGetTextDatum(row->operation),
+                       row->old_row,
+                       row->new_row,
+                       row->changed_fields,
+                       row->changed_by};
+    const char nulls[9] = {' ',
+                           row->record_id_null ? 'n' : ' ',
+                           row->company_id_null ? 'n' : ' ',
+                           ' ',
+                           row->old_row_null ? 'n' : ' ',
+                           row->new_row_null ? 'n' : ' ',
+                           row->changed_fields_null ? 'n' : ' ',
+                           row->changed_by_null ? 'n' : ' ',
+                           '\0'};
+    run(customers, Statement::AuditInsert, values, nulls);
+}
+
+}  // namespace crm::pg::store
+
+// crm_native.required_columns(): the column list, for install() and the
+// crm_native.required_column view.
+extern "C" {
+PG_FUNCTION_INFO_V1(crm_required_columns);
+Datum crm_required_columns(PG_FUNCTION_ARGS);
+}
+
+namespace crm::pg::store {
+namespace {
+Datum required_columns(FunctionCallInfo fcinfo) {
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    for (int i = 0; i < kColumnCount; i++) {
+        const ColumnSpec* spec = &kColumns[i];
+        Datum types[3];
+        int ntypes = 0;
+        for (Oid t : spec->types)
+            if (OidIsValid(t)) types[ntypes++] = ObjectIdGetDatum(t);
+        Datum values[4] = {Int32GetDatum((i + 1) * 10), CStringGetTextDatum(kTableName[static_cast<int>(spec->table)]),
+                           CStringGetTextDatum(spec->column),
+                           PointerGetDatum(construct_array(types, ntypes, REGTYPEOID, 4, true, TYPALIGN_INT))};
+        bool nulls[4] = {false, false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum)0;
+}
+}  // namespace
+}  // namespace crm::pg::store
+
+Datum crm_required_columns(PG_FUNCTION_ARGS) {
+    return crm::pg::run_guarded([&]() -> Datum { return crm::pg::store::required_columns(fcinfo); });
+}

@@ -1,0 +1,371 @@
+// Every SQL statement the native triggers run, in one catalogue (store.hpp).
+//
+// Placeholders {self}, {customers}, ... become quoted, schema-qualified table
+// names (store.cpp); functions and operators are named with pg_catalog where
+// a search_path could otherwise redirect them.
+//
+// Plan shape: plans are kept for the backend's life and often made while the
+// tables are small or empty, so each statement is written to leave the
+// planner one sane choice whatever the statistics: a customer is always
+// fetched by primary key (the tenant and liveness checks are written
+// "... IS TRUE": a filter, never an index condition or a partial-index
+// predicate match), keys by every column of the matching-key index, metrics
+// rows by customer_id (test/run.d/sync_plan_shape.sh, import_cost.sh).
+#include "pg/store_sql.hpp"
+
+#include <cstring>
+
+namespace crm::pg::store {
+
+namespace {
+
+#define EQ " OPERATOR(pg_catalog.=) "
+// "Missing" contact info: NULL or blank, as in the reference trigger.
+#define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
+#define CUSTOMER_IN_COMPANY(param) "(c.company_id" EQ param ") IS TRUE"
+#define CUSTOMER_LIVE "(c.deleted_at IS NULL) IS TRUE"
+// The live customer of a matching-key row k, read by primary key in a
+// LATERAL subquery fenced by OFFSET 0 (never a scan of the company).
+#define CUSTOMER_BY_KEY(company)                                                                          \
+    ", LATERAL (SELECT c.id, c.merged_into_customer_id, c.created_at, c.deleted_at,"                      \
+    " " MISSING("c.customer_email") " AS email_missing, " MISSING("c.customer_phone") " AS phone_missing" \
+    " FROM {customers} c WHERE c.id" EQ "k.customer_id AND " CUSTOMER_IN_COMPANY(company) " OFFSET 0) c"  \
+    " WHERE c.deleted_at IS NULL"
+// Live holders of one key type in the company, oldest first ($3: how many;
+// NULL for all).
+#define LOOKUP_KEY(key_type)                                                                         \
+    "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"                       \
+    " FROM (SELECT k.customer_id FROM {customer_matching_keys} k"                                    \
+    "        WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'" key_type "' AND k.normalized_value" EQ \
+    "$2) k" CUSTOMER_BY_KEY("$1") " ORDER BY c.created_at, c.id LIMIT $3"
+
+// The conditions under which a match may be linked (SyncFillContact,
+// SyncLockMatch): live, unmerged when $8, and still missing exactly what the
+// lookup saw missing ($5, $6).
+#define MATCH_UNCHANGED                                                                              \
+    " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE " AND " MISSING(     \
+        "c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ                              \
+        "$6 AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
+
+// --- metrics (docs/metrics.md) ---------------------------------------------
+
+// The fold: the transition table(s) grouped by customer. Each variant yields
+// the same named columns (metrics.cpp FoldColumn order after the wrapper).
+#define GROUP_INSERT                                                                           \
+    "SELECT n.customer_id, count(*)::int8 AS dn, coalesce(sum(n.view_count), 0)::int8 AS dv,"  \
+    " min(n.created_at) AS add_min, max(n.created_at) AS add_max,"                             \
+    " NULL::timestamptz AS rem_min, NULL::timestamptz AS rem_max,"                             \
+    " array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"      \
+    " NULL::text[] AS rem_s,"                                                                  \
+    " array_agg(n.id::int8) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"               \
+    " array_agg(DISTINCT n.company_id) AS companies, true AS pure"                             \
+    " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id"
+#define GROUP_DELETE                                                                           \
+    "SELECT o.customer_id, -count(*)::int8 AS dn, -coalesce(sum(o.view_count), 0)::int8 AS dv," \
+    " NULL::timestamptz AS add_min, NULL::timestamptz AS add_max,"                             \
+    " min(o.created_at) AS rem_min, max(o.created_at) AS rem_max,"                             \
+    " NULL::text[] AS add_s,"                                                                  \
+    " array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"      \
+    " NULL::int8[] AS add_ids,"                                                                \
+    " array_agg(DISTINCT o.company_id) AS companies, false AS pure"                            \
+    " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id"
+// Old and new versions are paired by id. A conversation that stays with its
+// customer contributes only the attributes that changed (so an UPDATE of
+// view_count probes nothing, and one of user_message touches nothing); one
+// that moves is a removal from the old customer and an addition to the new
+// one. Unpaired rows (the UPDATE changed id) are plain removal/addition.
+#define GROUP_UPDATE                                                                              \
+    "WITH p AS ("                                                                                 \
+    "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"                      \
+    "         o.view_count AS ov, o.created_at AS ot,"                                            \
+    "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"                      \
+    "         n.view_count AS nv, n.created_at AS nt, n.id::int8 AS nid"                          \
+    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id = o.id),"                     \
+    " ch AS ("                                                                                    \
+    "  SELECT nc AS customer_id, nco AS company_id, 0::int8 AS dn,"                               \
+    "         coalesce(nv, 0)::int8 - coalesce(ov, 0)::int8 AS dv,"                               \
+    "         CASE WHEN nt IS DISTINCT FROM ot THEN nt END AS add_ts,"                            \
+    "         CASE WHEN nt IS DISTINCT FROM ot THEN ot END AS rem_ts,"                            \
+    "         CASE WHEN ns IS DISTINCT FROM os THEN ns END AS add_sess,"                          \
+    "         CASE WHEN ns IS DISTINCT FROM os THEN os END AS rem_sess,"                          \
+    "         CASE WHEN ns IS DISTINCT FROM os THEN nid END AS add_id,"                           \
+    "         (nv IS DISTINCT FROM ov OR nt IS DISTINCT FROM ot OR ns IS DISTINCT FROM os) AS changed" \
+    "    FROM p WHERE oc = nc"                                                                    \
+    "  UNION ALL"                                                                                 \
+    "  SELECT oc, oco, -1, -coalesce(ov, 0)::int8, NULL, ot, NULL, os, NULL, true"                \
+    "    FROM p WHERE oc IS NOT NULL AND oc IS DISTINCT FROM nc"                                  \
+    "  UNION ALL"                                                                                 \
+    "  SELECT nc, nco, 1, coalesce(nv, 0)::int8, nt, NULL, ns, NULL, nid, true"                   \
+    "    FROM p WHERE nc IS NOT NULL AND nc IS DISTINCT FROM oc)"                                 \
+    " SELECT customer_id, sum(dn)::int8 AS dn, sum(dv)::int8 AS dv,"                              \
+    "  min(add_ts) AS add_min, max(add_ts) AS add_max, min(rem_ts) AS rem_min, max(rem_ts) AS rem_max," \
+    "  array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL) AS add_s,"                \
+    "  array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL) AS rem_s,"                \
+    "  array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL) AS add_ids,"                         \
+    "  array_agg(DISTINCT company_id) AS companies, bool_and(dn = 1) AS pure"                     \
+    " FROM ch WHERE changed GROUP BY customer_id"
+
+#define FOLD(group)                                                                              \
+    "SELECT g.customer_id, g.dn, g.dv, g.add_min, g.add_max, g.rem_min, g.rem_max,"              \
+    " ARRAY(SELECT unnest(g.add_s) EXCEPT SELECT unnest(g.rem_s)) AS added_only,"                \
+    " ARRAY(SELECT unnest(g.rem_s) EXCEPT SELECT unnest(g.add_s)) AS removed_only,"              \
+    " g.add_ids, g.companies, g.pure, coalesce(cardinality(g.add_s), 0)::int8 AS add_s_count,"   \
+    " g.companies[1] AS company"                                                                 \
+    " FROM (" group ") g"
+
+// Phase 2, after phase 1 has locked every existing row: the locked rows with
+// their deltas and the index probes. $1 = customers inserted by phase 1 (not
+// probed). Distinct sessions: a session only added is new unless a
+// conversation the statement did not add carries it (idx_vc_usage_session_
+// customer (session_id, customer_id); the added ids are hashed once); a
+// session only removed is gone unless a conversation still carries it.
+// Extremes, only when a removed created_at was the stored one: forward and
+// backward probes of idx_vc_usage_company_customer (company_id, customer_id,
+// created_at DESC) per company of the customer (a customer's chats share its
+// company).
+#define EXISTING(group)                                                                         \
+    "WITH f AS (" FOLD(group) "), ids AS (SELECT unnest(f.add_ids) AS id FROM f)"               \
+    " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"            \
+    "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"       \
+    "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"                                 \
+    "  (SELECT count(*) FROM unnest(f.added_only) a(s) WHERE NOT EXISTS ("                      \
+    "     SELECT 1 FROM {self} v WHERE v.session_id = a.s AND v.customer_id = f.customer_id"    \
+    "        AND v.id NOT IN (SELECT ids.id FROM ids)))"                                        \
+    "  - (SELECT count(*) FROM unnest(f.removed_only) r(s) WHERE NOT EXISTS ("                  \
+    "     SELECT 1 FROM {self} v WHERE v.session_id = r.s AND v.customer_id = f.customer_id)),"  \
+    "  nd.probe, pr.lo, pr.hi"                                                                  \
+    " FROM f JOIN {customer_metrics} m ON m.customer_id = f.customer_id"                        \
+    " CROSS JOIN LATERAL (SELECT (f.rem_min IS NOT NULL AND (m.first_interaction_at IS NULL"    \
+    "                                 OR f.rem_min <= m.first_interaction_at))"                 \
+    "                         OR (f.rem_max IS NOT NULL AND (m.last_interaction_at IS NULL"     \
+    "                                 OR f.rem_max >= m.last_interaction_at)) AS probe) nd"     \
+    " LEFT JOIN LATERAL (SELECT min(x.lo) AS lo, max(x.hi) AS hi"                               \
+    "    FROM (SELECT DISTINCT c FROM unnest(array_append(f.companies, m.company_id)) c"        \
+    "          WHERE c IS NOT NULL) k,"                                                         \
+    "    LATERAL (SELECT min(v.created_at) AS lo, max(v.created_at) AS hi FROM {self} v"        \
+    "             WHERE v.company_id = k.c AND v.customer_id = f.customer_id) x"                \
+    "    WHERE nd.probe) pr ON true"                                                            \
+    " WHERE f.customer_id NOT IN (SELECT unnest($1::uuid[]))"
+
+// A whole metrics row: customer_id, company_id, total_conversations,
+// total_sessions, total_views, first/last interaction.
+#define METRICS_ROW_TYPES UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID
+#define METRICS_ROW_ARRAY_TYPES \
+    UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID
+
+// In Statement order (checked at compile time below).
+constexpr StatementSpec kStatements[] = {
+    // --- customer_sync -----------------------------------------------------
+    {Statement::SyncLookupEmail, "customer_sync lookup (email)", LOOKUP_KEY("email"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    {Statement::SyncLookupPhone, "customer_sync lookup (phone)", LOOKUP_KEY("phone"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    {Statement::SyncLookupName, "customer_sync lookup (name)", LOOKUP_KEY("name"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    // A chat with both email and phone: both keys in one query (one index
+    // scan each), email holders first, oldest first. Its first row is the
+    // first candidate the per-key lookups would try.
+    {Statement::SyncLookupEmailOrPhone, "customer_sync lookup (email or phone)",
+     "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
+     " FROM (SELECT 0 AS rank, e.customer_id FROM {customer_matching_keys} e"
+     "        WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
+     "       UNION ALL"
+     "       SELECT 1, p.customer_id FROM {customer_matching_keys} p"
+     "        WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3) k"
+     CUSTOMER_BY_KEY("$1") " ORDER BY k.rank, c.created_at, c.id LIMIT 1",
+     3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
+    // Who holds the row's email ($2) or phone ($3) key (NULL: none): two
+    // equality probes of (company_id, key_type, normalized_value). Most
+    // lookups end here (a new customer: no holder) or go on with one
+    // primary-key read of the single holder. Plain equalities on every index
+    // column on purpose: written as "key_type = ANY (...) AND
+    // normalized_value = ANY (...)", the generic plan made on small tables
+    // kept only company_id as index condition and filtered all of the
+    // company's keys per lookup.
+    {Statement::SyncProbe, "customer_sync probe",
+     "SELECT true, e.customer_id FROM {customer_matching_keys} e"
+     " WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
+     " UNION ALL"
+     " SELECT false, p.customer_id FROM {customer_matching_keys} p"
+     " WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3",
+     3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
+    // One step along merged_into_customer_id, never leaving the company.
+    {Statement::SyncChain, "customer_sync merge chain",
+     "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING(
+         "c.customer_phone") " FROM {customers} c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
+     2, {UUIDOID, UUIDOID}, SPI_OK_SELECT, false, false},
+    // Fill the customer's missing email/phone ($3/$4, NULL: keep), set
+    // updated_at, record 'contact_info_added' when $7 names filled columns.
+    // Applies only while MATCH_UNCHANGED holds; else no row comes back and
+    // the caller looks up again. Being an UPDATE, it waits for a concurrent
+    // soft delete or merge of the customer and then re-checks the conditions
+    // on the new version.
+    {Statement::SyncFillContact, "customer_sync contact fill",
+     "WITH u AS (UPDATE {customers} c SET"
+     " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
+     " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
+     " updated_at = pg_catalog.now()" MATCH_UNCHANGED " RETURNING c.id, c.company_id),"
+     " e AS (INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
+     " SELECT u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
+     " FROM u WHERE $7 IS NOT NULL)"
+     " SELECT u.id FROM u",
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, false, false},
+    // The same match when nothing is filled (a returning customer's chat, the
+    // common case): the customer row is not written (no UPDATE, no audit
+    // row; docs/contract.md, sync step 4). The row lock (FOR NO KEY UPDATE,
+    // the lock an UPDATE takes, so concurrent chats of one customer queue
+    // instead of deadlocking when one later fills its contact data)
+    // serializes the link with a concurrent soft delete or merge, and under
+    // READ COMMITTED re-checks the conditions on the newest row version.
+    {Statement::SyncLockMatch, "customer_sync match lock",
+     "SELECT c.id FROM {customers} c" MATCH_UNCHANGED " FOR NO KEY UPDATE OF c",
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, false, false},
+    // A returning customer's chat in one statement: the key's single holder
+    // $1 is the match when it is a live, unmerged customer of the company,
+    // and the chat fills nothing when it lacks neither the email ($3: the
+    // chat has one) nor the phone ($4) the chat brings. Then this locks the
+    // match as above; else no row comes back and read-then-update decides.
+    {Statement::SyncLockHolder, "customer_sync holder lock",
+     "SELECT c.id FROM {customers} c"
+     " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
+     " AND c.merged_into_customer_id IS NULL"
+     " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
+     " FOR NO KEY UPDATE OF c",
+     4, {UUIDOID, UUIDOID, BOOLOID, BOOLOID}, SPI_OK_SELECT, false, false},
+    // A new customer from the chat and its 'created' event. Its matching keys
+    // and audit row come from the customers triggers.
+    {Statement::SyncCreateCustomer, "customer_sync customer insert",
+     "WITH c AS (INSERT INTO {customers}"
+     " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
+     " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
+     " e AS (INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
+     " SELECT c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
+     " FROM c)"
+     " SELECT c.id FROM c",
+     5, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
+    // A chat's own customer_id (preset on INSERT, or changed by UPDATE): is it
+    // a live customer of the chat's company? Primary key only; locked like a
+    // match, so a concurrent soft delete waits for this chat.
+    {Statement::SyncLinkedCustomer, "customer_sync linked customer",
+     "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1 FOR NO KEY UPDATE OF c",
+     1, {UUIDOID}, SPI_OK_SELECT, false, false},
+
+    // --- customers triggers ------------------------------------------------
+    // All of a customer's new keys in one statement: executor start-up per
+    // statement is most of a key write's cost.
+    {Statement::KeysInsert, "matching_keys_sync insert",
+     "INSERT INTO {customer_matching_keys} (customer_id, company_id, key_type, key_value, normalized_value)"
+     " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
+     " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+     " AS k (key_type, key_value, normalized_value)",
+     5, {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, SPI_OK_INSERT, false, false},
+    {Statement::KeysDelete, "matching_keys_sync delete",
+     "DELETE FROM {customer_matching_keys}"
+     " WHERE customer_id" EQ "$1 AND key_type" EQ "ANY ($2)",
+     2, {UUIDOID, TEXTARRAYOID}, SPI_OK_DELETE, false, false},
+    // to_jsonb runs inside the INSERT, so the JSON is exactly the backend's.
+    {Statement::AuditInsert, "audit_log insert",
+     "INSERT INTO {customer_audit_log}"
+     " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields, changed_by_user_id)"
+     " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
+     8, {TEXTOID, UUIDOID, UUIDOID, TEXTOID, kSelfRowType, kSelfRowType, TEXTARRAYOID, UUIDOID}, SPI_OK_INSERT, false,
+     false},
+    {Statement::StageEventInsert, "lifecycle_tracking event insert",
+     "INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
+     " VALUES ($1, $2, 'stage_changed', pg_catalog.jsonb_build_object("
+     "'from'::pg_catalog.text, $3, 'to'::pg_catalog.text, $4))",
+     4, {UUIDOID, UUIDOID, TEXTOID, TEXTOID}, SPI_OK_INSERT, false, false},
+
+    // --- metrics -----------------------------------------------------------
+    {Statement::MetricsFoldInsert, "metrics fold (insert)", FOLD(GROUP_INSERT) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsFoldUpdate, "metrics fold (update)", FOLD(GROUP_UPDATE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsFoldDelete, "metrics fold (delete)", FOLD(GROUP_DELETE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsExistingInsert, "metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsExistingUpdate, "metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsExistingDelete, "metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    // Phase 1: in customer_id order, insert the row of a customer that has
+    // none (its conversations are the ones this statement added: $3..$7 are
+    // their aggregate) or lock the existing row without writing it (DO
+    // UPDATE ... WHERE false locks and skips). A customer that only lost or
+    // changed conversations ($8 false) is skipped when it has no row (e.g.
+    // its row went with the customer in the ON DELETE CASCADE that is nulling
+    // these chats).
+    {Statement::MetricsLockOrCreate, "metrics lock or create",
+     "INSERT INTO {customer_metrics} AS m (customer_id, company_id, total_conversations, total_sessions,"
+     " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+     " SELECT u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
+     " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
+     "             $6::timestamptz[], $7::timestamptz[], $8::bool[])"
+     "      WITH ORDINALITY AS u(c, co, n, s, v, f, l, pure, ord)"
+     " WHERE u.pure OR EXISTS (SELECT 1 FROM {customer_metrics} x WHERE x.customer_id = u.c)"
+     " ORDER BY u.ord"
+     " ON CONFLICT (customer_id) DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
+     " RETURNING m.customer_id",
+     8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, true, false},
+    {Statement::MetricsUpdateMany, "metrics update rows",
+     "UPDATE {customer_metrics} m SET company_id = u.co, total_conversations = u.n, total_sessions = u.s,"
+     " total_views = u.v, first_interaction_at = u.f, last_interaction_at = u.l, refreshed_at = now()"
+     " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
+     "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
+     " WHERE m.customer_id = u.c",
+     7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, true, false},
+    {Statement::MetricsDeleteMany, "metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
+     {UUIDARRAYOID}, SPI_OK_DELETE, true, false},
+    // Same definition as the reference refresh_customer_metrics().
+    {Statement::MetricsRecompute, "metrics recompute",
+     "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
+     " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
+     " (array_agg(v.company_id))[1]"
+     " FROM {self} v WHERE v.customer_id = $1",
+     1, {UUIDOID}, SPI_OK_SELECT, true, false},
+    {Statement::MetricsUpdateRow, "metrics update row",
+     "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3, total_sessions = $4,"
+     " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
+     " refreshed_at = now() WHERE customer_id = $1",
+     7, {METRICS_ROW_TYPES}, SPI_OK_UPDATE, true, false},
+    {Statement::MetricsDeleteRow, "metrics delete row", "DELETE FROM {customer_metrics} WHERE customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
+     true, false},
+    {Statement::MetricsDeleteAll, "metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, true, false},
+    // Single-chat INSERT: lock the customer's row (its values as they are
+    // once we hold the lock), then write it in ONE statement that probes the
+    // session. Under READ COMMITTED that statement takes its snapshot after
+    // the lock, so it sees every chat committed by a transaction that wrote
+    // this row before us. $9/$10 = the chat's session and id (the chat itself
+    // is excluded); $4/$5 = sessions if the session is new / already counted.
+    {Statement::MetricsChatLock, "metrics chat lock",
+     "SELECT total_conversations, total_sessions, total_views, first_interaction_at,"
+     " last_interaction_at, company_id FROM {customer_metrics} WHERE customer_id = $1 FOR NO KEY UPDATE",
+     1, {UUIDOID}, SPI_OK_SELECT, true, false},
+    {Statement::MetricsChatCreate, "metrics chat create",
+     "INSERT INTO {customer_metrics} AS m (customer_id, company_id, total_conversations, total_sessions,"
+     " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
+     " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id",
+     7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, true, false},
+    {Statement::MetricsChatUpdate, "metrics chat update",
+     "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3,"
+     " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
+     "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND v.customer_id = $1"
+     "      AND v.id <> $10) THEN $4 ELSE $5 END,"
+     " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
+     " refreshed_at = now() WHERE customer_id = $1",
+     10, {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT8OID},
+     SPI_OK_UPDATE, true, false},
+};
+
+static_assert(sizeof kStatements / sizeof kStatements[0] == static_cast<size_t>(Statement::Count),
+              "one catalogue entry per Statement");
+
+constexpr bool in_statement_order() {
+    for (int i = 0; i < static_cast<int>(Statement::Count); i++)
+        if (static_cast<int>(kStatements[i].id) != i) return false;
+    return true;
+}
+static_assert(in_statement_order(), "kStatements is in Statement order");
+
+}  // namespace
+
+const StatementSpec* statement_spec(Statement statement) {
+    int i = static_cast<int>(statement);
+    if (i < 0 || i >= static_cast<int>(Statement::Count)) elog(ERROR, "crm_native: unknown statement %d", i);
+    return &kStatements[i];
+}
+
+}  // namespace crm::pg::store
