@@ -15,7 +15,7 @@
 #   such a library loads only into a server started with libasan preloaded.
 
 EXTENSION  = crm_native
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = crm_native
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
@@ -30,7 +30,13 @@ OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # The extension script is the ordered concatenation of src/sql/NN_*.sql:
 # one fragment per feature, so each feature owns its SQL.
 SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
-DATA_built    = $(EXTENSION)--$(EXTVERSION).sql
+# Upgrade scripts: crm_native--0.1.0--0.2.0.sql is src/sql/upgrade/0.1.0--0.2.0.sql
+# followed by the fragments that are new in 0.2.0. Released versions are
+# frozen: when a later version changes one of these fragments, replace this
+# rule by a copy of the script as released (as src/sql/released/ keeps the
+# 0.1.0 install script, which the upgrade test installs).
+UPGRADE_0_2_0_FRAGMENTS = $(sort $(wildcard src/sql/70_*.sql src/sql/80_*.sql))
+DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--0.1.0--0.2.0.sql
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 
@@ -75,10 +81,15 @@ override BITCODE_CXXFLAGS += -std=c++17 -Isrc $(ICU_CFLAGS)
 src/core/%.o: override CPPFLAGS := -Isrc $(ICU_CFLAGS) -D_GNU_SOURCE -DCRM_CORE_TU
 src/core/%.bc: override CPPFLAGS := -Isrc $(ICU_CFLAGS) -D_GNU_SOURCE -DCRM_CORE_TU
 
-$(DATA_built): $(SQL_FRAGMENTS) Makefile
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) Makefile
 	@{ printf '%s\n' '-- crm_native $(EXTVERSION): generated from src/sql/*.sql, do not edit'; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION crm_native" to load this file. \quit'; \
 	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
+
+$(EXTENSION)--0.1.0--0.2.0.sql: src/sql/upgrade/0.1.0--0.2.0.sql $(UPGRADE_0_2_0_FRAGMENTS) Makefile
+	@{ printf '%s\n' '-- crm_native 0.1.0 -> 0.2.0: generated from src/sql/upgrade/0.1.0--0.2.0.sql and the fragments new in 0.2.0, do not edit'; \
+	   cat src/sql/upgrade/0.1.0--0.2.0.sql; \
+	   for f in $(UPGRADE_0_2_0_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
 
 all: $(DATA_built)
 
@@ -89,6 +100,8 @@ CRM_BUILD_FLAGS := test_functions=$(CRM_TEST_FUNCTIONS) sanitize=$(SANITIZE)
 .build-flags: FORCE
 	@echo '$(CRM_BUILD_FLAGS)' | cmp -s - $@ || echo '$(CRM_BUILD_FLAGS)' > $@
 $(shlib): .build-flags
+# The version is compiled in (crm_native.version_info()).
+src/pg/normalize.o: Makefile
 .PHONY: FORCE
 FORCE:
 

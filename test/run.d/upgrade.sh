@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Upgrade from 0.1.0 to the current version (CHANGELOG.md).
+#
+# Two databases from the reference schema (crm_template without crm_native):
+#   up     CREATE EXTENSION crm_native VERSION '0.1.0' from the install script
+#          as released (src/sql/released/), install(), the first half of the
+#          differential workload, ALTER EXTENSION crm_native UPDATE, the second
+#          half;
+#   fresh  CREATE EXTENSION crm_native (the current version), install(), both
+#          halves.
+# Before install() both get the same application-trigger customizations (a
+# comment on one trigger, another one ENABLE ALWAYS). Then:
+#   1. the extension's objects are the same in both (every member object, each
+#      function's definition and privileges, the view, the tables' columns,
+#      comments, the registered native triggers, and the triggers attached to
+#      the application's tables): an updated 0.1.0 is a fresh install;
+#   2. the data are the same (the differential dump, row for row);
+#   3. status() agrees, and uninstall() puts back exactly the application's
+#      triggers of before install() (definition, enabled state, comment);
+#   4. pg_dump of the updated database restores into a new database with the
+#      extension at the current version and its configuration table
+#      (crm_native.replaced_trigger) intact, and uninstall() works there.
+# The 0.1.0 script runs with the current library, built with the test-only
+# functions, which still has every symbol the 0.1.0 script names.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DIR=$ROOT/test/differential
+CHECK=upgrade
+# shellcheck source=../differential/common.sh
+source "$DIR/common.sh"
+# shellcheck source=../../scripts/pgenv.sh
+source "$ROOT/scripts/pgenv.sh"
+SEED=${UPGRADE_SEED:-20240611}
+STEPS=${UPGRADE_STEPS:-200}
+VERSION=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/crm_native.control")
+fail=0
+problem() { say "FAIL: $*"; fail=1; }
+
+qv -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'crm_template'" | grep -q 1 \
+  || { say "crm_template missing (run through scripts/test.sh)"; exit 1; }
+
+# The released 0.1.0 install script, into the staged extension directory.
+EXTDIR=$CRM_STAGE$PG_SYS_SHAREDIR/extension
+cp "$ROOT/src/sql/released/crm_native--0.1.0.sql" "$EXTDIR/" || { say "cannot stage the 0.1.0 script"; exit 1; }
+[ -f "$EXTDIR/crm_native--0.1.0--$VERSION.sql" ] || { say "no upgrade script crm_native--0.1.0--$VERSION.sql installed"; exit 1; }
+
+# The workload, split after the middle transaction; both halves get the header.
+drop upgrade_gen
+q -d postgres -c "CREATE DATABASE upgrade_gen TEMPLATE crm_template" >/dev/null
+q -d upgrade_gen -f "$DIR/harness.sql" -f "$DIR/generator.sql" >/dev/null || { say "cannot set up the generator"; exit 1; }
+qv -d upgrade_gen -c "SELECT difftest.generate($SEED, $STEPS)" >"$OUT/workload.sql" || { say "generator failed"; exit 1; }
+drop upgrade_gen
+half=$((STEPS / 2))
+awk -v half="$half" -v a="$OUT/part_a.sql" -v b="$OUT/part_b.sql" '
+  !started && /^BEGIN/ { started = 1 }
+  !started { print > a; print > b; next }
+  { print > (n < half ? a : b) }
+  /^COMMIT;/ { n++ }' "$OUT/workload.sql"
+
+APP_TRIGGERS="SELECT c.relname || '.' || t.tgname || ' ' || t.tgenabled::text || ' ' || coalesce(obj_description(t.oid, 'pg_trigger'), '-')
+                     || ' ' || pg_get_triggerdef(t.oid)
+                FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+               WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace ORDER BY 1"
+
+setup() {  # setup DB VERSION-CLAUSE
+  drop "$1"
+  q -d postgres -c "CREATE DATABASE \"$1\" TEMPLATE crm_template" >/dev/null || return 1
+  q -d "$1" -c "DROP EXTENSION crm_native" -c "CREATE EXTENSION crm_native $2" >/dev/null || return 1
+  q -d "$1" -f "$DIR/harness.sql" >/dev/null || return 1
+  # the application's own trigger customizations, which uninstall() must restore
+  q -d "$1" -c "COMMENT ON TRIGGER trg_customers_audit_log ON customers IS 'audit: keep for compliance'" \
+            -c "ALTER TABLE customers ENABLE ALWAYS TRIGGER trg_customers_lifecycle_tracking" >/dev/null || return 1
+  qv -d "$1" -c "$APP_TRIGGERS" >"$OUT/$1.app_triggers" || return 1
+  q -d "$1" -c "SELECT crm_native.install()" >/dev/null
+}
+setup upgrade_up "VERSION '0.1.0'" || { say "cannot create the 0.1.0 database"; exit 1; }
+setup upgrade_fresh "" || { say "cannot create the $VERSION database"; exit 1; }
+say "0.1.0: $(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'"), fresh: $(qv -d upgrade_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")"
+
+q -d upgrade_up -f "$OUT/part_a.sql" >"$OUT/up_a.log" 2>&1 || { tail -5 "$OUT/up_a.log"; problem "first half failed on 0.1.0"; }
+q -d upgrade_up -c "ALTER EXTENSION crm_native UPDATE" >"$OUT/update.log" 2>&1 \
+  || { cat "$OUT/update.log"; problem "ALTER EXTENSION crm_native UPDATE failed"; }
+got=$(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")
+[ "$got" = "$VERSION" ] || problem "after the update the extension is at $got, not $VERSION"
+q -d upgrade_up -f "$OUT/part_b.sql" >"$OUT/up_b.log" 2>&1 || { tail -5 "$OUT/up_b.log"; problem "second half failed after the update"; }
+for part in a b; do
+  q -d upgrade_fresh -f "$OUT/part_$part.sql" >"$OUT/fresh_$part.log" 2>&1 || { tail -5 "$OUT/fresh_$part.log"; problem "half $part failed on $VERSION"; }
+done
+
+# 1. Same objects.
+OBJECTS="
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'crm_native'),
+members AS (
+  SELECT d.classid, d.objid, d.objsubid FROM pg_depend d, ext
+   WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e')
+SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM members
+UNION ALL
+SELECT 'function ' || p.oid::regprocedure || E'\n' || pg_get_functiondef(p.oid)
+       || E'\nacl ' || coalesce(p.proacl::text, 'default') || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+  FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+UNION ALL
+SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' acl ' || coalesce(c.relacl::text, 'default')
+       || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+       || coalesce(E'\n' || pg_get_viewdef(c.oid), '')
+       || E'\n' || (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                                      || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
+                      FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+  FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+UNION ALL
+SELECT 'native_trigger ' || nt.trigger_name || ' ' || nt.table_name || ' ' || nt.replaces || ' ' || nt.ddl
+  FROM crm_native.native_trigger nt
+UNION ALL
+SELECT 'config ' || e.extconfig::regclass[]::text || ' ' || coalesce(array_to_string(e.extcondition, ','), '') FROM pg_extension e, ext WHERE e.oid = ext.oid
+UNION ALL
+SELECT 'trigger ' || x FROM ($APP_TRIGGERS) t(x)
+ORDER BY 1"
+qv -d upgrade_up -c "$OBJECTS" >"$OUT/up.objects" 2>&1 || problem "object listing failed on the updated database"
+qv -d upgrade_fresh -c "$OBJECTS" >"$OUT/fresh.objects" 2>&1 || problem "object listing failed on the fresh database"
+if diff -u "$OUT/fresh.objects" "$OUT/up.objects" >"$OUT/objects.diff"; then
+  say "objects: the updated 0.1.0 and a fresh $VERSION agree ($(grep -c '^member ' "$OUT/up.objects") member objects, $(grep -c '^function ' "$OUT/up.objects") functions)"
+else
+  problem "objects differ between a fresh $VERSION (-) and the updated 0.1.0 (+):"; head -40 "$OUT/objects.diff"
+fi
+[ "$(grep -c '^member ' "$OUT/up.objects")" -gt 10 ] || problem "too few member objects listed: the comparison proves nothing"
+
+# 2. Same data.
+qv -d upgrade_up -c "SELECT * FROM difftest.dump()" >"$OUT/up.dump" 2>&1 || problem "dump failed (updated)"
+qv -d upgrade_fresh -c "SELECT * FROM difftest.dump()" >"$OUT/fresh.dump" 2>&1 || problem "dump failed (fresh)"
+workload_stats upgrade_up
+say "workload: $stats_line"
+workload_too_thin && problem "the workload is too thin to prove anything"
+if diff -u "$OUT/fresh.dump" "$OUT/up.dump" >"$OUT/dump.diff"; then
+  say "data: the same $(wc -l <"$OUT/up.dump") rows"
+else
+  problem "data differ ($(grep -c '^[-+][a-zA-Z]' "$OUT/dump.diff") lines):"; grep '^[-+][a-zA-Z]' "$OUT/dump.diff" | head -20
+fi
+
+# 4. pg_dump / restore of the updated database (before uninstall).
+drop upgrade_restored
+q -d postgres -c "CREATE DATABASE upgrade_restored" >/dev/null
+if "$CRM_PGBIN/pg_dump" -Fc -d upgrade_up -f "$OUT/up.dump.custom" 2>"$OUT/pg_dump.log" \
+   && "$CRM_PGBIN/pg_restore" -d upgrade_restored "$OUT/up.dump.custom" 2>"$OUT/pg_restore.log"; then
+  CONFIG="SELECT (SELECT extversion FROM pg_extension WHERE extname = 'crm_native'),
+                 (SELECT string_agg(format('%s.%s.%s %s %s', schema_name, table_name, trigger_name, enabled, coalesce(comment, '-')), '; '
+                                    ORDER BY schema_name, table_name, trigger_name) FROM crm_native.replaced_trigger)"
+  a=$(qv -d upgrade_up -c "$CONFIG"); b=$(qv -d upgrade_restored -c "$CONFIG")
+  if [ "$a" = "$b" ] && [ -n "$a" ]; then say "pg_dump/restore: extension and replaced_trigger round-trip ($(echo "$a" | cut -c1-80)...)"
+  else problem "pg_dump/restore changed the configuration: '$a' vs '$b'"; fi
+  q -d upgrade_restored -c "SELECT crm_native.uninstall()" >/dev/null 2>&1 || problem "uninstall() failed on the restored database"
+  qv -d upgrade_restored -c "$APP_TRIGGERS" | diff -u "$OUT/upgrade_up.app_triggers" - >"$OUT/restored_uninstall.diff" \
+    || { problem "uninstall() on the restored database did not restore the application's triggers:"; head -20 "$OUT/restored_uninstall.diff"; }
+else
+  problem "pg_dump or pg_restore failed:"; tail -5 "$OUT/pg_dump.log" "$OUT/pg_restore.log"
+fi
+drop upgrade_restored
+
+# 3. status() and uninstall().
+s_up=$(qv -d upgrade_up -c "SELECT * FROM crm_native.status() ORDER BY 1, 2"); s_fresh=$(qv -d upgrade_fresh -c "SELECT * FROM crm_native.status() ORDER BY 1, 2")
+[ "$s_up" = "$s_fresh" ] && [ -n "$s_up" ] || problem "status() differs: updated '$s_up' vs fresh '$s_fresh'"
+for db in upgrade_up upgrade_fresh; do
+  q -d "$db" -c "SELECT crm_native.uninstall()" >/dev/null 2>&1 || problem "uninstall() failed on $db"
+  qv -d "$db" -c "$APP_TRIGGERS" | diff -u "$OUT/$db.app_triggers" - >"$OUT/$db.uninstall.diff" \
+    && say "uninstall() on $db: the application's $(wc -l <"$OUT/$db.app_triggers") triggers are back exactly (comment, enabled state)" \
+    || { problem "uninstall() on $db did not restore the application's triggers:"; head -20 "$OUT/$db.uninstall.diff"; }
+done
+
+if [ $fail = 0 ]; then drop upgrade_up; drop upgrade_fresh; say "PASS"; else say "databases upgrade_up, upgrade_fresh kept"; fi
+exit $fail
