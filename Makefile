@@ -86,10 +86,12 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) Makefile
 	   printf '%s\n' '\echo Use "CREATE EXTENSION crm_native" to load this file. \quit'; \
 	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
 
-$(EXTENSION)--0.1.0--0.2.0.sql: src/sql/upgrade/0.1.0--0.2.0.sql $(UPGRADE_0_2_0_FRAGMENTS) Makefile
+$(EXTENSION)--0.1.0--0.2.0.sql: src/sql/upgrade/0.1.0--0.2.0.sql $(UPGRADE_0_2_0_FRAGMENTS) src/sql/50_install.sql Makefile
 	@{ printf '%s\n' '-- crm_native 0.1.0 -> 0.2.0: generated from src/sql/upgrade/0.1.0--0.2.0.sql and the fragments new in 0.2.0, do not edit'; \
 	   cat src/sql/upgrade/0.1.0--0.2.0.sql; \
-	   for f in $(UPGRADE_0_2_0_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
+	   for f in $(UPGRADE_0_2_0_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; \
+	   printf '\n-- ---- install() as src/sql/50_install.sql defines it (0.2.0: it warns for missing dependencies, 80_observe.sql)\n'; \
+	   sed -n '/^CREATE FUNCTION crm_native.install(/,/^\$$\$$;$$/p' src/sql/50_install.sql | sed '1s/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/'; } > $@
 
 all: $(DATA_built)
 

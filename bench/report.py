@@ -621,3 +621,63 @@ def search_section(out):
 
 
 search_section(OUT)
+# ---------------------------------------------------------------------------
+# trigger_stats (issue 15; scripts/bench.sh "trigger_stats block"): the
+# overhead of the statistics on the single-chat pgbench and the view after
+# the runs, appended to report.md.
+# ---------------------------------------------------------------------------
+def trigger_stats_report():
+    ab = read_tsv("trigger_stats_ab.tsv")
+    stats = read_tsv("trigger_stats.tsv")
+    if not ab and not stats:
+        return
+    out = ["", "## Trigger statistics (crm_native.trigger_stats)", ""]
+    tps = {"on": [], "off": []}
+    lat = {"on": [], "off": []}
+    for row in ab:
+        if len(row) >= 3 and row[0] in tps:
+            try:
+                tps[row[0]].append(float(row[2]))
+                if len(row) >= 4 and row[3]:
+                    lat[row[0]].append(float(row[3]))
+            except ValueError:
+                pass
+    if tps["on"] and tps["off"]:
+        on, off = statistics.median(tps["on"]), statistics.median(tps["off"])
+        overhead = (off - on) / off * 100
+        out.append(f"Single-chat pgbench on the native database, {meta.get('trigger_stats_ab', '')}; "
+                   f"server: shared_preload_libraries = {meta.get('trigger_stats_preload', '?')}.")
+        out.append("")
+        out.append("| statistics | TPS per run | median TPS | median latency |")
+        out.append("|---|---|---|---|")
+        for mode in ("off", "on"):
+            runs = ", ".join(f"{v:,.0f}" for v in tps[mode])
+            med_lat = f"{statistics.median(lat[mode]):.3f} ms" if lat[mode] else "n/a"
+            out.append(f"| {mode} | {runs} | {statistics.median(tps[mode]):,.0f} | {med_lat} |")
+        out.append("")
+        spread = max(max(tps[m]) / min(tps[m]) - 1 for m in tps if tps[m]) * 100
+        verdict_ = "PASS" if overhead <= 2 else "FAIL"
+        if abs(overhead) < spread:
+            verdict_ += f", but within the run-to-run noise of {spread:.0f}%: not resolved by this run"
+        out.append(f"- Overhead of the statistics: **{overhead:+.1f}%** TPS (median off vs median on; goal <= 2%: "
+                   f"{verdict_}). Run-to-run spread within one mode: up to {spread:.0f}%.")
+    if stats:
+        out.append("")
+        out.append("`SELECT * FROM crm_native.trigger_stats` after the runs (the \"on\" runs only; the whole view: "
+                   "bench/out/trigger_stats.txt):")
+        out.append("")
+        out.append("| function | table | calls | rows | total ms | mean ms | p50 | p95 | p99 | max | errors | "
+                   "serialization failures | created | matched | unlinked (no contact / not normalized) | "
+                   "lock waits (ms) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in stats:
+            if len(r) < 18:
+                out.append(f"| {' '.join(r)} |")
+                continue
+            out.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]} | {r[8]} | {r[9]} | "
+                       f"{r[10]} | {r[11]} | {r[12]} | {r[13]} | {r[14]} / {r[15]} | {r[16]} ({r[17]}) |")
+    with open(os.path.join(OUT, "report.md"), "a") as f:
+        f.write("\n".join(out) + "\n")
+
+
+trigger_stats_report()

@@ -731,6 +731,52 @@ SQL
 else
   meta search "not run: crm_native is not installed ($NATIVE_STATUS)"
 fi
+# ===========================================================================
+# BEGIN trigger_stats block (issue 15; docs/observe.md). Runs last, so that
+# nothing above runs with crm_native preloaded: the cluster is restarted
+# (same data) with shared_preload_libraries = crm_native, then the
+# single-chat pgbench of the native database (chat_native.sql above) runs
+# with the statistics on and off (crm_native.trigger_stats, set per
+# connection through PGOPTIONS: off skips the counting and calls the trigger
+# directly, as without preloading), in alternating order, TS_PAIRS pairs of
+# PGBENCH_SECONDS each. Then SELECT * FROM crm_native.trigger_stats (reset
+# before the runs; it holds the "on" runs only). Files: trigger_stats_ab.tsv,
+# trigger_stats.txt, trigger_stats.tsv (bench/report.py, trigger_stats_report()).
+# ===========================================================================
+if [ "$NATIVE_STATUS" = installed ]; then
+  SCEN_I=$((SCEN_I + 1))
+  TS_PAIRS=3
+  progress "trigger_stats: restart with shared_preload_libraries = crm_native"
+  ts_opts="-c listen_addresses='' -c unix_socket_directories='$CRM_CLUSTER_DIR/sock' -p 5432"
+  for s_ in "${SETTINGS[@]}" shared_preload_libraries=crm_native; do ts_opts="$ts_opts -c $s_"; done
+  crm_as_server_user "$CRM_PGBIN/pg_ctl" -D "$CRM_PGDATA" -o "$ts_opts" -l "$CRM_CLUSTER_DIR/server.log" -w -t 120 restart >/dev/null
+  meta trigger_stats_preload "$(qa -d bench_native -c "SHOW shared_preload_libraries")"
+  q -d bench_native -c "VACUUM ANALYZE" >/dev/null
+  q -d bench_native -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+  : >"$OUT/trigger_stats_ab.tsv"
+  for pair in $(seq 1 "$TS_PAIRS"); do
+    if [ $((pair % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+    for mode in $order; do
+      progress "trigger_stats overhead: pair $pair/$TS_PAIRS, statistics $mode, 2 clients x ${PGBENCH_SECONDS}s"
+      (cd "$OUT/pgbench" && PGOPTIONS="-c crm_native.trigger_stats=$mode" "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 \
+          -T "$PGBENCH_SECONDS" -f chat_native.sql bench_native >"out_ts_${mode}_p$pair.txt" 2>&1) || true
+      tps=$(awk '/^tps = /{print $3; exit}' "$OUT/pgbench/out_ts_${mode}_p$pair.txt")
+      lat=$(awk '/^latency average = /{print $4; exit}' "$OUT/pgbench/out_ts_${mode}_p$pair.txt")
+      printf '%s\t%s\t%s\t%s\n' "$mode" "$pair" "${tps:-}" "${lat:-}" >>"$OUT/trigger_stats_ab.tsv"
+    done
+  done
+  q -d bench_native -c "SELECT * FROM crm_native.trigger_stats" >"$OUT/trigger_stats.txt" 2>&1 || true
+  qa -F $'\t' -d bench_native -c "SELECT function, table_name, calls, rows, round(total_ms::numeric, 1),
+      round(mean_ms::numeric, 4), round(p50_ms::numeric, 4), round(p95_ms::numeric, 4), round(p99_ms::numeric, 4),
+      round(max_ms::numeric, 2), errors, serialization_failures, customers_created, customers_matched,
+      unlinked_no_contact, unlinked_normalize_failed, lock_waits, round(lock_wait_ms::numeric, 2)
+      FROM crm_native.trigger_stats WHERE database = 'bench_native' ORDER BY calls DESC" >"$OUT/trigger_stats.tsv" 2>&1 || true
+  meta trigger_stats_ab "$TS_PAIRS pair(s) x $PGBENCH_SECONDS s per mode, 2 clients (-c 2 -j 2 -M prepared), alternating order, same server (crm_native preloaded), crm_native.trigger_stats on/off per connection"
+  progress_done "trigger_stats: done"
+  cat "$OUT/trigger_stats.txt" >&2
+fi
+# END trigger_stats block
+# ===========================================================================
 
 T_END=$(date +%s)
 meta elapsed_after_build "$((T_END - T_BUILT))"

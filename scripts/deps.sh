@@ -10,6 +10,7 @@ PACKAGES=(
   libphonenumber-dev libprotobuf-dev libicu-dev libboost-test-dev
   meson ninja-build gnuplot-nox python3
   debhelper postgresql-server-dev-all
+  postgresql-15-cron
 )
 
 missing=()

@@ -104,7 +104,8 @@ rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 CRM_SERVER_ENV="LD_PRELOAD=$LIBASAN:$SHIM
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:disable_coredump=1:allocator_may_return_null=1:quarantine_size_mb=64:log_path=$REPORTS/asan
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1:disable_coredump=1"
-if ! crm_cluster_start memcheck jit=off fsync=off synchronous_commit=off full_page_writes=off max_connections=50; then
+if ! crm_cluster_start memcheck jit=off fsync=off synchronous_commit=off full_page_writes=off max_connections=50 \
+    shared_preload_libraries=crm_native; then  # trigger_stats: its counting runs under ASan too
   say "FAIL: the server did not start with the ASan runtime preloaded"
   # gcc 12's ASan cannot map its shadow memory with more ASLR entropy
   [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -gt 28 ] \
@@ -145,6 +146,10 @@ if [ -n "$crashes" ]; then
   say "FAIL: server log ($SERVER_LOG):"; echo "$crashes" | head -20; fail=1
 fi
 psql -X -q -At -d postgres -c "SELECT 1" >/dev/null 2>&1 || { say "FAIL: the server does not answer"; fail=1; }
+# trigger_stats: the suites ran with the statistics counting (crm_native preloaded)
+ts_calls=$(psql -X -q -At -d crm_template -c "SELECT coalesce(sum(calls), 0) FROM crm_native.trigger_stats" 2>&1)
+[[ "$ts_calls" =~ ^[1-9][0-9]*$ ]] || { say "FAIL: no native trigger call was counted (crm_native.trigger_stats: $ts_calls)"; fail=1; }
+say "trigger_stats: $ts_calls native trigger calls counted under the sanitizers"
 say "$npass suite(s) passed, $nfail failed; $(echo -n "$reports" | grep -c .) sanitizer report(s); $(echo -n "$crashes" | grep -c .) crash line(s) in the server log"
 
 # Self-test: each injected bug must be reported, naming its source line.

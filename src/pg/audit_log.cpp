@@ -15,6 +15,7 @@
 // parameter), so the JSON is exactly the backend's own.
 #include "pg/customer_triggers.hpp"
 #include "pg/guard.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 
 #include <cstdio>
@@ -121,5 +122,5 @@ Datum audit_log(FunctionCallInfo fcinfo) {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_audit_log);
-Datum crm_audit_log(PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return audit_log(fcinfo); }); }
+Datum crm_audit_log(PG_FUNCTION_ARGS) { return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return audit_log(fcinfo); }); }); }  // trigger_stats
 }

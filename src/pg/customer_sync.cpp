@@ -61,6 +61,7 @@ extern "C" {
 #include "pg/module.hpp"
 #include "pg/normalize.hpp"
 #include "pg/store.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 namespace {
 
@@ -468,7 +469,7 @@ void wait_for_key_holders(const ChatRow* row) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
         set_key_tag(&tag, row->key_hash[k]);
-        (void)LockAcquire(&tag, ExclusiveLock, false, false);  // waits for a current holder
+        (void)crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock);  // waits for a current holder; trigger_stats: was LockAcquire(&tag, ExclusiveLock, false, false)
         LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
     }
 }
@@ -488,7 +489,7 @@ void lock_keys_for_create(const ChatRow* row) {
     set_bulk_tag(&bulk, row);
     if (company->taken >= sync_key_lock_limit ||
         key_locks_taken >= static_cast<int64>(sync_key_lock_limit) * kMaxCompaniesFactor) {
-        (void)LockAcquire(&bulk, ExclusiveLock, false, false);
+        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats: was LockAcquire(&bulk, ExclusiveLock, false, false)
         wait_for_key_holders(row);
         return;
     }
@@ -497,13 +498,13 @@ void lock_keys_for_create(const ChatRow* row) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
         set_key_tag(&tag, row->key_hash[k]);
-        if (LockAcquire(&tag, ExclusiveLock, false, false) == LOCKACQUIRE_OK) {
+        if (crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock) == LOCKACQUIRE_OK) {  // trigger_stats: was LockAcquire(&tag, ExclusiveLock, false, false)
             company->taken++;
             key_locks_taken++;
         }
     }
     if (!LockHeldByMe(&bulk, ExclusiveLock)) {
-        (void)LockAcquire(&bulk, ShareLock, false, false);  // waits for a bulk importer
+        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ShareLock);  // waits for a bulk importer; trigger_stats: was LockAcquire(&bulk, ShareLock, false, false)
         LockRelease(&bulk, ShareLock, false);
     }
 }
@@ -531,6 +532,7 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             // 4. A match fills what the customer lacks (with updated_at), or
             // only locks it when the chat brings nothing new.
             if (m.touched || update_customer(row, &m, true)) {
+                crm::pg::trigger_stats::customer_matched();  // trigger_stats
                 *out = m.id;
                 return;
             }
@@ -555,6 +557,7 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
                                 errhint("The transaction might succeed if retried.")));
         }
         create_customer(row, out);
+        crm::pg::trigger_stats::customer_created();  // trigger_stats
         return;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -726,7 +729,8 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
     if (is_update && !sets_contact_column(t, td)) return PointerGetDatum(tuple);
 
     // 2. Normalize; nothing to match by leaves the row unlinked.
-    if (!read_chat_row(t, tuple, desc, &row)) return PointerGetDatum(tuple);
+    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) return PointerGetDatum(tuple);  // trigger_stats: was if (!read_chat_row(t, tuple, desc, &row))
+    if (customer_null && !row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) crm::pg::trigger_stats::chat_unlinked(crm::pg::trigger_stats::Unlinked::NoContact);  // trigger_stats
     if (!row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) return PointerGetDatum(tuple);
 
     MemoryContext caller_cxt = CurrentMemoryContext;
@@ -756,7 +760,7 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
 }  // namespace
 
 Datum crm_customer_sync(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded([&]() -> Datum { return customer_sync(fcinfo); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return customer_sync(fcinfo); }); });  // trigger_stats
 }
 
 bool crm::pg::sync::created_in_this_transaction(const pg_uuid_t* customer) {

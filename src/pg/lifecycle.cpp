@@ -7,6 +7,7 @@
 // change itself, so a misdeclared trigger cannot log a non-change.
 #include "pg/customer_triggers.hpp"
 #include "pg/guard.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 
 #include <cstdio>
@@ -57,6 +58,6 @@ Datum lifecycle_tracking(FunctionCallInfo fcinfo) {
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_lifecycle_tracking);
 Datum crm_lifecycle_tracking(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded([&]() -> Datum { return lifecycle_tracking(fcinfo); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return lifecycle_tracking(fcinfo); }); });  // trigger_stats
 }
 }

@@ -11,6 +11,7 @@
 #include "pg/customer_triggers.hpp"
 #include "pg/guard.hpp"
 #include "pg/normalize.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 
 #include <cstdio>
@@ -140,6 +141,6 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_matching_keys_sync);
 Datum crm_matching_keys_sync(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded([&]() -> Datum { return matching_keys_sync(fcinfo); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return matching_keys_sync(fcinfo); }); });  // trigger_stats
 }
 }

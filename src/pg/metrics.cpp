@@ -65,6 +65,7 @@ extern "C" {
 #include "pg/retired_plans.hpp"
 #include "pg/guard.hpp"
 #include "pg/store.hpp"
+#include "pg/trigger_stats.hpp"  // trigger_stats
 
 namespace {
 
@@ -673,25 +674,25 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(crm_metrics_insert);
 Datum crm_metrics_insert(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded(
-        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, Statement::MetricsFoldInsert, Statement::MetricsExistingInsert); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded(
+        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_insert", TRIGGER_EVENT_INSERT, Statement::MetricsFoldInsert, Statement::MetricsExistingInsert); }); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_update);
 Datum crm_metrics_update(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded(
-        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, Statement::MetricsFoldUpdate, Statement::MetricsExistingUpdate); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded(
+        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_update", TRIGGER_EVENT_UPDATE, Statement::MetricsFoldUpdate, Statement::MetricsExistingUpdate); }); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_delete);
 Datum crm_metrics_delete(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded(
-        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, Statement::MetricsFoldDelete, Statement::MetricsExistingDelete); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded(
+        [&]() -> Datum { return run_fold(fcinfo, "crm_native.metrics_delete", TRIGGER_EVENT_DELETE, Statement::MetricsFoldDelete, Statement::MetricsExistingDelete); }); });  // trigger_stats
 }
 
 PG_FUNCTION_INFO_V1(crm_metrics_truncate);
 Datum crm_metrics_truncate(PG_FUNCTION_ARGS) {
-    return crm::pg::run_guarded([&]() -> Datum { return metrics_truncate(fcinfo); });
+    return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return metrics_truncate(fcinfo); }); });  // trigger_stats
 }
 
 }  // extern "C"

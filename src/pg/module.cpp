@@ -1,6 +1,7 @@
 // The loadable module: magic block and start-up.
 #include "pg/guard.hpp"
 #include "pg/module.hpp"
+#include "pg/trigger_stats.hpp"
 
 #include <malloc.h>
 
@@ -41,4 +42,5 @@ void _PG_init(void) {
     // (each feature adds its call here)
     crm::pg::define_normalization_gucs();
     crm::pg::define_customer_sync_gucs();
+    crm::pg::trigger_stats::define();
 }

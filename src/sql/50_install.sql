@@ -167,6 +167,7 @@ BEGIN
                          'customer_matching_keys, customer_events, customer_audit_log, customer_metrics); '
                          'SELECT * FROM crm_native.required_column lists what it needs.';
     END IF;
+    PERFORM crm_native._warn_missing_dependencies(target_schema);  -- indexes the triggers rely on (80_observe.sql)
     PERFORM crm_native._lock_trigger_tables(target_schema);
 
     -- 1. Record and drop the application triggers the registry replaces,

@@ -1,0 +1,54 @@
+-- crm_native.health() (src/sql/80_observe.sql): one row per check. The test
+-- cluster does not preload crm_native, so the trigger p99 check is
+-- 'unknown' here (test/run.d/trigger_stats.sh checks it with the statistics).
+\set VERBOSITY terse
+SET client_min_messages = warning;
+SELECT count(*) AS native_triggers FROM crm_native.install() WHERE implementation = 'native';
+RESET client_min_messages;
+INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A');
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id)
+SELECT '00000000-0000-0000-0000-00000000000a', 'Customer ' || (i % 3), 'customer' || (i % 3) || '@example.com',
+       '+1 555 000 000' || (i % 3), 's' || i
+  FROM generate_series(1, 12) i;
+INSERT INTO "VC Usage" (company_id, session_id) VALUES ('00000000-0000-0000-0000-00000000000a', 'no contact');
+
+-- The reference schema, installed, after a clean workload: only the
+-- reference's foreign keys without an index are reported.
+SELECT check_name, status, value FROM crm_native.health();
+SELECT detail FROM crm_native.health() WHERE check_name LIKE 'customer_metrics%' OR check_name LIKE 'trigger%';
+
+-- The sample size is stated.
+SELECT value, detail FROM crm_native.health(metrics_sample => 2) WHERE check_name LIKE 'customer_metrics%';
+SELECT value, detail FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
+
+-- Damage: a metrics row off by one, a matching key that no longer matches
+-- its customer, a chat stored unlinked (triggers bypassed), the metrics key
+-- gone (its primary key dropped), a trigger disabled.
+UPDATE customer_metrics SET total_views = total_views + 1
+ WHERE customer_id = (SELECT id FROM customers WHERE customer_name = 'Customer 1');
+UPDATE customer_matching_keys SET normalized_value = 'someone.else@example.com'
+ WHERE key_type = 'email' AND customer_id = (SELECT id FROM customers WHERE customer_name = 'Customer 2');
+SET session_replication_role = replica;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'stray@example.com', 'stray');
+RESET session_replication_role;
+ALTER TABLE customers DISABLE TRIGGER trg_customers_lifecycle_tracking;
+SELECT check_name, status, value FROM crm_native.health(metrics_sample => NULL);
+SELECT check_name, detail FROM crm_native.health(metrics_sample => NULL)
+ WHERE status NOT IN ('ok', 'unknown') AND check_name NOT LIKE '%foreign key%';
+ALTER TABLE customer_metrics DROP CONSTRAINT idx_customer_metrics_id;
+SELECT check_name, status, value FROM crm_native.health() WHERE check_name LIKE 'schema%';
+
+-- the repairs it names make it ok again
+-- (rebuild_metrics() needs the metrics key too)
+SELECT crm_native.rebuild_metrics() > 0 AS metrics_rebuilt;
+ALTER TABLE customer_metrics ADD CONSTRAINT idx_customer_metrics_id PRIMARY KEY (customer_id);
+ALTER TABLE customers ENABLE TRIGGER trg_customers_lifecycle_tracking;
+SELECT crm_native.rebuild_metrics() > 0 AS metrics_rebuilt, crm_native.rebuild_matching_keys() > 0 AS keys_rebuilt;
+-- an UPDATE of its contact data syncs the unlinked chat
+UPDATE "VC Usage" SET customer_email = customer_email WHERE session_id = 'stray';
+SELECT check_name, status, value FROM crm_native.health() WHERE status NOT IN ('ok', 'unknown');
+
+-- errors
+SELECT * FROM crm_native.health('no_such_schema');
+SELECT * FROM crm_native.health(metrics_sample => 0);

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# crm_native.trigger_stats on a server that preloads crm_native (the test
+# cluster of scripts/test.sh does not: sql/trigger_stats_no_preload checks the
+# error there). Starts its own throwaway cluster with
+# shared_preload_libraries = crm_native (scripts/pgenv.sh), then:
+#   1. exact counts after a known workload: N chats of K new customers in one
+#      statement (N calls of customer_sync, K created, N-K matched), chats
+#      without contact data (unlinked, by reason), K calls of the customers
+#      triggers, one metrics_insert call of N+U rows; an UPDATE of the stage of
+#      every customer (K lifecycle calls); a failed statement (errors);
+#      health()'s p99 rows against the budgets; a chat whose email cannot
+#      be normalized (LATIN1 database) is counted under its reason;
+#      trigger_stats_reset() empties the view;
+#   2. crm_native.trigger_stats = off: nothing is counted;
+#   3. the isolation spec test/trigger_stats/specs/*.spec (lock waits,
+#      serialization failures, concurrent sessions on one entry);
+#   4. concurrent updates lose nothing: pgbench, 4 clients x 250 single-chat
+#      transactions: exactly 1,000 calls;
+#   5. overhead, informational (the benchmark measures it: scripts/bench.sh):
+#      single-chat pgbench TPS with crm_native.trigger_stats on and off;
+#   6. the pg_cron recipe of docs/observe.md (pg_cron also preloaded): a job
+#      scheduled at the start writes health() into a log table within ~60 s.
+# Knobs: TS_PGBENCH_SECONDS (overhead runs, default 5; 0 skips them).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT" || exit 1
+# shellcheck source=../../scripts/pgenv.sh
+source scripts/pgenv.sh
+PGBENCH_SECONDS=${TS_PGBENCH_SECONDS:-5}
+OUT=$CRM_RUN_DIR/trigger_stats
+rm -rf "$OUT"; mkdir -p "$OUT"; chmod 777 "$OUT"
+say() { echo "[trigger_stats] $*"; }
+fail=0
+check() {  # check NAME ACTUAL EXPECTED
+  if [ "$2" = "$3" ]; then say "ok: $1 ($2)"; else say "FAIL: $1: got '$2', expected '$3'"; fail=1; fi
+}
+
+[ -f "$CRM_STAGE$PG_SYS_PKGLIBDIR/crm_native.so" ] || crm_stage || { say "FAIL: build"; exit 1; }
+# pg_cron (postgresql-15-cron, scripts/deps.sh) for the health() recipe of
+# docs/observe.md; a stage made before it was installed gets its files now.
+if [ -f "$PG_SYS_PKGLIBDIR/pg_cron.so" ] && [ ! -f "$CRM_STAGE$PG_SYS_PKGLIBDIR/pg_cron.so" ]; then
+  cp "$PG_SYS_PKGLIBDIR/pg_cron.so" "$CRM_STAGE$PG_SYS_PKGLIBDIR/" &&
+    cp "$PG_SYS_SHAREDIR"/extension/pg_cron* "$CRM_STAGE$PG_SYS_SHAREDIR/extension/" && chmod -R a+rX "$CRM_STAGE"
+fi
+[ -f "$CRM_STAGE$PG_SYS_PKGLIBDIR/pg_cron.so" ] || { say "FAIL: pg_cron is not installed (scripts/deps.sh installs postgresql-15-cron)"; exit 1; }
+crm_cluster_start trigger_stats fsync=off synchronous_commit=off full_page_writes=off max_connections=30 \
+  shared_preload_libraries=crm_native,pg_cron cron.database_name=postgres cron.use_background_workers=on \
+  || { say "FAIL: the server did not start with crm_native preloaded"; exit 1; }
+
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+qa() { q -At "$@"; }
+DB=ts_workload
+q -d postgres -c "CREATE DATABASE $DB" || exit 1
+for f in reference/*.sql; do q -d "$DB" -f "$f" >/dev/null || exit 1; done
+q -d "$DB" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
+q -d "$DB" -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" || exit 1
+
+# --- 0. the pg_cron recipe of docs/observe.md: health() every minute into a
+# log table (checked at the end: pg_cron 1.4 runs jobs at minute boundaries)
+HC_DB=ts_cron
+q -d postgres -c "CREATE DATABASE $HC_DB" || exit 1
+for f in reference/*.sql; do q -d "$HC_DB" -f "$f" >/dev/null || exit 1; done
+q -d "$HC_DB" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
+q -d "$HC_DB" -c "CREATE TABLE public.crm_health_log (checked_at timestamptz NOT NULL DEFAULT now(),
+    check_name text, status text, value numeric, detail text)" || exit 1
+q -d postgres -c "CREATE EXTENSION pg_cron" || exit 1
+q -d postgres -c "SELECT cron.schedule_in_database('crm-health', '* * * * *',
+    \$\$INSERT INTO public.crm_health_log (check_name, status, value, detail) SELECT * FROM crm_native.health('public', 1000)\$\$,
+    '$HC_DB')" >/dev/null || exit 1
+CRON_T0=$(date +%s)
+
+# --- 1. exact counts -------------------------------------------------------
+N=50 K=20 U=3
+q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+q -d "$DB" <<SQL || exit 1
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+SELECT '00000000-0000-0000-0000-00000000000a'::uuid, 'Customer ' || (i % $K), 'customer' || (i % $K) || '@example.com', 's' || i
+  FROM generate_series(0, $N - 1) i
+UNION ALL
+SELECT '00000000-0000-0000-0000-00000000000a'::uuid, NULL, NULL, 'no contact ' || i FROM generate_series(1, $U) i;
+UPDATE customers SET lifecycle_stage = 'lead';
+SQL
+# a statement that fails in the sync: a chat naming another company's customer
+q -d "$DB" -c "INSERT INTO \"VC Usage\" (company_id, customer_id, session_id)
+  VALUES ('00000000-0000-0000-0000-00000000000a', gen_random_uuid(), 'bad')" >/dev/null 2>&1 || true
+stat() {  # stat FUNCTION COLUMNS
+  qa -F ' ' -d "$DB" -c "SELECT $2 FROM crm_native.trigger_stats WHERE database = current_database() AND function = 'crm_native.$1'"
+}
+qa -d "$DB" -c "SELECT * FROM crm_native.trigger_stats" >"$OUT/workload.txt"
+cat "$OUT/workload.txt"
+check "customer_sync calls rows created matched unlinked(no contact, normalize) errors" \
+  "$(stat customer_sync 'calls, rows, customers_created, customers_matched, unlinked_no_contact, unlinked_normalize_failed, errors')" \
+  "$((N + U + 1)) $((N + U + 1)) $K $((N - K)) $U 0 1"
+check "customer_sync times: 0 < min <= p50 <= p95 <= p99 <= max, mean in [min, max]" \
+  "$(stat customer_sync '0 < min_ms AND min_ms <= p50_ms AND p50_ms <= p95_ms AND p95_ms <= p99_ms AND p99_ms <= max_ms AND mean_ms BETWEEN min_ms AND max_ms')" t
+check "matching_keys_sync calls (inserts of the new customers + the stage update)" "$(stat matching_keys_sync 'calls, rows')" "$((2 * K)) $((2 * K))"
+check "audit_log calls" "$(stat audit_log 'calls')" "$((2 * K))"
+check "lifecycle_tracking calls" "$(stat lifecycle_tracking 'calls')" "$K"
+check "metrics_insert: one statement, its rows" "$(stat metrics_insert 'calls, rows')" "1 $((N + U))"
+check "table of customer_sync" "$(stat customer_sync 'table_name')" "public.VC Usage"
+check "entries in use" "$(qa -d "$DB" -c "SELECT entries, dropped_calls FROM crm_native.trigger_stats_info()" -F ' ')" "5 0"
+# health(): one p99 row per trigger function, judged against the budgets
+check "health(): p99 rows" "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.health() WHERE check_name LIKE 'trigger p99: %'")" 5
+check "health(): p99 over a budget is a warning" "$(qa -d "$DB" <<'SQL'
+BEGIN;
+UPDATE crm_native.trigger_budget SET budget_ms = 1e-9;
+SELECT string_agg(DISTINCT status, ',') FROM crm_native.health() WHERE check_name LIKE 'trigger p99: %';
+UPDATE crm_native.trigger_budget SET budget_ms = 1e9;
+SELECT string_agg(DISTINCT status, ',') FROM crm_native.health() WHERE check_name LIKE 'trigger p99: %';
+ROLLBACK;
+SQL
+)" "$(printf 'warning\nok')"
+check "health(): unlinked chats by reason" \
+  "$(qa -d "$DB" -c "SELECT detail ~ 'left 3 without usable contact data and 0 whose' FROM crm_native.health() WHERE check_name = 'chats left unlinked'")" t
+q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+check "after trigger_stats_reset()" "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.trigger_stats")" 0
+
+# a chat whose email cannot be normalized (the normalizers read UTF-8: non-ASCII
+# text in a LATIN1 database, as test/run.d/sync_normalize_failure.sh)
+L1=ts_latin1
+q -d postgres -c "CREATE DATABASE $L1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'" || exit 1
+for f in reference/*.sql; do q -d "$L1" -f "$f" >/dev/null || exit 1; done
+q -d "$L1" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
+PGCLIENTENCODING=UTF8 q -d "$L1" -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" \
+  -c "INSERT INTO \"VC Usage\" (company_id, customer_name, customer_email, session_id)
+      VALUES ('00000000-0000-0000-0000-00000000000a', 'Jose', 'josé@example.com', 's1')" 2>/dev/null || exit 1
+check "customer_sync in LATIN1: unlinked because not normalized" \
+  "$(qa -F ' ' -d "$L1" -c "SELECT calls, unlinked_no_contact, unlinked_normalize_failed FROM crm_native.trigger_stats
+     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "1 0 1"
+
+# --- 2. crm_native.trigger_stats = off ----------------------------------------
+q -d "$DB" -c "SET crm_native.trigger_stats = off" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+  VALUES ('00000000-0000-0000-0000-00000000000a', 'off@example.com', 'off')" || exit 1
+check "nothing counted with crm_native.trigger_stats = off" \
+  "$(qa -d "$DB" -c "SELECT count(*) FROM crm_native.trigger_stats WHERE database = current_database()")" 0
+check "the chat was still linked" "$(qa -d "$DB" -c "SELECT count(customer_id) FROM \"VC Usage\" WHERE session_id = 'off'")" 1
+
+# --- 3. isolation spec ------------------------------------------------------
+ISO_DB=ts_isolation
+q -d postgres -c "CREATE DATABASE $ISO_DB TEMPLATE $DB" || exit 1
+q -d "$ISO_DB" -c 'TRUNCATE "VC Usage", customers, customer_matching_keys, customer_events, customer_audit_log, customer_metrics CASCADE' || exit 1
+for spec in test/trigger_stats/specs/*.spec; do
+  name=$(basename "$spec" .spec)
+  mkdir -p "$OUT/iso"
+  "$CRM_PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$($PG_CONFIG --bindir)" \
+    --inputdir="$ROOT/test/trigger_stats" --outputdir="$OUT/iso" --use-existing --dbname="$ISO_DB" "$name" \
+    >"$OUT/iso/$name.log" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ]; then say "ok: isolation $name"
+  else say "FAIL: isolation $name"; cat "$OUT/iso/$name.log"; head -100 "$OUT/iso/regression.diffs" 2>/dev/null; fail=1; fi
+done
+
+# --- 4. concurrent sessions lose no update ------------------------------------
+q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+cat >"$OUT/chat.sql" <<'SQL'
+\set n random(1, 1000000000)
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'Visitor ' || (:n % 50), 'visitor' || (:n % 50) || '@example.com', 'pgb_' || :n);
+SQL
+"$CRM_PGBIN/pgbench" -n -c 4 -j 4 -t 250 -f "$OUT/chat.sql" "$DB" >"$OUT/pgbench_exact.txt" 2>&1 \
+  || { say "FAIL: pgbench"; cat "$OUT/pgbench_exact.txt"; fail=1; }
+check "4 clients x 250 chats: calls, created + matched" \
+  "$(stat customer_sync 'calls, customers_created + customers_matched')" "1000 1000"
+
+# --- 5. overhead (informational) ----------------------------------------------
+if [ "$PGBENCH_SECONDS" != 0 ]; then
+  for run in 1 2; do
+    for mode in on off; do
+      PGOPTIONS="-c crm_native.trigger_stats=$mode" "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
+        -f "$OUT/chat.sql" "$DB" >"$OUT/pgbench_${mode}_$run.txt" 2>&1
+      say "overhead run $run, trigger_stats=$mode: $(grep -E '^tps' "$OUT/pgbench_${mode}_$run.txt" | head -1)"
+    done
+  done
+fi
+
+# --- 6. the pg_cron job ran health() ------------------------------------------
+for i in $(seq 1 100); do
+  [ "$(qa -d "$HC_DB" -c "SELECT count(*) > 0 FROM public.crm_health_log")" = t ] && break
+  [ $(( $(date +%s) - CRON_T0 )) -gt 95 ] && break
+  sleep 1
+done
+qa -d postgres -c "SELECT status, return_message FROM cron.job_run_details ORDER BY runid" >"$OUT/cron_runs.txt" 2>&1
+check "pg_cron ran health() into crm_health_log (schema checks + data checks + p99 rows)" \
+  "$(qa -d "$HC_DB" -c "SELECT count(*) >= 9 AND bool_and(status IN ('ok', 'warning')) FROM public.crm_health_log
+                        WHERE checked_at = (SELECT min(checked_at) FROM public.crm_health_log)")" t
+[ -s "$OUT/cron_runs.txt" ] && say "cron.job_run_details: $(head -3 "$OUT/cron_runs.txt" | tr '\n' ' ')"
+q -d postgres -c "SELECT cron.unschedule('crm-health')" >/dev/null
+
+crm_cluster_stop
+[ $fail -eq 0 ] && say "all checks passed"
+exit $fail
