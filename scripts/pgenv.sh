@@ -39,7 +39,8 @@ crm_as_server_user() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-crm_stage() {
+# crm_stage_postgres: the private copy of PostgreSQL 15 at $CRM_STAGE (once).
+crm_stage_postgres() {
   mkdir -p "$CRM_RUN_DIR"
   chmod 755 "$CRM_RUN_DIR"
   local pgroot
@@ -51,6 +52,10 @@ crm_stage() {
     cp -a "$PG_SYS_SHAREDIR" "$CRM_STAGE$(dirname "$PG_SYS_SHAREDIR")/"
     chmod -R a+rX "$CRM_STAGE"
   fi
+}
+
+crm_stage() {
+  crm_stage_postgres
   crm_log "building crm_native"
   local builddir=${CRM_BUILD_DIR:-$CRM_ROOT}
   # The same variables for build and install: the Makefile relinks when they

@@ -19,7 +19,9 @@
 -- Shared checks
 -- ---------------------------------------------------------------------------
 
-CREATE FUNCTION crm_native._ops_check_schema(fn text, target_schema text)
+-- Raises 3F000 '<fn>: schema "<target_schema>" does not exist' (the check
+-- every function taking a target_schema makes first).
+CREATE FUNCTION crm_native._require_schema(fn text, target_schema text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -229,7 +231,7 @@ BEGIN
         RAISE EXCEPTION '%: max_results must be at least 1 (got %)', fn, coalesce(max_results::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM crm_native._ops_check_schema(fn, target_schema);
+    PERFORM crm_native._require_schema(fn, target_schema);
     IF to_regclass(format('%I.companies', target_schema)) IS NOT NULL THEN
         EXECUTE format('SELECT EXISTS (SELECT FROM %I.companies c WHERE c.id = $1)', target_schema)
            INTO company_known USING search_customers.company_id;
@@ -306,7 +308,7 @@ BEGIN
         RAISE EXCEPTION '%: batch_size must be at least 1 (got %)', fn, coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM crm_native._ops_check_schema(fn, target_schema);
+    PERFORM crm_native._require_schema(fn, target_schema);
     PERFORM crm_native._ops_require_native(fn, target_schema);
     idx := crm_native._unlinked_chats_index(target_schema);
     IF idx IS NULL THEN
@@ -454,7 +456,7 @@ BEGIN
         RAISE EXCEPTION '%: cannot merge customer % into itself', fn, source
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM crm_native._ops_check_schema(fn, target_schema);
+    PERFORM crm_native._require_schema(fn, target_schema);
     IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
         RAISE EXCEPTION '%: schema "%" has no table customer_merge_log', fn, target_schema
             USING ERRCODE = 'undefined_table';
@@ -601,7 +603,7 @@ DECLARE
     cust regclass;
     keys regclass;
 BEGIN
-    PERFORM crm_native._ops_check_schema('crm_native.verify_operations', target_schema);
+    PERFORM crm_native._require_schema('crm_native.verify_operations', target_schema);
     vc := to_regclass(format('%I.%I', target_schema, 'VC Usage'));
     cust := to_regclass(format('%I.customers', target_schema));
     keys := to_regclass(format('%I.customer_matching_keys', target_schema));

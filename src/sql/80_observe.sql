@@ -452,10 +452,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
-        RAISE EXCEPTION 'crm_native.index_report: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
+    PERFORM crm_native._require_schema('crm_native.index_report', target_schema);
     RETURN QUERY
     WITH idx AS (SELECT * FROM crm_native._schema_indexes(target_schema)),
     rep AS (
@@ -564,10 +561,7 @@ DECLARE
     r record;
     stats_available boolean := true;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
-        RAISE EXCEPTION 'crm_native.health: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
+    PERFORM crm_native._require_schema('crm_native.health', target_schema);
     IF metrics_sample IS NOT NULL AND metrics_sample < 1 THEN
         RAISE EXCEPTION 'crm_native.health: metrics_sample must be positive or NULL (all customers)'
             USING ERRCODE = 'invalid_parameter_value';

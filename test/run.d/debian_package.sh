@@ -161,13 +161,7 @@ else
 fi
 
 # ---- 4. a throwaway server on a private PostgreSQL with the packaged files
-pgroot=$(dirname "$PG_SYS_BINDIR")          # /usr/lib/postgresql/15
-if [ ! -x "$CRM_PGBIN/postgres" ]; then
-  echo "staging PostgreSQL from $pgroot and $PG_SYS_SHAREDIR"
-  mkdir -p "$CRM_STAGE$(dirname "$pgroot")" "$CRM_STAGE$(dirname "$PG_SYS_SHAREDIR")"
-  cp -a "$pgroot" "$CRM_STAGE$(dirname "$pgroot")/"
-  cp -a "$PG_SYS_SHAREDIR" "$CRM_STAGE$(dirname "$PG_SYS_SHAREDIR")/"
-fi
+crm_stage_postgres
 # Only the package's crm_native: none of an earlier run's, nor one a
 # `make install` put into the system PostgreSQL the stage was copied from.
 rm -rf "$CRM_STAGE$LIBDIR"/crm_native.so "$CRM_STAGE$LIBDIR"/bitcode/crm_native* "$CRM_STAGE$EXTDIR"/crm_native[.-]*
