@@ -270,6 +270,35 @@ DECLARE
     current_def text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
+    -- On Citus a shard move copies the shell table's triggers onto the moved
+    -- shard, the statement-level TRUNCATE trigger too, which Citus otherwise
+    -- keeps off the shards and so never drops there. Drop those leftovers on
+    -- every worker first: run_command_on_workers works in its own
+    -- transactions, which would wait for the locks this one takes below
+    -- (lock_timeout: never a hang; a failure is a warning with the fix).
+    IF crm_native._citus_distributed(target_schema) THEN
+        FOR r IN
+            SELECT w.nodename, w.nodeport, w.success, w.result FROM run_command_on_workers(
+                'DO $do$ DECLARE r record; BEGIN '
+                'SET LOCAL lock_timeout = ''10s''; '
+                'SET LOCAL citus.override_table_visibility = off; '
+                'SET LOCAL citus.enable_manual_changes_to_shards = on; '
+                'FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t '
+                '           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_class c ON c.oid = t.tgrelid '
+                '          WHERE p.pronamespace = ''crm_native''::regnamespace AND NOT t.tgisinternal '
+                '            AND t.tgtype::int & 32 <> 0 '  -- TRUNCATE
+                '            AND NOT EXISTS (SELECT FROM pg_dist_partition d WHERE d.logicalrelid = c.oid) '  -- a shard
+                '            AND c.relnamespace = ' || quote_literal(quote_ident(target_schema)) || '::regnamespace LOOP '
+                '  EXECUTE format(''DROP TRIGGER %I ON %s'', r.tgname, r.rel); '
+                'END LOOP; END $do$') w
+        LOOP
+            IF NOT r.success THEN
+                RAISE WARNING 'crm_native.uninstall: could not drop the TRUNCATE triggers a shard move left on worker %:%: %',
+                              r.nodename, r.nodeport, r.result
+                    USING HINT = 'docs/citus.md, "Shard moves", has the command that drops them.';
+            END IF;
+        END LOOP;
+    END IF;
     PERFORM crm_native._lock_trigger_tables(target_schema);
 
     -- 1. Drop the registered native triggers (only those calling crm_native).
@@ -284,7 +313,6 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
     END LOOP;
-
     -- 2. Put back what install() replaced, exactly as it was.
     FOR r IN
         SELECT rt.* FROM crm_native.replaced_trigger rt

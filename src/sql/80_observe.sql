@@ -392,17 +392,24 @@ BEGIN
 
     -- 4. Every foreign key of the schema's tables, and the index that leads
     --    with its referencing columns (deleting a referenced row, a company or
-    --    a user, otherwise scans the whole referencing table).
+    --    a user, otherwise scans the whole referencing table). On Citus a key
+    --    between distributed tables ends with company_id, which every shard
+    --    holds few values of: an index led by the other columns serves it.
     RETURN QUERY
-    WITH fk AS (
+    WITH fk_all AS (
         SELECT con.conname, con.conrelid, con.confrelid, c.relname AS tbl,
-               array_agg(a.attname::text ORDER BY k.n) AS cols
+               array_agg(a.attname::text ORDER BY k.n) AS key_cols
           FROM pg_constraint con
           JOIN pg_class c ON c.oid = con.conrelid
          CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k (attnum, n)
           JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
          WHERE con.contype = 'f' AND c.relnamespace = nsp
-         GROUP BY con.oid, con.conname, con.conrelid, con.confrelid, c.relname)
+         GROUP BY con.oid, con.conname, con.conrelid, con.confrelid, c.relname),
+    fk AS (
+        SELECT f.*, CASE WHEN distributed AND cardinality(f.key_cols) > 1
+                              AND f.key_cols[cardinality(f.key_cols)] = 'company_id'
+                         THEN f.key_cols[1:cardinality(f.key_cols) - 1] ELSE f.key_cols END AS cols
+          FROM fk_all f)
     SELECT format('%I.%I', f.tbl, f.conname),
            'foreign key index',
            CASE WHEN x.found IS NULL THEN 'missing' ELSE 'ok' END,
