@@ -15,7 +15,7 @@
 #   such a library loads only into a server started with libasan preloaded.
 
 EXTENSION  = crm_native
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 MODULE_big = crm_native
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
@@ -30,13 +30,17 @@ OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # The extension script is the ordered concatenation of src/sql/NN_*.sql:
 # one fragment per feature, so each feature owns its SQL.
 SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
-# Upgrade scripts: crm_native--0.1.0--0.2.0.sql is src/sql/upgrade/0.1.0--0.2.0.sql
-# followed by the fragments that are new in 0.2.0. Released versions are
-# frozen: when a later version changes one of these fragments, replace this
-# rule by a copy of the script as released (as src/sql/released/ keeps the
-# 0.1.0 install script, which the upgrade test installs).
-UPGRADE_0_2_0_FRAGMENTS = $(sort $(wildcard src/sql/70_*.sql src/sql/80_*.sql))
-DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--0.1.0--0.2.0.sql
+# Upgrade scripts. Released versions are frozen in src/sql/released/: the
+# install scripts the upgrade test starts from (not installed) and the upgrade
+# scripts as released (installed). The upgrade to this version is generated:
+# src/sql/upgrade/0.2.0--0.3.0.sql, then the fragments new in 0.3.0, then the
+# functions 0.3.0 changed, as the fragments define them (CREATE OR REPLACE).
+# When a later version is released, freeze the generated script as
+# src/sql/released/crm_native--0.2.0--0.3.0.sql and retarget these lines.
+UPGRADE_FRAGMENTS = src/sql/90_citus.sql
+UPGRADE_REPLACED  = status install uninstall rebuild_matching_keys verify_schema
+DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--0.2.0--$(EXTVERSION).sql
+DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 
@@ -86,12 +90,14 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) Makefile
 	   printf '%s\n' '\echo Use "CREATE EXTENSION crm_native" to load this file. \quit'; \
 	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
 
-$(EXTENSION)--0.1.0--0.2.0.sql: src/sql/upgrade/0.1.0--0.2.0.sql $(UPGRADE_0_2_0_FRAGMENTS) src/sql/50_install.sql Makefile
-	@{ printf '%s\n' '-- crm_native 0.1.0 -> 0.2.0: generated from src/sql/upgrade/0.1.0--0.2.0.sql and the fragments new in 0.2.0, do not edit'; \
-	   cat src/sql/upgrade/0.1.0--0.2.0.sql; \
-	   for f in $(UPGRADE_0_2_0_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; \
-	   printf '\n-- ---- install() as src/sql/50_install.sql defines it (0.2.0: it warns for missing dependencies, 80_observe.sql)\n'; \
-	   sed -n '/^CREATE FUNCTION crm_native.install(/,/^\$$\$$;$$/p' src/sql/50_install.sql | sed '1s/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/'; } > $@
+$(EXTENSION)--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql $(SQL_FRAGMENTS) Makefile
+	@{ printf '%s\n' '-- crm_native 0.2.0 -> $(EXTVERSION): generated from src/sql/upgrade/0.2.0--$(EXTVERSION).sql and src/sql/*.sql, do not edit'; \
+	   cat src/sql/upgrade/0.2.0--$(EXTVERSION).sql; \
+	   for f in $(UPGRADE_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; \
+	   for fn in $(UPGRADE_REPLACED); do \
+	     printf '\n-- ---- crm_native.%s() as src/sql/*.sql defines it\n' "$$fn"; \
+	     sed -n "/^CREATE FUNCTION crm_native.$$fn(/,/^\$$\$$;$$/p" $(SQL_FRAGMENTS) | sed '1s/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/'; \
+	   done; } > $@
 
 all: $(DATA_built)
 

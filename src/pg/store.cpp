@@ -7,11 +7,19 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 extern "C" {
+#include "access/relation.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "funcapi.h"
+#include "nodes/pg_list.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/relcache.h"
+#include "utils/ruleutils.h"
 #include "utils/syscache.h"
 }
 #pragma GCC diagnostic pop
 
+#include "pg/citus_shards.hpp"
 #include "pg/guard.hpp"
 #include "pg/retired_plans.hpp"
 #include "pg/store_sql.hpp"
@@ -26,6 +34,7 @@ namespace {
 
 const char* const kTableName[] = {"VC Usage", "customers", "customer_matching_keys", "customer_events",
                                   "customer_audit_log", "customer_metrics"};
+constexpr int kTableCount = sizeof kTableName / sizeof kTableName[0];
 
 struct ColumnSpec {
     Table table;
@@ -183,12 +192,121 @@ PlanEntry* plan_entry(Relation rel, Statement statement, int size_class) {
     return entry;
 }
 
+// The CRM table a placeholder names (its index in kTableName), or -1.
+int table_index(const char* name) {
+    for (int t = 1; t < kTableCount; t++)
+        if (std::strcmp(name, kTableName[t]) == 0) return t;
+    return -1;
+}
+
+// The relation that plays table t for a trigger on rel: rel's own schema's
+// table, or on a Citus shard its co-located shard.
+Oid target_relid(Relation rel, const citus::Placement* placement, int t) {
+    if (placement->is_shard) return placement->shard[t];
+    Oid relid = get_relname_relid(kTableName[t], RelationGetNamespace(rel));
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("crm_native: table \"%s\".\"%s\" does not exist",
+                               get_namespace_name(RelationGetNamespace(rel)), kTableName[t])));
+    return relid;
+}
+
+// {default_columns:T} / {default_values:T}, before an INSERT's column and
+// value lists: the columns whose default the distributed table has and its
+// shard lacks (Citus creates shards without sequence defaults), with the
+// distributed table's default expressions, so that a row written to a shard
+// gets what the same row written through the coordinator would. Columns the
+// INSERT sets itself (the list after the placeholder) are left out. Empty
+// when rel is no shard.
+void shell_defaults(const citus::Placement* placement, int t, const char* column_list, StringInfo columns,
+                    StringInfo values) {
+    if (!placement->is_shard) return;
+    const char* close = std::strchr(column_list, ')');
+    if (close == nullptr) elog(ERROR, "crm_native: {default_columns} must precede a column list");
+    Relation shell = relation_open(placement->shell[t], AccessShareLock);
+    Relation shard = relation_open(placement->shard[t], AccessShareLock);
+    // Deparsed with an empty search_path: every name comes out schema-
+    // qualified (pg_catalog.nextval('public.customer_events_id_seq'::...)).
+    OverrideSearchPath* path = GetOverrideSearchPath(CurrentMemoryContext);
+    path->schemas = NIL;
+    path->addCatalog = false;
+    path->addTemp = false;
+    PushOverrideSearchPath(path);
+    TupleDesc desc = RelationGetDescr(shell);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (att->attisdropped || !att->atthasdef || att->attgenerated) continue;
+        const char* name = NameStr(att->attname);
+        Form_pg_attribute on_shard = find_attribute(shard, name);
+        if (on_shard == nullptr || on_shard->atthasdef) continue;
+        // set by the INSERT itself?
+        size_t len = std::strlen(name);
+        bool listed = false;
+        for (const char* p = column_list; p < close && !listed; p++)
+            listed = (p == column_list || p[-1] == ' ' || p[-1] == ',') && std::strncmp(p, name, len) == 0 &&
+                     (p[len] == ',' || p[len] == ')' || p[len] == ' ');
+        if (listed) continue;
+        Node* expr = build_column_default(shell, att->attnum);
+        if (expr == nullptr) continue;
+        appendStringInfo(columns, "%s, ", quote_identifier(name));
+        appendStringInfo(values, "%s, ", deparse_expression(expr, NIL, false, false));
+    }
+    PopOverrideSearchPath();
+    relation_close(shard, NoLock);
+    relation_close(shell, NoLock);
+}
+
+// {conflict_key:T}: the ON CONFLICT target of table T, from its actual keys:
+// the unique index on customer_id, or on (customer_id, company_id) where the
+// schema puts company_id in every key (Citus).
+void conflict_key(Relation rel, const citus::Placement* placement, int t, StringInfo sql) {
+    Relation target = relation_open(target_relid(rel, placement, t), AccessShareLock);
+    Form_pg_attribute customer_att = find_attribute(target, "customer_id");
+    Form_pg_attribute company_att = find_attribute(target, "company_id");
+    AttrNumber customer = customer_att != nullptr ? customer_att->attnum : 0;
+    AttrNumber company = company_att != nullptr ? company_att->attnum : 0;
+    int best = 0;  // key columns of the best index found: 1 or 2
+    List* indexes = RelationGetIndexList(target);
+    ListCell* lc;
+    foreach (lc, indexes) {
+        HeapTuple tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(tuple)) continue;
+        Form_pg_index index = reinterpret_cast<Form_pg_index>(GETSTRUCT(tuple));
+        bool usable = index->indisunique && index->indimmediate && index->indisvalid &&
+                      heap_attisnull(tuple, Anum_pg_index_indexprs, nullptr) &&
+                      heap_attisnull(tuple, Anum_pg_index_indpred, nullptr) && index->indnkeyatts <= 2;
+        bool has_customer = false;
+        for (int k = 0; usable && k < index->indnkeyatts; k++) {
+            AttrNumber a = index->indkey.values[k];
+            has_customer |= (a == customer && customer != 0);
+            usable = (a == customer && customer != 0) || (a == company && company != 0);
+        }
+        if (usable && has_customer && (best == 0 || index->indnkeyatts < best)) best = index->indnkeyatts;
+        ReleaseSysCache(tuple);
+    }
+    list_free(indexes);
+    relation_close(target, NoLock);
+    if (best == 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                        errmsg("crm_native: table \"%s\" has no unique key on customer_id or on "
+                               "(customer_id, company_id)",
+                               kTableName[t]),
+                        errhint("The metrics triggers insert-or-update one row per customer: add "
+                                "PRIMARY KEY (customer_id) (crm_native.verify_schema() lists what is missing).")));
+    appendStringInfoString(sql, best == 1 ? "(customer_id)" : "(customer_id, company_id)");
+}
+
 // The statement's text for rel: each {table} placeholder becomes the quoted,
-// schema-qualified table name ({self}: rel itself).
+// schema-qualified table name ({self}: rel itself), on a Citus shard the
+// co-located shard's; {default_columns:T}, {default_values:T} and
+// {conflict_key:T} as above.
 char* expand(const StatementSpec* spec, Relation rel) {
     char* schema = get_namespace_name(RelationGetNamespace(rel));
     if (schema == nullptr)
         elog(ERROR, "crm_native: schema of relation \"%s\" not found", RelationGetRelationName(rel));
+    const citus::Placement* placement = citus::placement_for(rel, kTableName, kTableCount, invalidations);
+    StringInfoData defaults[kTableCount];  // per table: the {default_values} of its {default_columns}
+    for (int t = 0; t < kTableCount; t++) defaults[t].data = nullptr;
     StringInfoData sql;
     initStringInfo(&sql);
     for (const char* p = spec->text; *p != '\0'; ++p) {
@@ -198,20 +316,36 @@ char* expand(const StatementSpec* spec, Relation rel) {
         }
         const char* end = std::strchr(p, '}');
         if (end == nullptr) elog(ERROR, "crm_native: unterminated placeholder in %s", spec->name);
-        char name[NAMEDATALEN];
+        char name[2 * NAMEDATALEN];
         int len = static_cast<int>(end - p - 1);
-        if (len <= 0 || len >= NAMEDATALEN) elog(ERROR, "crm_native: bad placeholder in %s", spec->name);
+        if (len <= 0 || len >= static_cast<int>(sizeof name)) elog(ERROR, "crm_native: bad placeholder in %s", spec->name);
         std::memcpy(name, p + 1, len);
         name[len] = '\0';
-        const char* table = nullptr;
-        if (std::strcmp(name, "self") == 0) {
-            table = RelationGetRelationName(rel);
+        // {table} or {kind:table}
+        char* colon = std::strchr(name, ':');
+        if (colon != nullptr) *colon = '\0';
+        const char* kind = colon != nullptr ? name : "";
+        int t = table_index(colon != nullptr ? colon + 1 : name);
+        if (colon == nullptr && std::strcmp(name, "self") == 0) {
+            appendStringInfoString(&sql, quote_qualified_identifier(schema, RelationGetRelationName(rel)));
+        } else if (t < 0) {
+            elog(ERROR, "crm_native: unknown placeholder {%s} in %s", name, spec->name);
+        } else if (colon == nullptr) {
+            const char* table = placement->is_shard ? NameStr(placement->shard_name[t]) : kTableName[t];
+            appendStringInfoString(&sql, quote_qualified_identifier(schema, table));
+        } else if (std::strcmp(kind, "default_columns") == 0) {
+            initStringInfo(&defaults[t]);
+            shell_defaults(placement, t, end + 1, &sql, &defaults[t]);
+        } else if (std::strcmp(kind, "default_values") == 0) {
+            if (defaults[t].data == nullptr)
+                elog(ERROR, "crm_native: {default_values:%s} before its {default_columns} in %s", colon + 1,
+                     spec->name);
+            appendStringInfoString(&sql, defaults[t].data);
+        } else if (std::strcmp(kind, "conflict_key") == 0) {
+            conflict_key(rel, placement, t, &sql);
         } else {
-            for (int t = 1; t < static_cast<int>(sizeof kTableName / sizeof kTableName[0]); t++)
-                if (std::strcmp(name, kTableName[t]) == 0) table = kTableName[t];
+            elog(ERROR, "crm_native: unknown placeholder {%s} in %s", name, spec->name);
         }
-        if (table == nullptr) elog(ERROR, "crm_native: unknown placeholder {%s} in %s", name, spec->name);
-        appendStringInfoString(&sql, quote_qualified_identifier(schema, table));
         p = end;
     }
     return sql.data;

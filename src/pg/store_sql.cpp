@@ -1,8 +1,12 @@
 // Every SQL statement the native triggers run, in one catalogue (store.hpp).
 //
 // Placeholders {self}, {customers}, ... become quoted, schema-qualified table
-// names (store.cpp); functions and operators are named with pg_catalog where
-// a search_path could otherwise redirect them.
+// names (store.cpp; on a Citus shard, the co-located shards); functions and
+// operators are named with pg_catalog where a search_path could otherwise
+// redirect them. Every INSERT carries {default_columns:T} and
+// {default_values:T} (the distributed table's defaults a Citus shard lacks;
+// empty elsewhere), every ON CONFLICT {conflict_key:T} (the table's actual
+// key: (customer_id), or (customer_id, company_id) on Citus).
 //
 // Plan shape: plans are kept for the backend's life and often made while the
 // tables are small or empty, so each statement is written to leave the
@@ -202,8 +206,8 @@ constexpr StatementSpec kStatements[] = {
      " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
      " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
      " updated_at = pg_catalog.now()" MATCH_UNCHANGED " RETURNING c.id, c.company_id),"
-     " e AS (INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
-     " SELECT u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
+     " e AS (INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
+     " event_data) SELECT {default_values:customer_events}u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
      " FROM u WHERE $7 IS NOT NULL)"
      " SELECT u.id FROM u",
      8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, false, false},
@@ -233,10 +237,10 @@ constexpr StatementSpec kStatements[] = {
     // and audit row come from the customers triggers.
     {Statement::SyncCreateCustomer, "customer_sync customer insert",
      "WITH c AS (INSERT INTO {customers}"
-     " (company_id, customer_name, customer_email, customer_phone, source, created_by_user_id)"
-     " VALUES ($1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
-     " e AS (INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
-     " SELECT c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
+     " ({default_columns:customers}company_id, customer_name, customer_email, customer_phone, source,"
+     " created_by_user_id) VALUES ({default_values:customers}$1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
+     " e AS (INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
+     " event_data) SELECT {default_values:customer_events}c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
      " FROM c)"
      " SELECT c.id FROM c",
      5, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
@@ -251,8 +255,8 @@ constexpr StatementSpec kStatements[] = {
     // All of a customer's new keys in one statement: executor start-up per
     // statement is most of a key write's cost.
     {Statement::KeysInsert, "matching_keys_sync insert",
-     "INSERT INTO {customer_matching_keys} (customer_id, company_id, key_type, key_value, normalized_value)"
-     " SELECT $1, $2, k.key_type, k.key_value, k.normalized_value"
+     "INSERT INTO {customer_matching_keys} ({default_columns:customer_matching_keys}customer_id, company_id,"
+     " key_type, key_value, normalized_value) SELECT {default_values:customer_matching_keys}$1, $2, k.key_type, k.key_value, k.normalized_value"
      " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
      " AS k (key_type, key_value, normalized_value)",
      5, {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, SPI_OK_INSERT, false, false},
@@ -262,14 +266,13 @@ constexpr StatementSpec kStatements[] = {
      2, {UUIDOID, TEXTARRAYOID}, SPI_OK_DELETE, false, false},
     // to_jsonb runs inside the INSERT, so the JSON is exactly the backend's.
     {Statement::AuditInsert, "audit_log insert",
-     "INSERT INTO {customer_audit_log}"
-     " (table_name, record_id, company_id, operation, old_data, new_data, changed_fields, changed_by_user_id)"
-     " VALUES ($1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
+     "INSERT INTO {customer_audit_log} ({default_columns:customer_audit_log}table_name, record_id, company_id,"
+     " operation, old_data, new_data, changed_fields, changed_by_user_id) VALUES ({default_values:customer_audit_log}$1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
      8, {TEXTOID, UUIDOID, UUIDOID, TEXTOID, kSelfRowType, kSelfRowType, TEXTARRAYOID, UUIDOID}, SPI_OK_INSERT, false,
      false},
     {Statement::StageEventInsert, "lifecycle_tracking event insert",
-     "INSERT INTO {customer_events} (customer_id, company_id, event_type, event_data)"
-     " VALUES ($1, $2, 'stage_changed', pg_catalog.jsonb_build_object("
+     "INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
+     " event_data) VALUES ({default_values:customer_events}$1, $2, 'stage_changed', pg_catalog.jsonb_build_object("
      "'from'::pg_catalog.text, $3, 'to'::pg_catalog.text, $4))",
      4, {UUIDOID, UUIDOID, TEXTOID, TEXTOID}, SPI_OK_INSERT, false, false},
 
@@ -288,15 +291,15 @@ constexpr StatementSpec kStatements[] = {
     // its row went with the customer in the ON DELETE CASCADE that is nulling
     // these chats).
     {Statement::MetricsLockOrCreate, "metrics lock or create",
-     "INSERT INTO {customer_metrics} AS m (customer_id, company_id, total_conversations, total_sessions,"
-     " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-     " SELECT u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
+     "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
+     " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+     " SELECT {default_values:customer_metrics}u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
      "             $6::timestamptz[], $7::timestamptz[], $8::bool[])"
      "      WITH ORDINALITY AS u(c, co, n, s, v, f, l, pure, ord)"
      " WHERE u.pure OR EXISTS (SELECT 1 FROM {customer_metrics} x WHERE x.customer_id = u.c)"
      " ORDER BY u.ord"
-     " ON CONFLICT (customer_id) DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
+     " ON CONFLICT {conflict_key:customer_metrics} DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
      8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, true, false},
     {Statement::MetricsUpdateMany, "metrics update rows",
@@ -334,10 +337,10 @@ constexpr StatementSpec kStatements[] = {
      " last_interaction_at, company_id FROM {customer_metrics} WHERE customer_id = $1 FOR NO KEY UPDATE",
      1, {UUIDOID}, SPI_OK_SELECT, true, false},
     {Statement::MetricsChatCreate, "metrics chat create",
-     "INSERT INTO {customer_metrics} AS m (customer_id, company_id, total_conversations, total_sessions,"
-     " total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-     " VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
-     " ON CONFLICT (customer_id) DO NOTHING RETURNING m.customer_id",
+     "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
+     " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
+     " VALUES ({default_values:customer_metrics}$1, $2, $3, $4, $5, $6, $7, now())"
+     " ON CONFLICT {conflict_key:customer_metrics} DO NOTHING RETURNING m.customer_id",
      7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, true, false},
     {Statement::MetricsChatUpdate, "metrics chat update",
      "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3,"

@@ -12,3 +12,18 @@ CREATE TABLE crm_native.native_trigger (
                                      -- schema-qualified table, e.g.
                                      -- 'CREATE TRIGGER x AFTER INSERT ON %1$s ...'
 );
+
+-- Raises 3F000 '<fn>: schema "<target_schema>" does not exist' (the check
+-- every function taking a target_schema makes first).
+CREATE FUNCTION crm_native._require_schema(fn text, target_schema text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF target_schema IS NULL OR NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION '%: schema "%" does not exist', fn, target_schema
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+END
+$$;

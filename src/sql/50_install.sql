@@ -82,10 +82,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
-        RAISE EXCEPTION 'crm_native.status: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
+    PERFORM crm_native._require_schema('crm_native.status', target_schema);
     RETURN QUERY
     SELECT t.tgname::text,
            c.relname::text,
@@ -149,15 +146,14 @@ AS $$
 #variable_conflict use_column
 DECLARE
     missing text[];
+    citus_missing text;
+    citus_fix text;
     r record;
     app record;
     existing record;
     rel regclass;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
-        RAISE EXCEPTION 'crm_native.install: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
+    PERFORM crm_native._require_schema('crm_native.install', target_schema);
     missing := crm_native.missing_objects(target_schema);
     IF cardinality(missing) > 0 THEN
         RAISE EXCEPTION 'crm_native.install: schema "%" is missing: %', target_schema,
@@ -166,6 +162,15 @@ BEGIN
                   HINT = 'crm_native attaches to the CRM schema of its design (tables customers, "VC Usage", '
                          'customer_matching_keys, customer_events, customer_audit_log, customer_metrics); '
                          'SELECT * FROM crm_native.required_column lists what it needs.';
+    END IF;
+    -- distributed with Citus: what the shard-local triggers need (90_citus.sql)
+    SELECT string_agg(cp.problem, '; '), string_agg(cp.fix, ' ')
+      INTO citus_missing, citus_fix
+      FROM crm_native.citus_problems(target_schema) cp;
+    IF citus_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.install: schema "%" is distributed with Citus, but %', target_schema, citus_missing
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Fix: ' || citus_fix || ' (docs/citus.md)';
     END IF;
     PERFORM crm_native._warn_missing_dependencies(target_schema);  -- indexes the triggers rely on (80_observe.sql)
     PERFORM crm_native._lock_trigger_tables(target_schema);
@@ -264,10 +269,7 @@ DECLARE
     rel regclass;
     current_def text;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = target_schema) THEN
-        RAISE EXCEPTION 'crm_native.uninstall: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
+    PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
     PERFORM crm_native._lock_trigger_tables(target_schema);
 
     -- 1. Drop the registered native triggers (only those calling crm_native).

@@ -14,10 +14,7 @@ AS $$
 DECLARE
     written bigint;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = target_schema) THEN
-        RAISE EXCEPTION 'crm_native.rebuild_matching_keys: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
+    PERFORM crm_native._require_schema('crm_native.rebuild_matching_keys', target_schema);
     EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE $1 IS NULL OR customer_id = $1',
                    target_schema) USING customer;
     EXECUTE format($q$

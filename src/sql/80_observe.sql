@@ -224,11 +224,8 @@ DECLARE
     nsp oid;
     qs text := quote_ident(target_schema);
 BEGIN
+    PERFORM crm_native._require_schema('crm_native.verify_schema', target_schema);
     SELECT oid INTO nsp FROM pg_namespace WHERE nspname = target_schema;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'crm_native.verify_schema: schema "%" does not exist', target_schema
-            USING ERRCODE = 'invalid_schema_name';
-    END IF;
 
     -- 1. The seed's index inventory, matched by definition.
     RETURN QUERY

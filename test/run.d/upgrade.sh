@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Upgrade from 0.1.0 to the current version (CHANGELOG.md).
+# Upgrade from every released version (src/sql/released/crm_native--X.sql:
+# 0.1.0, 0.2.0) to the current one (CHANGELOG.md); UPGRADE_FROM=X checks one.
 #
 # Two databases from the reference schema (crm_template without crm_native):
-#   up     CREATE EXTENSION crm_native VERSION '0.1.0' from the install script
+#   up     CREATE EXTENSION crm_native VERSION 'X' from the install script
 #          as released (src/sql/released/), install(), the first half of the
 #          differential workload, ALTER EXTENSION crm_native UPDATE, the second
 #          half;
@@ -13,19 +14,29 @@
 #   1. the extension's objects are the same in both (every member object, each
 #      function's definition and privileges, the view, the tables' columns,
 #      comments, the registered native triggers, and the triggers attached to
-#      the application's tables): an updated 0.1.0 is a fresh install;
+#      the application's tables): an updated X is a fresh install;
 #   2. the data are the same (the differential dump, row for row);
 #   3. status() agrees, and uninstall() puts back exactly the application's
 #      triggers of before install() (definition, enabled state, comment);
 #   4. pg_dump of the updated database restores into a new database with the
 #      extension at the current version and its configuration table
 #      (crm_native.replaced_trigger) intact, and uninstall() works there.
-# The 0.1.0 script runs with the current library, built with the test-only
-# functions, which still has every symbol the 0.1.0 script names.
+# An older script runs with the current library, built with the test-only
+# functions, which still has every symbol the older scripts name.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ -z "${UPGRADE_FROM:-}" ]; then
+  rc=0
+  for script in "$ROOT"/src/sql/released/crm_native--[0-9]*.sql; do
+    from=$(basename "$script" .sql); from=${from#crm_native--}
+    case $from in *--*) continue ;; esac   # an upgrade script, not an install script
+    UPGRADE_FROM=$from bash "${BASH_SOURCE[0]}" || rc=1
+  done
+  exit $rc
+fi
+FROM=$UPGRADE_FROM
 DIR=$ROOT/test/differential
-CHECK=upgrade
+CHECK=upgrade-from-$FROM
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
 # shellcheck source=../../scripts/pgenv.sh
@@ -39,10 +50,10 @@ problem() { say "FAIL: $*"; fail=1; }
 qv -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'crm_template'" | grep -q 1 \
   || { say "crm_template missing (run through scripts/test.sh)"; exit 1; }
 
-# The released 0.1.0 install script, into the staged extension directory.
+# The released install script, into the staged extension directory (the
+# upgrade scripts are installed by make install).
 EXTDIR=$CRM_STAGE$PG_SYS_SHAREDIR/extension
-cp "$ROOT/src/sql/released/crm_native--0.1.0.sql" "$EXTDIR/" || { say "cannot stage the 0.1.0 script"; exit 1; }
-[ -f "$EXTDIR/crm_native--0.1.0--$VERSION.sql" ] || { say "no upgrade script crm_native--0.1.0--$VERSION.sql installed"; exit 1; }
+cp "$ROOT/src/sql/released/crm_native--$FROM.sql" "$EXTDIR/" || { say "cannot stage the $FROM script"; exit 1; }
 
 # The workload, split after the middle transaction; both halves get the header.
 drop upgrade_gen
@@ -73,11 +84,11 @@ setup() {  # setup DB VERSION-CLAUSE
   qv -d "$1" -c "$APP_TRIGGERS" >"$OUT/$1.app_triggers" || return 1
   q -d "$1" -c "SELECT crm_native.install()" >/dev/null
 }
-setup upgrade_up "VERSION '0.1.0'" || { say "cannot create the 0.1.0 database"; exit 1; }
+setup upgrade_up "VERSION '$FROM'" || { say "cannot create the $FROM database"; exit 1; }
 setup upgrade_fresh "" || { say "cannot create the $VERSION database"; exit 1; }
-say "0.1.0: $(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'"), fresh: $(qv -d upgrade_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")"
+say "$FROM: $(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'"), fresh: $(qv -d upgrade_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")"
 
-q -d upgrade_up -f "$OUT/part_a.sql" >"$OUT/up_a.log" 2>&1 || { tail -5 "$OUT/up_a.log"; problem "first half failed on 0.1.0"; }
+q -d upgrade_up -f "$OUT/part_a.sql" >"$OUT/up_a.log" 2>&1 || { tail -5 "$OUT/up_a.log"; problem "first half failed on $FROM"; }
 q -d upgrade_up -c "ALTER EXTENSION crm_native UPDATE" >"$OUT/update.log" 2>&1 \
   || { cat "$OUT/update.log"; problem "ALTER EXTENSION crm_native UPDATE failed"; }
 got=$(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")
@@ -118,9 +129,9 @@ ORDER BY 1"
 qv -d upgrade_up -c "$OBJECTS" >"$OUT/up.objects" 2>&1 || problem "object listing failed on the updated database"
 qv -d upgrade_fresh -c "$OBJECTS" >"$OUT/fresh.objects" 2>&1 || problem "object listing failed on the fresh database"
 if diff -u "$OUT/fresh.objects" "$OUT/up.objects" >"$OUT/objects.diff"; then
-  say "objects: the updated 0.1.0 and a fresh $VERSION agree ($(grep -c '^member ' "$OUT/up.objects") member objects, $(grep -c '^function ' "$OUT/up.objects") functions)"
+  say "objects: the updated $FROM and a fresh $VERSION agree ($(grep -c '^member ' "$OUT/up.objects") member objects, $(grep -c '^function ' "$OUT/up.objects") functions)"
 else
-  problem "objects differ between a fresh $VERSION (-) and the updated 0.1.0 (+):"; head -40 "$OUT/objects.diff"
+  problem "objects differ between a fresh $VERSION (-) and the updated $FROM (+):"; head -40 "$OUT/objects.diff"
 fi
 [ "$(grep -c '^member ' "$OUT/up.objects")" -gt 10 ] || problem "too few member objects listed: the comparison proves nothing"
 

@@ -1,0 +1,10 @@
+-- crm_native 0.2.0 -> 0.3.0 (CHANGELOG.md). The Makefile appends the SQL
+-- fragments that are new in 0.3.0 and the functions 0.3.0 changed to this
+-- file to make crm_native--0.2.0--0.3.0.sql; test/run.d/upgrade.sh proves
+-- that an updated 0.2.0 has exactly the objects of a fresh 0.3.0.
+\echo Use "ALTER EXTENSION crm_native UPDATE TO '0.3.0'" to load this file. \quit
+
+-- Nothing is dropped or renamed in 0.3.0: it adds crm_native.citus_problems()
+-- (90_citus.sql), which install() now consults, and status(), install(),
+-- uninstall(), rebuild_matching_keys() and verify_schema() check their schema
+-- argument through crm_native._require_schema() (same message and SQLSTATE).
