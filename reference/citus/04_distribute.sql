@@ -21,7 +21,13 @@
 --   * the seed's 28 indexes are kept; the two unique ones (customers_pkey,
 --     idx_customer_metrics_id) get company_id as their second column;
 --   * the application role crm_app (03_rls.sql), when it exists, gets LOGIN:
---     Citus connects to the workers as the role that runs the query.
+--     Citus connects to the workers as the role that runs the query;
+--   * a soft delete by a role under row-level security keeps working: Citus
+--     evaluates now() in "SET deleted_at = now()" on the coordinator, whose
+--     transaction started a little before the worker's, so the new row failed
+--     03_rls.sql's "deleted_at >= now()" on the worker ("new row violates
+--     row-level security policy"); a BEFORE UPDATE trigger moves such a
+--     deleted_at up to the worker's now() (section 6).
 --
 -- It lives in reference/citus/, not reference/, because the test and
 -- benchmark commands load reference/*.sql into plain PostgreSQL.
@@ -215,3 +221,32 @@ REVOKE ALL ON FUNCTION public.crm_citus_unlink_chats() FROM PUBLIC;
 CREATE TRIGGER trg_customers_unlink_chats
     BEFORE DELETE ON public.customers
     FOR EACH ROW EXECUTE FUNCTION public.crm_citus_unlink_chats();
+
+-- ---------------------------------------------------------------------------
+-- 6. Soft delete under row-level security (03_rls.sql). The customers SELECT
+--    policy keeps a customer visible to the transaction that soft-deletes it
+--    through "deleted_at >= now()". On Citus the application's
+--    "SET deleted_at = now()" is evaluated on the coordinator, and the shard's
+--    policy compares it with the worker transaction's now(), which started
+--    later: every soft delete by crm_app failed with "new row violates
+--    row-level security policy for table customers_<shard>". When row-level
+--    security applies to the caller and the new deleted_at lies less than a
+--    minute before the worker's now() (the coordinator/worker gap), it is
+--    moved up to now(). A deleted_at back-dated by more than that is left
+--    alone, and refused by the policy as on a single node.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION public.crm_citus_soft_delete_now() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL
+       AND NEW.deleted_at < now() AND NEW.deleted_at >= now() - interval '1 minute'
+       AND row_security_active(TG_RELID) THEN
+        NEW.deleted_at := now();
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER trg_customers_citus_soft_delete_now
+    BEFORE UPDATE OF deleted_at ON public.customers
+    FOR EACH ROW EXECUTE FUNCTION public.crm_citus_soft_delete_now();

@@ -202,7 +202,7 @@ for seed in $SEEDS; do
   name=differential_$seed work=$OUT/$name
   mkdir -p "$work"
   t1=$SECONDS
-  cqv citus_gen coord -c "SELECT difftest.generate($seed, $STEPS)" | awk -f "$CT/split_mixed_roles.awk" >"$work/workload.sql"
+  cqv citus_gen coord -c "SELECT difftest.generate($seed, $STEPS)" | awk -f "$CT/adapt_workload.awk" >"$work/workload.sql"
   if ! mk_citus_db "citus_$seed" || ! mk_single_db "single_$seed"; then result "$name" FAIL "cannot build the databases"; continue; fi
   say "$name: databases ready in $((SECONDS - t1)) s; $(tail -1 "$work/workload.sql" | sed 's/^-- //')"
   t1=$SECONDS
@@ -279,6 +279,8 @@ else
     shard=$(cqv $CDB coord -c "SELECT get_shard_id_for_distribution_column('public.customers', '$Z'::uuid)")
     if cq $CDB coord -c "SELECT citus_move_shard_placement($shard, '127.0.0.1', $from, '127.0.0.1', $to, shard_transfer_mode => 'block_writes')" \
          >"$OUT/shard_move.log" 2>&1; then
+      # the old copies are dropped later (deferred); drop them now
+      cq $CDB coord -c "CALL citus_cleanup_orphaned_resources()" >>"$OUT/shard_move.log" 2>&1
       now_on=$(node_of "$Z")
       say "shard_move: shard group of $shard moved :$from -> :$now_on"
       if run_both shard_move "$f2" $CDB $SDB; then
@@ -429,19 +431,24 @@ EOF
                                OR implementation = 'native'")
     shard_native=0 shard_plpgsql=0
     for n in w1 w2; do
-      read -r a b <<<"$(cqv $CDB $n -F ' ' -c "SET citus.override_table_visibility = off" -c "
+      read -r a b c <<<"$(cqv $CDB $n -F ' ' -c "SET citus.override_table_visibility = off" -c "
         SELECT count(*) FILTER (WHERE pn.nspname = 'crm_native'),
                count(*) FILTER (WHERE p.proname IN ('sync_customer_from_vc_usage', 'trigger_refresh_customer_metrics',
-                                                    'sync_customer_matching_keys', 'log_customer_changes', 'track_lifecycle_changes'))
+                                                    'sync_customer_matching_keys', 'log_customer_changes', 'track_lifecycle_changes')),
+               coalesce(string_agg(c.relname || '.' || t.tgname, ',') FILTER (WHERE pn.nspname = 'crm_native'), '-')
           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
           JOIN pg_namespace pn ON pn.oid = p.pronamespace
-         WHERE NOT t.tgisinternal AND c.relname ~ '^(customers|VC Usage)_[0-9]+$'")"
+         WHERE NOT t.tgisinternal AND c.relname ~ '^(customers|VC Usage)_[0-9]+$'
+           -- active placements only (not a moved shard's old copy awaiting cleanup)
+           AND substring(c.relname from '_([0-9]+)$')::bigint IN
+               (SELECT shardid FROM pg_dist_placement WHERE groupid = (SELECT groupid FROM pg_dist_local_group))")"
       shard_native=$((shard_native + a)); shard_plpgsql=$((shard_plpgsql + b))
+      [ "$c" = - ] || native_left="${native_left:-} $n:$c"
     done
     if [ "$st" = "0 native, 6 plpgsql" ] && [ "$shard_native" = 0 ] && [ "$shard_plpgsql" -gt 0 ]; then
       result uninstall PASS "status(): $st; shards: $shard_plpgsql plpgsql triggers, no native one"
     else
-      result uninstall FAIL "status(): $st; shard triggers: $shard_native native, $shard_plpgsql plpgsql"
+      result uninstall FAIL "status(): $st; shard triggers: $shard_native native, $shard_plpgsql plpgsql; native left:${native_left:- none}"
     fi
     # the application's plpgsql triggers query the distributed tables from the shard: Citus refuses
     if cq $CDB coord -c "$CHAT_COLS $(chat "$X" 50 m99)" >"$OUT/after_uninstall.log" 2>&1; then
