@@ -34,11 +34,13 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # install scripts the upgrade test starts from (not installed) and the upgrade
 # scripts as released (installed). The upgrade to this version is generated:
 # src/sql/upgrade/0.2.0--0.3.0.sql, then the fragments new in 0.3.0, then the
-# functions 0.3.0 changed, as the fragments define them (CREATE OR REPLACE).
+# functions 0.3.0 added to older fragments or changed, as the fragments
+# define them (CREATE OR REPLACE).
 # When a later version is released, freeze the generated script as
 # src/sql/released/crm_native--0.2.0--0.3.0.sql and retarget these lines.
 UPGRADE_FRAGMENTS = src/sql/90_citus.sql
-UPGRADE_REPLACED  = status install uninstall rebuild_matching_keys verify_schema
+UPGRADE_FUNCTIONS = status install uninstall _customer_keys rebuild_matching_keys rebuild_metrics verify_schema \
+                    health _index_leading_with merge_customers
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--0.2.0--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql
 
@@ -94,9 +96,9 @@ $(EXTENSION)--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql
 	@{ printf '%s\n' '-- crm_native 0.2.0 -> $(EXTVERSION): generated from src/sql/upgrade/0.2.0--$(EXTVERSION).sql and src/sql/*.sql, do not edit'; \
 	   cat src/sql/upgrade/0.2.0--$(EXTVERSION).sql; \
 	   for f in $(UPGRADE_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; \
-	   for fn in $(UPGRADE_REPLACED); do \
+	   for fn in $(UPGRADE_FUNCTIONS); do \
 	     printf '\n-- ---- crm_native.%s() as src/sql/*.sql defines it\n' "$$fn"; \
-	     sed -n "/^CREATE FUNCTION crm_native.$$fn(/,/^\$$\$$;$$/p" $(SQL_FRAGMENTS) | sed '1s/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/'; \
+	     sed -n "/^CREATE FUNCTION crm_native.$$fn(/,/^\$$[a-z]*\$$;$$/p" $(SQL_FRAGMENTS) | sed '1s/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/'; \
 	   done; } > $@
 
 all: $(DATA_built)

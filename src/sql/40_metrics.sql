@@ -110,13 +110,20 @@ AS $fn$
 DECLARE
     deleted bigint;
     written bigint;
+    -- On Citus (90_citus.sql) every key carries company_id: the statements
+    -- join and group on it too, so that they run shard by shard.
+    distributed boolean := crm_native._citus_distributed(target_schema);
+    same_company text := CASE WHEN distributed THEN ' AND v.company_id = m.company_id' ELSE '' END;
+    company_group text := CASE WHEN distributed THEN ', v.company_id' ELSE '' END;
+    conflict_key text := CASE WHEN distributed THEN '(customer_id, company_id)' ELSE '(customer_id)' END;
 BEGIN
+    PERFORM crm_native._require_schema('crm_native.rebuild_metrics', target_schema);
     EXECUTE format('LOCK TABLE %I.customer_metrics IN SHARE ROW EXCLUSIVE MODE', target_schema);
     EXECUTE format($q$
         DELETE FROM %1$I.customer_metrics m
          WHERE ($1 IS NULL OR m.customer_id = $1)
-           AND NOT EXISTS (SELECT 1 FROM %1$I."VC Usage" v WHERE v.customer_id = m.customer_id) $q$,
-        target_schema) USING customer;
+           AND NOT EXISTS (SELECT 1 FROM %1$I."VC Usage" v WHERE v.customer_id = m.customer_id%2$s) $q$,
+        target_schema, same_company) USING customer;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     EXECUTE format($q$
         INSERT INTO %1$I.customer_metrics AS m
@@ -126,9 +133,9 @@ BEGIN
                coalesce(sum(v.view_count), 0), min(v.created_at), max(v.created_at), now()
           FROM %1$I."VC Usage" v
          WHERE v.customer_id IS NOT NULL AND ($1 IS NULL OR v.customer_id = $1)
-         GROUP BY v.customer_id
+         GROUP BY v.customer_id%2$s
          ORDER BY v.customer_id
-        ON CONFLICT (customer_id) DO UPDATE
+        ON CONFLICT %3$s DO UPDATE
            SET company_id = EXCLUDED.company_id,
                total_conversations = EXCLUDED.total_conversations,
                total_sessions = EXCLUDED.total_sessions,
@@ -141,7 +148,7 @@ BEGIN
                IS DISTINCT FROM
                (EXCLUDED.company_id, EXCLUDED.total_conversations, EXCLUDED.total_sessions,
                 EXCLUDED.total_views, EXCLUDED.first_interaction_at, EXCLUDED.last_interaction_at) $q$,
-        target_schema) USING customer;
+        target_schema, company_group, conflict_key) USING customer;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN deleted + written;
 END

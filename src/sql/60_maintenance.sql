@@ -5,6 +5,21 @@
 -- the plpgsql triggers (whose keys were normalized differently), rebuild them.
 -- The native keys trigger rewrites only keys whose raw value changed, so a
 -- no-op UPDATE of customers would not do it. Returns the number of keys written.
+-- A customer's matching keys as the native keys trigger writes them: one
+-- row per non-empty normalized name, email and phone. Written with unnest
+-- rather than VALUES so that Citus can push it down to the shards.
+CREATE FUNCTION crm_native._customer_keys(name text, email text, phone text)
+RETURNS TABLE (key_type text, key_value text, normalized_value text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.key_type, k.key_value, k.normalized_value
+      FROM unnest(ARRAY['name', 'email', 'phone'], ARRAY[name, email, phone],
+                  ARRAY[crm_native.normalize_name(name), crm_native.normalize_email(email),
+                        crm_native.normalize_phone(phone)]) AS k (key_type, key_value, normalized_value)
+     WHERE k.normalized_value IS NOT NULL
+$$;
+
 CREATE FUNCTION crm_native.rebuild_matching_keys(target_schema text DEFAULT 'public',
                                                  customer uuid DEFAULT NULL)
 RETURNS bigint
@@ -21,13 +36,8 @@ BEGIN
         INSERT INTO %1$I.customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)
         SELECT c.id, c.company_id, k.key_type, k.key_value, k.normalized_value
           FROM %1$I.customers c
-         CROSS JOIN LATERAL (VALUES
-                ('name',  c.customer_name,  crm_native.normalize_name(c.customer_name)),
-                ('email', c.customer_email, crm_native.normalize_email(c.customer_email)),
-                ('phone', c.customer_phone, crm_native.normalize_phone(c.customer_phone)))
-                AS k (key_type, key_value, normalized_value)
-         WHERE k.normalized_value IS NOT NULL
-           AND ($1 IS NULL OR c.id = $1)
+         CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
+         WHERE ($1 IS NULL OR c.id = $1)
          ORDER BY c.id, k.key_type$q$, target_schema) USING customer;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;

@@ -433,6 +433,8 @@ DECLARE
     keys_moved bigint;
     keys_dropped bigint;
     log_id uuid;
+    s_company uuid;
+    company uuid;
 BEGIN
     IF source IS NULL OR target IS NULL THEN
         RAISE EXCEPTION '%: source and target must not be NULL', fn USING ERRCODE = 'invalid_parameter_value';
@@ -459,18 +461,28 @@ BEGIN
     -- the audit trigger's rule: a value that is not a uuid fails (22P02)
     author := NULLIF(current_setting('app.current_user_id', true), '')::uuid;
 
+    -- The company first (unlocked): every statement below names it, which
+    -- keeps each one within the company (on Citus: on one shard).
+    EXECUTE format('SELECT c.company_id FROM %I.customers c WHERE c.id = $1', target_schema) INTO company USING target;
+    EXECUTE format('SELECT c.company_id FROM %I.customers c WHERE c.id = $1', target_schema) INTO s_company USING source;
+    IF s_company IS NOT NULL AND company IS NOT NULL AND s_company <> company THEN
+        RAISE EXCEPTION '%: customers % and % belong to different companies', fn, source, target
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    company := coalesce(company, s_company);  -- one of them missing: reported below
     -- Lock both customers, lower id first (two merges of the same pair never
     -- deadlock), with the lock the sync takes on the customer it links to:
     -- a chat being linked to either one finishes first, a later one waits
     -- for the merge and then finds the survivor.
     lock_sql := format('SELECT c.id, c.company_id, c.deleted_at, c.merged_into_customer_id, to_jsonb(c) AS data
-                          FROM %I.customers c WHERE c.id = $1 FOR NO KEY UPDATE OF c', target_schema);
+                          FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2 FOR NO KEY UPDATE OF c',
+                       target_schema);
     IF source < target THEN
-        EXECUTE lock_sql INTO s USING source;
-        EXECUTE lock_sql INTO t USING target;
+        EXECUTE lock_sql INTO s USING source, company;
+        EXECUTE lock_sql INTO t USING target, company;
     ELSE
-        EXECUTE lock_sql INTO t USING target;
-        EXECUTE lock_sql INTO s USING source;
+        EXECUTE lock_sql INTO t USING target, company;
+        EXECUTE lock_sql INTO s USING source, company;
     END IF;
     IF s.id IS NULL OR t.id IS NULL THEN
         RAISE EXCEPTION '%: customer % does not exist or is not visible to role %', fn,
@@ -497,12 +509,13 @@ BEGIN
     -- 1. The chats: an UPDATE of customer_id (checked by the sync trigger,
     --    counted by the metrics trigger: the source's metrics row goes, the
     --    target's becomes the recomputation over both histories).
-    EXECUTE format('UPDATE %I.%I SET customer_id = $2 WHERE customer_id = $1', target_schema, 'VC Usage')
-      USING source, target;
+    EXECUTE format('UPDATE %I.%I SET customer_id = $2 WHERE customer_id = $1 AND company_id = $3',
+                   target_schema, 'VC Usage')
+      USING source, target, company;
     GET DIAGNOSTICS chats_moved = ROW_COUNT;
     IF to_regclass(format('%I.customer_conversation_summaries', target_schema)) IS NOT NULL THEN
-        EXECUTE format('UPDATE %I.customer_conversation_summaries SET customer_id = $2 WHERE customer_id = $1',
-                       target_schema) USING source, target;
+        EXECUTE format('UPDATE %I.customer_conversation_summaries SET customer_id = $2
+                         WHERE customer_id = $1 AND company_id = $3', target_schema) USING source, target, company;
         GET DIAGNOSTICS summaries_moved = ROW_COUNT;
     END IF;
 
@@ -527,21 +540,23 @@ BEGIN
     END IF;
     SELECT string_agg(format('%1$I = s.%1$I', col), ', ') INTO set_list FROM unnest(filled) AS col;
     EXECUTE format('UPDATE %1$I.customers t SET %2$s updated_at = now()
-                      FROM %1$I.customers s WHERE t.id = $2 AND s.id = $1',
+                      FROM %1$I.customers s
+                     WHERE t.id = $2 AND s.id = $1 AND t.company_id = $3 AND s.company_id = $3',
                    target_schema, coalesce(set_list || ',', ''))
-      USING source, target;
+      USING source, target, company;
 
     -- 3. Matching keys: the source's keys the target does not hold move to
     --    it (so a chat with the source's email or phone finds the target);
     --    the rest (duplicates) go.
     EXECUTE format('UPDATE %1$I.customer_matching_keys k SET customer_id = $2
-                     WHERE k.customer_id = $1
+                     WHERE k.customer_id = $1 AND k.company_id = $3
                        AND NOT EXISTS (SELECT FROM %1$I.customer_matching_keys d
-                                        WHERE d.customer_id = $2 AND d.key_type = k.key_type
+                                        WHERE d.customer_id = $2 AND d.company_id = $3 AND d.key_type = k.key_type
                                           AND d.normalized_value = k.normalized_value)', target_schema)
-      USING source, target;
+      USING source, target, company;
     GET DIAGNOSTICS keys_moved = ROW_COUNT;
-    EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE customer_id = $1', target_schema) USING source;
+    EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE customer_id = $1 AND company_id = $2', target_schema)
+      USING source, company;
     GET DIAGNOSTICS keys_dropped = ROW_COUNT;
 
     -- 4. The merge log, and an event on each customer.
@@ -563,8 +578,8 @@ BEGIN
     -- 5. The source: merged into the target and soft-deleted (audit row by
     --    the customers trigger).
     EXECUTE format('UPDATE %I.customers SET merged_into_customer_id = $2, deleted_at = now(), updated_at = now()
-                     WHERE id = $1', target_schema)
-      USING source, target;
+                     WHERE id = $1 AND company_id = $3', target_schema)
+      USING source, target, company;
     RETURN target;
 END
 $$;

@@ -77,7 +77,7 @@ INSERT INTO crm_native.required_index VALUES
   'matching_keys_sync: the rewrite of a customer''s keys (and the ON DELETE CASCADE)',
   'CREATE INDEX CONCURRENTLY idx_matching_keys_customer ON %1$s.customer_matching_keys USING btree (customer_id)'),
  (3, 'customer_metrics', '{customer_id}', true, true, NULL,
-  'metrics_*: INSERT ... ON CONFLICT (customer_id) needs a unique index on customer_id alone (the metrics key)',
+  'metrics_*: INSERT ... ON CONFLICT needs a unique index on customer_id (on Citus: customer_id, company_id)',
   'ALTER TABLE %1$s.customer_metrics ADD CONSTRAINT idx_customer_metrics_id PRIMARY KEY (customer_id)'),
  (4, 'customers', '{id}', true, true, NULL,
   'customer_sync, metrics: every customer is read by primary key',
@@ -201,8 +201,12 @@ AS $$
        AND keys.k[1] = cols[1]
        AND CASE WHEN ordered THEN keys.k[1:cardinality(cols)] = cols
                 ELSE keys.k[1:cardinality(cols)] @> cols END
-       AND (NOT must_be_unique OR (i.indisunique AND i.indnkeyatts = cardinality(cols)
-                                   AND i.indpred IS NULL AND i.indexprs IS NULL))
+       -- unique: on exactly these columns, or per tenant with company_id
+       -- after them (Citus requires the distribution column in every key)
+       AND (NOT must_be_unique OR (i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+                                   AND (i.indnkeyatts = cardinality(cols)
+                                        OR (i.indnkeyatts = cardinality(cols) + 1
+                                            AND keys.k[i.indnkeyatts] = 'company_id'))))
        AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = allowed_predicate)
      ORDER BY i.indisprimary DESC, i.indisunique DESC, ic.relname
      LIMIT 1
@@ -223,9 +227,11 @@ AS $$
 DECLARE
     nsp oid;
     qs text := quote_ident(target_schema);
+    distributed boolean;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.verify_schema', target_schema);
     SELECT oid INTO nsp FROM pg_namespace WHERE nspname = target_schema;
+    distributed := crm_native._citus_distributed(target_schema);
 
     -- 1. The seed's index inventory, matched by definition.
     RETURN QUERY
@@ -239,7 +245,11 @@ BEGIN
           FROM expected e
           LEFT JOIN LATERAL (
                 SELECT x.index_name, x.is_valid FROM idx x
-                 WHERE x.relid = e.relid AND x.signature = e.signature AND (NOT e.is_unique OR x.is_unique)
+                 WHERE x.relid = e.relid AND (NOT e.is_unique OR x.is_unique)
+                   AND (x.signature = e.signature
+                        -- on Citus a unique key carries company_id last
+                        OR (distributed AND e.is_unique
+                            AND x.signature = regexp_replace(e.signature, '\)$', ', company_id)')))
                  ORDER BY x.is_valid DESC, x.index_name = e.index_name DESC, x.index_name LIMIT 1) same ON true
           LEFT JOIN LATERAL (
                 SELECT x.index_name, x.signature, x.is_unique FROM idx x
@@ -637,12 +647,7 @@ BEGIN
         expected AS (
             SELECT c.id AS customer_id, c.company_id, k.key_type, k.key_value, k.normalized_value
               FROM %1$I.customers c JOIN s ON s.id = c.id
-             CROSS JOIN LATERAL (VALUES
-                    ('name', c.customer_name::text, crm_native.normalize_name(c.customer_name)),
-                    ('email', c.customer_email::text, crm_native.normalize_email(c.customer_email)),
-                    ('phone', c.customer_phone::text, crm_native.normalize_phone(c.customer_phone)))
-                    AS k (key_type, key_value, normalized_value)
-             WHERE k.normalized_value IS NOT NULL),
+             CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k),
         actual AS (
             SELECT k.customer_id, k.company_id, k.key_type::text, k.key_value::text, k.normalized_value::text
               FROM %1$I.customer_matching_keys k JOIN s ON s.id = k.customer_id),

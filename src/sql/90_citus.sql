@@ -5,6 +5,23 @@
 -- group, with metadata on the workers, and the lookups by customer id need
 -- indexes led by it.
 
+-- Whether the CRM tables of target_schema are distributed with Citus.
+CREATE FUNCTION crm_native._citus_distributed(target_schema text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+                    WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+                      AND c.relname IN ('VC Usage', 'customers', 'customer_matching_keys', 'customer_events',
+                                        'customer_audit_log', 'customer_metrics'));
+END
+$$;
+
 CREATE FUNCTION crm_native.citus_problems(target_schema text DEFAULT 'public')
 RETURNS TABLE (problem text, fix text)
 LANGUAGE plpgsql STABLE
@@ -18,12 +35,8 @@ DECLARE
     groups int;
 BEGIN
     SELECT oid INTO nsp FROM pg_namespace WHERE nspname = target_schema;
-    IF nsp IS NULL OR NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
-        RETURN;
-    END IF;
-    -- Nothing is distributed: a single-node schema on a Citus server.
-    IF NOT EXISTS (SELECT FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
-                    WHERE c.relnamespace = nsp AND c.relname = ANY (crm_tables)) THEN
+    -- without Citus, or nothing distributed (a single-node schema on a Citus server)
+    IF nsp IS NULL OR NOT crm_native._citus_distributed(target_schema) THEN
         RETURN;
     END IF;
 

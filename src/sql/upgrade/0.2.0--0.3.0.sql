@@ -8,3 +8,8 @@
 -- (90_citus.sql), which install() now consults, and status(), install(),
 -- uninstall(), rebuild_matching_keys() and verify_schema() check their schema
 -- argument through crm_native._require_schema() (same message and SQLSTATE).
+
+-- verify_schema()/health() accept a unique key with company_id added (Citus).
+UPDATE crm_native.required_index
+   SET needed_by = 'metrics_*: INSERT ... ON CONFLICT needs a unique index on customer_id (on Citus: customer_id, company_id)'
+ WHERE ordinal = 3;
