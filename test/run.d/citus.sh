@@ -150,6 +150,11 @@ compare() {
   mkdir -p "$work"
   if ! dump_state "$2" citus "$work/citus.dump"; then result "$name" FAIL "dump of $2 failed: $(head -c 300 "$work/citus.dump")"; return 1; fi
   if ! dump_state "$3" single "$work/single.dump"; then result "$name" FAIL "dump of $3 failed: $(head -c 300 "$work/single.dump")"; return 1; fi
+  # a known way to differ, named before the diff: audit rows that name a shard
+  local shard_named
+  shard_named=$(cqv "$2" coord -c "SELECT count(*) || ' rows, e.g. ' || coalesce(min(table_name), '') FROM customer_audit_log
+                                   WHERE table_name <> 'customers'")
+  case $shard_named in 0\ *) ;; *) say "$name: customer_audit_log.table_name names a shard, not the table: $shard_named" ;; esac
   local side
   for side in citus single; do
     if [ -s "$work/$side.dump.invariants" ]; then
@@ -157,8 +162,20 @@ compare() {
     fi
   done
   if ! diff -u "$work/single.dump" "$work/citus.dump" >"$work/dump.diff"; then
-    result "$name" FAIL "Citus differs from the single node in $(grep -c '^[-+][a-z]' "$work/dump.diff") lines (diff: $work/dump.diff)"
-    grep '^[-+][a-z]' "$work/dump.diff" | head -20 | cut -c1-300
+    local also=""
+    case $shard_named in
+      0\ *) ;;
+      *) # would it be equal but for the audit rows' table_name?
+         cq "$2_copy" coord -c "UPDATE customer_audit_log SET table_name = 'customers' WHERE table_name ~ '^customers_[0-9]+$'" >/dev/null
+         cqv "$2_copy" coord -c "SELECT * FROM difftest.dump()" >"$work/citus.dump.table_name_fixed" 2>&1
+         if diff -q "$work/single.dump" "$work/citus.dump.table_name_fixed" >/dev/null; then
+           also="; equal row for row once customer_audit_log.table_name is 'customers'"
+         else
+           also="; still $(diff "$work/single.dump" "$work/citus.dump.table_name_fixed" | grep -c '^[<>]') lines apart with table_name corrected"
+         fi ;;
+    esac
+    result "$name" FAIL "Citus differs from the single node in $(grep -c '^[-+][a-z]' "$work/dump.diff") lines (diff: $work/dump.diff)$also"
+    grep '^[-+][a-z]' "$work/dump.diff" | head -6 | cut -c1-300
     return 1
   fi
   result "$name" PASS "$(wc -l <"$work/citus.dump") rows equal"
@@ -346,7 +363,7 @@ COMMIT;
 EOF
     local pid=$!
     sleep 0.7
-    local t=$SECONDS
+    local t; t=$(date +%s.%N)
     cq "$db" coord >"$s2.log" 2>&1 <<EOF
 SET TimeZone = UTC;
 BEGIN;
@@ -356,7 +373,7 @@ COMMIT;
 EOF
     local rc2=$?
     wait $pid; local rc1=$?
-    RACE_WAITED=$((SECONDS - t))
+    RACE_WAITED=$(awk -v s="$t" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
     [ $rc1 -eq 0 ] || { RACE_ERR="session 1: $(first_error "$s1.log")"; return 1; }
     [ $rc2 -eq 0 ] || { RACE_ERR="session 2: $(first_error "$s2.log")"; return 1; }
   }
@@ -365,7 +382,7 @@ EOF
     race_one $SDB || result race FAIL "on the single node: $RACE_ERR"
     n=$(cqv $CDB coord -c "SELECT count(*) FROM customers WHERE company_id = '$X' AND lower(btrim(customer_email)) = 'race.same@example.com'")
     l=$(cqv $CDB coord -c "SELECT count(DISTINCT customer_id) FROM \"VC Usage\" WHERE user_message IN ('race1', 'race2')")
-    if [ "$n" = 1 ] && [ "$l" = 1 ]; then result race PASS "one customer, both chats linked to it (session 2 took ~${RACE_WAITED} s)"
+    if [ "$n" = 1 ] && [ "$l" = 1 ]; then result race PASS "one customer, both chats linked to it (session 2, started 0.7 s into session 1's 2 s transaction, took ${RACE_WAITED} s)"
     else result race FAIL "$n customers with the email, chats linked to $l customers"; fi
   else
     result race FAIL "on Citus: $RACE_ERR"
@@ -448,7 +465,23 @@ EOF
     if [ "$st" = "0 native, 6 plpgsql" ] && [ "$shard_native" = 0 ] && [ "$shard_plpgsql" -gt 0 ]; then
       result uninstall PASS "status(): $st; shards: $shard_plpgsql plpgsql triggers, no native one"
     else
-      result uninstall FAIL "status(): $st; shard triggers: $shard_native native, $shard_plpgsql plpgsql; native left:${native_left:- none}"
+      # the cleanup docs/citus.md gives for native triggers left on moved shards
+      cleanup=$(cqv $CDB coord -c 'SELECT run_command_on_workers($cmd$
+        DO $do$ DECLARE r record; BEGIN
+          SET LOCAL citus.override_table_visibility = off;
+          SET LOCAL citus.enable_manual_changes_to_shards = on;
+          FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+                     JOIN pg_proc p ON p.oid = t.tgfoid
+                    WHERE p.pronamespace = $q$crm_native$q$::regnamespace AND NOT t.tgisinternal LOOP
+            EXECUTE format($q$DROP TRIGGER %I ON %s$q$, r.tgname, r.rel);
+          END LOOP; END $do$ $cmd$)' 2>&1 | tr '\n' ' ')
+      left=0
+      for n in w1 w2; do
+        left=$((left + $(cqv $CDB $n -c "SET citus.override_table_visibility = off" -c "
+          SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+           WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal")))
+      done
+      result uninstall FAIL "status(): $st; shard triggers: $shard_native native, $shard_plpgsql plpgsql; native left:${native_left:- none}; after the cleanup of docs/citus.md: $left native triggers on the workers (${cleanup:0:200})"
     fi
     # the application's plpgsql triggers query the distributed tables from the shard: Citus refuses
     if cq $CDB coord -c "$CHAT_COLS $(chat "$X" 50 m99)" >"$OUT/after_uninstall.log" 2>&1; then
