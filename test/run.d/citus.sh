@@ -239,6 +239,33 @@ CDB=citus_crm SDB=single_crm
 if ! mk_citus_db $CDB || ! mk_single_db $SDB; then
   result scenarios FAIL "cannot build the scenario databases"
 else
+  # --- schema: what crm_native and the seed's checks say about the distributed schema
+  probs=$(cqv $CDB coord -c "SELECT string_agg(problem, '; ') FROM crm_native.citus_problems()" 2>&1)
+  # verify_schema() on Citus, beyond what it reports on the single node (the
+  # reference schema has 6 foreign keys without an index there)
+  cqv $CDB coord -c "SELECT kind || ' ' || object || ': ' || status FROM crm_native.verify_schema() WHERE status <> 'ok' ORDER BY 1" >"$OUT/verify_schema.citus" 2>&1
+  cqv $SDB coord -c "SELECT kind || ' ' || object || ': ' || status FROM crm_native.verify_schema() WHERE status <> 'ok' ORDER BY 1" >"$OUT/verify_schema.single" 2>&1
+  notok=$(comm -23 "$OUT/verify_schema.citus" "$OUT/verify_schema.single" | paste -sd ';' | sed 's/;/; /g')
+  nidx=$(cqv $CDB coord -c "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname IN (
+      'customers_pkey', 'idx_customers_not_deleted', 'idx_customers_company_status', 'idx_customers_lifecycle',
+      'idx_customers_name_trgm', 'idx_customers_email', 'idx_customers_phone', 'idx_customers_tags',
+      'customers_company_id_fkey', 'customers_merged_into_customer_id_fkey', 'idx_vc_usage_customer_fk',
+      'idx_vc_usage_company_customer', 'idx_vc_usage_session_customer', 'idx_matching_keys_normalized',
+      'idx_matching_keys_customer', 'idx_conversation_summaries_customer', 'idx_conversation_topics',
+      'idx_merge_log_source', 'idx_merge_log_target', 'idx_merge_log_date', 'idx_customer_events_customer',
+      'idx_customer_events_company', 'idx_customer_events_type', 'idx_audit_log_record', 'idx_audit_log_company',
+      'idx_audit_log_user', 'idx_customer_metrics_id', 'idx_customer_metrics_company')")
+  ncoloc=$(cqv $CDB coord -c "SELECT count(*) FILTER (WHERE citus_table_type = 'distributed') || ' distributed by '
+                                     || string_agg(DISTINCT distribution_column, ',') FILTER (WHERE citus_table_type = 'distributed')
+                                     || ' in ' || count(DISTINCT colocation_id) FILTER (WHERE citus_table_type = 'distributed')
+                                     || ' co-location group, ' || count(*) FILTER (WHERE citus_table_type = 'reference') || ' reference'
+                              FROM citus_tables")
+  if [ -z "$probs" ] && [ -z "$notok" ] && [ "$nidx" = 28 ]; then
+    result schema PASS "citus_problems() empty, verify_schema() reports nothing beyond the single node's $(wc -l <"$OUT/verify_schema.single"), the seed's 28 indexes, tables: $ncoloc"
+  else
+    result schema FAIL "citus_problems(): ${probs:-none}; verify_schema() not ok on Citus only: ${notok:-none}; seed indexes: $nidx of 28; tables: $ncoloc"
+  fi
+
   # Companies by where their shard is: X and Y on the same worker, Z on the other.
   read -r X Y Z <<<"$(cqv $CDB coord -F ' ' -c "
     WITH c AS (SELECT format('cccccccc-0000-4000-8000-%s', lpad(i::text, 12, '0'))::uuid AS id FROM generate_series(1, 200) i),
