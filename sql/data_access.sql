@@ -54,25 +54,30 @@ SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics('crm_app_sch
 ALTER SCHEMA crm_app_schema RENAME TO public;
 
 RESET search_path;
--- 4. ON CONFLICT targets come from the table's actual key. A schema that puts
--- company_id in every key (as Citus requires) keeps working: the metrics
--- writers' plans are replaced by ones that name (customer_id, company_id).
+-- 4. ON CONFLICT targets come from the table's actual key. On a single node
+-- that is a unique key on customer_id alone: a per-company key
+-- (customer_id, company_id), as Citus requires, would let a row of the same
+-- customer under another company through, so it is refused here with a clear
+-- error, before anything is written (on a Citus shard it is the key:
+-- test/run.d/citus.sh). Plans made with the old key are replaced.
 ALTER TABLE customer_metrics DROP CONSTRAINT idx_customer_metrics_id;
 ALTER TABLE customer_metrics ALTER COLUMN company_id SET NOT NULL;
 ALTER TABLE customer_metrics ADD PRIMARY KEY (customer_id, company_id);
 INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
-  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's4', 1);
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's5', 1),
+         ('11111111-1111-1111-1111-111111111111', 'dee@example.com', 's6', 1);
+SELECT count(*) AS cy_rows FROM customers WHERE customer_email = 'cy@example.com';
+-- Without any unique key on customer_id: the same error.
+ALTER TABLE customer_metrics DROP CONSTRAINT customer_metrics_pkey;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'eve@example.com', 's7');
+-- The key back: the chats go through, metrics exact.
+ALTER TABLE customer_metrics ADD CONSTRAINT idx_customer_metrics_id PRIMARY KEY (customer_id);
 INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
   VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's5', 1),
          ('11111111-1111-1111-1111-111111111111', 'dee@example.com', 's6', 1);
 SELECT c.customer_email, m.total_conversations, m.total_sessions
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id ORDER BY 1;
 SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
--- Without a unique key on customer_id the metrics writers cannot insert-or-
--- update: a clear error names the table, and the chat is not half-written.
-ALTER TABLE customer_metrics DROP CONSTRAINT customer_metrics_pkey;
-INSERT INTO "VC Usage" (company_id, customer_email, session_id)
-  VALUES ('11111111-1111-1111-1111-111111111111', 'eve@example.com', 's7');
-SELECT count(*) AS eve_rows FROM customers WHERE customer_email = 'eve@example.com';
 -- No Citus here: nothing is distributed, nothing to report.
 SELECT count(*) AS citus_problems FROM crm_native.citus_problems();

@@ -37,11 +37,13 @@ uint64 shard_suffix(const char* name, int* base_len) {
 
 // For shard $1 of the distributed table $2 (in schema $3): each table named
 // in $4 with its distributed table, its shard covering the same hash range,
-// and whether it is co-located with $2. Shards are looked up by their range,
-// as Citus places co-located shards: same group, same range, same node.
+// whether it is hash-distributed and co-located with $2, and whether $2 is
+// hash-distributed. Shards are looked up by their range, as Citus places
+// co-located shards: same group, same range, same node.
 constexpr const char* kColocatedShards =
     "SELECT t.ord::pg_catalog.int4, sh.oid, s2.shardid,"
-    "       p2.logicalrelid IS NOT NULL, p2.colocationid IS NOT DISTINCT FROM p1.colocationid"
+    "       p2.partmethod OPERATOR(pg_catalog.=) 'h', p2.colocationid OPERATOR(pg_catalog.=) p1.colocationid,"
+    "       p1.partmethod OPERATOR(pg_catalog.=) 'h'"
     "  FROM pg_catalog.pg_dist_shard s1"
     "  JOIN pg_catalog.pg_dist_partition p1 ON p1.logicalrelid OPERATOR(pg_catalog.=) s1.logicalrelid"
     " CROSS JOIN pg_catalog.unnest($4::pg_catalog.text[]) WITH ORDINALITY AS t(name, ord)"
@@ -51,8 +53,8 @@ constexpr const char* kColocatedShards =
     "         ON p2.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) sh.oid"
     "  LEFT JOIN pg_catalog.pg_dist_shard s2"
     "         ON s2.logicalrelid OPERATOR(pg_catalog.=) p2.logicalrelid"
-    "        AND s2.shardminvalue IS NOT DISTINCT FROM s1.shardminvalue"
-    "        AND s2.shardmaxvalue IS NOT DISTINCT FROM s1.shardmaxvalue"
+    "        AND s2.shardminvalue OPERATOR(pg_catalog.=) s1.shardminvalue"
+    "        AND s2.shardmaxvalue OPERATOR(pg_catalog.=) s1.shardmaxvalue"
     " WHERE s1.shardid OPERATOR(pg_catalog.=) $1"
     "   AND s1.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) $2";
 
@@ -77,6 +79,10 @@ void resolve(Relation rel, const char* const* tables, int ntables, Placement* ou
     Oid nsp = RelationGetNamespace(rel);
     Oid shell = get_relname_relid(base, nsp);
     if (!OidIsValid(shell)) return;
+    // The exact name Citus gives shard <id> of <base> (no leading zeros).
+    char expected[NAMEDATALEN];
+    snprintf(expected, sizeof expected, "%s_" UINT64_FORMAT, base, shard_id);
+    if (std::strcmp(expected, relname) != 0) return;
 
     Datum names[kMaxTables];
     for (int t = 0; t < ntables; t++) names[t] = CStringGetTextDatum(tables[t]);
@@ -87,8 +93,20 @@ void resolve(Relation rel, const char* const* tables, int ntables, Placement* ou
     int rc = SPI_execute_with_args(kColocatedShards, 4, types, values, nullptr, true, 0);
     if (rc != SPI_OK_SELECT)
         elog(ERROR, "crm_native: reading Citus' shard metadata failed: %s", SPI_result_code_string(rc));
-    if (SPI_processed > 0) {
+    if (SPI_processed == 0) {
+        // Not shard <id> of <base>: a plain table with a shard-like name, or a
+        // distributed table whose metadata this node lacks. The latter must
+        // not fall back to the distributed table's name (a statement from
+        // inside a shard would go back through the distributed planner).
+        rc = SPI_execute_with_args(
+            "SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+            1, &types[1], &values[1], nullptr, true, 1);
+        if (rc != SPI_OK_SELECT)
+            elog(ERROR, "crm_native: reading Citus' shard metadata failed: %s", SPI_result_code_string(rc));
+        if (SPI_processed > 0) misplaced(rel, base, "has no shard of that id in Citus' metadata on this node");
+    } else {
         out->is_shard = true;
+        out->self_shell = shell;
         if (SPI_processed != static_cast<uint64>(ntables)) elog(ERROR, "crm_native: unexpected Citus metadata");
         for (uint64 r = 0; r < SPI_processed; r++) {
             HeapTuple row = SPI_tuptable->vals[r];
@@ -98,9 +116,12 @@ void resolve(Relation rel, const char* const* tables, int ntables, Placement* ou
             if (null || t < 0 || t >= ntables) elog(ERROR, "crm_native: unexpected Citus metadata");
             Oid table_shell = DatumGetObjectId(SPI_getbinval(row, desc, 2, &null));
             if (null) misplaced(rel, tables[t], "does not exist in its schema");
-            if (!DatumGetBool(SPI_getbinval(row, desc, 4, &null))) misplaced(rel, tables[t], "is not distributed");
-            if (!DatumGetBool(SPI_getbinval(row, desc, 5, &null)))
-                misplaced(rel, tables[t], "is not co-located with it");
+            bool flag = DatumGetBool(SPI_getbinval(row, desc, 6, &null));
+            if (null || !flag) misplaced(rel, base, "is not hash-distributed (a reference or local table)");
+            flag = DatumGetBool(SPI_getbinval(row, desc, 4, &null));
+            if (null || !flag) misplaced(rel, tables[t], "is not hash-distributed");
+            flag = DatumGetBool(SPI_getbinval(row, desc, 5, &null));
+            if (null || !flag) misplaced(rel, tables[t], "is not co-located with it");
             int64 id = DatumGetInt64(SPI_getbinval(row, desc, 3, &null));
             if (null) misplaced(rel, tables[t], "has no shard for the same hash range");
             if (snprintf(NameStr(out->shard_name[t]), NAMEDATALEN, "%s_" INT64_FORMAT, tables[t], id) >=

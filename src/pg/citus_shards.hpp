@@ -24,6 +24,7 @@ constexpr int kMaxTables = 8;
 
 struct Placement {
     bool is_shard;                // rel is a shard of a distributed table
+    Oid self_shell;               // is_shard: rel's distributed table
     Oid shell[kMaxTables];        // is_shard: the distributed table of each table name
     Oid shard[kMaxTables];        // is_shard: its co-located shard on this node
     NameData shard_name[kMaxTables];

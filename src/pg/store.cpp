@@ -257,8 +257,10 @@ void shell_defaults(const citus::Placement* placement, int t, const char* column
 }
 
 // {conflict_key:T}: the ON CONFLICT target of table T, from its actual keys:
-// the unique index on customer_id, or on (customer_id, company_id) where the
-// schema puts company_id in every key (Citus).
+// the unique index on customer_id, or on a Citus shard (where every key
+// carries company_id) the one on (customer_id, company_id). Not on a single
+// node: there a per-company key would let a customer's row under another
+// company through as a second row.
 void conflict_key(Relation rel, const citus::Placement* placement, int t, StringInfo sql) {
     Relation target = relation_open(target_relid(rel, placement, t), AccessShareLock);
     Form_pg_attribute customer_att = find_attribute(target, "customer_id");
@@ -274,7 +276,8 @@ void conflict_key(Relation rel, const citus::Placement* placement, int t, String
         Form_pg_index index = reinterpret_cast<Form_pg_index>(GETSTRUCT(tuple));
         bool usable = index->indisunique && index->indimmediate && index->indisvalid &&
                       heap_attisnull(tuple, Anum_pg_index_indexprs, nullptr) &&
-                      heap_attisnull(tuple, Anum_pg_index_indpred, nullptr) && index->indnkeyatts <= 2;
+                      heap_attisnull(tuple, Anum_pg_index_indpred, nullptr) &&
+                      index->indnkeyatts <= (placement->is_shard ? 2 : 1);
         bool has_customer = false;
         for (int k = 0; usable && k < index->indnkeyatts; k++) {
             AttrNumber a = index->indkey.values[k];
@@ -288,11 +291,12 @@ void conflict_key(Relation rel, const citus::Placement* placement, int t, String
     relation_close(target, NoLock);
     if (best == 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-                        errmsg("crm_native: table \"%s\" has no unique key on customer_id or on "
-                               "(customer_id, company_id)",
-                               kTableName[t]),
-                        errhint("The metrics triggers insert-or-update one row per customer: add "
-                                "PRIMARY KEY (customer_id) (crm_native.verify_schema() lists what is missing).")));
+                        errmsg("crm_native: table \"%s\" has no unique key on %s", kTableName[t],
+                               placement->is_shard ? "customer_id or on (customer_id, company_id)" : "customer_id"),
+                        errhint("The metrics triggers insert-or-update one row per customer: add %s "
+                                "(crm_native.verify_schema() lists what is missing).",
+                                placement->is_shard ? "PRIMARY KEY (customer_id, company_id)"
+                                                    : "PRIMARY KEY (customer_id)")));
     appendStringInfoString(sql, best == 1 ? "(customer_id)" : "(customer_id, company_id)");
 }
 
@@ -493,7 +497,12 @@ void insert_stage_event(Relation customers, Datum customer_id, bool customer_nul
 }
 
 void insert_audit_row(Relation customers, const AuditRow* row) {
-    Datum values[8] = {CStringGetTextDatum(RelationGetRelationName(customers)),
+    // The table's name as the application knows it: on a Citus shard
+    // ("customers_102009"), its distributed table's.
+    const citus::Placement* placement = citus::placement_for(customers, kTableName, kTableCount, invalidations);
+    const char* table_name = placement->is_shard ? get_rel_name(placement->self_shell) : nullptr;
+    if (table_name == nullptr) table_name = RelationGetRelationName(customers);
+    Datum values[8] = {CStringGetTextDatum(table_name),
                        row->record_id,
                        row->company_id,
                        CStringGetTextDatum(row->operation),

@@ -201,12 +201,17 @@ AS $$
        AND keys.k[1] = cols[1]
        AND CASE WHEN ordered THEN keys.k[1:cardinality(cols)] = cols
                 ELSE keys.k[1:cardinality(cols)] @> cols END
-       -- unique: on exactly these columns, or per tenant with company_id
-       -- after them (Citus requires the distribution column in every key)
+       -- unique: on exactly these columns, or on a schema distributed with
+       -- Citus (which requires the distribution column in every key) per
+       -- tenant, with company_id after them
        AND (NOT must_be_unique OR (i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
                                    AND (i.indnkeyatts = cardinality(cols)
                                         OR (i.indnkeyatts = cardinality(cols) + 1
-                                            AND keys.k[i.indnkeyatts] = 'company_id'))))
+                                            AND keys.k[i.indnkeyatts] = 'company_id'
+                                            AND crm_native._citus_distributed(
+                                                    (SELECT n.nspname::text FROM pg_class c
+                                                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                                                      WHERE c.oid = relid))))))
        AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = allowed_predicate)
      ORDER BY i.indisprimary DESC, i.indisunique DESC, ic.relname
      LIMIT 1
