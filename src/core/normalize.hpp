@@ -65,4 +65,13 @@ void phonenumber_library_file(char* buf, std::size_t cap) noexcept;
 // normalizer data) so that it can be measured or paid up front.
 void warm_up_normalizers();
 
+namespace detail {
+// For the unit tests, which prove the two phone paths agree: the key of a
+// plainly written North American number in region US without libphonenumber
+// (nullopt: not such a number, the caller parses), and the key libphonenumber
+// gives (what normalize_phone() computes for everything else).
+std::optional<std::string> nanp_phone_key(std::string_view trimmed, std::string_view region_code);
+std::optional<std::string> parsed_phone_key(std::string_view trimmed, std::string_view region_code);
+}  // namespace detail
+
 }  // namespace crm::core

@@ -6,6 +6,7 @@
 #include <unicode/uversion.h>
 
 #include <chrono>
+#include <random>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -117,6 +118,67 @@ BOOST_AUTO_TEST_CASE(real_world_formats) {
             BOOST_TEST(show(normalize_phone(c.input, c.region)) == c.expected);
         }
     }
+}
+
+// The North American fast path (normalize_phone.cpp, detail::nanp_phone_key)
+// must give exactly libphonenumber's key wherever it answers: on the edge
+// cases below and on 300,000 random strings of digits, separators and plus
+// signs shaped like phone numbers. It must also answer for the common
+// spellings (else it saves nothing).
+BOOST_AUTO_TEST_CASE(nanp_fast_path_agrees_with_libphonenumber) {
+    using crm::core::detail::nanp_phone_key;
+    using crm::core::detail::parsed_phone_key;
+    const std::vector<std::string> edges = {
+        "+1-555-123-4567", "(555) 123-4567", "555.123.4567", "5551234567", "1 (555) 123-4567", "+1 555 123 4567",
+        "15551234567", "+15551234567", "+1 (555) 123-4567", "(((555)))1234567", "555-123-4567)", ")555-123-4567",
+        "-5551234567", "5551234567-", "..5551234567..", "1-5551234567", "+1--555--123--4567", "2015550123",
+        "12015550123", "+12015550123", "9995550123", "1 999 555 0123", "(201) 555-0123", "201 555 0123",
+        // not answered by the fast path (parsed): area codes 0/1, +1 without
+        // the area rule, other country codes, wrong lengths, other characters
+        "0551234567", "1055512345", "11551234567", "+1055512345", "+11551234567", "+5551234567", "555123456",
+        "555123456789", "+44 20 7946 0958", "555-123-4567 x89", "555/123/4567", "+ 1 555 123 4567", "++15551234567",
+        "1+5551234567"};
+    int answered = 0;
+    for (const std::string& input : edges) {
+        BOOST_TEST_CONTEXT("'" << input << "'") {
+            const auto fast = nanp_phone_key(input, "US");
+            if (fast) {
+                answered++;
+                BOOST_TEST(*fast == show(parsed_phone_key(input, "US")));
+            }
+            BOOST_TEST(!nanp_phone_key(input, "GB"));  // region US only
+        }
+    }
+    BOOST_TEST(answered >= 24);  // the common spellings take the fast path
+
+    std::mt19937 random(20261201);
+    const std::string separators = " -.()";
+    int compared = 0;
+    for (int i = 0; i < 300000; i++) {
+        std::string input;
+        int shape = static_cast<int>(random() % 4);
+        if (shape == 0) input = "+";
+        if (shape == 1) input = "+1";
+        // mostly 10 or 11 digits (the lengths the fast path answers), some 8-13
+        int ndigits = random() % 3 != 0 ? 10 + static_cast<int>(random() % 2) : 8 + static_cast<int>(random() % 6);
+        for (int d = 0; d < ndigits; d++) {
+            while (random() % 4 == 0) input.push_back(separators[random() % separators.size()]);
+            // first digits biased towards 0/1 to hit the area-code rules
+            int digit = d < 2 && random() % 2 == 0 ? static_cast<int>(random() % 2) : static_cast<int>(random() % 10);
+            input.push_back(static_cast<char>('0' + digit));
+        }
+        while (random() % 4 == 0) input.push_back(separators[random() % separators.size()]);
+        const auto fast = nanp_phone_key(input, "US");
+        if (!fast) continue;
+        compared++;
+        const std::string slow = show(parsed_phone_key(input, "US"));
+        if (*fast != slow) {
+            BOOST_ERROR("fast path '" << *fast << "' != libphonenumber '" << slow << "' for '" << input << "'");
+            break;
+        }
+    }
+    BOOST_TEST_MESSAGE("fast path compared with libphonenumber on " << compared << " random inputs");
+    BOOST_TEST(compared > 30000);
 }
 
 BOOST_AUTO_TEST_CASE(region_changes_national_numbers_only) {
