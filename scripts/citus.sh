@@ -115,8 +115,11 @@ citus_stage() {
   crm_stage_postgres
   citus_find || return 1
   if [ "$CITUS_SOURCE" = installed ]; then
-    cp -a "$PG_SYS_PKGLIBDIR"/citus*.so "$CRM_STAGE$PG_SYS_PKGLIBDIR/"
-    cp -a "$PG_SYS_SHAREDIR"/extension/citus* "$CRM_STAGE$PG_SYS_SHAREDIR/extension/"
+    # what "make install" of Citus puts there: citus*.so, citus_decoders/,
+    # the citus and citus_columnar extensions and columnar's scripts
+    cp -a "$PG_SYS_PKGLIBDIR"/citus* "$CRM_STAGE$PG_SYS_PKGLIBDIR/"
+    cp -a "$PG_SYS_SHAREDIR"/extension/citus* "$PG_SYS_SHAREDIR"/extension/columnar* "$CRM_STAGE$PG_SYS_SHAREDIR/extension/" 2>/dev/null
+    [ -f "$CRM_STAGE$PG_SYS_SHAREDIR/extension/citus.control" ] || { citus_log "citus.control missing"; return 1; }
   else
     citus_build || return 1
     # The DESTDIR tree has the system's paths, like the stage.
