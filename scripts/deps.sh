@@ -11,6 +11,8 @@ PACKAGES=(
   meson ninja-build gnuplot-nox python3
   debhelper postgresql-server-dev-all
   postgresql-15-cron
+  # building Citus from ../shared/vendor for test/run.d/citus.sh (scripts/citus.sh)
+  liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev libssl-dev libreadline-dev libxslt1-dev
 )
 
 missing=()
