@@ -728,7 +728,7 @@ def citus_report():
         return e[0] if e else None
 
     out.append(f"{g('citus')}: a coordinator and 2 workers, **all three servers and the clients on one machine** "
-               f"({g('machine')}); {g('shard_count')} shards per distributed table; {g('placement')}. "
+               f"({g('machine').split(';')[0]}); {g('shard_count')} shards per distributed table; {g('placement')}. "
                f"Load average {g('loadavg_start')} at the start, {g('loadavg_end')} at the end: **the machine was "
                "shared with other work while these figures were taken**, so they are noisy (all runs are listed).")
     out.append("")
@@ -778,8 +778,8 @@ def citus_report():
                f"{(f'+{lc - ls:.2f} ms' if ls and lc else 'n/a')} | {fmt_lat(lp) if lp else 'n/a'} | "
                f"{'ERROR (below)' if err('error_pgbench_citus_plpgsql') else 'n/a'} |")
     out.append("")
-    out.append(f"Bulk: {g('bulk')}. pgbench: {g('pgbench')}. Each bulk run writes new customers, so the tables grow "
-               "by 10,000 customers per run on both sides." +
+    out.append(f"Bulk: {g('bulk')}. pgbench: {g('pgbench')}. pgbench ran first; each bulk run writes new customers, "
+               "so the tables grow by 10,000 customers per run on both sides." +
                (f" Largest run-to-run spread within one cell: {max(spreads) * 100:.0f}%." if spreads else ""))
     out.append("")
     out.append("**What happens** (observed on this run, not assumed; raw output in `bench/out/citus_evidence.txt`):")
@@ -788,10 +788,26 @@ def citus_report():
                f"{g('remote_chat_returning')}; new customer: {g('remote_chat_new')}. A single-shard router INSERT "
                "(the chat's id is taken from the sequence on the coordinator), autocommit on the worker: no "
                "BEGIN, no two-phase commit.")
-    out.append(f"- Statements per node (`pg_stat_statements`, track = all during the probe only): "
-               f"coordinator: {g('statements_coordinator')}; {g('statements_workers')}. The triggers run on the "
-               "worker, in the backend that executes the shard INSERT, against the co-located shards (and the local "
-               "replicas of the reference tables for the foreign-key checks): no further network hop per chat.")
+    def fnum(key):
+        try:
+            return float(g(key, ""))
+        except ValueError:
+            return None
+    ms_s, ms_c, ms_w = fnum("chat_ms_single"), fnum("chat_ms_coordinator"), fnum("chat_ms_workers")
+    split = ""
+    if ms_s and ms_c and ms_w:
+        split = (f" Per chat, server side: single node {ms_s:.2f} ms; Citus: the worker's shard INSERT with its "
+                 f"triggers {ms_w:.2f} ms ({ms_w / ms_s:.1f}x the single node's same statements; not broken down "
+                 "here: candidates are plans prepared per shard rather than per table in each new backend, Citus' "
+                 "hooks on each statement, and the cores shared with the coordinator's backends), the coordinator "
+                 f"{ms_c:.2f} ms including that wait, so about {ms_c - ms_w:.2f} ms of routing and round trip on top.")
+    out.append(f"- Statements and server-side time of single chats (`pg_stat_statements` over {g('probe_tx')} chats "
+               "of the pgbench script, -t per client, 2 clients; track = all during this probe only; means include "
+               "each new connection's first chats): single node: " + g("statements_single") + "; Citus coordinator: "
+               + g("statements_coordinator") + "; Citus workers: " + g("statements_workers") + ". The triggers run "
+               "on the worker, in the backend that executes the shard INSERT, against the co-located shards (and the "
+               "workers' local replicas of the reference tables for the foreign-key checks): the same statements as "
+               "on the single node, and no further network hop per chat." + split)
     out.append(f"- Bulk of 100 chats over the 10 companies: {g('remote_bulk100_multi')}; in one company: "
                f"{g('remote_bulk100_single')}. EXPLAIN: `{g('explain_bulk')}`: the SELECT (generate_series) runs on "
                "the coordinator, its rows are copied into each target shard over one connection per shard, and "
@@ -801,9 +817,13 @@ def citus_report():
     errs = [(k, v[0]) for k, v in cm.items() if k.startswith("error_")]
     if errs:
         out.append("")
-        out.append("**Errors** (exact text; the plpgsql figures are single-node only when Citus refused them):")
+        out.append("**Errors** (exact text, first lines of the context; the plpgsql figures are single-node only "
+                   "where Citus refused them. The plpgsql attempts ran on the Citus database before crm_native was "
+                   "installed, without the seed's customers: pgbench's \"returning\" chats are new customers there; "
+                   "the returning-customer attempt used one customer written with the triggers off):")
         out.append("")
-        labels = {"seed": "seed (10,000 chats, one per customer)", "bulk_multi": "bulk over 10 companies",
+        labels = {"chat_returning": "one chat of a returning customer", "chat_new": "one chat of a new customer",
+                  "bulk_multi": "bulk over 10 companies",
                   "bulk_single": "bulk in one company", "pgbench": "pgbench single-chat"}
         for k, v in errs:
             what = k[len("error_"):]

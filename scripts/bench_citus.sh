@@ -9,17 +9,18 @@
 #   scripts/bench_citus.sh --runs 1 --pgbench-seconds 5 --pgbench-runs 1   (about 1 minute)
 #
 # Options: --runs N (bulk runs per database and kind, default 3),
-#   --pgbench-seconds N (default 10), --pgbench-runs N (default 3),
+#   --pgbench-seconds N (default 8), --pgbench-runs N (default 3),
 #   --no-build (reuse the staged crm_native), --no-report (do not run
 #   bench/report.py; bench.sh runs it), --out DIR (default bench/out).
 #
 # Databases (all on the local Citus cluster's servers, same settings):
 #   citus_native    reference/01..03 + reference/citus/04_distribute.sql on
 #                   the coordinator, then crm_native installed (its triggers
-#                   run on the shards, on the workers)
-#   citus_plpgsql   the same with the application's plpgsql triggers
-#                   (reference/02): they fail on Citus; the exact error of each
-#                   attempt is recorded, nothing is adapted
+#                   run on the shards, on the workers). Before the install,
+#                   with the application's plpgsql triggers (reference/02) on
+#                   the shards, one attempt of each workload ("citus_plpgsql"):
+#                   they fail on Citus; the exact errors are recorded, nothing
+#                   is adapted
 #   single_native   plain databases (no citus extension in them) on the
 #   single_plpgsql  coordinator's server: the single node, reached the same
 #                   way (TCP 127.0.0.1)
@@ -27,7 +28,7 @@
 # one chat through the database's own triggers (single_native is a copy of
 # single_plpgsql with crm_native.install() run on it).
 #
-# Measured:
+# Measured (pgbench first, on the seed's customers; then the bulks):
 #   bulk    one INSERT ... SELECT of 10,000 new-customer chats, through the
 #           coordinator: over the 10 companies (1,000 each) and in one company;
 #           timed by the client (psql \timing, autocommit: the commit, a
@@ -53,7 +54,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-RUNS=3 PGB_SECONDS=10 PGB_RUNS=3 BUILD=1 REPORT=1 OUT=$ROOT/bench/out
+RUNS=3 PGB_SECONDS=8 PGB_RUNS=3 BUILD=1 REPORT=1 OUT=$ROOT/bench/out
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift ;;
@@ -120,8 +121,8 @@ PSQL=$CRM_PGBIN/psql
 cq() { local db=$1 node=$2; shift 2
        PGOPTIONS="-c client_min_messages=warning" "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(citus_port "$node")" -U postgres -d "$db" "$@"; }
 first_error() {  # first_error FILE: the ERROR line with its DETAIL/HINT/CONTEXT's first line, one line
-  awk '/ERROR:/{p=1} p&&/^(DETAIL|HINT):/{print; next} p&&/ERROR:/{print; next} p&&/^CONTEXT:/{print; exit}' "$1" \
-    | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-600
+  awk '/ERROR:/{p=1} p&&/^(DETAIL|HINT):/{print; next} p&&/ERROR:/{print; next} p&&/^CONTEXT:/{print; getline; print; exit}' "$1" \
+    | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-900
 }
 
 # pg_stat_statements.track through ALTER SYSTEM (a -c option would override
@@ -146,9 +147,33 @@ SEED_CHATS="INSERT INTO \"VC Usage\" ($CHAT_COLS) SELECT $CO, $US, 'Test Custome
   'seed_' || n || '_' || i, 1, 'Question about pavers', 'AI response' FROM generate_series(1, $COMPANIES) n, generate_series(1, $CUSTOMERS) i"
 
 # ---------------------------------------------------------------------------
+# pgbench: scripts/bench.sh's single-chat transactions (inline company ids:
+# no bench schema on the cluster)
+# ---------------------------------------------------------------------------
+PGB_SCRIPT=$OUT/pgbench/citus_chat.sql
+{
+  printf '%s\n' "\\set c random(1, $COMPANIES)" "\\set i random(1, $CUSTOMERS)" "\\set n random(1, 1999999999)" \
+    "\\set r random(1, 100)" "\\if :r <= 70"
+  echo "INSERT INTO \"VC Usage\" ($CHAT_COLS) VALUES (('aaaaaaaa-aaaa-aaaa-aaaa-' || lpad(:c::text, 12, '0'))::uuid,
+        ('bbbbbbbb-bbbb-bbbb-bbbb-' || lpad(:c::text, 12, '0'))::uuid, 'Test Customer ' || :i::int,
+        'customer' || :i::int || '@example.com', NULL::text, 'pgb_' || :client_id::int || '_' || :i::int, 1,
+        'Question about pavers', 'AI response with pricing details...');"
+  echo "\\else"
+  echo "INSERT INTO \"VC Usage\" ($CHAT_COLS) VALUES (('aaaaaaaa-aaaa-aaaa-aaaa-' || lpad(:c::text, 12, '0'))::uuid,
+        ('bbbbbbbb-bbbb-bbbb-bbbb-' || lpad(:c::text, 12, '0'))::uuid, 'New Visitor ' || :n::bigint,
+        'visitor' || :n::bigint || '_' || :client_id::int || '@example.com', '+1' || (2000000000 + :n::bigint)::text,
+        'pgb_new_' || :n::bigint, 1, 'First question', 'First answer');"
+  echo "\\endif"
+} >"$PGB_SCRIPT"
+pgb() {  # pgb DB TAG [pgbench args...]
+  local db=$1 tag=$2; shift 2
+  (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -h 127.0.0.1 -p "$CITUS_COORD_PORT" -U postgres \
+     "$@" -f citus_chat.sql "$db" >"citus_pgbench_${db}_$tag.txt" 2>&1)
+}
+# ---------------------------------------------------------------------------
 # databases
 # ---------------------------------------------------------------------------
-say "databases: citus_native, citus_plpgsql (distributed), single_plpgsql, single_native"
+say "databases: citus_native (distributed), single_plpgsql, single_native"
 mk_citus() {  # mk_citus NAME: reference 01..03 + 04_distribute, companies and users
   local db=$1 f
   citus_setup_db "$db" >/dev/null 2>"$OUT/citus_$db.setup.log" || return 1
@@ -159,12 +184,52 @@ mk_citus() {  # mk_citus NAME: reference 01..03 + 04_distribute, companies and u
   cq "$db" coord -c "$SEED_SQL" >/dev/null || return 1
 }
 if ! err=$(mk_citus citus_native); then finish "failed: setting up citus_native: $err"; fi
+
+# The application's plpgsql triggers on Citus (reference/02, on the shards
+# after 04_distribute.sql), before crm_native replaces them: one attempt of
+# each workload, its exact error recorded (label citus_plpgsql). A returning
+# customer is written first with the triggers off (SET LOCAL
+# session_replication_role, propagated to the worker) and removed afterwards.
+attempt() {  # attempt LABEL SQL: run through the coordinator; the error, if any, goes to citus.tsv
+  local log=$OUT/citus_plpgsql_$1.log
+  if cq citus_native coord -c "$2" >"$log" 2>&1; then cmeta "plpgsql_ran_$1" "ran without error"
+  else cmeta "error_$1_citus_plpgsql" "$(first_error "$log")"; fi
+}
+say "plpgsql triggers on Citus: one attempt of each workload"
+RET_ROW="('aaaaaaaa-aaaa-aaaa-aaaa-000000000001', 'Returning Probe', 'returning.probe@example.com', 'chat')"
+cq citus_native coord -c "BEGIN" -c "SET LOCAL session_replication_role = replica" \
+  -c "INSERT INTO customers (company_id, customer_name, customer_email, source) VALUES $RET_ROW" \
+  -c "INSERT INTO customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)
+      SELECT id, company_id, 'email', customer_email, lower(customer_email) FROM customers
+       WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND customer_email = 'returning.probe@example.com'" \
+  -c "COMMIT" >/dev/null 2>"$OUT/citus_plpgsql_setup.log"
+attempt chat_returning "INSERT INTO \"VC Usage\" ($CHAT_COLS) VALUES ('aaaaaaaa-aaaa-aaaa-aaaa-000000000001',
+  'bbbbbbbb-bbbb-bbbb-bbbb-000000000001', 'Returning Probe', 'returning.probe@example.com', NULL, 'probe_r', 1, 'q', 'a')"
+attempt chat_new "INSERT INTO \"VC Usage\" ($CHAT_COLS) VALUES ('aaaaaaaa-aaaa-aaaa-aaaa-000000000001',
+  'bbbbbbbb-bbbb-bbbb-bbbb-000000000001', 'New Probe', 'new.probe@example.com', '+12125550100', 'probe_n', 1, 'q', 'a')"
+attempt bulk_multi "$(chats plpgsql_m "$COMPANIES" $((10000 / COMPANIES)))"
+attempt bulk_single "$(chats plpgsql_s 1 10000)"
+say "pgbench single-chat: plpgsql on Citus (one attempt, 10 transactions per client)"
+pgb citus_native plpgsql -t 10
+f=$OUT/pgbench/citus_pgbench_citus_native_plpgsql.txt
+if grep -q 'ERROR\|aborted' "$f" || ! grep -q '^tps = ' "$f"; then
+  cmeta error_pgbench_citus_plpgsql "$(first_error "$f")"
+else
+  record citus_pgbench_tps citus_plpgsql 1 "$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$f")"
+fi
+cq citus_native coord -c "BEGIN" -c "SET LOCAL session_replication_role = replica" \
+  -c "DELETE FROM customer_matching_keys WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001'" \
+  -c "DELETE FROM customers WHERE company_id = 'aaaaaaaa-aaaa-aaaa-aaaa-000000000001' AND customer_email = 'returning.probe@example.com'" \
+  -c "COMMIT" >/dev/null 2>>"$OUT/citus_plpgsql_setup.log"
+[ "$(cq citus_native coord -At -c "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM customer_matching_keys)
+      + (SELECT count(*) FROM \"VC Usage\") + (SELECT count(*) FROM customer_events)")" = 0 ] \
+  || finish "failed: citus_native is not empty after the plpgsql attempts: $(cat "$OUT/citus_plpgsql_setup.log")"
+
 if ! cq citus_native coord -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >"$OUT/citus_install.log" 2>&1; then
   finish "failed: crm_native.install() on Citus: $(first_error "$OUT/citus_install.log")"
 fi
 # install()'s warnings on Citus (its checks of the keys), as they are
 grep -E '^WARNING' "$OUT/citus_install.log" | while read -r l; do cmeta install_warning "$l"; done
-if ! err=$(mk_citus citus_plpgsql); then finish "failed: setting up citus_plpgsql: $err"; fi
 cq postgres coord -c "CREATE DATABASE single_plpgsql" >/dev/null || finish "failed: CREATE DATABASE single_plpgsql"
 for f in reference/01_schema.sql reference/02_plpgsql_triggers.sql reference/03_rls.sql; do
   cq single_plpgsql coord -f "$f" >/dev/null || finish "failed: loading $f into single_plpgsql"
@@ -187,9 +252,8 @@ cq single_native coord -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_n
   || finish "failed: crm_native.install() on single_native: $(first_error "$OUT/single_install.log")"
 t=$(seed citus_native) || finish "failed: seeding citus_native through the coordinator: $(first_error "$OUT/citus_seed_citus_native.log")"
 cmeta seed_ms_citus_native "$t"
-seed citus_plpgsql >/dev/null && cmeta seed_ms_citus_plpgsql "ran"   # expected to fail: recorded above
-for db in citus_native citus_plpgsql single_native single_plpgsql; do cq "$db" coord -c "VACUUM ANALYZE" >/dev/null 2>&1; done
-cmeta data "$COMPANIES companies x $CUSTOMERS customers (one chat each) before the bulks; every bulk run adds 10,000 customers"
+for db in citus_native single_native single_plpgsql; do cq "$db" coord -c "ANALYZE" >/dev/null 2>&1; done
+cmeta data "$COMPANIES companies x $CUSTOMERS customers (one chat each) for pgbench, which runs first; then the bulks, each run adding 10,000 new customers"
 cmeta data_citus_native "$(cq citus_native coord -At -c "SELECT format('%s customers, %s chats, %s matching keys, %s metrics rows',
   (SELECT count(*) FROM customers), (SELECT count(*) FROM \"VC Usage\"), (SELECT count(*) FROM customer_matching_keys),
   (SELECT count(*) FROM customer_metrics))")"
@@ -206,6 +270,26 @@ cmeta placement "$(awk -F'\t' -v w1="127.0.0.1:$CITUS_W1_PORT" -v w2="127.0.0.1:
   END {n=0; for (k in sh) n++; printf "%d shards of customers for the 10 companies; worker 1 holds companies%s, worker 2 holds companies%s%s", n, (a?a:" none"), (b?b:" none"), (c?"; elsewhere:"c:"")}' "$OUT/citus_placement.tsv")"
 cmeta shard_count "$(cq citus_native coord -At -c "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'customers'::regclass")"
 say "setup done after $((SECONDS - T0)) s"
+
+# ---------------------------------------------------------------------------
+# pgbench single-chat (the script above), on the seed's 10,000 customers
+# ---------------------------------------------------------------------------
+DBS=(citus_native single_native single_plpgsql)
+for run in $(seq 1 "$PGB_RUNS"); do
+  for db in "${DBS[@]}"; do
+    say "pgbench single-chat, 2 clients x ${PGB_SECONDS} s, run $run/$PGB_RUNS: $db"
+    pgb "$db" "r$run" -T "$PGB_SECONDS"
+    f=$OUT/pgbench/citus_pgbench_${db}_r$run.txt
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$f")
+    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$f")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$f")
+    if [ -n "$tps" ]; then record citus_pgbench_tps "$db" "$run" "$tps"; record citus_pgbench_latency_ms "$db" "$run" "$lat"; fi
+    if grep -q 'ERROR\|aborted' "$f" || [ "${failed:-0}" != 0 ]; then
+      cmeta "error_pgbench_$db" "run $run: $(first_error "$f")"
+    fi
+  done
+done
+cmeta pgbench "$PGB_RUNS run(s) x $PGB_SECONDS s per database, 2 clients (-c 2 -j 2 -M prepared), TCP to the coordinator's server; 70% returning customers (10 x 1,000), 30% new; runs interleaved"
 
 # ---------------------------------------------------------------------------
 # bulk: one INSERT ... SELECT of 10,000 new customers' chats
@@ -239,65 +323,8 @@ for run in $(seq 1 "$RUNS"); do
     done
   done
 done
-# the plpgsql triggers on Citus: one attempt of each (expected to fail; the error is the result)
-for kind in multi single; do
-  if [ "$kind" = multi ]; then nc=$COMPANIES per=$((10000 / COMPANIES)); else nc=1 per=10000; fi
-  say "bulk 10,000 chats ($kind company): citus_plpgsql (one attempt)"
-  ms=$(bulk_once citus_plpgsql "${kind}_r1" "$nc" "$per")
-  if [ "$ms" = ERROR ]; then cmeta "error_bulk_${kind}_citus_plpgsql" "$(first_error "$OUT/pgbench/citus_bulk_citus_plpgsql_${kind}_r1.log")"
-  else record "citus_bulk10k_$kind" citus_plpgsql 1 "$ms"; fi
-done
-for db in "${DBS[@]}"; do cq "$db" coord -c "VACUUM ANALYZE" >/dev/null 2>&1; done
 cmeta bulk "$RUNS run(s) per database and kind, interleaved; client-side time of the autocommit INSERT ... SELECT (commit included) after a rolled-back 100-chat warm-up in the same session"
 
-# ---------------------------------------------------------------------------
-# pgbench: scripts/bench.sh's single-chat transactions (inline company ids:
-# no bench schema on the cluster)
-# ---------------------------------------------------------------------------
-PGB_SCRIPT=$OUT/pgbench/citus_chat.sql
-{
-  printf '%s\n' "\\set c random(1, $COMPANIES)" "\\set i random(1, $CUSTOMERS)" "\\set n random(1, 1999999999)" \
-    "\\set r random(1, 100)" "\\if :r <= 70"
-  echo "INSERT INTO \"VC Usage\" ($CHAT_COLS) VALUES (('aaaaaaaa-aaaa-aaaa-aaaa-' || lpad(:c::text, 12, '0'))::uuid,
-        ('bbbbbbbb-bbbb-bbbb-bbbb-' || lpad(:c::text, 12, '0'))::uuid, 'Test Customer ' || :i::int,
-        'customer' || :i::int || '@example.com', NULL::text, 'pgb_' || :client_id::int || '_' || :i::int, 1,
-        'Question about pavers', 'AI response with pricing details...');"
-  echo "\\else"
-  echo "INSERT INTO \"VC Usage\" ($CHAT_COLS) VALUES (('aaaaaaaa-aaaa-aaaa-aaaa-' || lpad(:c::text, 12, '0'))::uuid,
-        ('bbbbbbbb-bbbb-bbbb-bbbb-' || lpad(:c::text, 12, '0'))::uuid, 'New Visitor ' || :n::bigint,
-        'visitor' || :n::bigint || '_' || :client_id::int || '@example.com', '+1' || (2000000000 + :n::bigint)::text,
-        'pgb_new_' || :n::bigint, 1, 'First question', 'First answer');"
-  echo "\\endif"
-} >"$PGB_SCRIPT"
-pgb() {  # pgb DB TAG [pgbench args...]
-  local db=$1 tag=$2; shift 2
-  (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -h 127.0.0.1 -p "$CITUS_COORD_PORT" -U postgres \
-     "$@" -f citus_chat.sql "$db" >"citus_pgbench_${db}_$tag.txt" 2>&1)
-}
-for run in $(seq 1 "$PGB_RUNS"); do
-  for db in "${DBS[@]}"; do
-    say "pgbench single-chat, 2 clients x ${PGB_SECONDS} s, run $run/$PGB_RUNS: $db"
-    pgb "$db" "r$run" -T "$PGB_SECONDS"
-    f=$OUT/pgbench/citus_pgbench_${db}_r$run.txt
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$f")
-    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$f")
-    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$f")
-    if [ -n "$tps" ]; then record citus_pgbench_tps "$db" "$run" "$tps"; record citus_pgbench_latency_ms "$db" "$run" "$lat"; fi
-    if grep -q 'ERROR\|aborted' "$f" || [ "${failed:-0}" != 0 ]; then
-      cmeta "error_pgbench_$db" "run $run: $(grep -m1 -E 'ERROR|aborted' "$f" | cut -c1-400)"
-    fi
-  done
-done
-say "pgbench single-chat: citus_plpgsql (one attempt, 10 transactions per client)"
-pgb citus_plpgsql r1 -t 10
-f=$OUT/pgbench/citus_pgbench_citus_plpgsql_r1.txt
-tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$f")
-if grep -q 'ERROR\|aborted' "$f" || [ -z "$tps" ]; then
-  cmeta error_pgbench_citus_plpgsql "$(grep -m1 -E 'ERROR' "$f" | cut -c1-400) [$(grep -m1 -E 'aborted' "$f" | cut -c1-200)]"
-else
-  record citus_pgbench_tps citus_plpgsql 1 "$tps"
-fi
-cmeta pgbench "$PGB_RUNS run(s) x $PGB_SECONDS s per database, 2 clients (-c 2 -j 2 -M prepared), TCP to the coordinator's server; 70% returning customers (10 x 1,000), 30% new; runs interleaved"
 
 # ---------------------------------------------------------------------------
 # what actually happens: the coordinator's remote commands, EXPLAIN, the
@@ -327,36 +354,69 @@ remote citus_native bulk100_single "$(chats probe_s 1 100)"
   cq citus_native coord -c "EXPLAIN (COSTS OFF) $(chats explain 10 1000)" 2>&1
   echo; } >>"$EVID"
 cmeta explain_bulk "$(cq citus_native coord -At -c "EXPLAIN (COSTS OFF) $(chats explain 10 1000)" 2>&1 | grep -m1 -i 'INSERT/SELECT method' | sed 's/^ *//')"
-# the statements each node runs over 200 single chats through the coordinator
-# (CREATE EXTENSION is refused on a worker; on the coordinator Citus
-# propagates it to the workers)
-cq citus_native coord -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>>"$EVID"
+# The statements each node runs for single chats, and their server-side time:
+# pgbench -t PROBE_TX per client (2 clients) with pg_stat_statements.track =
+# all, on citus_native through the coordinator and on single_native. (CREATE
+# EXTENSION is refused on a worker; on the coordinator Citus propagates it.)
+PROBE_TX=200
+for db in citus_native single_native; do
+  cq "$db" coord -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>>"$EVID"
+done
 for n in "${CITUS_NODES[@]}"; do
   cq postgres "$n" -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
 done
 sleep 1
-for n in "${CITUS_NODES[@]}"; do cq citus_native "$n" -c "SELECT pg_stat_statements_reset()" >/dev/null; done
-pgb citus_native probe -t 100
-probe_tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$OUT/pgbench/citus_pgbench_citus_native_probe.txt")
-for n in "${CITUS_NODES[@]}"; do
-  { echo "=== pg_stat_statements on $n (database citus_native) after ${probe_tx:-?} single chats through the coordinator (track = all)"
-    cq citus_native "$n" -c "SELECT toplevel, calls, rows, round(total_exec_time::numeric, 1) AS ms, left(regexp_replace(query, '\s+', ' ', 'g'), 150) AS query
-        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-        ORDER BY calls DESC LIMIT 25" 2>&1
-    echo; } >>"$EVID"
-done
-stmt_sum() {  # stmt_sum NODES TOPLEVEL [query filter] -> calls summed over NODES
-  local total=0 n v
-  for n in $1; do
-    v=$(cq citus_native "$n" -At -c "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
-          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel = $2 ${3:-}")
-    total=$((total + ${v:-0}))
+# per node: chats (top-level chat INSERTs), their mean ms, foreign-key checks,
+# crm_native's catalog lookup of co-located shards, the triggers' other
+# statements, and how many of those name a distributed table (not a shard)
+STMT_SQL="WITH s AS (SELECT * FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
+ c AS (SELECT CASE
+     WHEN toplevel AND query ~ '^INSERT INTO (public\.)?\"VC Usage(_[0-9]+)?\"' THEN 'chat'
+     WHEN toplevel THEN 'other_top'
+     WHEN query ~ 'FOR KEY SHARE OF x' THEN 'fk'
+     WHEN query ~ 'pg_dist_shard' THEN 'shard_lookup'
+     WHEN query ~* '(pg_stat_statements|citus|pg_dist_)' THEN 'other_top'
+     ELSE 'trigger' END AS kind, calls, total_exec_time, query FROM s)
+SELECT kind, sum(calls)::bigint, round(sum(total_exec_time)::numeric, 1),
+       sum(calls) FILTER (WHERE kind = 'trigger' AND query ~ '(customers|\"VC Usage\"|customer_matching_keys|customer_metrics|customer_events|customer_audit_log|customer_conversation_summaries)([^_0-9]|\$)')::bigint
+  FROM c GROUP BY kind ORDER BY kind"
+probe() {  # probe DB NODES...: reset, PROBE_TX chats per client through the coordinator's server, collect
+  local db=$1 n; shift
+  for n in "$@"; do cq "$db" "$n" -c "SELECT pg_stat_statements_reset()" >/dev/null; done
+  pgb "$db" probe -t "$PROBE_TX"
+  for n in "$@"; do
+    { echo "=== pg_stat_statements on $n (database $db) after $((2 * PROBE_TX)) single chats (pgbench -t $PROBE_TX -c 2; track = all)"
+      cq "$db" "$n" -c "SELECT toplevel, calls, rows, round(total_exec_time::numeric, 1) AS ms, left(regexp_replace(query, '\s+', ' ', 'g'), 150) AS query
+          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          ORDER BY calls DESC LIMIT 30" 2>&1
+      echo; } >>"$EVID"
+    cq "$db" "$n" -At -F $'\t' -c "$STMT_SQL" | sed "s/^/$db\t$n\t/" >>"$OUT/citus_statements.tsv"
   done
-  echo "$total"
 }
-NOT_OWN="AND query !~* '(pg_stat_statements|pg_catalog\\.|citus_|pg_dist|set_config|assign_distributed_transaction_id|^(BEGIN|COMMIT|ROLLBACK|SET|SHOW)\\y)'"
-cmeta statements_coordinator "${probe_tx:-?} single chats: $(stmt_sum coord true "AND query ~ 'INSERT INTO \"VC Usage\"'") top-level chat INSERTs, $(stmt_sum coord false "$NOT_OWN") nested statements on CRM tables"
-cmeta statements_workers "on the workers: $(stmt_sum "w1 w2" true "AND query ~ 'INSERT INTO public\\.\"VC Usage_[0-9]+\"'") top-level INSERTs into a \"VC Usage\" shard, $(stmt_sum "w1 w2" false "$NOT_OWN") nested statements run by the triggers (SPI) on CRM shards, $(stmt_sum "w1 w2" false "$NOT_OWN AND query ~ '(customers|\"VC Usage\"|customer_matching_keys|customer_metrics|customer_events|customer_audit_log)([^_0-9]|\$)'") of them naming a distributed table instead of a shard"
-for n in "${CITUS_NODES[@]}"; do cq postgres "$n" -c "ALTER SYSTEM SET pg_stat_statements.track = 'none'" -c "SELECT pg_reload_conf()" >/dev/null; done
+: >"$OUT/citus_statements.tsv"
+probe citus_native "${CITUS_NODES[@]}"
+probe single_native coord
+for n in "${CITUS_NODES[@]}"; do
+  cq postgres "$n" -c "ALTER SYSTEM SET pg_stat_statements.track = 'none'" -c "SELECT pg_reload_conf()" >/dev/null
+done
+# summaries: per chat, per side
+stmt_summary() {  # stmt_summary DB NODE_RE [citus] -> "N chat INSERTs (mean X ms ...); per chat: ..."
+  awk -F'\t' -v db="$1" -v re="$2" -v citus="${3:-}" -v tx=$((2 * PROBE_TX)) '
+    $1==db && $2~re { calls[$3]+=$4; ms[$3]+=$5; dist+=$6 }
+    END { c=calls["chat"]; if (c==0) c=tx;
+          printf "%d chat INSERTs (mean %.2f ms each, server side); per chat %.2f foreign-key checks, %.2f trigger statements",
+            calls["chat"], (calls["chat"] ? ms["chat"]/calls["chat"] : 0), calls["fk"]/c, calls["trigger"]/c
+          if (citus) printf " (%d naming a distributed table instead of a shard), %.3f shard-placement lookups", dist, calls["shard_lookup"]/c }' "$OUT/citus_statements.tsv"
+}
+chat_mean() {  # chat_mean DB NODE_RE -> mean ms of the top-level chat INSERTs
+  awk -F'\t' -v db="$1" -v re="$2" '$1==db && $2~re && $3=="chat" { n+=$4; ms+=$5 } END { if (n) printf "%.3f", ms/n }' "$OUT/citus_statements.tsv"
+}
+cmeta statements_single "$(stmt_summary single_native '^coord$')"
+cmeta statements_coordinator "$(stmt_summary citus_native '^coord$' citus)"
+cmeta statements_workers "$(stmt_summary citus_native '^w[12]$' citus)"
+cmeta chat_ms_single "$(chat_mean single_native '^coord$')"
+cmeta chat_ms_coordinator "$(chat_mean citus_native '^coord$')"
+cmeta chat_ms_workers "$(chat_mean citus_native '^w[12]$')"
+cmeta probe_tx "$((2 * PROBE_TX))"
 cmeta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 finish ran
