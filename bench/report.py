@@ -778,16 +778,25 @@ def citus_report():
                f"{(f'+{lc - ls:.2f} ms' if ls and lc else 'n/a')} | {fmt_lat(lp) if lp else 'n/a'} | "
                f"{'ERROR (below)' if err('error_pgbench_citus_plpgsql') else 'n/a'} |")
     out.append("")
+    first_slowest = [v for (mid, _db), v in vals.items() if mid.startswith("citus_bulk10k_") and len(v) > 1]
+    first_note = ""
+    if first_slowest and all(v[0] == max(v) for v in first_slowest):
+        first_note = (" In every bulk cell the first run was the slowest (why was not determined here: the first "
+                      "10,000-customer statement after pgbench, or the other load on the machine at that time); "
+                      "the medians are those of all runs.")
     out.append(f"Bulk: {g('bulk')}. pgbench: {g('pgbench')}. pgbench ran first; each bulk run writes new customers, "
                "so the tables grow by 10,000 customers per run on both sides." +
-               (f" Largest run-to-run spread within one cell: {max(spreads) * 100:.0f}%." if spreads else ""))
+               (f" Largest run-to-run spread within one cell: {max(spreads) * 100:.0f}%." if spreads else "")
+               + first_note)
     out.append("")
     out.append("**What happens** (observed on this run, not assumed; raw output in `bench/out/citus_evidence.txt`):")
     out.append("")
     out.append(f"- One chat through the coordinator (`citus.log_remote_commands`): returning customer: "
-               f"{g('remote_chat_returning')}; new customer: {g('remote_chat_new')}. A single-shard router INSERT "
-               "(the chat's id is taken from the sequence on the coordinator), autocommit on the worker: no "
-               "BEGIN, no two-phase commit.")
+               f"{g('remote_chat_returning')}; new customer: {g('remote_chat_new')}."
+               + (" A single-shard router INSERT (the chat's id is taken from the sequence on the coordinator), "
+                  "autocommit on the worker: no BEGIN, no two-phase commit."
+                  if all(g(k).startswith("INSERT x1; 1 connection") for k in ("remote_chat_returning", "remote_chat_new"))
+                  else ""))
     def fnum(key):
         try:
             return float(g(key, ""))
@@ -809,9 +818,13 @@ def citus_report():
                "workers' local replicas of the reference tables for the foreign-key checks): the same statements as "
                "on the single node, and no further network hop per chat." + split)
     out.append(f"- Bulk of 100 chats over the 10 companies: {g('remote_bulk100_multi')}; in one company: "
-               f"{g('remote_bulk100_single')}. EXPLAIN: `{g('explain_bulk')}`: the SELECT (generate_series) runs on "
-               "the coordinator, its rows are copied into each target shard over one connection per shard, and "
-               "the statement commits with two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED).")
+               f"{g('remote_bulk100_single')}. EXPLAIN: `{g('explain_bulk')}`"
+               + (": the SELECT (generate_series) runs on the coordinator and its rows are copied (COPY) into the "
+                  "target shards" if "pull to coordinator" in g("explain_bulk") else "")
+               + ("; the statement commits with two-phase commit (PREPARE TRANSACTION / COMMIT PREPARED on every "
+                  "connection), also when it wrote one shard." if "PREPARE TRANSACTION" in g("remote_bulk100_single")
+                  else "; two-phase commit over several shards." if "PREPARE TRANSACTION" in g("remote_bulk100_multi")
+                  else "."))
     for wline in cm.get("install_warning", []):
         out.append(f"- `crm_native.install()` on Citus warned: {wline}")
     errs = [(k, v[0]) for k, v in cm.items() if k.startswith("error_")]
@@ -837,8 +850,9 @@ def citus_report():
                "the *overhead* of the distributed path on the same hardware. A single chat costs, on top of the "
                "single node's work, the coordinator's routing (parse, plan, shard pruning, the id sequence), one "
                "localhost round trip to the worker and a second backend doing the INSERT and the shard-local "
-               "triggers: two processes' CPU per chat on 2 cores, and a latency that adds both. With 2 pgbench "
-               "clients the cores are saturated either way, so the TPS ratio is mostly that extra CPU per chat. "
+               "triggers: two processes' CPU per chat on 2 cores, and a latency that adds both. Each pgbench "
+               "client waits for its chat before sending the next (TPS = 2 clients / latency), so the TPS ratio "
+               "is the latency ratio: that added work per chat, not a limit of the cluster. "
                "The bulk statement is pulled to the coordinator and copied into the shards; over several "
                "companies the shards are written by parallel worker backends, which on one machine can use both "
                "cores where the single node's one backend uses one: intra-statement parallelism, not scale-out; "

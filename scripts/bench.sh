@@ -26,7 +26,8 @@
 #   --keep-cluster  leave the cluster running afterwards (databases bench_plpgsql,
 #             bench_native, bench_floor) and print how to connect to it
 #   --no-citus  skip the Citus section (quick: 1 bulk run, 1 x 5 s pgbench;
-#             full: 3 bulk runs, 3 x 10 s pgbench; about 1.5 / 3.5 minutes)
+#             full: 3 bulk runs, 3 x 8 s pgbench; about 2 / 3.5 minutes on
+#             the shared 2-core machine)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

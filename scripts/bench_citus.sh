@@ -5,7 +5,7 @@
 # workloads on a single node. Called by scripts/bench.sh after its own
 # cluster is stopped, or alone:
 #
-#   scripts/bench_citus.sh                 about 3 minutes after the build
+#   scripts/bench_citus.sh                 about 3.5 minutes (shared 2-core machine) after the build
 #   scripts/bench_citus.sh --runs 1 --pgbench-seconds 5 --pgbench-runs 1   (about 1 minute)
 #
 # Options: --runs N (bulk runs per database and kind, default 3),
@@ -120,9 +120,11 @@ PSQL=$CRM_PGBIN/psql
 # cq DB NODE [psql args]: TCP to a node, as postgres (the single node: NODE coord)
 cq() { local db=$1 node=$2; shift 2
        PGOPTIONS="-c client_min_messages=warning" "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(citus_port "$node")" -U postgres -d "$db" "$@"; }
-first_error() {  # first_error FILE: the ERROR line with its DETAIL/HINT/CONTEXT's first line, one line
-  awk '/ERROR:/{p=1} p&&/^(DETAIL|HINT):/{print; next} p&&/ERROR:/{print; next} p&&/^CONTEXT:/{print; getline; print; exit}' "$1" \
-    | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-900
+first_error() {  # first_error FILE: the ERROR line with its DETAIL and HINT, one line
+  # (CONTEXT up to its first "PL/pgSQL function ..." line: the failing statement and its function)
+  awk '/ERROR:/{p=1} p&&/^(DETAIL|HINT):/{print; next} p&&/ERROR:/{print; next}
+       p&&/^CONTEXT:/{c=1} c{print; if (/PL\/pgSQL function/ || ++n >= 8) exit}' "$1" \
+    | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-1200
 }
 
 # pg_stat_statements.track through ALTER SYSTEM (a -c option would override
