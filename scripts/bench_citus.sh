@@ -6,7 +6,7 @@
 # cluster is stopped, or alone:
 #
 #   scripts/bench_citus.sh                 about 3.5 minutes (shared 2-core machine) after the build
-#   scripts/bench_citus.sh --runs 1 --pgbench-seconds 5 --pgbench-runs 1   (about 1 minute)
+#   scripts/bench_citus.sh --runs 1 --pgbench-seconds 5 --pgbench-runs 1   (about 2 minutes)
 #
 # Options: --runs N (bulk runs per database and kind, default 3),
 #   --pgbench-seconds N (default 8), --pgbench-runs N (default 3),
@@ -31,18 +31,18 @@
 # Measured (pgbench first, on the seed's customers; then the bulks):
 #   bulk    one INSERT ... SELECT of 10,000 new-customer chats, through the
 #           coordinator: over the 10 companies (1,000 each) and in one company;
-#           timed by the client (psql \timing, autocommit: the commit, a
-#           two-phase commit on Citus when several shards were written, is
-#           included), after a rolled-back warm-up of 100 chats in the same
+#           timed by the client (psql \timing, autocommit: the commit, on
+#           Citus a two-phase commit, is included), after a rolled-back warm-up of 100 chats in the same
 #           session; committed, new customers every run; runs interleaved
 #   pgbench the single-chat pgbench of scripts/bench.sh (one chat INSERT per
 #           transaction, 70% returning customers, 30% new, 10 companies),
 #           2 clients, -M prepared
 #   what happens: citus.log_remote_commands on the coordinator for a single
 #           chat and for small bulks (commands sent to the workers, 2PC or
-#           not), EXPLAIN of the bulk, the workers' pg_stat_statements
-#           (track = all only for this probe) over 200 single chats, and which
-#           worker holds each company's shard
+#           not), EXPLAIN of the bulk, pg_stat_statements on every node
+#           (track = all only for this probe) over 400 single chats (pgbench
+#           -t 200 -c 2) on Citus and on the single node, and which worker
+#           holds each company's shard
 #
 # Writes into OUT (default bench/out): rows of results.tsv (id db run value;
 # ids citus_*; rows of an earlier run of this script are replaced), citus.tsv
