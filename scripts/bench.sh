@@ -12,20 +12,28 @@
 # Writes bench/out/report.md (printed at the end), bench/out/history.png and
 # the raw measurements (bench/out/results.tsv, pgbench logs, EXPLAIN plans).
 #
+# Then (scripts/bench_citus.sh, after this cluster is stopped) the Citus
+# section: the bulk and single-chat pgbench through the coordinator of a
+# local Citus cluster beside a single node; skipped, and said so in the
+# report, when no Citus is available or with --no-citus.
+#
 # Usage: scripts/bench.sh [--quick | --full] [--runs N] [--pgbench-seconds N]
-#                         [--synchronous-commit] [--no-build] [--keep-cluster]
+#                         [--synchronous-commit] [--no-build] [--keep-cluster] [--no-citus]
 #   --quick   3 runs (1 for data generation, bulk 10,000 and lifecycle 10,000), shorter
 #             history and pgbench: under 2 minutes after the build
 #   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench,
 #             tenants: company B's chats 30 s alone / during A's 50,000-chat import (quick: 8 s, 10,000)
 #   --keep-cluster  leave the cluster running afterwards (databases bench_plpgsql,
 #             bench_native, bench_floor) and print how to connect to it
+#   --no-citus  skip the Citus section (quick: 1 bulk run, 1 x 5 s pgbench;
+#             full: 3 bulk runs, 3 x 8 s pgbench; about 2 / 3.5 minutes on
+#             the shared 2-core machine)
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-MODE=full RUNS="" RUNS_SET="" PGBENCH_SECONDS="" SYNC_COMMIT=off BUILD=1 KEEP=0
+MODE=full RUNS="" RUNS_SET="" PGBENCH_SECONDS="" SYNC_COMMIT=off BUILD=1 KEEP=0 CITUS=1
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) MODE=quick ;;
@@ -35,7 +43,8 @@ while [ $# -gt 0 ]; do
     --synchronous-commit) SYNC_COMMIT=on ;;
     --no-build) BUILD=0 ;;
     --keep-cluster) KEEP=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --no-citus) CITUS=0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -787,6 +796,19 @@ if [ "$KEEP" = 1 ]; then
   say "stop it with: $CRM_PGBIN/pg_ctl -D $CRM_PGDATA stop (as postgres)"
 else
   crm_cluster_stop
+fi
+
+# Citus section (issue 18): its own cluster (a coordinator and 2 workers),
+# started after this one is stopped; it never fails the benchmark: a skip or
+# a failure is recorded in citus.tsv and the report says so.
+if [ "$CITUS" = 1 ]; then
+  CITUS_ARGS=()
+  [ "$MODE" = quick ] && CITUS_ARGS=(--runs 1 --pgbench-seconds 5 --pgbench-runs 1)
+  say "Citus section (scripts/bench_citus.sh ${CITUS_ARGS[*]})"
+  bash scripts/bench_citus.sh --no-build --no-report --out "$OUT" "${CITUS_ARGS[@]}" \
+    || printf 'status\tfailed: scripts/bench_citus.sh exited with an error (see its output)\n' >>"$OUT/citus.tsv"
+else
+  printf 'status\tskipped: scripts/bench.sh --no-citus\n' >"$OUT/citus.tsv"
 fi
 
 /usr/bin/python3 bench/report.py "$OUT"
