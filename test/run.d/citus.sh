@@ -18,6 +18,8 @@
 #   shard_move     citus_move_shard_placement of a tenant, then its chats
 #   bulk           COPY and INSERT ... SELECT (coordinator-evaluated and
 #                  pushed down to the shards)
+#   shard_local    chats of every kind: no statement a trigger runs is planned
+#                  by Citus as distributed on a worker (its command logging)
 #   race           the same new email from 2 sessions through the coordinator:
 #                  one customer
 #   rls            as crm_app (LOGIN) with SET LOCAL app.current_company_id and
@@ -402,6 +404,65 @@ else
     if [ "$nb" = 800 ] && [ "$unl" = 0 ]; then result bulk PASS "COPY 300, INSERT ... SELECT 300 (coordinator) + 200 (pushed down), all linked"
     else result bulk FAIL "$nb bulk chats (wanted 800), $unl unlinked"; fi
   fi
+
+  # --- shard_local: no statement a trigger runs goes through the distributed
+  # planner. With citus.log_local_commands and log_remote_commands on, a
+  # worker logs every statement that Citus plans as distributed there
+  # ("executing the command locally", "issuing"); the chats' own statements
+  # reach the worker as shard statements from the coordinator and are not
+  # logged. So: chats of every kind (rolled back), then not one such line on
+  # either worker; then a query on a distributed table on a worker must log
+  # one (the control: the detection works).
+  worker_logging() {  # worker_logging on|off
+    local n
+    for n in w1 w2; do
+      if [ "$1" = on ]; then
+        cq postgres "$n" -c "ALTER SYSTEM SET citus.log_local_commands = on" -c "ALTER SYSTEM SET citus.log_remote_commands = on" \
+           -c "ALTER SYSTEM SET log_min_messages = notice" -c "SELECT pg_reload_conf()" >/dev/null
+      else
+        cq postgres "$n" -c "ALTER SYSTEM RESET citus.log_local_commands" -c "ALTER SYSTEM RESET citus.log_remote_commands" \
+           -c "ALTER SYSTEM RESET log_min_messages" -c "SELECT pg_reload_conf()" >/dev/null
+      fi
+    done
+    sleep 1
+  }
+  distributed_lines() {  # distributed_lines FROM1 FROM2: planner lines logged on the workers after those line counts
+    { tail -n +"$(($1 + 1))" "$CITUS_DIR/w1/server.log"; tail -n +"$(($2 + 1))" "$CITUS_DIR/w2/server.log"; } \
+      | grep -E 'executing the command locally|issuing ' >"$OUT/shard_local.lines"
+    wc -l <"$OUT/shard_local.lines"
+  }
+  worker_logging on
+  l1=$(wc -l <"$CITUS_DIR/w1/server.log"); l2=$(wc -l <"$CITUS_DIR/w2/server.log")
+  if cq $CDB coord >"$OUT/shard_local.log" 2>&1 <<EOF
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, customer_name, session_id)
+  VALUES ('$X', 'local1@example.com', '+1 555 010 0001', 'Local One', 'L1');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES ('$X', 'local1@example.com', 'L2');
+INSERT INTO "VC Usage" (company_id, customer_name, session_id) VALUES ('$X', 'Local One', 'L3');
+INSERT INTO "VC Usage" (company_id, customer_phone, session_id) VALUES ('$X', '(555) 010-0001', 'L4');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+  SELECT '$X', 'local' || g || '@example.com', 'L' || g FROM generate_series(10, 60) g;
+UPDATE customers SET lifecycle_stage = 'lead' WHERE company_id = '$X' AND customer_email = 'local1@example.com';
+UPDATE "VC Usage" SET view_count = 3 WHERE company_id = '$X' AND session_id = 'L2';
+DELETE FROM "VC Usage" WHERE company_id = '$X' AND session_id = 'L3';
+ROLLBACK;
+EOF
+  then
+    during=$(distributed_lines "$l1" "$l2")
+    m1=$(wc -l <"$CITUS_DIR/w1/server.log"); m2=$(wc -l <"$CITUS_DIR/w2/server.log")
+    cq $CDB w1 -c "SELECT count(*) FROM customers WHERE company_id = '$X'" >/dev/null 2>&1
+    cq $CDB w2 -c "SELECT count(*) FROM customers WHERE company_id = '$X'" >/dev/null 2>&1
+    sleep 0.5
+    control=$(distributed_lines "$m1" "$m2")
+    if [ "$during" = 0 ] && [ "$control" -gt 0 ]; then
+      result shard_local PASS "new, returning, name-only, phone-only and bulk chats, a stage change, a chat UPDATE and DELETE: no statement planned as distributed on a worker (control query: $control logged)"
+    else
+      result shard_local FAIL "$during distributed statements on the workers during the chats (control: $control; $OUT/shard_local.lines)"
+    fi
+  else
+    result shard_local FAIL "chats failed: $(first_error "$OUT/shard_local.log")"
+  fi
+  worker_logging off
 
   # --- race: the same new email from two sessions through the coordinator
   race_one() {  # race_one DB: session 1 holds its transaction open 2 s, session 2 starts 0.7 s later
