@@ -40,7 +40,7 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # src/sql/released/crm_native--0.2.0--0.3.0.sql and retarget these lines.
 UPGRADE_FRAGMENTS = src/sql/90_citus.sql
 UPGRADE_FUNCTIONS = status install uninstall _customer_keys rebuild_matching_keys rebuild_metrics verify_schema \
-                    health _index_leading_with merge_customers
+                    health _index_leading_with merge_customers _search_query
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--0.2.0--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql
 

@@ -64,42 +64,6 @@ BEGIN
 END
 $$;
 
--- The surviving customer of a merge chain: customer itself when it is live
--- and not merged, else the end of its merged_into_customer_id chain. NULL
--- when the chain ends at a soft-deleted customer, leaves company, reaches a
--- row this role cannot see, loops, or is longer than 64 hops (the sync's
--- rules, docs/customer_sync.md step 3).
-CREATE FUNCTION crm_native._merge_survivor(target_schema text, customer uuid, company uuid)
-RETURNS uuid
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cur uuid := customer;
-    nxt uuid;
-    deleted timestamptz;
-    comp uuid;
-    found_row boolean;
-BEGIN
-    FOR hop IN 1..65 LOOP
-        EXECUTE format('SELECT true, c.merged_into_customer_id, c.deleted_at, c.company_id
-                          FROM %I.customers c WHERE c.id = $1', target_schema)
-           INTO found_row, nxt, deleted, comp USING cur;
-        IF found_row IS NULL OR comp IS DISTINCT FROM company THEN
-            RETURN NULL;
-        END IF;
-        IF nxt IS NULL THEN
-            RETURN CASE WHEN deleted IS NULL THEN cur END;
-        END IF;
-        IF nxt = customer THEN
-            RETURN NULL;   -- a loop through the start
-        END IF;
-        cur := nxt;
-    END LOOP;
-    RETURN NULL;           -- too long (or a loop that does not pass the start)
-END
-$$;
-
 -- The check above runs as the caller: let every role read the registry of
 -- native triggers (trigger names and DDL templates, nothing of a tenant).
 GRANT SELECT ON crm_native.native_trigger TO PUBLIC;
@@ -131,7 +95,7 @@ $$;
 
 -- The search statement for target_schema (pg_trgm in schema trgm), with
 -- parameters $1 company, $2 the trimmed query, $3 max_results, $4 the email
--- key, $5 the phone key, $6 the name key, $7 target_schema, $8 whether to
+-- key, $5 the phone key, $6 the name key, $7 target_schema (unused), $8 whether to
 -- search names by similarity (crm_native._search_keys). Separate, so
 -- that tests and the benchmark EXPLAIN exactly what search_customers runs.
 --
@@ -139,7 +103,11 @@ $$;
 -- three columns of the keys index (company_id, key_type, normalized_value);
 -- names use the pg_trgm GIN index on customer_name (WHERE deleted_at IS
 -- NULL). A key holder counts when it is live, or merged (then its survivor
--- is returned); name hits are live customers. Only the top max_results
+-- is returned: the end of its merge chain, followed within the company, when
+-- that customer is live; none for a chain that loops, leaves the company or
+-- runs over 64 hops); name hits are live customers. The chain is a recursive
+-- CTE, not a function call, so that on Citus the whole statement runs on the
+-- company's shard. Only the top max_results
 -- unmerged name hits are kept: each is its own survivor, so no better
 -- survivor can be cut off; merged name hits (rare) are all resolved.
 CREATE FUNCTION crm_native._search_query(target_schema text, trgm text)
@@ -148,7 +116,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $f$
     SELECT format($q$
-        WITH probes (rank, key_type, key) AS (
+        WITH RECURSIVE probes (rank, key_type, key) AS (
             VALUES (1, 'email', $4), (2, 'phone', $5), (3, 'name', $6)
         ), key_hits AS (
             SELECT k.customer_id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
@@ -173,10 +141,20 @@ AS $f$
               WHERE NOT merged ORDER BY score DESC, holder LIMIT $3)
             UNION ALL
             SELECT holder, merged, 3, 'similar_name', score FROM name_hits WHERE merged
+        ), chain (start, cur, hop, next, deleted) AS (
+            SELECT c.id, c.id, 0, c.merged_into_customer_id, c.deleted_at
+              FROM (SELECT DISTINCT holder FROM hits WHERE merged) m
+              JOIN %1$I.customers c ON c.id = m.holder AND c.company_id = $1
+            UNION ALL
+            SELECT ch.start, c.id, ch.hop + 1, c.merged_into_customer_id, c.deleted_at
+              FROM chain ch
+              JOIN %1$I.customers c ON c.id = ch.next AND c.company_id = $1
+             WHERE ch.next IS NOT NULL AND ch.next <> ch.start AND ch.hop < 64
         ), resolved AS (
-            SELECT CASE WHEN h.merged THEN crm_native._merge_survivor($7, h.holder, $1) ELSE h.holder END
-                       AS survivor, h.rank, h.matched_by, h.score
+            SELECT CASE WHEN h.merged THEN s.survivor ELSE h.holder END AS survivor, h.rank, h.matched_by, h.score
               FROM hits h
+              LEFT JOIN (SELECT ch.start, ch.cur AS survivor FROM chain ch
+                          WHERE ch.next IS NULL AND ch.deleted IS NULL) s ON s.start = h.holder
         ), best AS (
             SELECT DISTINCT ON (r.survivor) r.survivor, r.rank, r.matched_by, r.score
               FROM resolved r

@@ -26,6 +26,8 @@
 #                  citus.propagate_set_commands = 'local'; without it the
 #                  workers do not see the tenant
 #   final_state    the scenario database equals its single-node twin
+#   maintenance    merge_customers(), the rebuilds, verify_metrics(), health(),
+#                  search_customers() through the coordinator
 #   truncate       TRUNCATE "VC Usage" empties customer_metrics
 #   uninstall      crm_native.uninstall() restores the plpgsql triggers on the
 #                  shell tables and the shards
@@ -543,6 +545,46 @@ EOF
 
   # --- final_state: every scenario above, row for row against the single node
   compare final_state $CDB $SDB
+
+  # --- maintenance: the SQL functions through the coordinator (after
+  # final_state: merge events carry generated ids the canonical dump does not
+  # map): a merge, a chat for the merged customer's email, the rebuilds; then
+  # the checks are clean and search finds the survivor
+  f=$OUT/maintenance.sql
+  {
+    echo 'SET TimeZone = UTC;'
+    echo 'BEGIN;'; clock
+    echo "$CHAT_COLS $(chat "$X" 71 m71), $(chat "$X" 72 m72);"
+    echo 'COMMIT;'
+    echo 'BEGIN;'; clock
+    # the ids first: SELECT f((SELECT ... WHERE company_id = X)) would be
+    # routed to X's shard as a whole, f run on the worker (docs/citus.md)
+    echo "SELECT id AS src FROM customers WHERE company_id = '$X' AND customer_email = 'person71@example.com' \\gset"
+    echo "SELECT id AS dst FROM customers WHERE company_id = '$X' AND customer_email = 'person72@example.com' \\gset"
+    echo "SELECT crm_native.merge_customers(:'src', :'dst') IS NOT NULL AS merged;"
+    echo 'COMMIT;'
+    echo 'BEGIN;'; clock
+    echo "$CHAT_COLS $(chat "$X" 71 m73);"
+    echo 'COMMIT;'
+    echo "UPDATE customer_metrics SET total_views = total_views + 7 WHERE company_id = '$X';"
+    echo 'SELECT crm_native.rebuild_metrics();'
+    echo 'SELECT crm_native.rebuild_matching_keys();'
+  } >"$f"
+  if cq $CDB coord -f "$f" >"$OUT/maintenance.log" 2>&1; then
+    chk="$(cqv $CDB coord -c "SELECT count(*) FROM crm_native.verify_metrics()" 2>&1) metrics differ, "
+    chk+="$(cqv $CDB coord -c "SELECT count(*) FROM crm_native.health() WHERE status = 'error'" 2>&1) health errors, "
+    chk+="$(cqv $CDB coord -c "SELECT count(*) FROM \"VC Usage\" v JOIN customers c ON c.id = v.customer_id AND c.company_id = v.company_id
+                               WHERE v.company_id = '$X' AND v.user_message = 'm73' AND c.customer_email = 'person72@example.com'" 2>&1) chat on the survivor, "
+    chk+="$(cqv $CDB coord -c "SELECT count(*) FROM crm_native.search_customers('$X', 'person71@example.com')
+                               WHERE customer_email = 'person72@example.com'" 2>&1) search hit"
+    if [ "$chk" = "0 metrics differ, 0 health errors, 1 chat on the survivor, 1 search hit" ]; then
+      result maintenance PASS "merge_customers, rebuild_metrics, rebuild_matching_keys, verify_metrics, health, search_customers: $chk"
+    else
+      result maintenance FAIL "$chk"
+    fi
+  else
+    result maintenance FAIL "$(first_error "$OUT/maintenance.log")"
+  fi
 
   # --- truncate: the statement-level TRUNCATE trigger, on the coordinator's shell table
   if cq $CDB coord -c 'TRUNCATE "VC Usage"' >"$OUT/truncate.log" 2>&1; then

@@ -13,3 +13,7 @@
 UPDATE crm_native.required_index
    SET needed_by = 'metrics_*: INSERT ... ON CONFLICT needs a unique index on customer_id (on Citus: customer_id, company_id)'
  WHERE ordinal = 3;
+
+-- search_customers() follows merge chains in its statement (a recursive CTE),
+-- so that on Citus it runs on the company's shard.
+DROP FUNCTION crm_native._merge_survivor(text, uuid, uuid);
