@@ -13,6 +13,8 @@
 #   differential   the randomized differential workload (test/differential/)
 #                  through the coordinator; final states equal row for row
 #                  (canonical dump, test/citus/harness_citus.sql)
+#   install_checks what install() refuses on a distributed schema (each in a
+#                  rolled-back transaction), naming the problem
 #   same_worker    two companies whose shards sit on the same worker, in the
 #                  same transactions and multi-row statements
 #   shard_move     citus_move_shard_placement of a tenant, then its chats
@@ -315,6 +317,34 @@ else
   for db in $CDB $SDB; do
     cq $db coord -c "INSERT INTO companies (id, name) VALUES ('$X', 'X'), ('$Y', 'Y'), ('$Z', 'Z')" >/dev/null
   done
+
+  # --- install_checks: what install() refuses on a distributed schema. In one
+  # rolled-back transaction each: the unsafe-trigger setting off; the metrics
+  # key without company_id dropped; customer_events taken out of the
+  # co-location group (undistributed). citus_problems() names each, and
+  # install() refuses with it.
+  neg_ok=0 neg_detail=""
+  check_refusal() {  # check_refusal LABEL "SETUP SQL" EXPECTED-TEXT
+    local out
+    out=$(cq $CDB coord 2>&1 <<EOF
+BEGIN;
+$2
+SELECT 'problems: ' || coalesce(string_agg(problem, '; '), 'none') FROM crm_native.citus_problems();
+SELECT crm_native.install();
+ROLLBACK;
+EOF
+)
+    if grep -q "problems: .*$3" <<<"$out" && grep -q "crm_native.install: schema \"public\" is distributed with Citus, but .*$3" <<<"$out"; then
+      neg_ok=$((neg_ok + 1))
+    else
+      neg_detail+="$1: $(tr '\n' ' ' <<<"$out" | cut -c1-300); "
+    fi
+  }
+  check_refusal unsafe_triggers "SET LOCAL citus.enable_unsafe_triggers = off;" "citus.enable_unsafe_triggers is off"
+  check_refusal metrics_key "ALTER TABLE customer_metrics DROP CONSTRAINT idx_customer_metrics_id CASCADE;" "no unique key on (customer_id, company_id)"
+  check_refusal colocation "SELECT update_distributed_table_colocation('public.customer_events', colocate_with => 'none');" "not co-located"
+  if [ "$neg_ok" = 3 ]; then result install_checks PASS "install() refuses, naming the problem: unsafe triggers off, no per-tenant metrics key, a table outside the co-location group"
+  else result install_checks FAIL "$neg_detail"; fi
 
   # --- same_worker: X and Y in the same transactions and statements
   f=$OUT/same_worker.sql
