@@ -17,8 +17,7 @@ BEGIN
     END IF;
     RETURN EXISTS (SELECT FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
                     WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
-                      AND c.relname IN ('VC Usage', 'customers', 'customer_matching_keys', 'customer_events',
-                                        'customer_audit_log', 'customer_metrics'));
+                      AND c.relname IN (SELECT rc.table_name FROM crm_native.required_columns() rc));
 END
 $$;
 
@@ -28,8 +27,10 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    crm_tables text[] := ARRAY['VC Usage', 'customers', 'customer_matching_keys', 'customer_events',
-                               'customer_audit_log', 'customer_metrics'];
+    -- the tables the triggers use, in the column list's order
+    crm_tables text[] := (SELECT array_agg(t.table_name ORDER BY t.first)
+                            FROM (SELECT rc.table_name, min(rc.ordinal) AS first
+                                    FROM crm_native.required_columns() rc GROUP BY rc.table_name) t);
     nsp oid;
     r record;
     groups int;
