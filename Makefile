@@ -15,7 +15,7 @@
 #   such a library loads only into a server started with libasan preloaded.
 
 EXTENSION  = crm_native
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 MODULE_big = crm_native
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
@@ -32,17 +32,17 @@ OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # Upgrade scripts. Released versions are frozen in src/sql/released/: the
 # install scripts the upgrade test starts from (not installed) and the upgrade
-# scripts as released (installed). The upgrade to this version is generated:
-# src/sql/upgrade/0.2.0--0.3.0.sql, then the fragments new in 0.3.0, then the
-# functions 0.3.0 added to older fragments or changed, as the fragments
-# define them (CREATE OR REPLACE).
-# When a later version is released, freeze the generated script as
-# src/sql/released/crm_native--0.2.0--0.3.0.sql and retarget these lines.
-UPGRADE_FRAGMENTS = src/sql/90_citus.sql
-UPGRADE_FUNCTIONS = status install uninstall _customer_keys rebuild_matching_keys rebuild_metrics verify_schema \
-                    health _index_leading_with merge_customers _search_query
-DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--0.2.0--$(EXTVERSION).sql
-DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql
+# scripts as released (installed). The upgrade from the previous release to
+# this version is generated: src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql,
+# then the fragments new in this version, then the functions it added to older
+# fragments or changed, as the fragments define them (CREATE OR REPLACE).
+# When this version is released, freeze the generated install and upgrade
+# scripts in src/sql/released/, add them to DATA, and retarget these lines.
+PREV_VERSION      = 0.3.0
+UPGRADE_FRAGMENTS = src/sql/65_name_search.sql
+UPGRADE_FUNCTIONS = _search_query
+DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
+DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 
@@ -92,9 +92,9 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) Makefile
 	   printf '%s\n' '\echo Use "CREATE EXTENSION crm_native" to load this file. \quit'; \
 	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
 
-$(EXTENSION)--0.2.0--$(EXTVERSION).sql: src/sql/upgrade/0.2.0--$(EXTVERSION).sql $(SQL_FRAGMENTS) Makefile
-	@{ printf '%s\n' '-- crm_native 0.2.0 -> $(EXTVERSION): generated from src/sql/upgrade/0.2.0--$(EXTVERSION).sql and src/sql/*.sql, do not edit'; \
-	   cat src/sql/upgrade/0.2.0--$(EXTVERSION).sql; \
+$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql $(SQL_FRAGMENTS) Makefile
+	@{ printf '%s\n' '-- crm_native $(PREV_VERSION) -> $(EXTVERSION): generated from src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql and src/sql/*.sql, do not edit'; \
+	   cat src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql; \
 	   for f in $(UPGRADE_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; \
 	   for fn in $(UPGRADE_FUNCTIONS); do \
 	     printf '\n-- ---- crm_native.%s() as src/sql/*.sql defines it\n' "$$fn"; \

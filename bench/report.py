@@ -610,12 +610,34 @@ def search_section(out):
         lines.append(f"| `{queries[kind]}` | {tried} | {counts.get(kind, '?')} | {fmt_ms(own_m)} | {fmt_ms(app_m)} | "
                      f"{verdict(own_m, target)} / {verdict(app_m, target)} | {', '.join(used) or '-'} ({'as intended' if ok else 'NOT as intended'}) | "
                      f"{', '.join(seqs) or '-'} |")
+    lp = [k for k in ("name", "fuzzy") if times.get((k, "crm_app_leakproof"))]
+    if lp:
+        lines.append("")
+        lines.append("The name searches as crm_app (RLS) again, after `CREATE INDEX ... USING gin (customer_name "
+                     "crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL` (search_customers then compares "
+                     "names with crm_native's LEAKPROOF `%`, which row-level security lets the index evaluate):")
+        lines.append("")
+        lines.append("| query | results | crm_app (RLS), leakproof trigram index | vs target | plan as crm_app: indexes | plan: seq scans |")
+        lines.append("|---|---|---|---|---|---|")
+        for kind in lp:
+            app_m = statistics.median(times[(kind, "crm_app_leakproof")])
+            plan = ""
+            ppath = os.path.join(out, "explain", f"search_{kind}_crm_app_leakproof.txt")
+            if os.path.exists(ppath):
+                with open(ppath) as f:
+                    plan = f.read()
+            used = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:using|on) (\w+)", plan)))
+            seqs = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
+            ok = "idx_customers_name_trgm_leakproof" in used and not any(
+                s in ("customers", "customer_matching_keys") for s in seqs)
+            lines.append(f"| `{queries[kind]}` | {counts.get(kind, '?')} | {fmt_ms(app_m)} | {verdict(app_m, target)} | "
+                         f"{', '.join(used) or '-'} ({'as intended' if ok else 'NOT as intended'}) | {', '.join(seqs) or '-'} |")
     lines.append("")
     lines.append("Plans: `bench/out/explain/search_*.txt` (EXPLAIN ANALYZE, as the owner, of the statement "
-                 "search_customers runs, `crm_native._search_query`, with the same values). As crm_app the name "
-                 "similarity cannot use the trigram index: pg_trgm's `%` is not LEAKPROOF, so row-level security "
-                 "filters the tenant's rows first and similarity is computed on each of them "
-                 "(docs/operations.md, 'Search under row-level security').")
+                 "search_customers runs, `crm_native._search_query`, with the same values; `*_crm_app_leakproof.txt` "
+                 "as crm_app). As crm_app with only pg_trgm's index the name similarity cannot use it: pg_trgm's "
+                 "`%` is not LEAKPROOF, so row-level security filters the tenant's rows first and similarity is "
+                 "computed on each of them (docs/operations.md, 'Search under row-level security').")
     with open(os.path.join(out, "report.md"), "a") as f:
         f.write("\n".join(lines) + "\n")
 

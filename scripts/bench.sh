@@ -736,6 +736,35 @@ SELECT format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE search_plan(%L, 
   FROM crm_native._search_keys(btrim(:'query')) k \gexec
 SQL
   done
+  # The name searches again as crm_app with an index of crm_native's LEAKPROOF
+  # trigram operator class (docs/operations.md, "Search under row-level
+  # security"), which search_customers then uses; plan as crm_app.
+  q -d bench_ops -c "CREATE INDEX idx_customers_name_trgm_leakproof ON customers
+      USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL" -c "VACUUM ANALYZE customers" >/dev/null
+  for spec in "name|John Smith" "fuzzy|Jon Smyth"; do
+    kind=${spec%%|*}; query=${spec#*|}
+    stmt="SELECT count(*) FROM crm_native.search_customers('$SEARCH_CO', \$q\$$query\$q\$)"
+    nrows=$(qa -d bench_ops -c "$stmt")
+    setrole="SET ROLE crm_app; SET app.current_company_id = '$SEARCH_CO';"
+    for run in $(seq 1 "$RUNS"); do
+      ms=$(q -At -d bench_ops -v stmt="$stmt" -v reps="$READ_REPS" <<SQL
+$setrole
+SELECT bench.time_ms(:'stmt', 1) \gset w_
+SELECT bench.time_ms(:'stmt', :reps) AS ms \gset
+\echo :ms
+SQL
+)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" crm_app_leakproof "$query" "$run" "$ms" "$nrows" >>"$SEARCH_TSV"
+    done
+    q -At -d bench_ops -v co="$SEARCH_CO" -v query="$query" -v trgm="$TRGM_SCHEMA" >"$OUT/explain/search_${kind}_crm_app_leakproof.txt" 2>&1 <<SQL || true
+$setrole
+SELECT format('PREPARE search_plan (uuid, text, int, text, text, text, text, boolean) AS %s',
+              crm_native._search_query('public', :'trgm')) \gexec
+SELECT format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE search_plan(%L, %L, 20, %L, %L, %L, %L, %L)',
+              :'co', btrim(:'query'), k.email_key, k.phone_key, k.name_key, 'public', k.try_names)
+  FROM crm_native._search_keys(btrim(:'query')) k \gexec
+SQL
+  done
   meta search "$RUNS run(s) x $READ_REPS executions per query and role, after one untimed execution; median of the runs"
 else
   meta search "not run: crm_native is not installed ($NATIVE_STATUS)"

@@ -125,3 +125,58 @@ SELECT count(*) FILTER (WHERE line ~ 'Seq Scan on (customers|customer_matching_k
   FROM search_plan;
 RESET enable_seqscan;
 SELECT operation, item, ok FROM crm_native.verify_operations() WHERE operation = 'search_customers';
+
+-- Name search under row-level security. pg_trgm's % is not LEAKPROOF, so as
+-- crm_app the planner may not use it as an index condition: the name branch
+-- filters the tenant's rows instead of using idx_customers_name_trgm.
+GRANT SELECT ON crm_native.native_trigger TO crm_app;
+SELECT crm_native._search_name_operator('public', 'public') AS name_operator;
+CREATE FUNCTION pg_temp.name_plan() RETURNS TABLE (trigram_index text, name_filter boolean)
+LANGUAGE plpgsql AS $$
+DECLARE lines text[];
+BEGIN
+  EXECUTE format('PREPARE rls_plan (uuid, text, int, text, text, text, text, boolean) AS %s',
+                 crm_native._search_query('public', 'public'));
+  SELECT array_agg(l) INTO lines FROM pg_temp.plan_of($q$EXECUTE rls_plan('aaaaaaaa-0000-0000-0000-000000000001',
+      'smith', 20, NULL, NULL, 'smith', 'public', true)$q$) AS l;
+  DEALLOCATE rls_plan;
+  RETURN QUERY SELECT (SELECT substring(l FROM 'Bitmap Index Scan on (\S+)') FROM unnest(lines) l
+                        WHERE l ~ 'Bitmap Index Scan on idx_customers_name' LIMIT 1),
+                      EXISTS (SELECT FROM unnest(lines) l WHERE l ~ 'Filter: .*customer_name %');
+END $$;
+GRANT EXECUTE ON FUNCTION pg_temp.plan_of(text), pg_temp.name_plan() TO crm_app;
+SET enable_seqscan = off;
+SET ROLE crm_app;
+SELECT * FROM pg_temp.name_plan();
+RESET ROLE;
+-- crm_native.% is pg_trgm's similarity operator declared LEAKPROOF, with a
+-- GIN operator class: an index of that class serves the search as crm_app.
+SELECT p.proleakproof AS leakproof, p.prosrc
+  FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode
+ WHERE o.oprnamespace = 'crm_native'::regnamespace AND o.oprname = '%';
+-- ... and gives pg_trgm's answer, at the default and at another threshold
+SELECT count(*) AS pairs, count(*) FILTER (WHERE (a OPERATOR(crm_native.%) b) IS DISTINCT FROM (a % b)) AS differ
+  FROM unnest(ARRAY['John Smith', 'Jon Smyth', 'smith', 'Ann Lee', 'ann', '', 'Jöhn Śmith', 'x']) a,
+       unnest(ARRAY['john smith', 'Johnny Smith', 'Smith John', 'Anne Leigh', 'zzz', '']) b;
+SET pg_trgm.similarity_threshold = 0.1;
+SELECT count(*) FILTER (WHERE a OPERATOR(crm_native.%) b) AS similar,
+       count(*) FILTER (WHERE (a OPERATOR(crm_native.%) b) IS DISTINCT FROM (a % b)) AS differ
+  FROM unnest(ARRAY['John Smith', 'Jon Smyth', 'smith', 'Ann Lee']) a, unnest(ARRAY['john smith', 'Anne Leigh', 'zzz']) b;
+RESET pg_trgm.similarity_threshold;
+CREATE INDEX idx_customers_name_trgm_leakproof ON customers
+  USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL;
+ANALYZE customers;
+SELECT crm_native._search_name_operator('public', 'public') AS name_operator;
+SET ROLE crm_app;
+SELECT * FROM pg_temp.name_plan();
+-- the same answers as the owner's, and never company B's Ann Lee
+SELECT customer_id, customer_name, matched_by, round(score::numeric, 3) AS score
+  FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'smith');
+SELECT customer_id, matched_by
+  FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'Ann Le');
+RESET ROLE;
+SELECT customer_id, customer_name, matched_by, round(score::numeric, 3) AS score
+  FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'smith');
+RESET enable_seqscan;
+DROP INDEX idx_customers_name_trgm_leakproof;
+SELECT crm_native._search_name_operator('public', 'public') AS name_operator;

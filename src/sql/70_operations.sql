@@ -93,7 +93,8 @@ BEGIN
 END
 $$;
 
--- The search statement for target_schema (pg_trgm in schema trgm), with
+-- The search statement for target_schema (pg_trgm in schema trgm; names
+-- compared with crm_native._search_name_operator), with
 -- parameters $1 company, $2 the trimmed query, $3 max_results, $4 the email
 -- key, $5 the phone key, $6 the name key, $7 target_schema (unused), $8 whether to
 -- search names by similarity (crm_native._search_keys). Separate, so
@@ -101,8 +102,9 @@ $$;
 --
 -- Each branch uses its own index: each key probe is a plain equality on the
 -- three columns of the keys index (company_id, key_type, normalized_value);
--- names use the pg_trgm GIN index on customer_name (WHERE deleted_at IS
--- NULL). A key holder counts when it is live, or merged (then its survivor
+-- names use the trigram GIN index on customer_name (WHERE deleted_at IS
+-- NULL): pg_trgm's, or crm_native.gin_trgm_leakproof_ops, which row-level
+-- security can use too. A key holder counts when it is live, or merged (then its survivor
 -- is returned: the end of its merge chain, followed within the company, when
 -- that customer is live; none for a chain that loops, leaves the company or
 -- runs over 64 hops); name hits are live customers. The chain is a recursive
@@ -112,7 +114,7 @@ $$;
 -- survivor can be cut off; merged name hits (rare) are all resolved.
 CREATE FUNCTION crm_native._search_query(target_schema text, trgm text)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $f$
     SELECT format($q$
@@ -132,7 +134,7 @@ AS $f$
             SELECT c.id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
                    %2$I.similarity(c.customer_name, $2) AS score
               FROM %1$I.customers c
-             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name OPERATOR(%2$I.%%) $2
+             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name OPERATOR(%3$s) $2
                AND (c.company_id = $1) IS TRUE   -- a filter: no btree on company_id instead of the GIN
         ), hits AS (
             SELECT holder, merged, rank, matched_by, score FROM key_hits
@@ -167,7 +169,7 @@ AS $f$
           JOIN %1$I.customers c ON c.id = b.survivor
          WHERE c.company_id = $1 AND c.deleted_at IS NULL
          ORDER BY b.rank, b.score DESC, c.id
-         LIMIT $3$q$, target_schema, trgm)
+         LIMIT $3$q$, target_schema, trgm, crm_native._search_name_operator(target_schema, trgm))
 $f$;
 
 CREATE FUNCTION crm_native.search_customers(company_id uuid, query text, max_results int DEFAULT 20,
