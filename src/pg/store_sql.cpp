@@ -28,6 +28,17 @@ namespace {
 #define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
 #define CUSTOMER_IN_COMPANY(param) "(c.company_id" EQ param ") IS TRUE"
 #define CUSTOMER_LIVE "(c.deleted_at IS NULL) IS TRUE"
+// Plans are kept for the backend's life and often made on empty tables, where
+// every index looks as cheap as the intended one. So a condition that must
+// not become an index condition is written as "(...) IS TRUE", which no index
+// matches: the planner's one choice is then the intended index (the primary
+// key, the keys index, a session-leading index), never e.g. the index on
+// merged_into_customer_id for "IS NULL" (all unmerged customers) or on
+// "VC Usage"(customer_id) (a customer's whole history). Checked without a
+// clock by test/run.d/import_cost.sh (returning chats).
+// A chat v of customer `param`, as a filter: the session probes use an index
+// leading with session_id (verify_schema's required index 6).
+#define SAME_CUSTOMER(param) "(v.customer_id" EQ param ") IS TRUE"
 // The live customer of a matching-key row k, read by primary key in a
 // LATERAL subquery fenced by OFFSET 0 (never a scan of the company).
 #define CUSTOMER_BY_KEY(company)                                                                          \
@@ -118,11 +129,17 @@ namespace {
     " FROM (" group ") g"
 
 // Phase 2, after phase 1 has locked every existing row: the locked rows with
-// their deltas and the index probes. $1 = customers inserted by phase 1 (not
+// their deltas and the index probes. Each customer's metrics row is read by
+// a LATERAL primary-key probe, never by a hash join over the whole table (or
+// over the tenant's rows, which row-level security would offer as an index
+// path). $1 = customers inserted by phase 1 (not
 // probed). Distinct sessions: a session only added is new unless a
 // conversation the statement did not add carries it (idx_vc_usage_session_
 // customer (session_id, customer_id); the added ids are hashed once); a
-// session only removed is gone unless a conversation still carries it.
+// session only removed is gone unless a conversation still carries it. Each
+// probe is a scalar subquery with LIMIT 1, which the planner runs per session
+// as an index probe and never turns into a merge or hash anti-join over the
+// whole chat table.
 // Extremes, only when a removed created_at was the stored one: forward and
 // backward probes of idx_vc_usage_company_customer (company_id, customer_id,
 // created_at DESC) per company of the customer (a customer's chats share its
@@ -132,13 +149,15 @@ namespace {
     " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"            \
     "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"       \
     "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"                                 \
-    "  (SELECT count(*) FROM unnest(f.added_only) a(s) WHERE NOT EXISTS ("                      \
-    "     SELECT 1 FROM {self} v WHERE v.session_id = a.s AND v.customer_id = f.customer_id"    \
-    "        AND v.id NOT IN (SELECT ids.id FROM ids)))"                                        \
-    "  - (SELECT count(*) FROM unnest(f.removed_only) r(s) WHERE NOT EXISTS ("                  \
-    "     SELECT 1 FROM {self} v WHERE v.session_id = r.s AND v.customer_id = f.customer_id)),"  \
+    "  (SELECT count(*) FROM unnest(f.added_only) a(s) WHERE (SELECT 1 FROM {self} v"           \
+    "     WHERE v.session_id = a.s AND " SAME_CUSTOMER("f.customer_id")                          \
+    "        AND v.id NOT IN (SELECT ids.id FROM ids) LIMIT 1) IS NULL)"                        \
+    "  - (SELECT count(*) FROM unnest(f.removed_only) r(s) WHERE (SELECT 1 FROM {self} v"       \
+    "     WHERE v.session_id = r.s AND " SAME_CUSTOMER("f.customer_id") " LIMIT 1) IS NULL),"    \
     "  nd.probe, pr.lo, pr.hi"                                                                  \
-    " FROM f JOIN {customer_metrics} m ON m.customer_id = f.customer_id"                        \
+    " FROM f CROSS JOIN LATERAL (SELECT m.total_conversations, m.total_sessions, m.total_views,"  \
+    "    m.first_interaction_at, m.last_interaction_at, m.company_id FROM {customer_metrics} m"   \
+    "    WHERE m.customer_id = f.customer_id LIMIT 1) m"                                          \
     " CROSS JOIN LATERAL (SELECT (f.rem_min IS NOT NULL AND (m.first_interaction_at IS NULL"    \
     "                                 OR f.rem_min <= m.first_interaction_at))"                 \
     "                         OR (f.rem_max IS NOT NULL AND (m.last_interaction_at IS NULL"     \
@@ -229,7 +248,7 @@ constexpr StatementSpec kStatements[] = {
     {Statement::SyncLockHolder, "customer_sync holder lock",
      "SELECT c.id FROM {customers} c"
      " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
-     " AND c.merged_into_customer_id IS NULL"
+     " AND (c.merged_into_customer_id IS NULL) IS TRUE"
      " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
      " FOR NO KEY UPDATE OF c",
      4, {UUIDOID, UUIDOID, BOOLOID, BOOLOID}, SPI_OK_SELECT, false, false},
@@ -289,7 +308,10 @@ constexpr StatementSpec kStatements[] = {
     // UPDATE ... WHERE false locks and skips). A customer that only lost or
     // changed conversations ($8 false) is skipped when it has no row (e.g.
     // its row went with the customer in the ON DELETE CASCADE that is nulling
-    // these chats).
+    // these chats). The existence test is a scalar subquery with LIMIT 1: a
+    // primary-key probe per customer. As EXISTS, the planner may hash it,
+    // reading every metrics row of the table (of the tenant, under
+    // row-level security) once per statement.
     {Statement::MetricsLockOrCreate, "metrics lock or create",
      "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
      " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
@@ -297,17 +319,19 @@ constexpr StatementSpec kStatements[] = {
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
      "             $6::timestamptz[], $7::timestamptz[], $8::bool[])"
      "      WITH ORDINALITY AS u(c, co, n, s, v, f, l, pure, ord)"
-     " WHERE u.pure OR EXISTS (SELECT 1 FROM {customer_metrics} x WHERE x.customer_id = u.c)"
+     " WHERE u.pure OR (SELECT true FROM {customer_metrics} x WHERE x.customer_id = u.c LIMIT 1)"
      " ORDER BY u.ord"
      " ON CONFLICT {conflict_key:customer_metrics} DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
      8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, true, false},
+    // "= ANY ($1)" bounds the rows read to the statement's customers (an
+    // index probe each), whatever join the planner picks for the values.
     {Statement::MetricsUpdateMany, "metrics update rows",
      "UPDATE {customer_metrics} m SET company_id = u.co, total_conversations = u.n, total_sessions = u.s,"
      " total_views = u.v, first_interaction_at = u.f, last_interaction_at = u.l, refreshed_at = now()"
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
      "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
-     " WHERE m.customer_id = u.c",
+     " WHERE m.customer_id = u.c AND m.customer_id = ANY ($1::uuid[])",
      7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, true, false},
     {Statement::MetricsDeleteMany, "metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
      {UUIDARRAYOID}, SPI_OK_DELETE, true, false},
@@ -345,7 +369,7 @@ constexpr StatementSpec kStatements[] = {
     {Statement::MetricsChatUpdate, "metrics chat update",
      "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3,"
      " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
-     "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND v.customer_id = $1"
+     "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND " SAME_CUSTOMER("$1")
      "      AND v.id <> $10) THEN $4 ELSE $5 END,"
      " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
      " refreshed_at = now() WHERE customer_id = $1",

@@ -51,7 +51,7 @@ BEGIN
     WHEN 'plain' THEN
         RETURN;
     WHEN 'fk_indexes' THEN
-        -- (a) one more single-column index on every foreign-key column, even
+        -- (a) extra indexes. One more single-column index on every foreign-key column, even
         -- where the reference schema already has one (customers(company_id)
         -- has customers_company_id_fkey: this adds a second, as a schema
         -- that indexes its foreign keys by rule would).
@@ -74,6 +74,19 @@ BEGIN
             EXECUTE ddl;
             RETURN NEXT ddl;
         END IF;
+        -- and partial indexes an application adds for its own lists, whose
+        -- predicates are conditions the triggers' statements also test: on
+        -- an empty table a full scan of such an index costs as little as the
+        -- primary key, so a statement whose condition lets the planner prove
+        -- the predicate could walk every unmerged customer instead
+        FOREACH ddl IN ARRAY ARRAY[
+            'CREATE INDEX sv_customers_unmerged ON public.customers (company_id) WHERE merged_into_customer_id IS NULL',
+            'CREATE INDEX sv_customers_live_created ON public.customers (created_at) WHERE deleted_at IS NULL',
+            'CREATE INDEX sv_vc_usage_unlinked ON public."VC Usage" (company_id) WHERE customer_id IS NULL',
+            'CREATE INDEX sv_vc_usage_linked_session ON public."VC Usage" (customer_id, created_at) WHERE session_id IS NOT NULL'] LOOP
+            EXECUTE ddl;
+            RETURN NEXT ddl;
+        END LOOP;
     WHEN 'deferred_fks' THEN
         -- (b) every foreign key checked at commit
         FOR fk IN SELECT * FROM schema_variant.crm_fks() LOOP
@@ -136,12 +149,14 @@ $$;
 CREATE FUNCTION schema_variant.describe(p_variant text) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT CASE p_variant
         WHEN 'fk_indexes' THEN
-            format('%s foreign keys, %s extra indexes (%s on customers(company_id))',
+            format('%1$s foreign keys, %2$s extra indexes (%4$s on customers(company_id)), %3$s partial',
                    (SELECT count(*) FROM schema_variant.crm_fks()),
                    (SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-                     WHERE c.relname LIKE 'sv\_%' AND i.indrelid IN (SELECT schema_variant.crm_tables())),
+                     WHERE c.relname LIKE 'sv\_%' AND i.indpred IS NULL AND i.indrelid IN (SELECT schema_variant.crm_tables())),
                    (SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-                     WHERE i.indrelid = 'public.customers'::regclass AND i.indnatts = 1
+                     WHERE c.relname LIKE 'sv\_%' AND i.indpred IS NOT NULL AND i.indrelid IN (SELECT schema_variant.crm_tables())),
+                   (SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                     WHERE i.indrelid = 'public.customers'::regclass AND i.indnatts = 1 AND i.indpred IS NULL
                        AND i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute
                                            WHERE attrelid = 'public.customers'::regclass AND attname = 'company_id')))
         WHEN 'deferred_fks' THEN

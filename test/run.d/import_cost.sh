@@ -23,15 +23,30 @@
 #     pg_stat_xact_* count this backend's reads, the nested statements of
 #     triggers and foreign-key checks included; the delta of one transaction
 #     is exactly the import's reads.
+#   - then, in the same connection, returning chats of the imported
+#     customers: one INSERT ... SELECT of R (= min(N, 2000)) chats (new
+#     sessions) and R / 10 single-chat INSERTs, each chat of customer 1
+#     (whose history grows with every one of them) or of customer i. Their
+#     plans were made before the import: the connection runs with
+#     plan_cache_mode = force_generic_plan and starts with a few chats of
+#     every kind on the empty tables, so every kept plan is a generic plan
+#     made on empty, never-analyzed tables (the case where the planner picks
+#     an index by luck: a pgbench on fresh databases once had 4,309 lock
+#     probes walk the index on merged_into_customer_id instead of the
+#     primary key, and the session probe walk a customer's whole history).
 # Measured: tuples read from customers and customer_matching_keys
-# (seq_tup_read + idx_tup_fetch) per imported chat. Required:
+# (seq_tup_read + idx_tup_fetch) per imported chat; for the returning chats,
+# from customers, customer_matching_keys, customer_metrics and "VC Usage".
+# Required:
 #   - every imported chat linked, to N distinct customers;
 #   - per-chat reads >= 1 (the chat's own foreign-key check reads customers,
 #     so a zero would mean the measurement sees nothing);
 #   - per-chat reads <= IC_MAX_PER_ROW (default 20: the code of 2026-12 reads
 #     6-8 per chat on the paths that do not grow, all foreign-key checks on;
 #     20 is ~3x that);
-#   - per-chat reads at 20,000 <= IC_MAX_GROWTH (1.5) x those at 2,000.
+#   - per-chat reads at 20,000 <= IC_MAX_GROWTH (1.5) x those at 2,000;
+#   - the same three for the returning chats (bound IC_MAX_PER_RETURNING,
+#     default 20; the code of 2026-12 reads about 5 per returning chat).
 # Wall-clock times are printed, never judged.
 #
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
@@ -39,6 +54,8 @@
 # (scripts/test.sh does both). Knobs: IC_VARIANTS, IC_SIZES ("2000 20000":
 # the first is the baseline, the last the large one), IC_MAX_PER_ROW,
 # IC_MAX_GROWTH, IC_TIMEOUT (statement_timeout of the import, default 300s),
+# IC_EXPLAIN_MS (auto_explain the statements slower than this, into the
+# log),
 # IC_KEEP=1 (keep the databases).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -51,6 +68,7 @@ VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rl
 SIZES=${IC_SIZES:-"2000 20000"}
 MAX_PER_ROW=${IC_MAX_PER_ROW:-20}
 MAX_GROWTH=${IC_MAX_GROWTH:-1.5}
+MAX_PER_RETURNING=${IC_MAX_PER_RETURNING:-20}
 TIMEOUT=${IC_TIMEOUT:-300s}
 export PGTZ=UTC
 export PGUSER=${PGUSER:-postgres}
@@ -63,7 +81,8 @@ drop() { q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1; }
 q -At -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'crm_template'" | grep -q 1 \
   || { say "FAIL: crm_template missing (run through scripts/test.sh)"; exit 1; }
 
-# measure VARIANT N: prints "reads_customers reads_keys scans ms customers_of_the_chats unlinked_chats"
+# measure VARIANT N: prints "reads_customers reads_keys scans ms customers_of_the_chats unlinked_chats
+# returning_chats returning_reads returning_unlinked"
 measure() {
   local variant=$1 n=$2 db=ic_${1}_$2 log=$OUT/${1}_$2.log role_sql="" company
   drop "$db"
@@ -80,10 +99,30 @@ measure() {
     company="'00000000-0000-4000-8000-000000000001'::uuid"
     role_sql="SET ROLE crm_app; SET app.current_company_id = '00000000-0000-4000-8000-000000000001';"
   fi
+  local explain_sql=""
+  [ -n "${IC_EXPLAIN_MS:-}" ] && explain_sql="LOAD 'auto_explain'; SET auto_explain.log_min_duration = ${IC_EXPLAIN_MS};
+SET auto_explain.log_nested_statements = on; SET client_min_messages = log;"
+  local r=$(( n < 2000 ? n : 2000 )) reads_all="coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0)"
+  local crm_tables="('customers', 'customer_matching_keys', 'customer_metrics', 'VC Usage')"
+  # chat i of an imported customer (returning), in a new session
+  local ret_cols="company_id, customer_name, customer_email, session_id, user_message"
+  local ret_row="$company, 'Imported Customer ' || i, 'import.' || i || '@example.com', 'ret-' || k, 'again'"
   # a new connection; no preload library, whatever the database or role says
   PGOPTIONS="-c session_preload_libraries= -c client_min_messages=warning -c statement_timeout=$TIMEOUT" \
     psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -d "$db" >>"$log" 2>&1 <<SQL || { echo "import failed: $(grep -m1 -E 'ERROR|FATAL' "$log")"; return 1; }
+$explain_sql
 $role_sql
+-- Every kept plan a generic plan made now, on the empty tables: one
+-- customer, a returning chat of it in a new session (single-row path), two
+-- in one statement (set-wise path), a chat that fills its phone.
+SET plan_cache_mode = force_generic_plan;
+BEGIN;
+INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', 'warm-0', 'warm' FROM (SELECT 1 AS i) x;
+INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', 'warm-1', 'warm' FROM (SELECT 1 AS i) x;
+INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', 'warm-' || i, 'warm' FROM generate_series(2, 3) i;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
+SELECT $company, 'Warm Up', 'warm.up@example.com', '+1 212 555 0000', 'warm-4', 'warm' FROM (SELECT 1 AS i) x;
+COMMIT;
 BEGIN;
 SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
        coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customer_matching_keys'), 0) AS keys,
@@ -107,8 +146,22 @@ SELECT 'RESULT', :a_cust - :b_cust, :a_keys - :b_keys, :a_scans - :b_scans, roun
        (SELECT count(DISTINCT customer_id) FROM "VC Usage" WHERE user_message = 'hello'),
        (SELECT count(*) FROM "VC Usage" WHERE user_message = 'hello' AND customer_id IS NULL);
 COMMIT;
+-- Returning chats: R in one statement (customer 1 for every tenth, so its
+-- history grows; else customer i), then R / 10 single chats of customer 1.
+BEGIN;
+SELECT $reads_all AS reads FROM pg_stat_xact_user_tables WHERE schemaname = 'public' AND relname IN $crm_tables \gset rb_
+INSERT INTO "VC Usage" ($ret_cols)
+SELECT $ret_row FROM (SELECT CASE WHEN k % 10 = 0 THEN 1 ELSE k END AS i, k FROM generate_series(1, $r) k) x;
+DO \$\$ BEGIN FOR k IN 1..$r / 10 LOOP
+  INSERT INTO "VC Usage" ($ret_cols) SELECT $ret_row FROM (SELECT 1 AS i) x;
+END LOOP; END \$\$;
+SET CONSTRAINTS ALL IMMEDIATE;
+SELECT $reads_all AS reads FROM pg_stat_xact_user_tables WHERE schemaname = 'public' AND relname IN $crm_tables \gset ra_
+SELECT 'RETURNING', $r + $r / 10, :ra_reads - :rb_reads,
+       (SELECT count(*) FROM "VC Usage" WHERE user_message = 'again' AND customer_id IS NULL);
+COMMIT;
 SQL
-  grep '^RESULT ' "$log" | cut -d' ' -f2-
+  echo "$(grep '^RESULT ' "$log" | cut -d' ' -f2-) $(grep '^RETURNING ' "$log" | cut -d' ' -f2-)"
 }
 
 say "variants: $VARIANTS   sizes: $SIZES   bound: <= $MAX_PER_ROW table reads per chat, growth <= ${MAX_GROWTH}x"
@@ -116,15 +169,26 @@ say "$(printf '%-15s %7s %12s %12s %10s %10s %9s' variant chats customers keys s
 failed=()
 for variant in $VARIANTS; do
   problems=()
-  declare -A per_row=()
+  declare -A per_row=() per_ret=()
   for n in $SMALL $LARGE; do
     if ! res=$(measure "$variant" "$n") || [ -z "$res" ]; then
       problems+=("$n chats: ${res:-no result} ($OUT/${variant}_$n.log)"); continue
     fi
-    read -r cust keys scans ms n_customers n_unlinked <<<"$res"
+    read -r cust keys scans ms n_customers n_unlinked ret_n ret_reads ret_unlinked <<<"$res"
     per=$(awk -v c="$cust" -v k="$keys" -v n="$n" 'BEGIN{printf "%.2f", (c + k) / n}')
     per_row[$n]=$per
     say "$(printf '%-15s %7s %12s %12s %10s %10s %9s' "$variant" "$n" "$cust" "$keys" "$scans" "$per" "$ms")"
+    if [ -z "${ret_reads:-}" ]; then
+      problems+=("$n chats: the returning chats gave no result ($OUT/${variant}_$n.log)")
+    else
+      pr=$(awk -v c="$ret_reads" -v n="$ret_n" 'BEGIN{printf "%.2f", c / n}')
+      per_ret[$n]=$pr
+      say "$(printf '%-15s %7s returning chats after it: %s reads from the four CRM tables, %s per chat' "$variant" "$ret_n" "$ret_reads" "$pr")"
+      [ "$ret_unlinked" = 0 ] || problems+=("$ret_n returning chats: $ret_unlinked left unlinked")
+      awk -v p="$pr" 'BEGIN{exit !(p >= 1)}' || problems+=("$ret_n returning chats: $pr reads per chat, under 1")
+      awk -v p="$pr" -v m="$MAX_PER_RETURNING" 'BEGIN{exit !(p <= m)}' \
+        || problems+=("$ret_n returning chats after $n: $pr table reads per chat, more than $MAX_PER_RETURNING")
+    fi
     [ "$n_customers" = "$n" ] && [ "$n_unlinked" = 0 ] \
       || problems+=("$n chats were linked to $n_customers customers, $n_unlinked unlinked (expected $n and 0)")
     awk -v p="$per" 'BEGIN{exit !(p >= 1)}' \
@@ -139,7 +203,13 @@ for variant in $VARIANTS; do
       || problems+=("reads per chat grow with the table: ${per_row[$LARGE]} at $LARGE chats, ${per_row[$SMALL]} at $SMALL (${growth}x, more than ${MAX_GROWTH}x)")
     summary="${per_row[$SMALL]} reads per chat at $SMALL, ${per_row[$LARGE]} at $LARGE (${growth}x)"
   fi
-  unset per_row
+  if [ -n "${per_ret[$SMALL]:-}" ] && [ -n "${per_ret[$LARGE]:-}" ]; then
+    growth=$(awk -v s="${per_ret[$SMALL]}" -v l="${per_ret[$LARGE]}" 'BEGIN{printf "%.2f", (s > 0 ? l / s : 999)}')
+    awk -v g="$growth" -v m="$MAX_GROWTH" 'BEGIN{exit !(g <= m)}' \
+      || problems+=("reads per returning chat grow with the table: ${per_ret[$LARGE]} after $LARGE, ${per_ret[$SMALL]} after $SMALL (${growth}x, more than ${MAX_GROWTH}x)")
+    summary="$summary; returning chats ${per_ret[$SMALL]} / ${per_ret[$LARGE]} (${growth}x)"
+  fi
+  unset per_row per_ret
   if [ ${#problems[@]} -eq 0 ]; then
     say "PASS $variant: $summary"
   else

@@ -6,7 +6,10 @@
 # to a plpgsql database (ref) and a native one (cmp, crm_native.install()):
 #
 #   fk_indexes      (a) an extra single-column index on every foreign-key
-#                       column of the CRM tables (customers(company_id) too)
+#                       column of the CRM tables (customers(company_id) too),
+#                       and 4 partial indexes whose predicates the triggers'
+#                       conditions could prove (unmerged, live customers;
+#                       unlinked, session chats)
 #   deferred_fks    (b) every foreign key DEFERRABLE INITIALLY DEFERRED
 #   app_triggers    (c) the application's own triggers on customers: AFTER
 #                       INSERT inserts a welcome chat (a nested chat insert
@@ -119,7 +122,7 @@ for variant in $VARIANTS; do
     for db in $ref $cmp; do
       case $variant in
         fk_indexes) qv -d "$db" -c "SELECT schema_variant.describe('fk_indexes')" \
-                      | grep -qE '^([0-9]+) foreign keys, \1 extra indexes \(2 on customers' \
+                      | grep -qE '^([0-9]+) foreign keys, \1 extra indexes \(2 on customers\(company_id\)\), 4 partial' \
                       || problems+=("seed $seed: $db lacks the foreign-key indexes") ;;
         deferred_fks) qv -d "$db" -c "SELECT schema_variant.describe('deferred_fks')" \
                       | grep -qE '^([1-9][0-9]*) foreign keys, \1 deferrable' \
