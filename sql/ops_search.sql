@@ -163,9 +163,12 @@ SELECT count(*) FILTER (WHERE a OPERATOR(crm_native.%) b) AS similar,
        count(*) FILTER (WHERE (a OPERATOR(crm_native.%) b) IS DISTINCT FROM (a % b)) AS differ
   FROM unnest(ARRAY['John Smith', 'Jon Smyth', 'smith', 'Ann Lee']) a, unnest(ARRAY['john smith', 'Anne Leigh', 'zzz']) b;
 RESET pg_trgm.similarity_threshold;
+-- verify_operations() advises the index (row-level security is on)
+SELECT ok, detail FROM crm_native.verify_operations() WHERE item = 'name index usable under row-level security';
 CREATE INDEX idx_customers_name_trgm_leakproof ON customers
   USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL;
 ANALYZE customers;
+SELECT ok, detail FROM crm_native.verify_operations() WHERE item = 'name index usable under row-level security';
 SELECT crm_native._search_name_operator('public', 'public') AS name_operator;
 SET ROLE crm_app;
 SELECT * FROM pg_temp.name_plan();

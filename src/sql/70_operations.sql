@@ -632,6 +632,24 @@ BEGIN
                    ELSE format('none: CREATE INDEX ON %I.customers USING gin (customer_name gin_trgm_ops) '
                                'WHERE deleted_at IS NULL', target_schema) END;
     RETURN NEXT;
+
+    -- Under row-level security only crm_native's LEAKPROOF operator class
+    -- lets a name search use an index (docs/operations.md).
+    operation := 'search_customers'; item := 'name index usable under row-level security';
+    SELECT string_agg(i.indexrelid::regclass::text, ', ') INTO idx
+      FROM pg_index i
+      JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = cust AND i.indisvalid AND oc.opcname = 'gin_trgm_leakproof_ops'
+       AND oc.opcnamespace = 'crm_native'::regnamespace AND a.attname = 'customer_name';
+    ok := idx IS NOT NULL OR NOT coalesce((SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = cust), false);
+    detail := CASE WHEN idx IS NOT NULL THEN format('uses %s', idx)
+                   WHEN ok THEN 'not needed: row-level security is off on customers'
+                   ELSE format('none: name searches under row-level security filter every customer of the tenant; '
+                               'CREATE INDEX CONCURRENTLY idx_customers_name_trgm_leakproof ON %I.customers '
+                               'USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL',
+                               target_schema) END;
+    RETURN NEXT;
 END
 $$;
 
