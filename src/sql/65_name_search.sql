@@ -19,42 +19,35 @@
 -- arguments and pg_trgm.similarity_threshold, and the only error it can raise
 -- is "out of memory" for an argument over about 238 MB. This declaration
 -- covers crm_native.% only: pg_trgm's % and every query using it keep their
--- behaviour. Created only where pg_trgm's library is installed (contrib).
-DO $do$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'pg_trgm') THEN
-        RAISE NOTICE 'crm_native: pg_trgm is not available: crm_native.gin_trgm_leakproof_ops is not created';
-        RETURN;
-    END IF;
-    CREATE FUNCTION crm_native.name_similar(text, text) RETURNS boolean
-        AS '$libdir/pg_trgm', 'similarity_op' LANGUAGE C STRICT STABLE LEAKPROOF PARALLEL SAFE;
-    COMMENT ON FUNCTION crm_native.name_similar(text, text) IS
-        'pg_trgm''s similarity_op (text % text), declared LEAKPROOF for name search under row-level security';
-    CREATE OPERATOR crm_native.% (LEFTARG = text, RIGHTARG = text, PROCEDURE = crm_native.name_similar,
-                                  COMMUTATOR = OPERATOR(crm_native.%), RESTRICT = contsel, JOIN = contjoinsel);
-    CREATE FUNCTION crm_native._trgm_gin_extract_value(text, internal) RETURNS internal
-        AS '$libdir/pg_trgm', 'gin_extract_value_trgm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-    CREATE FUNCTION crm_native._trgm_gin_extract_query(text, internal, int2, internal, internal, internal, internal)
-        RETURNS internal
-        AS '$libdir/pg_trgm', 'gin_extract_query_trgm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-    CREATE FUNCTION crm_native._trgm_gin_consistent(internal, int2, text, int4, internal, internal, internal, internal)
-        RETURNS boolean
-        AS '$libdir/pg_trgm', 'gin_trgm_consistent' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-    CREATE FUNCTION crm_native._trgm_gin_triconsistent(internal, int2, text, int4, internal, internal, internal)
-        RETURNS "char"
-        AS '$libdir/pg_trgm', 'gin_trgm_triconsistent' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-    -- Strategy 1 is pg_trgm's similarity strategy: its support functions
-    -- read the operator's meaning from that number.
-    CREATE OPERATOR CLASS crm_native.gin_trgm_leakproof_ops FOR TYPE text USING gin AS
-        OPERATOR 1 crm_native.% (text, text),
-        FUNCTION 1 pg_catalog.btint4cmp(int4, int4),
-        FUNCTION 2 crm_native._trgm_gin_extract_value(text, internal),
-        FUNCTION 3 crm_native._trgm_gin_extract_query(text, internal, int2, internal, internal, internal, internal),
-        FUNCTION 4 crm_native._trgm_gin_consistent(internal, int2, text, int4, internal, internal, internal, internal),
-        FUNCTION 6 crm_native._trgm_gin_triconsistent(internal, int2, text, int4, internal, internal, internal),
-        STORAGE int4;
-END
-$do$;
+-- behaviour. pg_trgm is a required extension (crm_native.control), so its
+-- library is there.
+CREATE FUNCTION crm_native.name_similar(text, text) RETURNS boolean
+    AS '$libdir/pg_trgm', 'similarity_op' LANGUAGE C STRICT STABLE LEAKPROOF PARALLEL SAFE;
+COMMENT ON FUNCTION crm_native.name_similar(text, text) IS
+    'pg_trgm''s similarity_op (text % text), declared LEAKPROOF for name search under row-level security';
+CREATE OPERATOR crm_native.% (LEFTARG = text, RIGHTARG = text, PROCEDURE = crm_native.name_similar,
+                              COMMUTATOR = OPERATOR(crm_native.%), RESTRICT = contsel, JOIN = contjoinsel);
+CREATE FUNCTION crm_native._trgm_gin_extract_value(text, internal) RETURNS internal
+    AS '$libdir/pg_trgm', 'gin_extract_value_trgm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm_native._trgm_gin_extract_query(text, internal, int2, internal, internal, internal, internal)
+    RETURNS internal
+    AS '$libdir/pg_trgm', 'gin_extract_query_trgm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm_native._trgm_gin_consistent(internal, int2, text, int4, internal, internal, internal, internal)
+    RETURNS boolean
+    AS '$libdir/pg_trgm', 'gin_trgm_consistent' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm_native._trgm_gin_triconsistent(internal, int2, text, int4, internal, internal, internal)
+    RETURNS "char"
+    AS '$libdir/pg_trgm', 'gin_trgm_triconsistent' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- Strategy 1 is pg_trgm's similarity strategy: its support functions
+-- read the operator's meaning from that number.
+CREATE OPERATOR CLASS crm_native.gin_trgm_leakproof_ops FOR TYPE text USING gin AS
+    OPERATOR 1 crm_native.% (text, text),
+    FUNCTION 1 pg_catalog.btint4cmp(int4, int4),
+    FUNCTION 2 crm_native._trgm_gin_extract_value(text, internal),
+    FUNCTION 3 crm_native._trgm_gin_extract_query(text, internal, int2, internal, internal, internal, internal),
+    FUNCTION 4 crm_native._trgm_gin_consistent(internal, int2, text, int4, internal, internal, internal, internal),
+    FUNCTION 6 crm_native._trgm_gin_triconsistent(internal, int2, text, int4, internal, internal, internal),
+    STORAGE int4;
 
 -- The operator the name branch of the search uses on target_schema:
 -- crm_native.% when a valid index of crm_native.gin_trgm_leakproof_ops
