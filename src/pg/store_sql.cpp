@@ -57,10 +57,13 @@ namespace {
 // The conditions under which a match may be linked (SyncFillContact,
 // SyncLockMatch): live, unmerged when $8, and still missing exactly what the
 // lookup saw missing ($5, $6).
+// Each condition besides the primary key is its own IS TRUE filter: in a
+// custom plan the parameters are folded, and "(NOT true OR x IS NULL)" or
+// "MISSING(..) = false" would become plain, indexable conditions.
 #define MATCH_UNCHANGED                                                                              \
-    " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE " AND " MISSING(     \
-        "c.customer_email") EQ "$5 AND " MISSING("c.customer_phone") EQ                              \
-        "$6 AND (NOT $8 OR c.merged_into_customer_id IS NULL)"
+    " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE " AND (" MISSING(    \
+        "c.customer_email") EQ "$5) IS TRUE AND (" MISSING("c.customer_phone") EQ                    \
+        "$6) IS TRUE AND (NOT $8 OR c.merged_into_customer_id IS NULL) IS TRUE"
 
 // --- metrics (docs/metrics.md) ---------------------------------------------
 
@@ -143,7 +146,8 @@ namespace {
 // Extremes, only when a removed created_at was the stored one: forward and
 // backward probes of idx_vc_usage_company_customer (company_id, customer_id,
 // created_at DESC) per company of the customer (a customer's chats share its
-// company).
+// company), written as ORDER BY ... LIMIT 1 (min()/max() would leave the
+// planner free to aggregate the customer's whole history instead).
 #define EXISTING(group)                                                                         \
     "WITH f AS (" FOLD(group) "), ids AS (SELECT unnest(f.add_ids) AS id FROM f)"               \
     " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"            \
@@ -165,8 +169,12 @@ namespace {
     " LEFT JOIN LATERAL (SELECT min(x.lo) AS lo, max(x.hi) AS hi"                               \
     "    FROM (SELECT DISTINCT c FROM unnest(array_append(f.companies, m.company_id)) c"        \
     "          WHERE c IS NOT NULL) k,"                                                         \
-    "    LATERAL (SELECT min(v.created_at) AS lo, max(v.created_at) AS hi FROM {self} v"        \
-    "             WHERE v.company_id = k.c AND v.customer_id = f.customer_id) x"                \
+    "    LATERAL (SELECT (SELECT v.created_at FROM {self} v WHERE v.company_id = k.c"           \
+    "                       AND v.customer_id = f.customer_id AND v.created_at IS NOT NULL"      \
+    "                     ORDER BY v.created_at LIMIT 1) AS lo,"                                \
+    "                    (SELECT v.created_at FROM {self} v WHERE v.company_id = k.c"           \
+    "                       AND v.customer_id = f.customer_id AND v.created_at IS NOT NULL"      \
+    "                     ORDER BY v.created_at DESC LIMIT 1) AS hi) x"                         \
     "    WHERE nd.probe) pr ON true"                                                            \
     " WHERE f.customer_id NOT IN (SELECT unnest($1::uuid[]))"
 
@@ -179,9 +187,9 @@ namespace {
 // In Statement order (checked at compile time below).
 constexpr StatementSpec kStatements[] = {
     // --- customer_sync -----------------------------------------------------
-    {Statement::SyncLookupEmail, "customer_sync lookup (email)", LOOKUP_KEY("email"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
-    {Statement::SyncLookupPhone, "customer_sync lookup (phone)", LOOKUP_KEY("phone"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
-    {Statement::SyncLookupName, "customer_sync lookup (name)", LOOKUP_KEY("name"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, false, false},
+    {Statement::SyncLookupEmail, "customer_sync lookup (email)", LOOKUP_KEY("email"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, PlanMode::Auto, false},
+    {Statement::SyncLookupPhone, "customer_sync lookup (phone)", LOOKUP_KEY("phone"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, PlanMode::Auto, false},
+    {Statement::SyncLookupName, "customer_sync lookup (name)", LOOKUP_KEY("name"), 3, {UUIDOID, TEXTOID, INT8OID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // A chat with both email and phone: both keys in one query (one index
     // scan each), email holders first, oldest first. Its first row is the
     // first candidate the per-key lookups would try.
@@ -193,7 +201,7 @@ constexpr StatementSpec kStatements[] = {
      "       SELECT 1, p.customer_id FROM {customer_matching_keys} p"
      "        WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3) k"
      CUSTOMER_BY_KEY("$1") " ORDER BY k.rank, c.created_at, c.id LIMIT 1",
-     3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
+     3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // Who holds the row's email ($2) or phone ($3) key (NULL: none): two
     // equality probes of (company_id, key_type, normalized_value). Most
     // lookups end here (a new customer: no holder) or go on with one
@@ -208,12 +216,12 @@ constexpr StatementSpec kStatements[] = {
      " UNION ALL"
      " SELECT false, p.customer_id FROM {customer_matching_keys} p"
      " WHERE p.company_id" EQ "$1 AND p.key_type" EQ "'phone' AND p.normalized_value" EQ "$3",
-     3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
+     3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // One step along merged_into_customer_id, never leaving the company.
     {Statement::SyncChain, "customer_sync merge chain",
      "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING(
          "c.customer_phone") " FROM {customers} c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
-     2, {UUIDOID, UUIDOID}, SPI_OK_SELECT, false, false},
+     2, {UUIDOID, UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // Fill the customer's missing email/phone ($3/$4, NULL: keep), set
     // updated_at, record 'contact_info_added' when $7 names filled columns.
     // Applies only while MATCH_UNCHANGED holds; else no row comes back and
@@ -229,7 +237,7 @@ constexpr StatementSpec kStatements[] = {
      " event_data) SELECT {default_values:customer_events}u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
      " FROM u WHERE $7 IS NOT NULL)"
      " SELECT u.id FROM u",
-     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, false, false},
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // The same match when nothing is filled (a returning customer's chat, the
     // common case): the customer row is not written (no UPDATE, no audit
     // row; docs/contract.md, sync step 4). The row lock (FOR NO KEY UPDATE,
@@ -239,7 +247,7 @@ constexpr StatementSpec kStatements[] = {
     // READ COMMITTED re-checks the conditions on the newest row version.
     {Statement::SyncLockMatch, "customer_sync match lock",
      "SELECT c.id FROM {customers} c" MATCH_UNCHANGED " FOR NO KEY UPDATE OF c",
-     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, false, false},
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // A returning customer's chat in one statement: the key's single holder
     // $1 is the match when it is a live, unmerged customer of the company,
     // and the chat fills nothing when it lacks neither the email ($3: the
@@ -249,9 +257,10 @@ constexpr StatementSpec kStatements[] = {
      "SELECT c.id FROM {customers} c"
      " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
      " AND (c.merged_into_customer_id IS NULL) IS TRUE"
-     " AND NOT ($3 AND " MISSING("c.customer_email") ") AND NOT ($4 AND " MISSING("c.customer_phone") ")"
+     " AND (NOT ($3 AND " MISSING("c.customer_email") ")) IS TRUE"
+     " AND (NOT ($4 AND " MISSING("c.customer_phone") ")) IS TRUE"
      " FOR NO KEY UPDATE OF c",
-     4, {UUIDOID, UUIDOID, BOOLOID, BOOLOID}, SPI_OK_SELECT, false, false},
+     4, {UUIDOID, UUIDOID, BOOLOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // A new customer from the chat and its 'created' event. Its matching keys
     // and audit row come from the customers triggers.
     {Statement::SyncCreateCustomer, "customer_sync customer insert",
@@ -262,13 +271,13 @@ constexpr StatementSpec kStatements[] = {
      " event_data) SELECT {default_values:customer_events}c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
      " FROM c)"
      " SELECT c.id FROM c",
-     5, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, false, false},
+     5, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // A chat's own customer_id (preset on INSERT, or changed by UPDATE): is it
     // a live customer of the chat's company? Primary key only; locked like a
     // match, so a concurrent soft delete waits for this chat.
     {Statement::SyncLinkedCustomer, "customer_sync linked customer",
      "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1 FOR NO KEY UPDATE OF c",
-     1, {UUIDOID}, SPI_OK_SELECT, false, false},
+     1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
 
     // --- customers triggers ------------------------------------------------
     // All of a customer's new keys in one statement: executor start-up per
@@ -278,30 +287,33 @@ constexpr StatementSpec kStatements[] = {
      " key_type, key_value, normalized_value) SELECT {default_values:customer_matching_keys}$1, $2, k.key_type, k.key_value, k.normalized_value"
      " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
      " AS k (key_type, key_value, normalized_value)",
-     5, {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, SPI_OK_INSERT, false, false},
+     5, {UUIDOID, UUIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, SPI_OK_INSERT, PlanMode::Auto, false},
+    // key_type is a filter: under row-level security the policy's company_id
+    // and key_type would make idx_matching_keys_normalized look as selective
+    // as the customer's index, and that would scan the tenant's keys.
     {Statement::KeysDelete, "matching_keys_sync delete",
      "DELETE FROM {customer_matching_keys}"
-     " WHERE customer_id" EQ "$1 AND key_type" EQ "ANY ($2)",
-     2, {UUIDOID, TEXTARRAYOID}, SPI_OK_DELETE, false, false},
+     " WHERE customer_id" EQ "$1 AND (key_type" EQ "ANY ($2)) IS TRUE",
+     2, {UUIDOID, TEXTARRAYOID}, SPI_OK_DELETE, PlanMode::Auto, false},
     // to_jsonb runs inside the INSERT, so the JSON is exactly the backend's.
     {Statement::AuditInsert, "audit_log insert",
      "INSERT INTO {customer_audit_log} ({default_columns:customer_audit_log}table_name, record_id, company_id,"
      " operation, old_data, new_data, changed_fields, changed_by_user_id) VALUES ({default_values:customer_audit_log}$1, $2, $3, $4, pg_catalog.to_jsonb($5), pg_catalog.to_jsonb($6), $7, $8)",
-     8, {TEXTOID, UUIDOID, UUIDOID, TEXTOID, kSelfRowType, kSelfRowType, TEXTARRAYOID, UUIDOID}, SPI_OK_INSERT, false,
+     8, {TEXTOID, UUIDOID, UUIDOID, TEXTOID, kSelfRowType, kSelfRowType, TEXTARRAYOID, UUIDOID}, SPI_OK_INSERT, PlanMode::Auto,
      false},
     {Statement::StageEventInsert, "lifecycle_tracking event insert",
      "INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
      " event_data) VALUES ({default_values:customer_events}$1, $2, 'stage_changed', pg_catalog.jsonb_build_object("
      "'from'::pg_catalog.text, $3, 'to'::pg_catalog.text, $4))",
-     4, {UUIDOID, UUIDOID, TEXTOID, TEXTOID}, SPI_OK_INSERT, false, false},
+     4, {UUIDOID, UUIDOID, TEXTOID, TEXTOID}, SPI_OK_INSERT, PlanMode::Auto, false},
 
     // --- metrics -----------------------------------------------------------
-    {Statement::MetricsFoldInsert, "metrics fold (insert)", FOLD(GROUP_INSERT) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
-    {Statement::MetricsFoldUpdate, "metrics fold (update)", FOLD(GROUP_UPDATE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
-    {Statement::MetricsFoldDelete, "metrics fold (delete)", FOLD(GROUP_DELETE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, true, true},
-    {Statement::MetricsExistingInsert, "metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
-    {Statement::MetricsExistingUpdate, "metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
-    {Statement::MetricsExistingDelete, "metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, true, true},
+    {Statement::MetricsFoldInsert, "metrics fold (insert)", FOLD(GROUP_INSERT) " ORDER BY 1", 0, {}, SPI_OK_SELECT, PlanMode::Generic, true},
+    {Statement::MetricsFoldUpdate, "metrics fold (update)", FOLD(GROUP_UPDATE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, PlanMode::Generic, true},
+    {Statement::MetricsFoldDelete, "metrics fold (delete)", FOLD(GROUP_DELETE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, PlanMode::Generic, true},
+    {Statement::MetricsExistingInsert, "metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Custom, true},
+    {Statement::MetricsExistingUpdate, "metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Custom, true},
+    {Statement::MetricsExistingDelete, "metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Custom, true},
     // Phase 1: in customer_id order, insert the row of a customer that has
     // none (its conversations are the ones this statement added: $3..$7 are
     // their aggregate) or lock the existing row without writing it (DO
@@ -323,7 +335,7 @@ constexpr StatementSpec kStatements[] = {
      " ORDER BY u.ord"
      " ON CONFLICT {conflict_key:customer_metrics} DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
-     8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, true, false},
+     8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, PlanMode::Custom, false},
     // "= ANY ($1)" bounds the rows read to the statement's customers (an
     // index probe each), whatever join the planner picks for the values.
     {Statement::MetricsUpdateMany, "metrics update rows",
@@ -332,24 +344,24 @@ constexpr StatementSpec kStatements[] = {
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
      "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
      " WHERE m.customer_id = u.c AND m.customer_id = ANY ($1::uuid[])",
-     7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, true, false},
+     7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, PlanMode::Custom, false},
     {Statement::MetricsDeleteMany, "metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
-     {UUIDARRAYOID}, SPI_OK_DELETE, true, false},
+     {UUIDARRAYOID}, SPI_OK_DELETE, PlanMode::Custom, false},
     // Same definition as the reference refresh_customer_metrics().
     {Statement::MetricsRecompute, "metrics recompute",
      "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
      " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
      " (array_agg(v.company_id))[1]"
      " FROM {self} v WHERE v.customer_id = $1",
-     1, {UUIDOID}, SPI_OK_SELECT, true, false},
+     1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsUpdateRow, "metrics update row",
      "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3, total_sessions = $4,"
      " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
      " refreshed_at = now() WHERE customer_id = $1",
-     7, {METRICS_ROW_TYPES}, SPI_OK_UPDATE, true, false},
+     7, {METRICS_ROW_TYPES}, SPI_OK_UPDATE, PlanMode::Generic, false},
     {Statement::MetricsDeleteRow, "metrics delete row", "DELETE FROM {customer_metrics} WHERE customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
-     true, false},
-    {Statement::MetricsDeleteAll, "metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, true, false},
+     PlanMode::Generic, false},
+    {Statement::MetricsDeleteAll, "metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, PlanMode::Generic, false},
     // Single-chat INSERT: lock the customer's row (its values as they are
     // once we hold the lock), then write it in ONE statement that probes the
     // session. Under READ COMMITTED that statement takes its snapshot after
@@ -359,13 +371,13 @@ constexpr StatementSpec kStatements[] = {
     {Statement::MetricsChatLock, "metrics chat lock",
      "SELECT total_conversations, total_sessions, total_views, first_interaction_at,"
      " last_interaction_at, company_id FROM {customer_metrics} WHERE customer_id = $1 FOR NO KEY UPDATE",
-     1, {UUIDOID}, SPI_OK_SELECT, true, false},
+     1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsChatCreate, "metrics chat create",
      "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
      " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
      " VALUES ({default_values:customer_metrics}$1, $2, $3, $4, $5, $6, $7, now())"
      " ON CONFLICT {conflict_key:customer_metrics} DO NOTHING RETURNING m.customer_id",
-     7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, true, false},
+     7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, PlanMode::Generic, false},
     {Statement::MetricsChatUpdate, "metrics chat update",
      "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3,"
      " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
@@ -374,7 +386,7 @@ constexpr StatementSpec kStatements[] = {
      " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
      " refreshed_at = now() WHERE customer_id = $1",
      10, {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT8OID},
-     SPI_OK_UPDATE, true, false},
+     SPI_OK_UPDATE, PlanMode::Generic, false},
 };
 
 static_assert(sizeof kStatements / sizeof kStatements[0] == static_cast<size_t>(Statement::Count),

@@ -12,6 +12,18 @@ constexpr Oid kSelfRowType = static_cast<Oid>(-2);
 
 constexpr int kMaxStatementArgs = 10;
 
+// Auto: the plan cache's choice (custom plans first, then the generic plan
+// when it is no dearer). Generic (CURSOR_OPT_GENERIC_PLAN): planned once; for
+// per-row statements whose every table access is a primary-key probe, and for
+// statements over transition tables only. Custom (CURSOR_OPT_CUSTOM_PLAN):
+// planned at each execution, with the arrays' real lengths and the tables'
+// current sizes; for the once-per-statement metrics statements that probe
+// tables by an array of customers. A generic plan assumes 10 elements per
+// array and is often made on empty tables; under row-level security it then
+// prefers the policy's company_id index (every metrics row of the tenant) to
+// ten primary-key probes, and keeps that choice.
+enum class PlanMode : unsigned char { Auto, Generic, Custom };
+
 struct StatementSpec {
     Statement id;
     const char* name;  // for error messages
@@ -23,10 +35,8 @@ struct StatementSpec {
     int nargs;
     Oid argtypes[kMaxStatementArgs];
     int expected;  // the SPI result code every execution must return
-    // Plan once with a generic plan (CURSOR_OPT_GENERIC_PLAN) instead of the
-    // plan cache's choice: for statements whose parameters are arrays or
-    // transition tables, where a custom plan never helps.
-    bool generic;
+    // How the plan cache plans the statement (PlanMode).
+    PlanMode plan_mode;
     // Reads the transition tables (crm_metrics_new / crm_metrics_old), whose
     // columns the plan cache does not track: replan when the row type changes.
     bool reads_transition_tables;
