@@ -551,6 +551,18 @@ with open(os.path.join(OUT, "report.md"), "w") as f:
     f.write("\n".join(L) + "\n")
 
 
+def plan_scans(path):
+    """The indexes an EXPLAIN file's plan uses and the tables it scans
+    sequentially (both sorted; empty when the file is missing)."""
+    plan = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            plan = f.read()
+    used = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:using|on) (\w+)", plan)))
+    seqs = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
+    return used, seqs
+
+
 def search_section(out):
     """Operations: crm_native.search_customers at 100,000 customers in one
     company (scripts/bench.sh, block "Operations"; docs/operations.md).
@@ -597,13 +609,7 @@ def search_section(out):
         app = times.get((kind, "crm_app"))
         own_m = statistics.median(own) if own else None
         app_m = statistics.median(app) if app else None
-        plan = ""
-        ppath = os.path.join(out, "explain", f"search_{kind}.txt")
-        if os.path.exists(ppath):
-            with open(ppath) as f:
-                plan = f.read()
-        used = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:using|on) (\w+)", plan)))
-        seqs = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
+        used, seqs = plan_scans(os.path.join(out, "explain", f"search_{kind}.txt"))
         ok = all(i in used for i in intended[kind]) and not any(s in ("customers", "customer_matching_keys") for s in seqs)
         tried = {"email": "email key", "phone": "phone key", "name": "name key + similarity",
                  "fuzzy": "name key + similarity"}[kind]
@@ -621,13 +627,7 @@ def search_section(out):
         lines.append("|---|---|---|---|---|---|")
         for kind in lp:
             app_m = statistics.median(times[(kind, "crm_app_leakproof")])
-            plan = ""
-            ppath = os.path.join(out, "explain", f"search_{kind}_crm_app_leakproof.txt")
-            if os.path.exists(ppath):
-                with open(ppath) as f:
-                    plan = f.read()
-            used = sorted(set(re.findall(r"(?:Index Scan|Index Only Scan|Bitmap Index Scan) (?:using|on) (\w+)", plan)))
-            seqs = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
+            used, seqs = plan_scans(os.path.join(out, "explain", f"search_{kind}_crm_app_leakproof.txt"))
             ok = "idx_customers_name_trgm_leakproof" in used and not any(
                 s in ("customers", "customer_matching_keys") for s in seqs)
             lines.append(f"| `{queries[kind]}` | {counts.get(kind, '?')} | {fmt_ms(app_m)} | {verdict(app_m, target)} | "

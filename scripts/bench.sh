@@ -710,42 +710,12 @@ SQL
   meta search_data "$(qa -d bench_ops -c "SELECT format('%s customers in Search Company (%s in the database), %s matching keys',
     (SELECT count(*) FROM customers WHERE company_id = bench.company_id(900)), (SELECT count(*) FROM customers),
     (SELECT count(*) FROM customer_matching_keys))")"
-  for spec in "email|$SEARCH_EMAIL" "phone|(212) 000-4242" "name|John Smith" "fuzzy|Jon Smyth"; do
-    kind=${spec%%|*}; query=${spec#*|}
+  # search_time KIND LABEL QUERY [ROLE_SQL]: RUNS timings of one search
+  # (READ_REPS executions each, after one untimed) into search.tsv
+  search_time() {
+    local kind=$1 label=$2 query=$3 setrole=${4:-} stmt nrows run ms
     stmt="SELECT count(*) FROM crm_native.search_customers('$SEARCH_CO', \$q\$$query\$q\$)"
     nrows=$(qa -d bench_ops -c "$stmt")
-    for role in owner crm_app; do
-      setrole=""; [ "$role" = crm_app ] && setrole="SET ROLE crm_app; SET app.current_company_id = '$SEARCH_CO';"
-      for run in $(seq 1 "$RUNS"); do
-        ms=$(q -At -d bench_ops -v stmt="$stmt" -v reps="$READ_REPS" <<SQL
-$setrole
-SELECT bench.time_ms(:'stmt', 1) \gset w_
-SELECT bench.time_ms(:'stmt', :reps) AS ms \gset
-\echo :ms
-SQL
-)
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$role" "$query" "$run" "$ms" "$nrows" >>"$SEARCH_TSV"
-      done
-    done
-    # the plan of the statement search_customers runs, with these values
-    q -At -d bench_ops -v co="$SEARCH_CO" -v query="$query" -v trgm="$TRGM_SCHEMA" >"$OUT/explain/search_$kind.txt" 2>&1 <<'SQL' || true
-SELECT format('PREPARE search_plan (uuid, text, int, text, text, text, text, boolean) AS %s',
-              crm_native._search_query('public', :'trgm')) \gexec
-SELECT format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE search_plan(%L, %L, 20, %L, %L, %L, %L, %L)',
-              :'co', btrim(:'query'), k.email_key, k.phone_key, k.name_key, 'public', k.try_names)
-  FROM crm_native._search_keys(btrim(:'query')) k \gexec
-SQL
-  done
-  # The name searches again as crm_app with an index of crm_native's LEAKPROOF
-  # trigram operator class (docs/operations.md, "Search under row-level
-  # security"), which search_customers then uses; plan as crm_app.
-  q -d bench_ops -c "CREATE INDEX idx_customers_name_trgm_leakproof ON customers
-      USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL" -c "VACUUM ANALYZE customers" >/dev/null
-  for spec in "name|John Smith" "fuzzy|Jon Smyth"; do
-    kind=${spec%%|*}; query=${spec#*|}
-    stmt="SELECT count(*) FROM crm_native.search_customers('$SEARCH_CO', \$q\$$query\$q\$)"
-    nrows=$(qa -d bench_ops -c "$stmt")
-    setrole="SET ROLE crm_app; SET app.current_company_id = '$SEARCH_CO';"
     for run in $(seq 1 "$RUNS"); do
       ms=$(q -At -d bench_ops -v stmt="$stmt" -v reps="$READ_REPS" <<SQL
 $setrole
@@ -754,16 +724,37 @@ SELECT bench.time_ms(:'stmt', :reps) AS ms \gset
 \echo :ms
 SQL
 )
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" crm_app_leakproof "$query" "$run" "$ms" "$nrows" >>"$SEARCH_TSV"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$label" "$query" "$run" "$ms" "$nrows" >>"$SEARCH_TSV"
     done
-    q -At -d bench_ops -v co="$SEARCH_CO" -v query="$query" -v trgm="$TRGM_SCHEMA" >"$OUT/explain/search_${kind}_crm_app_leakproof.txt" 2>&1 <<SQL || true
-$setrole
+  }
+  # search_explain QUERY FILE [ROLE_SQL]: EXPLAIN ANALYZE of the statement
+  # search_customers runs (crm_native._search_query), with these values
+  search_explain() {
+    q -At -d bench_ops -v co="$SEARCH_CO" -v query="$1" -v trgm="$TRGM_SCHEMA" >"$2" 2>&1 <<SQL || true
+${3:-}
 SELECT format('PREPARE search_plan (uuid, text, int, text, text, text, text, boolean) AS %s',
               crm_native._search_query('public', :'trgm')) \gexec
 SELECT format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE search_plan(%L, %L, 20, %L, %L, %L, %L, %L)',
               :'co', btrim(:'query'), k.email_key, k.phone_key, k.name_key, 'public', k.try_names)
   FROM crm_native._search_keys(btrim(:'query')) k \gexec
 SQL
+  }
+  as_crm_app="SET ROLE crm_app; SET app.current_company_id = '$SEARCH_CO';"
+  for spec in "email|$SEARCH_EMAIL" "phone|(212) 000-4242" "name|John Smith" "fuzzy|Jon Smyth"; do
+    kind=${spec%%|*}; query=${spec#*|}
+    search_time "$kind" owner "$query"
+    search_time "$kind" crm_app "$query" "$as_crm_app"
+    search_explain "$query" "$OUT/explain/search_$kind.txt"
+  done
+  # The name searches again as crm_app with an index of crm_native's LEAKPROOF
+  # trigram operator class (docs/operations.md, "Search under row-level
+  # security"), which search_customers then uses; plan as crm_app.
+  q -d bench_ops -c "CREATE INDEX idx_customers_name_trgm_leakproof ON customers
+      USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL" -c "VACUUM ANALYZE customers" >/dev/null
+  for spec in "name|John Smith" "fuzzy|Jon Smyth"; do
+    kind=${spec%%|*}; query=${spec#*|}
+    search_time "$kind" crm_app_leakproof "$query" "$as_crm_app"
+    search_explain "$query" "$OUT/explain/search_${kind}_crm_app_leakproof.txt" "$as_crm_app"
   done
   meta search "$RUNS run(s) x $READ_REPS executions per query and role, after one untimed execution; median of the runs"
 else
