@@ -381,9 +381,7 @@ SPIPlanPtr plan_for(Relation rel, Statement statement, int size_class, const Sta
     Oid types[kMaxStatementArgs];
     for (int i = 0; i < spec->nargs; i++)
         types[i] = spec->argtypes[i] == kSelfRowType ? RelationGetDescr(rel)->tdtypeid : spec->argtypes[i];
-    int cursor_options = spec->plan_mode == PlanMode::Generic  ? CURSOR_OPT_GENERIC_PLAN
-                         : spec->plan_mode == PlanMode::Custom ? CURSOR_OPT_CUSTOM_PLAN
-                                                               : 0;
+    int cursor_options = spec->plan_mode == PlanMode::Generic ? CURSOR_OPT_GENERIC_PLAN : 0;
     SPIPlanPtr plan = SPI_prepare_cursor(text, spec->nargs, types, cursor_options);
     if (plan == nullptr)
         elog(ERROR, "crm_native: could not prepare %s: %s", spec->name, SPI_result_code_string(SPI_result));

@@ -311,9 +311,9 @@ constexpr StatementSpec kStatements[] = {
     {Statement::MetricsFoldInsert, "metrics fold (insert)", FOLD(GROUP_INSERT) " ORDER BY 1", 0, {}, SPI_OK_SELECT, PlanMode::Generic, true},
     {Statement::MetricsFoldUpdate, "metrics fold (update)", FOLD(GROUP_UPDATE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, PlanMode::Generic, true},
     {Statement::MetricsFoldDelete, "metrics fold (delete)", FOLD(GROUP_DELETE) " ORDER BY 1", 0, {}, SPI_OK_SELECT, PlanMode::Generic, true},
-    {Statement::MetricsExistingInsert, "metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Custom, true},
-    {Statement::MetricsExistingUpdate, "metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Custom, true},
-    {Statement::MetricsExistingDelete, "metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Custom, true},
+    {Statement::MetricsExistingInsert, "metrics existing rows (insert)", EXISTING(GROUP_INSERT), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Generic, true},
+    {Statement::MetricsExistingUpdate, "metrics existing rows (update)", EXISTING(GROUP_UPDATE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Generic, true},
+    {Statement::MetricsExistingDelete, "metrics existing rows (delete)", EXISTING(GROUP_DELETE), 1, {UUIDARRAYOID}, SPI_OK_SELECT, PlanMode::Generic, true},
     // Phase 1: in customer_id order, insert the row of a customer that has
     // none (its conversations are the ones this statement added: $3..$7 are
     // their aggregate) or lock the existing row without writing it (DO
@@ -335,7 +335,7 @@ constexpr StatementSpec kStatements[] = {
      " ORDER BY u.ord"
      " ON CONFLICT {conflict_key:customer_metrics} DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
-     8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, PlanMode::Custom, false},
+     8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, PlanMode::Generic, false},
     // "= ANY ($1)" bounds the rows read to the statement's customers (an
     // index probe each), whatever join the planner picks for the values.
     {Statement::MetricsUpdateMany, "metrics update rows",
@@ -344,9 +344,9 @@ constexpr StatementSpec kStatements[] = {
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
      "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
      " WHERE m.customer_id = u.c AND m.customer_id = ANY ($1::uuid[])",
-     7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, PlanMode::Custom, false},
+     7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, PlanMode::Generic, false},
     {Statement::MetricsDeleteMany, "metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
-     {UUIDARRAYOID}, SPI_OK_DELETE, PlanMode::Custom, false},
+     {UUIDARRAYOID}, SPI_OK_DELETE, PlanMode::Generic, false},
     // Same definition as the reference refresh_customer_metrics().
     {Statement::MetricsRecompute, "metrics recompute",
      "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
