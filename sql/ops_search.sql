@@ -183,3 +183,10 @@ SELECT customer_id, customer_name, matched_by, round(score::numeric, 3) AS score
 RESET enable_seqscan;
 DROP INDEX idx_customers_name_trgm_leakproof;
 SELECT crm_native._search_name_operator('public', 'public') AS name_operator;
+-- an index of the class for one tenant only does not serve the search's
+-- query: the search keeps pg_trgm's operator
+CREATE INDEX idx_customers_name_trgm_leakproof_a ON customers
+  USING gin (customer_name crm_native.gin_trgm_leakproof_ops)
+  WHERE company_id = 'aaaaaaaa-0000-0000-0000-000000000001';
+SELECT crm_native._search_name_operator('public', 'public') AS name_operator;
+DROP INDEX idx_customers_name_trgm_leakproof_a;

@@ -51,8 +51,8 @@ CREATE OPERATOR CLASS crm_native.gin_trgm_leakproof_ops FOR TYPE text USING gin 
 
 -- The operator the name branch of the search uses on target_schema:
 -- crm_native.% when a valid index of crm_native.gin_trgm_leakproof_ops
--- covers customers.customer_name (it then also works under row-level
--- security), else pg_trgm's % (in schema trgm).
+-- covers customers.customer_name, whole or WHERE deleted_at IS NULL (it then
+-- also works under row-level security), else pg_trgm's % (in schema trgm).
 CREATE FUNCTION crm_native._search_name_operator(target_schema text, trgm text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -65,7 +65,10 @@ AS $$
                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                  WHERE i.indrelid = to_regclass(format('%I.%I', target_schema, 'customers'))
                    AND ocn.nspname = 'crm_native' AND oc.opcname = 'gin_trgm_leakproof_ops'
-                   AND a.attname = 'customer_name' AND i.indisvalid AND i.indisready)
+                   AND a.attname = 'customer_name' AND i.indisvalid AND i.indisready
+                   -- a partial index other than the live customers' would not serve
+                   -- the search's query: keep pg_trgm's operator then
+                   AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = '(deleted_at IS NULL)'))
            THEN 'crm_native.%'
            ELSE format('%I.%%', trgm) END
 $$;
