@@ -162,10 +162,10 @@ COMMIT;
 -- customers without a phone get one from a chat (contact fill: customer
 -- UPDATE, keys rewrite).
 UPDATE customers SET customer_phone = NULL WHERE customer_email ~ '^import[.][0-9]*0@';
--- Back to the plan cache's own choice: a kept generic plan (made above, on
--- the empty tables) is used again after five custom plans whenever it looks
--- no dearer, as in any backend; the once-per-statement metrics statements
--- that crm_native plans at each execution (PlanMode::Custom) are planned so.
+-- Back to the plan cache's own choice, as in any backend: a kept generic
+-- plan (made above, on the empty tables) is used again after five custom
+-- plans whenever it looks no dearer; the statements crm_native prepares as
+-- generic (PlanMode::Generic) keep theirs.
 RESET plan_cache_mode;
 BEGIN;
 SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset rb_
