@@ -265,7 +265,7 @@ bool bool_col(HeapTuple tuple, TupleDesc desc, int col) {
     return !isnull && DatumGetBool(d);
 }
 
-// Column buffers for the unnest()-based statements: customers, companies,
+// Column buffers for MetricsLockOrCreate's unnest(): customers, companies,
 // totals and extremes, one element per customer.
 struct RowBatch {
     int count;
@@ -321,9 +321,8 @@ Datum make_array(Datum* elems, bool* nulls, int n, Oid type) {
     return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
 }
 
-// Runs MetricsLockOrCreate (with pure: one flag per customer) or MetricsUpdateMany
-// (pure = nullptr) over the batch.
-void run_batch(ChatTable* set, Statement plan, const RowBatch* b, bool* pure) {
+// Runs MetricsLockOrCreate over the batch (pure: one flag per customer).
+void lock_or_create(ChatTable* set, const RowBatch* b, const bool* pure) {
     Datum values[8];
     values[0] = make_array(b->customer, nullptr, b->count, UUIDOID);
     values[1] = make_array(b->company, b->company_null, b->count, UUIDOID);
@@ -332,12 +331,10 @@ void run_batch(ChatTable* set, Statement plan, const RowBatch* b, bool* pure) {
     values[4] = make_array(b->views, nullptr, b->count, INT8OID);
     values[5] = make_array(b->first, b->first_null, b->count, TIMESTAMPTZOID);
     values[6] = make_array(b->last, b->last_null, b->count, TIMESTAMPTZOID);
-    if (pure != nullptr) {
-        Datum* flags = static_cast<Datum*>(palloc(sizeof(Datum) * (b->count > 0 ? b->count : 1)));
-        for (int i = 0; i < b->count; ++i) flags[i] = BoolGetDatum(pure[i]);
-        values[7] = make_array(flags, nullptr, b->count, BOOLOID);
-    }
-    run_plan(set, plan, values, nullptr);
+    Datum* flags = static_cast<Datum*>(palloc(sizeof(Datum) * (b->count > 0 ? b->count : 1)));
+    for (int i = 0; i < b->count; ++i) flags[i] = BoolGetDatum(pure[i]);
+    values[7] = make_array(flags, nullptr, b->count, BOOLOID);
+    run_plan(set, Statement::MetricsLockOrCreate, values, nullptr);
 }
 
 // Full recomputation of one customer from the conversations (index
@@ -406,7 +403,7 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
         }
         batch_add(&candidates, customer, company, company_null, gained);
     }
-    run_batch(set, Statement::MetricsLockOrCreate, &candidates, pure);
+    lock_or_create(set, &candidates, pure);
     SPITupleTable* inserted_rows = SPI_tuptable;
     int inserted = static_cast<int>(SPI_processed);
     Datum* inserted_ids = static_cast<Datum*>(palloc(sizeof(Datum) * (inserted > 0 ? inserted : 1)));
@@ -438,8 +435,13 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
     SPITupleTable* existing = SPI_tuptable;
     int rows = static_cast<int>(SPI_processed);
 
-    RowBatch updates;
-    batch_init(&updates, rows);
+    // Phase 3 writes each row by its primary key, one statement per row: a
+    // statement over an array of customers would leave the planner a choice
+    // that depends on statistics (under row-level security the policy's
+    // company_id can make the tenant's index look as cheap as the keys).
+    Datum* updates = static_cast<Datum*>(palloc(sizeof(Datum) * 7 * (rows > 0 ? rows : 1)));
+    char* update_nulls = static_cast<char*>(palloc(7 * (rows > 0 ? rows : 1)));
+    int update_count = 0;
     Datum* deletes = static_cast<Datum*>(palloc(sizeof(Datum) * (rows > 0 ? rows : 1)));
     int delete_count = 0;
     Datum* recomputes = static_cast<Datum*>(palloc(sizeof(Datum) * (rows > 0 ? rows : 1)));
@@ -476,7 +478,9 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
                                                     probed ? &probed_last : nullptr);
         switch (out.action) {
             case MetricsAction::Update:
-                batch_add(&updates, customer, company, company_null, out.new_row);
+                metrics_row_values(customer, company, company_null, out.new_row, &updates[7 * update_count],
+                                   &update_nulls[7 * update_count]);
+                ++update_count;
                 break;
             case MetricsAction::Delete:
                 deletes[delete_count++] = customer;
@@ -488,10 +492,13 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
     }
 
     // Phase 3: write each row once.
-    if (updates.count > 0) run_batch(set, Statement::MetricsUpdateMany, &updates, nullptr);
-    if (delete_count > 0) {
-        Datum values[1] = {make_array(deletes, nullptr, delete_count, UUIDOID)};
-        run_plan(set, Statement::MetricsDeleteMany, values, nullptr);
+    for (int i = 0; i < update_count; ++i) {
+        CHECK_FOR_INTERRUPTS();
+        run_plan(set, Statement::MetricsUpdateRow, &updates[7 * i], &update_nulls[7 * i]);
+    }
+    for (int i = 0; i < delete_count; ++i) {
+        CHECK_FOR_INTERRUPTS();
+        run_plan(set, Statement::MetricsDeleteRow, &deletes[i], nullptr);
     }
     // The stored row was wrong (edited by hand, or written while the
     // triggers were off): heal it from the conversations.

@@ -1,5 +1,6 @@
 // The loadable module: magic block and start-up.
 #include "pg/guard.hpp"
+#include "pg/index_pins.hpp"
 #include "pg/module.hpp"
 #include "pg/trigger_stats.hpp"
 
@@ -43,4 +44,5 @@ void _PG_init(void) {
     crm::pg::define_normalization_gucs();
     crm::pg::define_customer_sync_gucs();
     crm::pg::trigger_stats::define();
+    crm::pg::index_pins::install();
 }

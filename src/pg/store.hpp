@@ -128,8 +128,6 @@ enum class Statement : uint16 {
     MetricsExistingUpdate,
     MetricsExistingDelete,
     MetricsLockOrCreate,
-    MetricsUpdateMany,
-    MetricsDeleteMany,
     MetricsRecompute,
     MetricsUpdateRow,
     MetricsDeleteRow,

@@ -24,6 +24,10 @@ namespace crm::pg::store {
 namespace {
 
 #define EQ " OPERATOR(pg_catalog.=) "
+// The indexes a statement's scans were written for, by alias (index_pins.hpp):
+// the planner considers no other index for them.
+#define PINS(pins) "/* crm_native pins: " pins " */ "
+#define KEY_INDEX "company_id,key_type,normalized_value"
 // "Missing" contact info: NULL or blank, as in the reference trigger.
 #define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
 #define CUSTOMER_IN_COMPANY(param) "(c.company_id" EQ param ") IS TRUE"
@@ -49,6 +53,7 @@ namespace {
 // Live holders of one key type in the company, oldest first ($3: how many;
 // NULL for all).
 #define LOOKUP_KEY(key_type)                                                                         \
+    PINS("k=" KEY_INDEX " c=id")                                                                     \
     "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"                       \
     " FROM (SELECT k.customer_id FROM {customer_matching_keys} k"                                    \
     "        WHERE k.company_id" EQ "$1 AND k.key_type" EQ "'" key_type "' AND k.normalized_value" EQ \
@@ -149,6 +154,7 @@ namespace {
 // company), written as ORDER BY ... LIMIT 1 (min()/max() would leave the
 // planner free to aggregate the customer's whole history instead).
 #define EXISTING(group)                                                                         \
+    PINS("m=customer_id v=session_id t=company_id,customer_id")                                 \
     "WITH f AS (" FOLD(group) "), ids AS (SELECT unnest(f.add_ids) AS id FROM f)"               \
     " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"            \
     "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"       \
@@ -169,12 +175,12 @@ namespace {
     " LEFT JOIN LATERAL (SELECT min(x.lo) AS lo, max(x.hi) AS hi"                               \
     "    FROM (SELECT DISTINCT c FROM unnest(array_append(f.companies, m.company_id)) c"        \
     "          WHERE c IS NOT NULL) k,"                                                         \
-    "    LATERAL (SELECT (SELECT v.created_at FROM {self} v WHERE v.company_id = k.c"           \
-    "                       AND v.customer_id = f.customer_id AND v.created_at IS NOT NULL"      \
-    "                     ORDER BY v.created_at LIMIT 1) AS lo,"                                \
-    "                    (SELECT v.created_at FROM {self} v WHERE v.company_id = k.c"           \
-    "                       AND v.customer_id = f.customer_id AND v.created_at IS NOT NULL"      \
-    "                     ORDER BY v.created_at DESC LIMIT 1) AS hi) x"                         \
+    "    LATERAL (SELECT (SELECT t.created_at FROM {self} t WHERE t.company_id = k.c"           \
+    "                       AND t.customer_id = f.customer_id AND t.created_at IS NOT NULL"      \
+    "                     ORDER BY t.created_at LIMIT 1) AS lo,"                                \
+    "                    (SELECT t.created_at FROM {self} t WHERE t.company_id = k.c"           \
+    "                       AND t.customer_id = f.customer_id AND t.created_at IS NOT NULL"      \
+    "                     ORDER BY t.created_at DESC LIMIT 1) AS hi) x"                         \
     "    WHERE nd.probe) pr ON true"                                                            \
     " WHERE f.customer_id NOT IN (SELECT unnest($1::uuid[]))"
 
@@ -194,6 +200,7 @@ constexpr StatementSpec kStatements[] = {
     // scan each), email holders first, oldest first. Its first row is the
     // first candidate the per-key lookups would try.
     {Statement::SyncLookupEmailOrPhone, "customer_sync lookup (email or phone)",
+     PINS("e=" KEY_INDEX " p=" KEY_INDEX " c=id")
      "SELECT c.id, c.merged_into_customer_id, c.email_missing, c.phone_missing"
      " FROM (SELECT 0 AS rank, e.customer_id FROM {customer_matching_keys} e"
      "        WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
@@ -211,6 +218,7 @@ constexpr StatementSpec kStatements[] = {
     // kept only company_id as index condition and filtered all of the
     // company's keys per lookup.
     {Statement::SyncProbe, "customer_sync probe",
+     PINS("e=" KEY_INDEX " p=" KEY_INDEX)
      "SELECT true, e.customer_id FROM {customer_matching_keys} e"
      " WHERE e.company_id" EQ "$1 AND e.key_type" EQ "'email' AND e.normalized_value" EQ "$2"
      " UNION ALL"
@@ -219,7 +227,7 @@ constexpr StatementSpec kStatements[] = {
      3, {UUIDOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // One step along merged_into_customer_id, never leaving the company.
     {Statement::SyncChain, "customer_sync merge chain",
-     "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING(
+     PINS("c=id") "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING(
          "c.customer_phone") " FROM {customers} c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
      2, {UUIDOID, UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // Fill the customer's missing email/phone ($3/$4, NULL: keep), set
@@ -229,7 +237,7 @@ constexpr StatementSpec kStatements[] = {
     // soft delete or merge of the customer and then re-checks the conditions
     // on the new version.
     {Statement::SyncFillContact, "customer_sync contact fill",
-     "WITH u AS (UPDATE {customers} c SET"
+     PINS("c=id") "WITH u AS (UPDATE {customers} c SET"
      " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
      " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
      " updated_at = pg_catalog.now()" MATCH_UNCHANGED " RETURNING c.id, c.company_id),"
@@ -246,7 +254,7 @@ constexpr StatementSpec kStatements[] = {
     // serializes the link with a concurrent soft delete or merge, and under
     // READ COMMITTED re-checks the conditions on the newest row version.
     {Statement::SyncLockMatch, "customer_sync match lock",
-     "SELECT c.id FROM {customers} c" MATCH_UNCHANGED " FOR NO KEY UPDATE OF c",
+     PINS("c=id") "SELECT c.id FROM {customers} c" MATCH_UNCHANGED " FOR NO KEY UPDATE OF c",
      8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
     // A returning customer's chat in one statement: the key's single holder
     // $1 is the match when it is a live, unmerged customer of the company,
@@ -254,7 +262,7 @@ constexpr StatementSpec kStatements[] = {
     // chat has one) nor the phone ($4) the chat brings. Then this locks the
     // match as above; else no row comes back and read-then-update decides.
     {Statement::SyncLockHolder, "customer_sync holder lock",
-     "SELECT c.id FROM {customers} c"
+     PINS("c=id") "SELECT c.id FROM {customers} c"
      " WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2") " AND " CUSTOMER_LIVE
      " AND (c.merged_into_customer_id IS NULL) IS TRUE"
      " AND (NOT ($3 AND " MISSING("c.customer_email") ")) IS TRUE"
@@ -276,7 +284,7 @@ constexpr StatementSpec kStatements[] = {
     // a live customer of the chat's company? Primary key only; locked like a
     // match, so a concurrent soft delete waits for this chat.
     {Statement::SyncLinkedCustomer, "customer_sync linked customer",
-     "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1 FOR NO KEY UPDATE OF c",
+     PINS("c=id") "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1 FOR NO KEY UPDATE OF c",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
 
     // --- customers triggers ------------------------------------------------
@@ -292,8 +300,8 @@ constexpr StatementSpec kStatements[] = {
     // and key_type would make idx_matching_keys_normalized look as selective
     // as the customer's index, and that would scan the tenant's keys.
     {Statement::KeysDelete, "matching_keys_sync delete",
-     "DELETE FROM {customer_matching_keys}"
-     " WHERE customer_id" EQ "$1 AND (key_type" EQ "ANY ($2)) IS TRUE",
+     PINS("k=customer_id") "DELETE FROM {customer_matching_keys} k"
+     " WHERE k.customer_id" EQ "$1 AND (k.key_type" EQ "ANY ($2)) IS TRUE",
      2, {UUIDOID, TEXTARRAYOID}, SPI_OK_DELETE, PlanMode::Auto, false},
     // to_jsonb runs inside the INSERT, so the JSON is exactly the backend's.
     {Statement::AuditInsert, "audit_log insert",
@@ -325,7 +333,7 @@ constexpr StatementSpec kStatements[] = {
     // reading every metrics row of the table (of the tenant, under
     // row-level security) once per statement.
     {Statement::MetricsLockOrCreate, "metrics lock or create",
-     "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
+     PINS("x=customer_id") "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
      " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
      " SELECT {default_values:customer_metrics}u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
      " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
@@ -336,30 +344,19 @@ constexpr StatementSpec kStatements[] = {
      " ON CONFLICT {conflict_key:customer_metrics} DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
      8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, PlanMode::Generic, false},
-    // "= ANY ($1)" bounds the rows read to the statement's customers (an
-    // index probe each), whatever join the planner picks for the values.
-    {Statement::MetricsUpdateMany, "metrics update rows",
-     "UPDATE {customer_metrics} m SET company_id = u.co, total_conversations = u.n, total_sessions = u.s,"
-     " total_views = u.v, first_interaction_at = u.f, last_interaction_at = u.l, refreshed_at = now()"
-     " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
-     "             $6::timestamptz[], $7::timestamptz[]) AS u(c, co, n, s, v, f, l)"
-     " WHERE m.customer_id = u.c AND m.customer_id = ANY ($1::uuid[])",
-     7, {METRICS_ROW_ARRAY_TYPES}, SPI_OK_UPDATE, PlanMode::Generic, false},
-    {Statement::MetricsDeleteMany, "metrics delete rows", "DELETE FROM {customer_metrics} WHERE customer_id = ANY ($1::uuid[])", 1,
-     {UUIDARRAYOID}, SPI_OK_DELETE, PlanMode::Generic, false},
     // Same definition as the reference refresh_customer_metrics().
     {Statement::MetricsRecompute, "metrics recompute",
-     "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
+     PINS("v=customer_id") "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
      " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
      " (array_agg(v.company_id))[1]"
      " FROM {self} v WHERE v.customer_id = $1",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsUpdateRow, "metrics update row",
-     "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3, total_sessions = $4,"
+     PINS("m=customer_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3, total_sessions = $4,"
      " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
-     " refreshed_at = now() WHERE customer_id = $1",
+     " refreshed_at = now() WHERE m.customer_id = $1",
      7, {METRICS_ROW_TYPES}, SPI_OK_UPDATE, PlanMode::Generic, false},
-    {Statement::MetricsDeleteRow, "metrics delete row", "DELETE FROM {customer_metrics} WHERE customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
+    {Statement::MetricsDeleteRow, "metrics delete row", PINS("m=customer_id") "DELETE FROM {customer_metrics} m WHERE m.customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
      PlanMode::Generic, false},
     {Statement::MetricsDeleteAll, "metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, PlanMode::Generic, false},
     // Single-chat INSERT: lock the customer's row (its values as they are
@@ -369,8 +366,8 @@ constexpr StatementSpec kStatements[] = {
     // this row before us. $9/$10 = the chat's session and id (the chat itself
     // is excluded); $4/$5 = sessions if the session is new / already counted.
     {Statement::MetricsChatLock, "metrics chat lock",
-     "SELECT total_conversations, total_sessions, total_views, first_interaction_at,"
-     " last_interaction_at, company_id FROM {customer_metrics} WHERE customer_id = $1 FOR NO KEY UPDATE",
+     PINS("m=customer_id") "SELECT m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at,"
+     " m.last_interaction_at, m.company_id FROM {customer_metrics} m WHERE m.customer_id = $1 FOR NO KEY UPDATE",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsChatCreate, "metrics chat create",
      "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
@@ -379,12 +376,12 @@ constexpr StatementSpec kStatements[] = {
      " ON CONFLICT {conflict_key:customer_metrics} DO NOTHING RETURNING m.customer_id",
      7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, PlanMode::Generic, false},
     {Statement::MetricsChatUpdate, "metrics chat update",
-     "UPDATE {customer_metrics} SET company_id = $2, total_conversations = $3,"
+     PINS("m=customer_id v=session_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3,"
      " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
      "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND " SAME_CUSTOMER("$1")
      "      AND v.id <> $10) THEN $4 ELSE $5 END,"
      " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
-     " refreshed_at = now() WHERE customer_id = $1",
+     " refreshed_at = now() WHERE m.customer_id = $1",
      10, {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT8OID},
      SPI_OK_UPDATE, PlanMode::Generic, false},
 };

@@ -1,0 +1,98 @@
+-- Index pins (src/pg/index_pins.hpp): a statement whose text starts with
+-- "/* crm_native pins: alias=column[,column...] */" is planned with, for the
+-- scans under each alias, only the indexes whose first key column is the
+-- first named and whose key columns include the others. Every trigger
+-- statement carries one, so that its plan does not depend on statistics, on
+-- the application's extra indexes or on row-level security's conditions
+-- (test/run.d/import_cost.sh measures that). Here: the mechanism itself.
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+LOAD 'crm_native';
+INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'Real');
+INSERT INTO customers (id, company_id, customer_name, customer_email)
+SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, '11111111-1111-1111-1111-111111111111',
+       'Customer ' || i, 'c' || i || '@example.com'
+  FROM generate_series(1, 2000) i;
+
+-- The indexes a plan reads ("seq scan" for a sequential scan). The statement
+-- runs through SPI, as a trigger's does: its text is what the planner hook
+-- sees.
+CREATE FUNCTION pg_temp.scans(statement text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE statement LOOP
+        IF line ~ 'Index (Only )?Scan using ' THEN
+            RETURN NEXT 'index ' || substring(line FROM 'Scan using (\S+)');
+        ELSIF line ~ 'Bitmap Index Scan on ' THEN
+            RETURN NEXT 'index ' || substring(line FROM 'Bitmap Index Scan on (\S+)');
+        ELSIF line ~ 'Seq Scan on ' THEN
+            RETURN NEXT 'seq scan';
+        END IF;
+    END LOOP;
+END $$;
+
+-- A table whose statistics make the primary key the planner's clear choice
+-- for "id = 7 AND grp = 7" (one row against a tenth of the table).
+CREATE TABLE pin_demo (id int PRIMARY KEY, grp int, val int);
+CREATE INDEX pin_demo_grp ON pin_demo (grp);
+CREATE INDEX pin_demo_grp_val ON pin_demo (grp, val);
+INSERT INTO pin_demo SELECT i, i % 10, i FROM generate_series(1, 10000) i;
+ANALYZE pin_demo;
+
+-- 1. No pin: the primary key.
+SELECT * FROM pg_temp.scans($q$EXPLAIN (COSTS OFF) SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+-- 2. Pinned to grp: only the indexes that lead with grp may serve the scan;
+-- pinned to (grp, val): only the one that also has val.
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=grp */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=grp,val */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7 AND d.val = 7$q$);
+-- The answer is the same whichever index serves it.
+SELECT count(*) FROM pin_demo d WHERE d.id = 7 AND d.grp = 7;
+-- 3. A pin applies to its alias only, here e.
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: e=grp */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+-- 4. A pin no index fits (none leads with val) leaves every index.
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=val */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+-- 5. A comment that is not exactly a pin list, or not at the start of the
+-- text, pins nothing.
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=GRP */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=grp, */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+SELECT * FROM pg_temp.scans($q$EXPLAIN (COSTS OFF) /* crm_native pins: d=grp */
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+DROP TABLE pin_demo;
+
+-- 6. Under row-level security as crm_app, the policy's conditions
+-- (company_id, deleted_at IS NULL) match the tenant's indexes, among them
+-- partial indexes that, never vacuumed, look empty to the planner. Pinned to
+-- the primary key, the sync's lock of a returning customer reads the
+-- customer by its key whatever the planner thinks of those. (Unpinned, in
+-- import_cost.sh, this statement read every customer of the tenant through
+-- idx_customers_lifecycle.)
+SET app.current_company_id = '11111111-1111-1111-1111-111111111111';
+SET ROLE crm_app;
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: c=id */ EXPLAIN (COSTS OFF)
+  SELECT c.id FROM customers c WHERE c.id = '00000000-0000-4000-8000-000000000007'
+     AND (c.company_id = '11111111-1111-1111-1111-111111111111') IS TRUE AND (c.deleted_at IS NULL) IS TRUE
+  FOR NO KEY UPDATE OF c$q$);
+-- 7. The triggers' own statements carry their pins: a returning customer's
+-- chat as crm_app reads a handful of customer rows and index entries, not
+-- the tenant's 2,000 (counted, not timed).
+BEGIN;
+SELECT sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) AS before FROM pg_stat_xact_user_tables
+ WHERE relname = 'customers' \gset
+SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) AS before_entries FROM pg_index
+ WHERE indrelid = 'customers'::regclass \gset
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('11111111-1111-1111-1111-111111111111', 'Customer 7', 'c7@example.com', 'pins-1');
+SELECT sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) - :before <= 10 AS few_customer_rows_read,
+       (SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index
+         WHERE indrelid = 'customers'::regclass) - :before_entries <= 10 AS few_index_entries_read
+  FROM pg_stat_xact_user_tables WHERE relname = 'customers';
+COMMIT;
+RESET ROLE;
+SELECT customer_id = '00000000-0000-4000-8000-000000000007' AS linked_to_the_holder
+  FROM "VC Usage" WHERE session_id = 'pins-1';

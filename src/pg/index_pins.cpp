@@ -1,0 +1,151 @@
+// Index pins (index_pins.hpp). C-style: the hooks run inside the planner,
+// which may ereport, so no C++ object with a destructor lives in these frames.
+#include "pg/index_pins.hpp"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wregister"
+extern "C" {
+#include "postgres.h"
+
+#include "nodes/pathnodes.h"
+#include "optimizer/plancat.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "utils/lsyscache.h"
+}
+#pragma GCC diagnostic pop
+
+#include <cstring>
+
+namespace crm::pg::index_pins {
+
+namespace {
+
+constexpr char kPrefix[] = "/* crm_native pins: ";
+constexpr int kMaxPins = 6;
+constexpr int kMaxColumns = 4;
+
+// One alias and the key columns its scans were written for (the first one
+// leads the index).
+struct Pin {
+    char alias[NAMEDATALEN];
+    int columns;
+    char column[kMaxColumns][NAMEDATALEN];
+};
+
+struct Pins {
+    int count;
+    Pin pin[kMaxPins];
+};
+
+// The pins of the statement being planned; nullptr while any other statement
+// is planned (saved and restored around each planner call, so a query planned
+// inside ours, such as a function body, has none).
+const Pins* active = nullptr;
+
+planner_hook_type prev_planner = nullptr;
+get_relation_info_hook_type prev_get_relation_info = nullptr;
+
+bool is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// Copies a name of [a-z0-9_] into out; returns the first character after it,
+// or nullptr when there is none or it is too long.
+const char* read_name(const char* p, char* out) {
+    int n = 0;
+    while (is_name_char(p[n])) {
+        if (n >= NAMEDATALEN - 1) return nullptr;
+        out[n] = p[n];
+        ++n;
+    }
+    if (n == 0) return nullptr;
+    out[n] = '\0';
+    return p + n;
+}
+
+// Reads "/* crm_native pins: alias=col[,col...] ... */" at the start of the
+// text. False (no pins: the planner decides alone) for any other text, and
+// for a comment it cannot read whole.
+bool parse(const char* text, Pins* pins) {
+    if (text == nullptr || std::strncmp(text, kPrefix, sizeof kPrefix - 1) != 0) return false;
+    const char* p = text + sizeof kPrefix - 1;
+    pins->count = 0;
+    for (;;) {
+        while (*p == ' ') ++p;
+        if (p[0] == '*' && p[1] == '/') return pins->count > 0;
+        if (pins->count == kMaxPins) return false;
+        Pin* pin = &pins->pin[pins->count++];
+        p = read_name(p, pin->alias);
+        if (p == nullptr || *p != '=') return false;
+        pin->columns = 0;
+        do {
+            if (pin->columns == kMaxColumns) return false;
+            p = read_name(p + 1, pin->column[pin->columns++]);
+            if (p == nullptr) return false;
+        } while (*p == ',');
+    }
+}
+
+PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cursor_options,
+                            ParamListInfo bound_params) {
+    Pins pins;
+    const Pins* outer = active;
+    active = parse(query_string, &pins) ? &pins : nullptr;
+    PlannedStmt* volatile result = nullptr;
+    PG_TRY();
+    {
+        result = prev_planner != nullptr
+                     ? prev_planner(parse_tree, query_string, cursor_options, bound_params)
+                     : standard_planner(parse_tree, query_string, cursor_options, bound_params);
+    }
+    PG_FINALLY();
+    {
+        active = outer;
+    }
+    PG_END_TRY();
+    return result;
+}
+
+// Keeps, of the scanned relation's indexes, those its pin names, when it has
+// one and the relation has such an index.
+void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo* rel) {
+    if (prev_get_relation_info != nullptr) prev_get_relation_info(root, relation, inhparent, rel);
+    if (active == nullptr || rel->indexlist == NIL) return;
+    RangeTblEntry* rte = planner_rt_fetch(rel->relid, root);
+    if (rte->eref == nullptr) return;
+    const Pin* pin = nullptr;
+    for (int i = 0; i < active->count && pin == nullptr; i++)
+        if (std::strcmp(active->pin[i].alias, rte->eref->aliasname) == 0) pin = &active->pin[i];
+    if (pin == nullptr) return;
+    AttrNumber key[kMaxColumns];
+    for (int c = 0; c < pin->columns; c++) {
+        key[c] = get_attnum(relation, pin->column[c]);
+        if (key[c] == InvalidAttrNumber) return;
+    }
+    List* kept = NIL;
+    ListCell* lc;
+    foreach (lc, rel->indexlist) {
+        IndexOptInfo* index = static_cast<IndexOptInfo*>(lfirst(lc));
+        bool fits = index->nkeycolumns > 0 && index->indexkeys[0] == key[0];
+        for (int c = 1; c < pin->columns && fits; c++) {
+            bool found = false;
+            for (int k = 1; k < index->nkeycolumns && !found; k++) found = index->indexkeys[k] == key[c];
+            fits = found;
+        }
+        if (fits) kept = lappend(kept, index);
+    }
+    if (kept != NIL) rel->indexlist = kept;
+}
+
+}  // namespace
+
+void install() {
+    prev_planner = planner_hook;
+    planner_hook = plan_with_pins;
+    prev_get_relation_info = get_relation_info_hook;
+    get_relation_info_hook = narrow_indexes;
+}
+
+}  // namespace crm::pg::index_pins

@@ -1,0 +1,36 @@
+// Index pins: each trigger statement names the index its scans were written
+// for, and the planner considers only that index for those scans.
+//
+// Why: the triggers' plans are kept for the backend's life and are often made
+// while the tables are empty, never analyzed, or with partial indexes never
+// vacuumed. Then every index looks as cheap as the intended one. Under
+// row-level security PostgreSQL adds the application's policy conditions
+// (company_id = current_company_id(), deleted_at IS NULL) to every statement,
+// and an index on the tenant, or a partial index those conditions match,
+// could serve a customer's primary-key read by scanning the tenant. The
+// statements cannot fence conditions PostgreSQL adds; a pin takes the other
+// indexes out of the planner's choice.
+//
+// How: a statement's text starts with a comment
+//     /* crm_native pins: c=id k=company_id,key_type,normalized_value */
+// meaning: a scan of a table under the alias c considers only the indexes
+// whose first key column is id; under k, only those whose first key column is
+// company_id and whose key columns include key_type and normalized_value. A
+// scan with no such index keeps every index (the application's schema
+// decides, as before). The planner hook reads the comment of the statement
+// being planned (a replan of a kept plan too); every other statement, and any
+// query planned while ours is planned (a function's body), is untouched.
+//
+// What it cannot change: results. Which index serves a scan only changes its
+// cost; the conditions, row-level security, locks and constraint checks are
+// the same whatever the planner picks. Tested without a clock by
+// test/run.d/import_cost.sh (row-level security, extra indexes) and
+// sql/index_pins.sql (plan shapes).
+#pragma once
+
+namespace crm::pg::index_pins {
+
+// Installs the planner hooks (from _PG_init).
+void install();
+
+}  // namespace crm::pg::index_pins
