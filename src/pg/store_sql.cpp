@@ -14,7 +14,11 @@
 // fetched by primary key (the tenant and liveness checks are written
 // "... IS TRUE": a filter, never an index condition or a partial-index
 // predicate match), keys by every column of the matching-key index, metrics
-// rows by customer_id (test/run.d/sync_plan_shape.sh, import_cost.sh).
+// rows by customer_id (test/run.d/sync_plan_shape.sh, import_cost.sh). The
+// conditions PostgreSQL adds itself (row-level security's policies) cannot
+// be fenced that way, so each statement also starts with PINS(...): the
+// index each of its scans was written for, by alias, and the planner is
+// offered no other (index_pins.hpp).
 #include "pg/store_sql.hpp"
 
 #include <cstring>
