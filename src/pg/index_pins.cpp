@@ -141,6 +141,11 @@ void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo*
 
 }  // namespace
 
+bool well_formed(const char* text) {
+    Pins pins;
+    return std::strncmp(text, kPrefix, sizeof kPrefix - 1) != 0 || parse(text, &pins);
+}
+
 void install() {
     prev_planner = planner_hook;
     planner_hook = plan_with_pins;

@@ -21,16 +21,30 @@
 // being planned (a replan of a kept plan too); every other statement, and any
 // query planned while ours is planned (a function's body), is untouched.
 //
-// What it cannot change: results. Which index serves a scan only changes its
-// cost; the conditions, row-level security, locks and constraint checks are
-// the same whatever the planner picks. Tested without a clock by
-// test/run.d/import_cost.sh (row-level security, extra indexes) and
-// sql/index_pins.sql (plan shapes).
+// What it cannot change: which rows a statement reads or writes. The
+// conditions, row-level security, locks and constraint checks are the same
+// whatever index serves a scan; only the order rows come in may differ, and
+// no trigger statement depends on it (MetricsRecompute's company is the
+// first chat's in scan order, as in the plpgsql refresh it mirrors).
+//
+// Limits: a pin keeps the indexes whose columns fit, whether or not the
+// statement implies a partial index's predicate (the planner checks that
+// later); if the only fitting index is partial with a predicate the statement
+// does not imply, the scan becomes sequential. The reference schema's
+// partial indexes (customer_id IS NOT NULL) are implied by the statements'
+// equalities. Tested without a clock by test/run.d/import_cost.sh (row-level
+// security, extra indexes) and sql/index_pins.sql (plan shapes).
 #pragma once
 
 namespace crm::pg::index_pins {
 
 // Installs the planner hooks (from _PG_init).
 void install();
+
+// True when `text` does not start with the pins comment, or starts with one
+// that reads whole; false for a malformed one (which would pin nothing).
+// store.cpp refuses to prepare a statement whose pins are malformed, so a
+// typo in store_sql.cpp fails every test that runs the statement.
+bool well_formed(const char* text);
 
 }  // namespace crm::pg::index_pins

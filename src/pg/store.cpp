@@ -21,6 +21,7 @@ extern "C" {
 
 #include "pg/citus_shards.hpp"
 #include "pg/guard.hpp"
+#include "pg/index_pins.hpp"
 #include "pg/retired_plans.hpp"
 #include "pg/store_sql.hpp"
 
@@ -361,6 +362,8 @@ SPIPlanPtr plan_for(Relation rel, Statement statement, int size_class, const Sta
 
     uint64 checking_at = invalidations;
     char* text = expand(spec, rel);
+    if (!crm::pg::index_pins::well_formed(text))
+        elog(ERROR, "crm_native: malformed index pins in statement \"%s\"", spec->name);
     if (entry->plan != nullptr && std::strcmp(text, entry->text) == 0 &&
         (!spec->reads_transition_tables || same_row_type(entry->desc, RelationGetDescr(rel)))) {
         pfree(text);
