@@ -33,10 +33,11 @@ END $$;
 
 -- A table whose statistics make the primary key the planner's clear choice
 -- for "id = 7 AND grp = 7" (one row against a tenth of the table).
-CREATE TABLE pin_demo (id int PRIMARY KEY, grp int, val int);
+CREATE TABLE pin_demo (id int PRIMARY KEY, grp int, val int, tag int);
 CREATE INDEX pin_demo_grp ON pin_demo (grp);
 CREATE INDEX pin_demo_grp_val ON pin_demo (grp, val);
-INSERT INTO pin_demo SELECT i, i % 10, i FROM generate_series(1, 10000) i;
+CREATE INDEX pin_demo_tag_some ON pin_demo (tag) WHERE grp > 5;
+INSERT INTO pin_demo SELECT i, i % 10, i, i % 100 FROM generate_series(1, 10000) i;
 ANALYZE pin_demo;
 
 -- 1. No pin: the primary key.
@@ -55,6 +56,15 @@ SELECT * FROM pg_temp.scans($q$/* crm_native pins: e=grp */ EXPLAIN (COSTS OFF)
 -- 4. A pin no index fits (none leads with val) leaves every index.
 SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=val */ EXPLAIN (COSTS OFF)
   SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.grp = 7$q$);
+-- A partial index fits only when the pinned equalities imply its predicate
+-- ("tag IS NOT NULL"): pinned to tag, "WHERE grp > 5" does not fit, so every
+-- index stays (a lone unusable index would leave a sequential scan) ...
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=tag */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.tag = 7$q$);
+-- ... and "WHERE tag IS NOT NULL" does.
+CREATE INDEX pin_demo_tag_known ON pin_demo (tag) WHERE tag IS NOT NULL;
+SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=tag */ EXPLAIN (COSTS OFF)
+  SELECT d.val FROM pin_demo d WHERE d.id = 7 AND d.tag = 7$q$);
 -- 5. A comment that is not exactly a pin list, or not at the start of the
 -- text, pins nothing.
 SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=GRP */ EXPLAIN (COSTS OFF)

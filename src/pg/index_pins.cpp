@@ -108,6 +108,26 @@ PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cur
     return result;
 }
 
+// A partial index's predicate that every pinned scan implies: none, or only
+// "pinned column IS NOT NULL" (the scans compare the pinned columns with =).
+// Any other predicate may not hold for the statement; such an index alone
+// would leave the scan sequential.
+bool predicate_implied(const IndexOptInfo* index, const AttrNumber* key, int columns) {
+    ListCell* lc;
+    foreach (lc, index->indpred) {
+        const Node* clause = static_cast<const Node*>(lfirst(lc));
+        if (!IsA(clause, NullTest)) return false;
+        const NullTest* test = reinterpret_cast<const NullTest*>(clause);
+        if (test->nulltesttype != IS_NOT_NULL || test->argisrow || test->arg == nullptr || !IsA(test->arg, Var))
+            return false;
+        AttrNumber column = reinterpret_cast<const Var*>(test->arg)->varattno;
+        bool pinned = false;
+        for (int c = 0; c < columns && !pinned; c++) pinned = column == key[c];
+        if (!pinned) return false;
+    }
+    return true;
+}
+
 // Keeps, of the scanned relation's indexes, those its pin names, when it has
 // one and the relation has such an index.
 void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo* rel) {
@@ -134,7 +154,7 @@ void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo*
             for (int k = 1; k < index->nkeycolumns && !found; k++) found = index->indexkeys[k] == key[c];
             fits = found;
         }
-        if (fits) kept = lappend(kept, index);
+        if (fits && predicate_implied(index, key, pin->columns)) kept = lappend(kept, index);
     }
     if (kept != NIL) rel->indexlist = kept;
 }

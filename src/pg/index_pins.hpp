@@ -27,12 +27,12 @@
 // no trigger statement depends on it (MetricsRecompute's company is the
 // first chat's in scan order, as in the plpgsql refresh it mirrors).
 //
-// Limits: a pin keeps the indexes whose columns fit, whether or not the
-// statement implies a partial index's predicate (the planner checks that
-// later); if the only fitting index is partial with a predicate the statement
-// does not imply, the scan becomes sequential. The reference schema's
-// partial indexes (customer_id IS NOT NULL) are implied by the statements'
-// equalities. Tested without a clock by test/run.d/import_cost.sh (row-level
+// Which indexes fit: the first key column is the first one named, the key
+// columns include the others, and the index is not partial, or only on
+// "named column IS NOT NULL" (which the statements' equalities imply). With
+// no fitting index, the scan keeps every index (the schema decides, as for
+// any statement; crm_native.verify_schema() names the indexes the triggers
+// need). Tested without a clock by test/run.d/import_cost.sh (row-level
 // security, extra indexes) and sql/index_pins.sql (plan shapes).
 #pragma once
 
