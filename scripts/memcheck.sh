@@ -32,10 +32,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
 # guard (the C++ boundary), metrics, sync_cancel (a cancel in the middle of a
-# bulk insert), install, data_access (plans replaced after renames), two
-# isolation races, and any regress or isolation
+# bulk insert), install, data_access (plans replaced after renames),
+# index_pins (the planner hook), two isolation races, and any regress or isolation
 # test whose name says nesting, invalidation or batch.
-DEFAULT_TESTS="regress:guard regress:metrics regress:sync_cancel regress:install regress:data_access
+DEFAULT_TESTS="regress:guard regress:metrics regress:sync_cancel regress:install regress:data_access regress:index_pins
   isolation:sync_race_read_committed isolation:metrics_read_committed
   regress:*nesting* isolation:*nesting* regress:*invalidation* isolation:*invalidation*
   regress:*batch* isolation:*batch*"
