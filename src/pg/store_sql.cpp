@@ -44,9 +44,12 @@ namespace {
 // merged_into_customer_id for "IS NULL" (all unmerged customers) or on
 // "VC Usage"(customer_id) (a customer's whole history). Checked without a
 // clock by test/run.d/import_cost.sh (returning chats).
-// A chat v of customer `param`, as a filter: the session probes use an index
-// leading with session_id (verify_schema's required index 6).
-#define SAME_CUSTOMER(param) "(v.customer_id" EQ param ") IS TRUE"
+// A chat v of customer `param` in the session probes: an index condition
+// beside session_id. Their pins (v=session_id) keep the customer's own index
+// out (its whole history), so the probe seeks (session_id, customer_id) in
+// verify_schema's required index 6 and reads only this customer's chats of
+// the session, however many other customers' chats share the session id.
+#define SAME_CUSTOMER(param) "v.customer_id" EQ param
 // The live customer of a matching-key row k, read by primary key in a
 // LATERAL subquery fenced by OFFSET 0 (never a scan of the company).
 #define CUSTOMER_BY_KEY(company)                                                                          \

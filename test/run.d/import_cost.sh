@@ -9,7 +9,8 @@
 # For each schema variant (test/differential/variants.sql; default: the plain
 # reference schema, (a) fk_indexes, (b) deferred_fks, (d) never_analyzed and
 # (e) crm_app_rls, and (e) on (a): crm_app_rls+fk_indexes, where row-level
-# security's company_id meets an index on company_id alone on every table)
+# security's company_id meets an index on company_id alone on every table;
+# and the workload shared_session: every chat has the session id 'web')
 # and each size N (2,000 and 20,000):
 #   - a freshly created, empty database (cloned from crm_template), the
 #     variant applied, crm_native.install(), four companies;
@@ -79,7 +80,7 @@ DIR=$ROOT/test/differential
 # run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
 OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/import_cost
 mkdir -p "$OUT"
-VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes"}
+VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes shared_session"}
 SIZES=${IC_SIZES:-"2000 20000"}
 MAX_PER_ROW=${IC_MAX_PER_ROW:-20}
 MAX_GROWTH=${IC_MAX_GROWTH:-1.5}
@@ -102,8 +103,16 @@ measure() {
   local variant=$1 n=$2 db=ic_${1}_$2 log=$OUT/${1}_$2.log role_sql="" company
   drop "$db"
   # a variant "a+b" applies a, then b
-  local applies=() part
-  for part in ${variant//+/ }; do applies+=(-c "SELECT count(*) FROM schema_variant.apply('$part')"); done
+  # shared_session is a workload, not a schema: every chat has the session
+  # id 'web' (an application without sessions), so a session probe that
+  # found its customer's chats by session id alone would read the tenant's.
+  local applies=() part shared=0
+  for part in ${variant//+/ }; do
+    if [ "$part" = shared_session ]; then shared=1; continue; fi
+    applies+=(-c "SELECT count(*) FROM schema_variant.apply('$part')")
+  done
+  [ ${#applies[@]} -gt 0 ] || applies=(-c "SELECT count(*) FROM schema_variant.apply('plain')")
+  session() { if [ "$shared" = 1 ]; then echo "'web'"; else echo "$1"; fi; }
   q -d postgres -c "CREATE DATABASE \"$db\" TEMPLATE crm_template" >"$log" 2>&1 \
     && q -d "$db" -f "$DIR/variants.sql" >>"$log" 2>&1 \
     && q -d "$db" "${applies[@]}" \
@@ -124,7 +133,7 @@ SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = ${IC
   local crm_tables="('customers', 'customer_matching_keys', 'customer_metrics', 'VC Usage')"
   # chat i of an imported customer (returning), in a new session
   local ret_cols="company_id, customer_name, customer_email, session_id, user_message"
-  local ret_row="$company, 'Imported Customer ' || i, 'import.' || i || '@example.com', 'ret-' || k, 'again'"
+  local ret_row="$company, 'Imported Customer ' || i, 'import.' || i || '@example.com', $(session "'ret-' || k"), 'again'"
   # a new connection; no preload library, whatever the database or role says
   PGOPTIONS="-c session_preload_libraries= -c client_min_messages=warning -c statement_timeout=$TIMEOUT" \
     psql -X -q -At -F ' ' -v ON_ERROR_STOP=1 -d "$db" >>"$log" 2>&1 <<SQL || { echo "import failed: $(grep -m1 -E 'ERROR|FATAL' "$log")"; return 1; }
@@ -135,12 +144,12 @@ $role_sql
 -- in one statement (set-wise path), a chat that fills its phone.
 SET plan_cache_mode = force_generic_plan;
 BEGIN;
-INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', 'warm-0', 'warm' FROM (SELECT 1 AS i) x;
-INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', 'warm-1', 'warm' FROM (SELECT 1 AS i) x;
-INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', 'warm-' || i, 'warm' FROM generate_series(2, 3) i;
+INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', $(session "'warm-0'"), 'warm' FROM (SELECT 1 AS i) x;
+INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', $(session "'warm-1'"), 'warm' FROM (SELECT 1 AS i) x;
+INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', $(session "'warm-' || i"), 'warm' FROM generate_series(2, 3) i;
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
-SELECT $company, 'Warm Up', 'warm.up@example.com', '+1 212 555 0000', 'warm-4', 'warm' FROM (SELECT 1 AS i) x;
-DELETE FROM "VC Usage" WHERE session_id = 'warm-4';
+SELECT $company, 'Warm Up', 'warm.up@example.com', '+1 212 555 0000', $(session "'warm-4'"), 'warm' FROM (SELECT 1 AS i) x;
+DELETE FROM "VC Usage" WHERE customer_phone = '+1 212 555 0000';
 COMMIT;
 BEGIN;
 SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
@@ -152,7 +161,7 @@ SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE rel
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
 SELECT $company, 'Imported Customer ' || i, 'import.' || i || '@example.com',
        '+1 ' || (ARRAY['212', '646', '718', '917'])[1 + i / 10000] || ' 555 ' || lpad((i % 10000)::text, 4, '0'),
-       'import-' || i, 'hello'
+       $(session "'import-' || i"), 'hello'
   FROM generate_series(1, $n) i;
 SET CONSTRAINTS ALL IMMEDIATE;
 SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
@@ -198,7 +207,7 @@ SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 
 DO \$\$ BEGIN FOR k IN 1..$r / 20 LOOP
   INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
   SELECT $company, 'Imported Customer ' || i, 'import.' || i || '@example.com',
-         '+1 332 555 ' || lpad(k::text, 4, '0'), 'fill-' || k, 'again'
+         '+1 332 555 ' || lpad(k::text, 4, '0'), $(session "'fill-' || k"), 'again'
     FROM (SELECT k * 10 AS i) x;
 END LOOP; END \$\$;
 SET CONSTRAINTS ALL IMMEDIATE;
