@@ -42,9 +42,12 @@ namespace crm::pg::index_pins {
 void install();
 
 // True when `text` does not start with the pins comment, or starts with one
-// that reads whole; false for a malformed one (which would pin nothing).
-// store.cpp refuses to prepare a statement whose pins are malformed, so a
-// typo in store_sql.cpp fails every test that runs the statement.
+// that parses; false for one that does not (it would pin nothing). store.cpp
+// refuses to prepare a statement whose pin list does not parse, so a syntax
+// slip in store_sql.cpp fails every test that runs the statement. (A pin
+// naming a column or alias the statement lacks parses and pins nothing;
+// import_cost.sh's row-level security variants catch a pin that stopped
+// working.)
 bool well_formed(const char* text);
 
 }  // namespace crm::pg::index_pins

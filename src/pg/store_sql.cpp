@@ -40,15 +40,16 @@ namespace {
 // every index looks as cheap as the intended one. So a condition that must
 // not become an index condition is written as "(...) IS TRUE", which no index
 // matches: the planner's one choice is then the intended index (the primary
-// key, the keys index, a session-leading index), never e.g. the index on
-// merged_into_customer_id for "IS NULL" (all unmerged customers) or on
-// "VC Usage"(customer_id) (a customer's whole history). Checked without a
-// clock by test/run.d/import_cost.sh (returning chats).
+// key, the keys index), never e.g. the index on merged_into_customer_id for
+// "IS NULL" (all unmerged customers). The pins (PINS above) do the same for
+// the conditions row-level security adds. Checked without a clock by
+// test/run.d/import_cost.sh (returning chats).
 // A chat v of customer `param` in the session probes: an index condition
 // beside session_id. Their pins (v=session_id) keep the customer's own index
-// out (its whole history), so the probe seeks (session_id, customer_id) in
-// verify_schema's required index 6 and reads only this customer's chats of
-// the session, however many other customers' chats share the session id.
+// out (its whole history), so with verify_schema's required index 6
+// (session_id, customer_id) the probe reads only this customer's chats of
+// the session, however many other customers' chats share the session id
+// (with an index on session_id alone: every chat of the session).
 #define SAME_CUSTOMER(param) "v.customer_id" EQ param
 // The live customer of a matching-key row k, read by primary key in a
 // LATERAL subquery fenced by OFFSET 0 (never a scan of the company).

@@ -56,7 +56,7 @@
 #     20 is ~3x that);
 #   - per-chat reads at 20,000 <= IC_MAX_GROWTH (1.5) x those at 2,000;
 #   - the same three for the returning chats (bound IC_MAX_PER_RETURNING,
-#     default 40; the code of 2026-12 reads about 17 rows and index entries
+#     default 40; the code of 2026-12 reads about 16 rows and index entries
 #     per returning chat), under crm_app_rls too: there the policy's
 #     conditions (company_id = the tenant, deleted_at IS NULL) are part of
 #     every statement, and without the statements' index pins
@@ -202,6 +202,7 @@ END LOOP; END \$\$;
 SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset r2_
 DO \$\$ BEGIN FOR k IN REVERSE $r / 10..$r / 10 - $r / 20 + 1 LOOP
   DELETE FROM "VC Usage" WHERE ctid = (SELECT c.chat FROM ic_single_chat c WHERE c.single = k);
+  IF NOT FOUND THEN RAISE EXCEPTION 'import_cost: single chat % was not at its row address', k; END IF;
 END LOOP; END \$\$;
 SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset r3_
 DO \$\$ BEGIN FOR k IN 1..$r / 20 LOOP
