@@ -300,7 +300,7 @@ $fn$;
 -- names they build are schema-qualified, and pg_get_triggerdef() then writes
 -- fully qualified definitions, which uninstall() replays under the same path.
 
--- What the triggers need from the application schema (DESIGN.md section 1):
+-- What the triggers need from the application schema (docs/contract.md, "The application schema"):
 -- the tables and the columns that some trigger reads or writes by name, with
 -- the types it accepts. install() checks every row and reports all that is
 -- missing in one error. Features may add rows for columns they start to use.
