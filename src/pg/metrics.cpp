@@ -245,6 +245,7 @@ MetricsRow metrics_columns(HeapTuple tuple, TupleDesc desc) {
 
 // The parameters $1-$7 of the one-row metrics writes (MetricsUpdateRow,
 // MetricsChatCreate): customer, company, then the row's five columns.
+constexpr int kRowParams = 7;
 void metrics_row_values(Datum customer, Datum company, bool company_null, const MetricsRow& row, Datum* values,
                         char* nulls) {
     values[0] = customer;
@@ -254,7 +255,7 @@ void metrics_row_values(Datum customer, Datum company, bool company_null, const 
     values[4] = Int64GetDatum(row.views);
     values[5] = TimestampTzGetDatum(row.first.value);
     values[6] = TimestampTzGetDatum(row.last.value);
-    const char given[7] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', row.first.present ? ' ' : 'n',
+    const char given[kRowParams] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', row.first.present ? ' ' : 'n',
                            row.last.present ? ' ' : 'n'};
     std::memcpy(nulls, given, sizeof given);
 }
@@ -355,8 +356,8 @@ void recompute_customer(ChatTable* set, Datum customer) {
         run_plan(set, Statement::MetricsDeleteRow, key, nullptr);
         return;
     }
-    Datum values[7];
-    char nulls[7];
+    Datum values[kRowParams];
+    char nulls[kRowParams];
     metrics_row_values(customer, company, company_null, row, values, nulls);
     run_plan(set, Statement::MetricsUpdateRow, values, nulls);
 }
@@ -439,8 +440,8 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
     // statement over an array of customers would leave the planner a choice
     // that depends on statistics (under row-level security the policy's
     // company_id can make the tenant's index look as cheap as the keys).
-    Datum* updates = static_cast<Datum*>(palloc(sizeof(Datum) * 7 * (rows > 0 ? rows : 1)));
-    char* update_nulls = static_cast<char*>(palloc(7 * (rows > 0 ? rows : 1)));
+    Datum* updates = static_cast<Datum*>(palloc(sizeof(Datum) * kRowParams * (rows > 0 ? rows : 1)));
+    char* update_nulls = static_cast<char*>(palloc(kRowParams * (rows > 0 ? rows : 1)));
     int update_count = 0;
     Datum* deletes = static_cast<Datum*>(palloc(sizeof(Datum) * (rows > 0 ? rows : 1)));
     int delete_count = 0;
@@ -478,8 +479,8 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
                                                     probed ? &probed_last : nullptr);
         switch (out.action) {
             case MetricsAction::Update:
-                metrics_row_values(customer, company, company_null, out.new_row, &updates[7 * update_count],
-                                   &update_nulls[7 * update_count]);
+                metrics_row_values(customer, company, company_null, out.new_row, &updates[kRowParams * update_count],
+                                   &update_nulls[kRowParams * update_count]);
                 ++update_count;
                 break;
             case MetricsAction::Delete:
@@ -491,10 +492,10 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
         }
     }
 
-    // Phase 3: write each row once.
+    // Phase 3: write each row once, by its primary key.
     for (int i = 0; i < update_count; ++i) {
         CHECK_FOR_INTERRUPTS();
-        run_plan(set, Statement::MetricsUpdateRow, &updates[7 * i], &update_nulls[7 * i]);
+        run_plan(set, Statement::MetricsUpdateRow, &updates[kRowParams * i], &update_nulls[kRowParams * i]);
     }
     for (int i = 0; i < delete_count; ++i) {
         CHECK_FOR_INTERRUPTS();
@@ -526,8 +527,8 @@ bool create_chat_row(ChatTable* set, Datum customer, Datum company, bool company
     first_chat.views = delta.views;
     first_chat.first = delta.added_min;
     first_chat.last = delta.added_max;
-    Datum values[7];
-    char nulls[7];
+    Datum values[kRowParams];
+    char nulls[kRowParams];
     metrics_row_values(customer, company, company_null, first_chat, values, nulls);
     run_plan(set, Statement::MetricsChatCreate, values, nulls);
     uint64 created = SPI_processed;

@@ -362,14 +362,14 @@ SPIPlanPtr plan_for(Relation rel, Statement statement, int size_class, const Sta
 
     uint64 checking_at = invalidations;
     char* text = expand(spec, rel);
-    if (!crm::pg::index_pins::well_formed(text))
-        elog(ERROR, "crm_native: malformed index pins in statement \"%s\"", spec->name);
     if (entry->plan != nullptr && std::strcmp(text, entry->text) == 0 &&
         (!spec->reads_transition_tables || same_row_type(entry->desc, RelationGetDescr(rel)))) {
         pfree(text);
         entry->checked_at = checking_at;
         return entry->plan;
     }
+    if (!crm::pg::index_pins::well_formed(text))
+        elog(ERROR, "crm_native: malformed index pins in statement \"%s\"", spec->name);
     // Replace it. An outer call of the same trigger may still be running the
     // old plan (a nested chat after DDL): retire it, freed at transaction end.
     // The entry is left empty until the new plan is complete, so an error on
