@@ -465,14 +465,35 @@ pgbench_script() {  # pgbench_script DB > file
     "\\set n random(1, 1999999999)" "\\set r random(1, 100)" "\\if :r <= 70" "$ret;" "\\else" "$new;" "\\endif"
 }
 for db in "${DBS[@]}"; do pgbench_script "$db" >"$OUT/pgbench/chat_$db.sql"; done
+# chat_only: the plain chat INSERT on the floor's database (no trigger, no
+# derived row). No trigger implementation can be faster than writing the
+# chat alone, so its TPS bounds every ratio against plpgsql from above.
+pgbench_script chat_only >"$OUT/pgbench/chat_chat_only.sql"
 for run in $(seq 1 "$PGBENCH_RUNS"); do
-  for db in "${DBS[@]}"; do
+  for db in "${DBS[@]}" chat_only; do
+    target=bench_$db; [ "$db" = chat_only ] && target=bench_floor
     progress "pgbench single-chat transactions, 2 clients x ${PGBENCH_SECONDS}s: run $run/$PGBENCH_RUNS ($db)"
     (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
-        --log --log-prefix="log_${db}_r$run" -f "chat_$db.sql" "bench_$db" >"out_${db}_r$run.txt" 2>&1) || true
+        --log --log-prefix="log_${db}_r$run" -f "chat_$db.sql" "$target" >"out_${db}_r$run.txt" 2>&1) || true
+  done
+done
+# The same transactions split by kind (only returning customers' chats, only
+# new visitors'), so that the report can say where each implementation's time
+# goes and how far the mix can go at best: a new customer's chat writes the
+# same rows (customer, keys, event, audit row, metrics) in every
+# implementation, whatever the trigger language.
+for kind in returning new; do
+  r=1; [ "$kind" = new ] && r=100
+  for db in "${DBS[@]}" chat_only; do
+    target=bench_$db; [ "$db" = chat_only ] && target=bench_floor
+    sed "s/^\\\\set r random(1, 100)\$/\\\\set r $r/" "$OUT/pgbench/chat_$db.sql" >"$OUT/pgbench/split_${kind}_$db.sql"
+    progress "pgbench single-chat transactions by kind, 2 clients x ${PGBENCH_SECONDS}s: $kind ($db)"
+    (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
+        -f "split_${kind}_$db.sql" "$target" >"out_split_${kind}_$db.txt" 2>&1) || true
   done
 done
 progress_done "pgbench: done"
+meta pgbench_seconds "$PGBENCH_SECONDS"
 meta pgbench "$PGBENCH_RUNS run(s) x $PGBENCH_SECONDS s per database, 2 clients (-c 2 -j 2 -M prepared)"
 
 # ---------------------------------------------------------------------------
@@ -625,10 +646,15 @@ fresh_chats() {  # fresh_chats KIND N FIRST TAG: the statement writing N new cus
   else printf 'INSERT INTO "VC Usage" (%s) %s' "$CHAT_COLS" "$input"; fi
 }
 for run in $(seq 1 $FRESH_RUNS); do
-  for db in "${DBS[@]}"; do
+  for db in "${DBS[@]}" chat_only; do
     progress "fresh databases: bulk 10,000 new customers, run $run/$FRESH_RUNS ($db)"
-    name=$(fresh_db "$db")
-    fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats "$db" 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
+    if [ "$db" = chat_only ]; then  # the chats alone, on a database without triggers
+      name=$(fresh_db floor)
+      fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats native 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
+    else
+      name=$(fresh_db "$db")
+      fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats "$db" 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
+    fi
   done
 done
 for db in "${DBS[@]}"; do
@@ -645,9 +671,9 @@ for db in "${DBS[@]}"; do
       FROM pg_stat_user_tables WHERE relname IN ('customers', 'customer_matching_keys')")"
 done
 for run in $(seq 1 $FRESH_RUNS); do
-  for db in "${DBS[@]}"; do
+  for db in "${DBS[@]}" chat_only; do
     progress "fresh databases: pgbench single-chat, 2 clients x ${PGBENCH_SECONDS}s, run $run/$FRESH_RUNS ($db)"
-    name=$(fresh_db "$db")
+    if [ "$db" = chat_only ]; then name=$(fresh_db floor); else name=$(fresh_db "$db"); fi
     (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
         -f "chat_$db.sql" "$name" >"fresh_${db}_r$run.txt" 2>&1) || true
     fmeta "$db" pgbench "$run" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench/fresh_${db}_r$run.txt" | head -1)"
