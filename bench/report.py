@@ -483,8 +483,8 @@ w("## pgbench: single-chat transactions")
 w("")
 w(f"{meta.get('pgbench', '')}. Each transaction is one INSERT into \"VC Usage\": 70% a returning customer of the "
   "seed data (matched by email), 30% a new visitor (new customer). The floor runs the same chats through "
-  "`bench.floor_sync_sql()`; chat_only runs the plain chat INSERT on the floor's database (no trigger, no derived "
-  "row), the bound no trigger implementation can pass. Latency percentiles from `pgbench --log` (all runs pooled).")
+  "`bench.floor_sync_sql()`; chat_only runs the plain chat INSERT on a copy of the floor's database (no trigger, no "
+  "derived row), the bound no trigger implementation can pass. Latency percentiles from `pgbench --log` (all runs pooled).")
 w("")
 w("| Database | TPS (median) | failed tx | transactions | p50 | p95 | p99 |")
 w("|---|---|---|---|---|---|---|")
@@ -502,7 +502,7 @@ if any(split.values()):
     w(f"The single-chat pgbench above with one kind of chat only, {meta.get('pgbench_seconds', '')} s per database "
       "and kind, 2 clients. A new visitor's chat writes the same rows in every implementation (a customer with "
       "its indexes, three matching keys, the 'created' event, the audit row, the metrics row, each with its "
-      "foreign-key checks); chat_only writes the chat alone on the floor's database. Latency: pgbench's mean "
+      "foreign-key checks); chat_only writes the chat alone on a copy of the floor's database. Latency: pgbench's mean "
       "per transaction.")
     w("")
     w("| Database | returning: TPS | returning: latency | new visitor: TPS | new visitor: latency |")
