@@ -92,7 +92,7 @@ def pgbench_stats(db, out_glob=None, log_glob=None):
         mf = re.search(r"number of failed transactions: (\d+)", text)
         if mf:
             failed += int(mf.group(1))
-        if "aborted" in text or "error" in text.lower():
+        if ("aborted" in text or "error" in text.lower()) and db != "chat_only":  # a reference run, not a verdict
             for line in text.splitlines():
                 if "aborted" in line or "ERROR" in line:
                     failures.append(f"pgbench {db}: {line.strip()[:160]}")
@@ -125,6 +125,9 @@ def split_latency(kind, db):
     text = open(path).read()
     mt = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
     ml = re.search(r"latency average = ([\d.]+) ms", text)
+    mf = re.search(r"number of failed transactions: (\d+)", text)
+    if "aborted" in text or (mf and int(mf.group(1)) > 0):
+        return None  # a client died or transactions failed: no figure rather than a partial one
     return (float(mt.group(1)), float(ml.group(1))) if mt and ml else None
 
 
@@ -133,18 +136,25 @@ RETURNING_SHARE = 0.70  # the pgbench script's mix (\if :r <= 70)
 split = {(k, db): split_latency(k, db) for k in SPLIT_KINDS for db in DBS + ["chat_only"]}
 
 
+STEADY_TARGET = 1.8  # issue 13: steady-state pgbench, native >= 1.8x plpgsql
+
+
 def split_bound():
-    """plpgsql's mix time over the least a mix could cost: returning chats at the chat-only
-    cost, new visitors' chats at the cheapest measured new-customer cost (native or floor:
-    the same rows written). None without the measurements."""
+    """How far the 70/30 mix can go while new visitors' chats cost what they cost today.
+    Returning chats at the chat-only cost (a true minimum: the chat row alone); new visitors'
+    chats at the cheapest measured cost of the same rows (native or floor; not a proven
+    minimum). Returns (ratio, plpgsql mix ms, best mix ms, cheapest new ms, its database,
+    new-visitor ms that would reach STEADY_TARGET), or None without the measurements."""
     need = [("returning", "plpgsql"), ("new", "plpgsql"), ("returning", "chat_only"), ("new", "floor")]
     if any(not split.get(key) for key in need):
         return None
     lat = {key: v[1] for key, v in split.items() if v}
     pl = RETURNING_SHARE * lat[("returning", "plpgsql")] + (1 - RETURNING_SHARE) * lat[("new", "plpgsql")]
-    new_min = min(lat[("new", db)] for db in ("native", "floor") if ("new", db) in lat)
+    new_db = min((db for db in ("native", "floor") if ("new", db) in lat), key=lambda db: lat[("new", db)])
+    new_min = lat[("new", new_db)]
     best = RETURNING_SHARE * lat[("returning", "chat_only")] + (1 - RETURNING_SHARE) * new_min
-    return pl / best, pl, best, new_min
+    needed = (pl / STEADY_TARGET - RETURNING_SHARE * lat[("returning", "chat_only")]) / (1 - RETURNING_SHARE)
+    return pl / best, pl, best, new_min, new_db, needed
 
 # ---------------------------------------------------------------- write-path targets
 # On freshly created, empty databases (scripts/bench.sh "Fresh databases"):
@@ -237,10 +247,11 @@ if "chat_only" in pgb and "plpgsql" in pgb and pgb["chat_only"]["tps"] and pgb["
                   None))
 sb = split_bound()
 if sb:
-    issue.append(("Ceiling: steady-state pgbench by chat kind: plpgsql's mix time / the least the mix could cost "
-                  "(returning chats at the chat-only cost, new visitors' chats at the cheapest measured cost of "
-                  "writing a new customer's rows; section 'pgbench by chat kind')",
-                  f"{sb[0]:.2f}x (plpgsql {sb[1]:.3f} ms, bound {sb[2]:.3f} ms per transaction)", None))
+    issue.append(("Ceiling: steady-state pgbench by chat kind: plpgsql's mix time / the mix with returning chats "
+                  "at the chat-only cost and new visitors' chats at the cheapest cost measured for their rows "
+                  "(one run per kind; section 'pgbench by chat kind')",
+                  f"{sb[0]:.2f}x (plpgsql {sb[1]:.3f} ms, that mix {sb[2]:.3f} ms per transaction; "
+                  f"{STEADY_TARGET}x needs a new visitor's chat at {sb[5]:.3f} ms, {sb[4]} now {sb[3]:.3f} ms)", None))
 # ---------------------------------------------------------------- tenants
 tenant_info = {}
 for r in read_tsv("tenant.tsv"):
@@ -518,11 +529,24 @@ if any(split.values()):
         a, b = split.get((k, "native")), split.get((k, "plpgsql"))
         if a and b:
             w(f"- {k}: native/plpgsql TPS {a[0] / b[0]:.2f}x")
+    # How well the two kinds predict the mixed run (2 clients: TPS ~ 2 / mean latency).
+    consistency = []
+    for db in DBS + ["chat_only"]:
+        r, n = split.get(("returning", db)), split.get(("new", db))
+        if r and n and db in pgb and pgb[db]["tps"]:
+            mix_ms = RETURNING_SHARE * r[1] + (1 - RETURNING_SHARE) * n[1]
+            consistency.append(f"{db} {2000 / mix_ms:,.0f} (mixed run {pgb[db]['tps']:,.0f})")
+    if consistency:
+        w("- The 70/30 mix of the two kinds' latencies, as TPS of 2 clients: " + "; ".join(consistency) + ".")
     if sb:
-        w(f"- Bound on the steady mix ({RETURNING_SHARE:.0%} returning): even if a returning chat cost no more "
-          f"than writing the chat alone and a new visitor's chat cost {fmt_ms(sb[3])} (the cheapest measured), a "
-          f"transaction would take {sb[2]:.3f} ms against plpgsql's {sb[1]:.3f} ms: at most **{sb[0]:.2f}x** "
-          "plpgsql's TPS.")
+        w(f"- The steady mix ({RETURNING_SHARE:.0%} returning) at best while new visitors' chats cost what they "
+          f"cost today: even if a returning chat cost no more than writing the chat alone, with a new visitor's "
+          f"chat at {fmt_ms(sb[3])} (the cheapest measured: {sb[4]}) a transaction would take {sb[2]:.3f} ms "
+          f"against plpgsql's {sb[1]:.3f} ms: **{sb[0]:.2f}x** plpgsql's TPS. {STEADY_TARGET}x would need a new "
+          f"visitor's chat, which writes the same rows in every implementation, at {sb[5]:.3f} ms or less "
+          f"({(1 - sb[5] / sb[3]) * 100:.0f}% under {sb[4]}'s) together with returning chats at the chat-only "
+          f"cost. One {meta.get('pgbench_seconds', '?')} s run per kind and database: single runs on this machine vary "
+          "by 10-20%, so the bound is an estimate, not a proof.")
     w("")
 if tenant:
     w("## Tenants: company B's chats during company A's import")
