@@ -638,6 +638,9 @@ fresh_db() {  # fresh_db KIND -> name of a new database copied from the kind's t
   q -d postgres -c "DROP DATABASE IF EXISTS fresh_$1" -c "CREATE DATABASE fresh_$1 TEMPLATE fresh_tmpl_$1" >/dev/null
   echo "fresh_$1"
 }
+fresh_kind() {  # fresh_kind DB: whose template DB's fresh databases copy (chat_only: the floor's, no triggers)
+  if [ "$1" = chat_only ]; then echo floor; else echo "$1"; fi
+}
 fresh_chats() {  # fresh_chats KIND N FIRST TAG: the statement writing N new customers' chats
   local input="SELECT bench.company_id(1), bench.user_id(1), 'Fresh Customer ' || i, 'fresh_$4_' || i || '@example.com',
     '+1' || (7000000000 + i), 'fresh_session_$4_' || i, 1, 'Fresh question', 'Fresh answer'
@@ -648,14 +651,8 @@ fresh_chats() {  # fresh_chats KIND N FIRST TAG: the statement writing N new cus
 for run in $(seq 1 $FRESH_RUNS); do
   for db in "${DBS[@]}" chat_only; do
     progress "fresh databases: bulk 10,000 new customers, run $run/$FRESH_RUNS ($db)"
-    if [ "$db" = chat_only ]; then  # the chats alone, on a database without triggers
-      name=$(fresh_db floor)
-      # any kind but floor gives the plain chat INSERT
-      fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats chat_only 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
-    else
-      name=$(fresh_db "$db")
-      fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats "$db" 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
-    fi
+    name=$(fresh_db "$(fresh_kind "$db")")
+    fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats "$db" 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
   done
 done
 for db in "${DBS[@]}"; do
@@ -674,7 +671,7 @@ done
 for run in $(seq 1 $FRESH_RUNS); do
   for db in "${DBS[@]}" chat_only; do
     progress "fresh databases: pgbench single-chat, 2 clients x ${PGBENCH_SECONDS}s, run $run/$FRESH_RUNS ($db)"
-    if [ "$db" = chat_only ]; then name=$(fresh_db floor); else name=$(fresh_db "$db"); fi
+    name=$(fresh_db "$(fresh_kind "$db")")
     (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
         -f "chat_$db.sql" "$name" >"fresh_${db}_r$run.txt" 2>&1) || true
     fmeta "$db" pgbench "$run" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench/fresh_${db}_r$run.txt" | head -1)"
