@@ -227,7 +227,6 @@ failed=()
 for variant in $VARIANTS; do
   problems=()
   declare -A per_row=() per_ret=()
-  ret_problems=()
   for n in $SMALL $LARGE; do
     if ! res=$(measure "$variant" "$n") || [ -z "$res" ]; then
       problems+=("$n chats: ${res:-no result} ($OUT/${variant}_$n.log)"); continue
@@ -245,7 +244,7 @@ for variant in $VARIANTS; do
       [ "$ret_unlinked" = 0 ] || problems+=("$ret_n returning chats: $ret_unlinked left unlinked")
       awk -v p="$pr" 'BEGIN{exit !(p >= 1)}' || problems+=("$ret_n returning chats: $pr reads per chat, under 1")
       awk -v p="$pr" -v m="$MAX_PER_RETURNING" 'BEGIN{exit !(p <= m)}' \
-        || ret_problems+=("$ret_n returning chats after $n: $pr table reads per chat, more than $MAX_PER_RETURNING")
+        || problems+=("$ret_n returning chats after $n: $pr table reads per chat, more than $MAX_PER_RETURNING")
     fi
     [ "$n_customers" = "$n" ] && [ "$n_unlinked" = 0 ] \
       || problems+=("$n chats were linked to $n_customers customers, $n_unlinked unlinked (expected $n and 0)")
@@ -264,11 +263,10 @@ for variant in $VARIANTS; do
   if [ -n "${per_ret[$SMALL]:-}" ] && [ -n "${per_ret[$LARGE]:-}" ]; then
     growth=$(awk -v s="${per_ret[$SMALL]}" -v l="${per_ret[$LARGE]}" 'BEGIN{printf "%.2f", (s > 0 ? l / s : 999)}')
     awk -v g="$growth" -v m="$MAX_GROWTH" 'BEGIN{exit !(g <= m)}' \
-      || ret_problems+=("reads per returning chat grow with the table: ${per_ret[$LARGE]} after $LARGE, ${per_ret[$SMALL]} after $SMALL (${growth}x, more than ${MAX_GROWTH}x)")
+      || problems+=("reads per returning chat grow with the table: ${per_ret[$LARGE]} after $LARGE, ${per_ret[$SMALL]} after $SMALL (${growth}x, more than ${MAX_GROWTH}x)")
     summary="$summary; returning chats ${per_ret[$SMALL]} / ${per_ret[$LARGE]} (${growth}x)"
   fi
-  problems+=("${ret_problems[@]}")
-  unset per_row per_ret ret_problems
+  unset per_row per_ret
   if [ ${#problems[@]} -eq 0 ]; then
     say "PASS $variant: $summary"
   else
