@@ -133,7 +133,8 @@ def split_latency(kind, db):
 
 SPLIT_KINDS = ("returning", "new")
 RETURNING_SHARE = 0.70  # the pgbench script's mix (\if :r <= 70)
-split = {(k, db): split_latency(k, db) for k in SPLIT_KINDS for db in DBS + ["chat_only"]}
+BOUNDS = ["chat_only", "rowwise"]  # bench.sh's bound databases (the chat alone; bench.rowwise_sync())
+split = {(k, db): split_latency(k, db) for k in SPLIT_KINDS for db in DBS + BOUNDS}
 
 
 STEADY_TARGET = 1.8  # issue 13: steady-state pgbench, native >= 1.8x plpgsql
@@ -161,6 +162,12 @@ def split_bound():
         "new_needed_ms": (pl / STEADY_TARGET - RETURNING_SHARE * chat_only) / (1 - RETURNING_SHARE),
         "returning_needed_ms": (pl / STEADY_TARGET - (1 - RETURNING_SHARE) * new_min) / RETURNING_SHARE,
     }
+
+def split_mix_ms(db):
+    """The 70/30 mix of one database's by-kind mean latencies (ms per transaction), or None."""
+    r, n = split.get(("returning", db)), split.get(("new", db))
+    return RETURNING_SHARE * r[1] + (1 - RETURNING_SHARE) * n[1] if r and n else None
+
 
 # ---------------------------------------------------------------- write-path targets
 # On freshly created, empty databases (scripts/bench.sh "Fresh databases"):
@@ -251,6 +258,23 @@ if "chat_only" in pgb and "plpgsql" in pgb and pgb["chat_only"]["tps"] and pgb["
     issue.append((f"Ceiling: steady-state pgbench, {CHAT_ONLY}: chat-only TPS / plpgsql TPS",
                   f"{pgb['chat_only']['tps'] / pgb['plpgsql']['tps']:.2f}x (chat-only {pgb['chat_only']['tps']:,.0f} TPS)",
                   None))
+# rowwise: each chat's rows written as the chat row is, in the fewest
+# statements (bench.rowwise_sync(): one for a returning customer's chat, two
+# for a new visitor's; no lock, no check). What any design that does not
+# buffer rows across chat rows can reach at best.
+ROWWISE = ("each chat's rows written while its chat row is, in the fewest statements, with no lock or check "
+           "(bench.rowwise_sync(): the bound for any design that does not buffer rows across chat rows)")
+fbr = fresh_values("rowwise", "bulk10k")
+if fbr and fb["plpgsql"]:
+    rw, pl = statistics.median(fbr), statistics.median(fb["plpgsql"])
+    issue.append((f"Ceiling: fresh bulk 10,000, {ROWWISE}: plpgsql / rowwise time",
+                  f"{pl / rw:.2f}x (rowwise {fmt_ms(rw)}, median of {len(fbr)}; 1.5x faster than plpgsql is "
+                  f"{fmt_ms(pl / 1.5)})", None))
+pl_mix, rw_mix = split_mix_ms("plpgsql"), split_mix_ms("rowwise")
+if pl_mix and rw_mix:
+    issue.append((f"Ceiling: steady-state pgbench by chat kind, {ROWWISE}: plpgsql's mix time / rowwise's",
+                  f"{pl_mix / rw_mix:.2f}x (plpgsql {pl_mix:.3f} ms, rowwise {rw_mix:.3f} ms per transaction; "
+                  f"{STEADY_TARGET}x is {pl_mix / STEADY_TARGET:.3f} ms)", None))
 sb = split_bound()
 if sb:
     issue.append(("Ceiling: steady-state pgbench by chat kind: plpgsql's mix time / the mix with returning chats "
@@ -452,6 +476,9 @@ w(f"- **native**: `CREATE EXTENSION crm_native; SELECT crm_native.install()`: **
 w("- **floor**: no triggers at all; the same rows (chats, customers, matching keys, events, audit rows, metrics) "
   "written by plain set-based SQL (`bench.floor_sync_sql()`, `bench.floor_update_sql()` in bench/setup.sql): "
   "the cost of writing those rows with every check")
+w("- bounds: **chat_only**, the chat rows alone (the floor's database, no trigger, no derived row); **rowwise**, "
+  "the floor's database with `bench.rowwise_sync()`: each chat's rows written while the chat row is, in the fewest "
+  "statements (one per returning customer's chat, two per new visitor's), with no lock or check")
 w("")
 w("## Executive Summary")
 w("")
@@ -524,12 +551,14 @@ if any(split.values()):
     w(f"The single-chat pgbench above with one kind of chat only, {meta.get('pgbench_seconds', '')} s per database "
       "and kind, 2 clients. A new visitor's chat writes the same rows in every implementation (a customer with "
       "its indexes, three matching keys, the 'created' event, the audit row, the metrics row, each with its "
-      "foreign-key checks); chat_only writes the chat alone on a copy of the floor's database. Latency: pgbench's mean "
-      "per transaction.")
+      "foreign-key checks); chat_only writes the chat alone on a copy of the floor's database; rowwise runs "
+      "`bench.rowwise_sync()` on another copy: one statement for a returning customer's chat (key probe, link, "
+      "metrics), two for a new visitor's (that probe, then the customer, keys, event, audit and metrics rows), no "
+      "lock and no check. Latency: pgbench's mean per transaction.")
     w("")
     w("| Database | returning: TPS | returning: latency | new visitor: TPS | new visitor: latency |")
     w("|---|---|---|---|---|")
-    for db in DBS + ["chat_only"]:
+    for db in DBS + BOUNDS:
         cells = []
         for k in SPLIT_KINDS:
             v = split.get((k, db))
@@ -543,9 +572,8 @@ if any(split.values()):
     # How well the two kinds predict the mixed run (2 clients: TPS ~ 2 / mean latency).
     consistency = []
     for db in DBS + ["chat_only"]:
-        r, n = split.get(("returning", db)), split.get(("new", db))
-        if r and n and db in pgb and pgb[db]["tps"]:
-            mix_ms = RETURNING_SHARE * r[1] + (1 - RETURNING_SHARE) * n[1]
+        mix_ms = split_mix_ms(db)
+        if mix_ms and db in pgb and pgb[db]["tps"]:
             consistency.append(f"{db} {2000 / mix_ms:,.0f} (mixed run {pgb[db]['tps']:,.0f})")
     if consistency:
         w("- The 70/30 mix of the two kinds' latencies, as TPS of 2 clients: " + "; ".join(consistency) + ".")
@@ -564,6 +592,11 @@ if any(split.values()):
              f"{fmt_ms(sb['native_returning_ms'])}, chat_only {fmt_ms(sb['chat_only_ms'])}). ")
           + f"One {meta.get('pgbench_seconds', '?')} s run per kind and database: single runs on this machine vary "
           "by 10-20%, so the bound is an estimate, not a proof.")
+    if pl_mix and rw_mix:
+        w(f"- Written as each chat row is written, in the fewest statements and with no lock or check (rowwise), "
+          f"the mix takes {rw_mix:.3f} ms per transaction: **{pl_mix / rw_mix:.2f}x** plpgsql's TPS"
+          + (f"; native's mix {split_mix_ms('native'):.3f} ms ({pl_mix / split_mix_ms('native'):.2f}x)."
+             if split_mix_ms("native") else "."))
     w("")
 if tenant:
     w("## Tenants: company B's chats during company A's import")

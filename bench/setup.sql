@@ -6,6 +6,8 @@
 --   bench.derive_customer_rows()  what the customers triggers would write (floor)
 --   bench.floor_sync_sql(input)   the "floor": one set-based statement that
 --                                 writes every row the chat triggers write
+--   bench.rowwise_sync()          the "rowwise" bound: a BEFORE ROW trigger
+--                                 writing each chat's rows in one statement
 --   bench.warmup()                fires every trigger once in this session
 SET client_min_messages = warning;
 CREATE SCHEMA bench;
@@ -279,6 +281,75 @@ ON CONFLICT (customer_id) DO UPDATE SET
     last_interaction_at  = greatest(m.last_interaction_at, excluded.last_interaction_at),
     refreshed_at         = excluded.refreshed_at
 $q$, input);
+
+-- The "rowwise" bound (bench.sh, databases bench_rowwise and the fresh
+-- rowwise copies: the floor's database with this BEFORE INSERT trigger on
+-- "VC Usage"): the fewest statements a trigger that writes each chat's rows
+-- while the chat row is written (no buffering across rows) can run. A
+-- returning customer's chat: one statement (the key probe, the link and the
+-- metrics update). A new visitor's chat: that statement, then one more that
+-- writes the customer, its keys, the 'created' event, the audit row and the
+-- metrics row. It is a lower bound, not an implementation: one key probed
+-- (email, else phone, else name), no check that the customer is live, no
+-- lock, no protection against two concurrent chats creating one customer
+-- twice, no contact fill; anything correct does at least this much.
+CREATE FUNCTION bench.rowwise_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ne text := bench.norm_email(NEW.customer_email);
+    np text := bench.norm_phone(NEW.customer_phone);
+    nn text := bench.norm_name(NEW.customer_name);
+    kt text := CASE WHEN ne IS NOT NULL THEN 'email' WHEN np IS NOT NULL THEN 'phone' ELSE 'name' END;
+    kv text := coalesce(ne, np, nn);
+BEGIN
+    IF NEW.customer_id IS NOT NULL OR kv IS NULL THEN
+        RETURN NEW;
+    END IF;
+    WITH hit AS (
+        SELECT k.customer_id FROM customer_matching_keys k
+         WHERE k.company_id = NEW.company_id AND k.key_type = kt AND k.normalized_value = kv
+         LIMIT 1
+    ), metrics AS (
+        UPDATE customer_metrics m
+           SET total_conversations = m.total_conversations + 1,
+               total_sessions = m.total_sessions + CASE WHEN NEW.session_id IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM "VC Usage" v WHERE v.session_id = NEW.session_id AND v.customer_id = hit.customer_id)
+                   THEN 1 ELSE 0 END,
+               total_views = m.total_views + coalesce(NEW.view_count, 0),
+               last_interaction_at = greatest(m.last_interaction_at, now()), refreshed_at = now()
+          FROM hit WHERE m.customer_id = hit.customer_id
+    )
+    SELECT hit.customer_id INTO NEW.customer_id FROM hit;
+    IF NEW.customer_id IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    WITH c AS (
+        INSERT INTO customers (company_id, customer_name, customer_email, customer_phone, source)
+        VALUES (NEW.company_id, NEW.customer_name, NEW.customer_email, NEW.customer_phone, 'chat')
+        RETURNING *
+    ), keys AS (
+        INSERT INTO customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)
+        SELECT c.id, c.company_id, k.key_type, k.key_value, k.normalized_value
+          FROM c CROSS JOIN LATERAL (VALUES ('email', c.customer_email, ne), ('phone', c.customer_phone, np),
+                                            ('name', c.customer_name, nn)) AS k (key_type, key_value, normalized_value)
+         WHERE k.normalized_value IS NOT NULL
+    ), created AS (
+        INSERT INTO customer_events (customer_id, company_id, event_type, event_data)
+        SELECT c.id, c.company_id, 'created', jsonb_build_object('source', 'chat', 'session_id', NEW.session_id) FROM c
+    ), audit AS (
+        INSERT INTO customer_audit_log (table_name, record_id, company_id, operation, new_data, changed_by_user_id)
+        SELECT 'customers', c.id, c.company_id, 'INSERT', to_jsonb(c),
+               NULLIF(current_setting('app.current_user_id', true), '')::uuid
+          FROM c
+    ), metrics AS (
+        INSERT INTO customer_metrics (customer_id, company_id, total_conversations, total_sessions, total_views,
+                                      first_interaction_at, last_interaction_at, refreshed_at)
+        SELECT c.id, c.company_id, 1, (NEW.session_id IS NOT NULL)::int, coalesce(NEW.view_count, 0), now(), now(), now()
+          FROM c
+    )
+    SELECT c.id INTO NEW.customer_id FROM c;
+    RETURN NEW;
+END;
+$$;
 
 -- The next lifecycle stage (lifecycle update scenario).
 CREATE FUNCTION bench.next_stage(stage text) RETURNS text LANGUAGE sql IMMUTABLE

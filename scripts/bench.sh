@@ -9,6 +9,10 @@
 #   floor    no triggers: the same rows written set-wise by plain SQL, the
 #            cost of writing those rows with every check
 #
+# and, as bounds: chat_only (the chat row alone) and rowwise (each chat's
+# rows written by one plpgsql statement as the chat row is written,
+# bench.rowwise_sync() in bench/setup.sql).
+#
 # Writes bench/out/report.md (printed at the end), bench/out/history.png and
 # the raw measurements (bench/out/results.tsv, pgbench logs, EXPLAIN plans).
 #
@@ -24,7 +28,7 @@
 #   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench,
 #             tenants: company B's chats 30 s alone / during A's 50,000-chat import (quick: 8 s, 10,000)
 #   --keep-cluster  leave the cluster running afterwards (databases bench_plpgsql,
-#             bench_native, bench_floor, bench_chat_only) and print how to connect to it
+#             bench_native, bench_floor, bench_chat_only, bench_rowwise) and print how to connect to it
 #   --no-citus  skip the Citus section (quick: 1 bulk run, 1 x 5 s pgbench;
 #             full: 3 bulk runs, 3 x 8 s pgbench; about 2 / 3.5 minutes on
 #             the shared 2-core machine)
@@ -358,7 +362,7 @@ done
 scenario softdel "4.1 Bulk soft delete of 100 customers" "<50ms" 50 100 customer write
 scenario lifecycle "Lifecycle update of $(printf "%'d" "$LIFECYCLE_CUSTOMERS") customers (audit + lifecycle)" "<10ms/customer" $((LIFECYCLE_CUSTOMERS * 10)) "$LIFECYCLE_CUSTOMERS" customer write
 scenario tenant "5.2 Multi-tenant list at 10,000 customers (as ${TENANT_ROLE:-owner}, RLS)" "<50ms" 50 1 "" read
-N_SCEN=$(($(wc -l <"$SCEN") + 3))   # + integrity checks + pgbench + tenants
+N_SCEN=$(($(wc -l <"$SCEN") + 5))   # + integrity checks, pgbench, tenants, fresh databases, trigger_stats
 
 say "scenarios ($RUNS runs each, median reported); setup took $(($(date +%s) - T_BUILT)) s"
 NRUNS=$HEAVY_RUNS run_scenario gen "test data generation" 1 s_gen
@@ -471,6 +475,16 @@ for db in "${DBS[@]}"; do pgbench_script "$db" >"$OUT/pgbench/chat_$db.sql"; don
 # above. A copy, so that its chats never change what the floor's runs see.
 pgbench_script chat_only >"$OUT/pgbench/chat_chat_only.sql"
 q -d postgres -c "CREATE DATABASE bench_chat_only TEMPLATE bench_floor" >/dev/null
+# rowwise: the floor's database with bench.rowwise_sync(), the fewest
+# statements a trigger that writes each chat's rows as the chat row is written
+# can run (one for a returning customer's chat, two for a new visitor's; no
+# lock, no check). It bounds what any design without buffering across rows
+# can reach; it runs in the by-kind pgbench below and the fresh bulk.
+rowwise_trigger() {  # rowwise_trigger DB
+  q -d "$1" -c 'CREATE TRIGGER bench_rowwise_sync BEFORE INSERT ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION bench.rowwise_sync()' >/dev/null
+}
+q -d postgres -c "CREATE DATABASE bench_rowwise TEMPLATE bench_floor" >/dev/null
+rowwise_trigger bench_rowwise
 for run in $(seq 1 "$PGBENCH_RUNS"); do
   for db in "${DBS[@]}" chat_only; do
     progress "pgbench single-chat transactions, 2 clients x ${PGBENCH_SECONDS}s: run $run/$PGBENCH_RUNS ($db)"
@@ -485,7 +499,7 @@ done
 # implementation, whatever the trigger language.
 for kind in returning new; do
   pct=100; [ "$kind" = new ] && pct=0
-  for db in "${DBS[@]}" chat_only; do
+  for db in "${DBS[@]}" chat_only rowwise; do
     pgbench_script "$db" "$pct" >"$OUT/pgbench/split_${kind}_$db.sql"
     progress "pgbench single-chat transactions by kind, 2 clients x ${PGBENCH_SECONDS}s: $kind ($db)"
     (cd "$OUT/pgbench" && "$CRM_PGBIN/pgbench" -n -M prepared -c 2 -j 2 -T "$PGBENCH_SECONDS" \
@@ -634,6 +648,8 @@ EOF
     ;;
   esac
 done
+q -d postgres -c "CREATE DATABASE fresh_tmpl_rowwise TEMPLATE fresh_tmpl_floor" >/dev/null
+rowwise_trigger fresh_tmpl_rowwise
 fresh_db() {  # fresh_db KIND -> name of a new database copied from the kind's template
   q -d postgres -c "DROP DATABASE IF EXISTS fresh_$1" -c "CREATE DATABASE fresh_$1 TEMPLATE fresh_tmpl_$1" >/dev/null
   echo "fresh_$1"
@@ -649,7 +665,7 @@ fresh_chats() {  # fresh_chats KIND N FIRST TAG: the statement writing N new cus
   else printf 'INSERT INTO "VC Usage" (%s) %s' "$CHAT_COLS" "$input"; fi
 }
 for run in $(seq 1 $FRESH_RUNS); do
-  for db in "${DBS[@]}" chat_only; do
+  for db in "${DBS[@]}" chat_only rowwise; do
     progress "fresh databases: bulk 10,000 new customers, run $run/$FRESH_RUNS ($db)"
     name=$(fresh_db "$(fresh_kind "$db")")
     fmeta "$db" bulk10k "$run" "$(qa -d "$name" -v stmt="$(fresh_chats "$db" 10000 1 bulk)" <<<"SELECT bench.time_ms(:'stmt', 1)")"
@@ -677,7 +693,7 @@ for run in $(seq 1 $FRESH_RUNS); do
     fmeta "$db" pgbench "$run" "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$OUT/pgbench/fresh_${db}_r$run.txt" | head -1)"
   done
 done
-for db in "${DBS[@]}"; do q -d postgres -c "DROP DATABASE IF EXISTS fresh_$db" >/dev/null; done
+for db in "${DBS[@]}" rowwise; do q -d postgres -c "DROP DATABASE IF EXISTS fresh_$db" >/dev/null; done
 progress_done "fresh databases: done"
 meta fresh "freshly created empty databases (reference migration, $COMPANIES companies and their users, no customer, never analyzed), each timed statement the first of a new connection, no preload; bulk: $FRESH_RUNS databases per kind; import: $IMPORT_ROWS chats in statements of 1,000 in one connection; pgbench: $FRESH_RUNS fresh databases per kind x ${PGBENCH_SECONDS} s, 2 clients"
 meta import_rows "$IMPORT_ROWS"
