@@ -270,9 +270,11 @@ fbr = fresh_values("rowwise", "bulk10k")
 if fb["plpgsql"]:
     if fbr:
         rw, pl = statistics.median(fbr), statistics.median(fb["plpgsql"])
+        runs = "; ".join(f"{db} " + " / ".join(fmt_ms(v) for v in fresh_values(db, "bulk10k"))
+                         for db in ("plpgsql", "native", "floor", "rowwise") if fresh_values(db, "bulk10k"))
         issue.append((f"Ceiling: fresh bulk 10,000, {ROWWISE}: plpgsql / rowwise time",
                       f"{pl / rw:.2f}x (rowwise {fmt_ms(rw)}, median of {len(fbr)}; 1.5x faster than plpgsql is "
-                      f"{fmt_ms(pl / 1.5)})", None))
+                      f"{fmt_ms(pl / 1.5)}; each run in order: {runs})", None))
     else:
         issue.append((f"Ceiling: fresh bulk 10,000, {ROWWISE}", "no figure (the rowwise runs failed)", None))
 pl_mix, rw_mix = split_mix_ms("plpgsql"), split_mix_ms("rowwise")
