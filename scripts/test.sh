@@ -14,6 +14,7 @@ bash scripts/deps.sh || { echo "dependency install failed"; exit 1; }
 # shellcheck source=pgenv.sh
 source scripts/pgenv.sh
 export CRM_RESULTS=$CRM_RUN_DIR/results.txt
+mkdir -p "$CRM_RUN_DIR"   # on a fresh machine the run directory does not exist yet
 : >"$CRM_RESULTS"
 record() { if [ "$3" -eq 0 ]; then echo "$1 $2 PASS" >>"$CRM_RESULTS"; else echo "$1 $2 FAIL" >>"$CRM_RESULTS"; fi; }
 
