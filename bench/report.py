@@ -137,6 +137,12 @@ BOUNDS = ["chat_only", "rowwise"]  # bench.sh's bound databases (the chat alone;
 split = {(k, db): split_latency(k, db) for k in SPLIT_KINDS for db in DBS + BOUNDS}
 
 
+def split_mix_ms(db):
+    """The 70/30 mix of one database's by-kind mean latencies (ms per transaction), or None."""
+    r, n = split.get(("returning", db)), split.get(("new", db))
+    return RETURNING_SHARE * r[1] + (1 - RETURNING_SHARE) * n[1] if r and n else None
+
+
 STEADY_TARGET = 1.8  # issue 13: steady-state pgbench, native >= 1.8x plpgsql
 
 
@@ -149,7 +155,7 @@ def split_bound():
     if any(not split.get(key) for key in need):
         return None
     lat = {key: v[1] for key, v in split.items() if v}
-    pl = RETURNING_SHARE * lat[("returning", "plpgsql")] + (1 - RETURNING_SHARE) * lat[("new", "plpgsql")]
+    pl = split_mix_ms("plpgsql")
     new_db = min((db for db in ("native", "floor") if ("new", db) in lat), key=lambda db: lat[("new", db)])
     new_min = lat[("new", new_db)]
     best = RETURNING_SHARE * lat[("returning", "chat_only")] + (1 - RETURNING_SHARE) * new_min
@@ -162,12 +168,6 @@ def split_bound():
         "new_needed_ms": (pl / STEADY_TARGET - RETURNING_SHARE * chat_only) / (1 - RETURNING_SHARE),
         "returning_needed_ms": (pl / STEADY_TARGET - (1 - RETURNING_SHARE) * new_min) / RETURNING_SHARE,
     }
-
-def split_mix_ms(db):
-    """The 70/30 mix of one database's by-kind mean latencies (ms per transaction), or None."""
-    r, n = split.get(("returning", db)), split.get(("new", db))
-    return RETURNING_SHARE * r[1] + (1 - RETURNING_SHARE) * n[1] if r and n else None
-
 
 # ---------------------------------------------------------------- write-path targets
 # On freshly created, empty databases (scripts/bench.sh "Fresh databases"):
