@@ -9,6 +9,7 @@
 extern "C" {
 #include "access/relation.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "funcapi.h"
 #include "nodes/pg_list.h"
@@ -200,15 +201,37 @@ int table_index(const char* name) {
     return -1;
 }
 
-// The relation that plays table t for a trigger on rel: rel's own schema's
-// table, or on a Citus shard its co-located shard.
+// The table the application attached the trigger to. A row trigger on a
+// partitioned table fires on the partition the row lands in (PostgreSQL
+// clones it onto each partition), and a partition may live in any schema
+// and holds only part of the rows: for a partition, the root of its tree.
+// Its schema is where the CRM tables are, and {self} names it.
+Oid home_relid(Relation rel) {
+    if (!rel->rd_rel->relispartition) return RelationGetRelid(rel);
+    List* ancestors = get_partition_ancestors(RelationGetRelid(rel));
+    Oid root = ancestors != NIL ? llast_oid(ancestors) : RelationGetRelid(rel);
+    list_free(ancestors);
+    return root;
+}
+
+// The schema of rel's home table (above), by name.
+char* home_schema(Oid home) {
+    char* schema = get_namespace_name(get_rel_namespace(home));
+    if (schema == nullptr) elog(ERROR, "crm_native: schema of relation %u not found", home);
+    return schema;
+}
+
+// The relation that plays table t for a trigger on rel: the table of that
+// name in the schema of rel's home table, or on a Citus shard its
+// co-located shard.
 Oid target_relid(Relation rel, const citus::Placement* placement, int t) {
     if (placement->is_shard) return placement->shard[t];
-    Oid relid = get_relname_relid(kTableName[t], RelationGetNamespace(rel));
+    Oid nsp = get_rel_namespace(home_relid(rel));
+    Oid relid = get_relname_relid(kTableName[t], nsp);
     if (!OidIsValid(relid))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("crm_native: table \"%s\".\"%s\" does not exist",
-                               get_namespace_name(RelationGetNamespace(rel)), kTableName[t])));
+                        errmsg("crm_native: table \"%s\".\"%s\" does not exist", get_namespace_name(nsp),
+                               kTableName[t])));
     return relid;
 }
 
@@ -302,13 +325,12 @@ void conflict_key(Relation rel, const citus::Placement* placement, int t, String
 }
 
 // The statement's text for rel: each {table} placeholder becomes the quoted,
-// schema-qualified table name ({self}: rel itself), on a Citus shard the
-// co-located shard's; {default_columns:T}, {default_values:T} and
-// {conflict_key:T} as above.
+// schema-qualified table name in the schema of rel's home table ({self}: the
+// home table itself, home_relid()), on a Citus shard the co-located shard's;
+// {default_columns:T}, {default_values:T} and {conflict_key:T} as above.
 char* expand(const StatementSpec* spec, Relation rel) {
-    char* schema = get_namespace_name(RelationGetNamespace(rel));
-    if (schema == nullptr)
-        elog(ERROR, "crm_native: schema of relation \"%s\" not found", RelationGetRelationName(rel));
+    Oid home = home_relid(rel);
+    char* schema = home_schema(home);
     const citus::Placement* placement = citus::placement_for(rel, kTableName, kTableCount, invalidations);
     StringInfoData defaults[kTableCount];  // per table: the {default_values} of its {default_columns}
     for (int t = 0; t < kTableCount; t++) defaults[t].data = nullptr;
@@ -332,7 +354,9 @@ char* expand(const StatementSpec* spec, Relation rel) {
         const char* kind = colon != nullptr ? name : "";
         int t = table_index(colon != nullptr ? colon + 1 : name);
         if (colon == nullptr && std::strcmp(name, "self") == 0) {
-            appendStringInfoString(&sql, quote_qualified_identifier(schema, RelationGetRelationName(rel)));
+            const char* self = placement->is_shard ? RelationGetRelationName(rel) : get_rel_name(home);
+            if (self == nullptr) elog(ERROR, "crm_native: relation %u not found", home);
+            appendStringInfoString(&sql, quote_qualified_identifier(schema, self));
         } else if (t < 0) {
             elog(ERROR, "crm_native: unknown placeholder {%s} in %s", name, spec->name);
         } else if (colon == nullptr) {

@@ -16,10 +16,11 @@ SET client_min_messages = warning;
 CREATE SCHEMA schema_variant;
 GRANT USAGE ON SCHEMA schema_variant TO PUBLIC;
 
--- The CRM tables: every table of schema public (reference/01_schema.sql).
+-- The CRM tables: every table of schema public (reference/01_schema.sql),
+-- partitions not counted (variant partitioned).
 CREATE FUNCTION schema_variant.crm_tables() RETURNS SETOF regclass LANGUAGE sql STABLE AS $$
     SELECT c.oid::regclass FROM pg_catalog.pg_class c
-     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
      ORDER BY c.relname COLLATE "C"
 $$;
 
@@ -38,6 +39,102 @@ CREATE FUNCTION schema_variant.crm_fks()
       FROM pg_catalog.pg_constraint k
      WHERE k.contype = 'f' AND k.conrelid IN (SELECT schema_variant.crm_tables())
      ORDER BY k.conrelid::regclass::text COLLATE "C", k.conname COLLATE "C"
+$$;
+
+-- (f) Turns an empty table into a partitioned table of the same name with
+-- the same columns, defaults, checks, primary key (plus the partition key's
+-- columns, as PostgreSQL requires), foreign keys, indexes, triggers,
+-- row-level security and privileges, all read from the catalogs, and
+-- creates its partitions (p_partitions: "name bound", the name without
+-- spaces, e.g.
+-- 'crm_parts.early FOR VALUES FROM (MINVALUE) TO (...)'). The old table is
+-- dropped; its id sequence moves to the new one.
+CREATE FUNCTION schema_variant.partition_table(p_table regclass, p_key text, p_by text, p_partitions text[])
+    RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    nsp      text := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.oid = p_table);
+    name     text := (SELECT relname FROM pg_catalog.pg_class WHERE oid = p_table);
+    qname    text := format('%I.%I', nsp, name);
+    oldq     text := format('%I.%I', nsp, name || '_unpartitioned');
+    oldrel   regclass;
+    later    text[] := '{}';
+    ddl      text;
+    pk       text;
+    r        record;
+BEGIN
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', qname, name || '_unpartitioned');
+    oldrel := oldq::regclass;
+    ddl := format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED'
+                  ' INCLUDING STORAGE) PARTITION BY %s', qname, oldq, p_by);
+    EXECUTE ddl;
+    RETURN NEXT ddl;
+    -- the primary key, with the partition key's columns added
+    SELECT format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (%s)', qname, k.conname,
+                  string_agg(quote_ident(a.attname), ', ' ORDER BY u.ord))
+      INTO pk
+      FROM pg_catalog.pg_constraint k
+      CROSS JOIN LATERAL unnest(k.conkey || (SELECT array_agg(x.attnum) FROM pg_catalog.pg_attribute x
+                                              WHERE x.attrelid = oldrel AND x.attname = p_key
+                                                AND NOT x.attnum = ANY (k.conkey))) WITH ORDINALITY u (attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = oldrel AND a.attnum = u.attnum
+     WHERE k.conrelid = oldrel AND k.contype = 'p'
+     GROUP BY k.conname;
+    IF pk IS NOT NULL THEN later := later || pk; END IF;
+    FOR r IN SELECT k.conname, pg_catalog.pg_get_constraintdef(k.oid) AS def FROM pg_catalog.pg_constraint k
+              WHERE k.conrelid = oldrel AND k.contype = 'f' ORDER BY k.conname LOOP
+        later := later || format('ALTER TABLE %s ADD CONSTRAINT %I %s', qname, r.conname, r.def);
+    END LOOP;
+    FOR r IN SELECT pg_catalog.pg_get_indexdef(i.indexrelid) AS def FROM pg_catalog.pg_index i
+              WHERE i.indrelid = oldrel
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)
+              ORDER BY i.indexrelid LOOP
+        later := later || replace(r.def, ' ON ' || oldq || ' USING ', ' ON ' || qname || ' USING ');
+    END LOOP;
+    FOR r IN SELECT pg_catalog.pg_get_triggerdef(t.oid) AS def, t.tgenabled FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid = oldrel AND NOT t.tgisinternal ORDER BY t.tgname LOOP
+        later := later || replace(r.def, ' ON ' || oldq || ' ', ' ON ' || qname || ' ');
+    END LOOP;
+    IF (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = oldrel) THEN
+        later := later || format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', qname);
+    END IF;
+    IF (SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = oldrel) THEN
+        later := later || format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', qname);
+    END IF;
+    FOR r IN SELECT * FROM pg_catalog.pg_policies WHERE schemaname = nsp AND tablename = name || '_unpartitioned'
+              ORDER BY policyname LOOP
+        later := later || format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', r.policyname, qname, r.permissive,
+                                 r.cmd, (SELECT string_agg(CASE WHEN g = 'public' THEN g ELSE quote_ident(g) END, ', ')
+                                           FROM unnest(r.roles) g),
+                                 CASE WHEN r.qual IS NOT NULL THEN ' USING (' || r.qual || ')' ELSE '' END,
+                                 CASE WHEN r.with_check IS NOT NULL THEN ' WITH CHECK (' || r.with_check || ')' ELSE '' END);
+    END LOOP;
+    FOR r IN SELECT a.privilege_type, g.rolname FROM pg_catalog.pg_class c, aclexplode(c.relacl) a
+               JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+              WHERE c.oid = oldrel AND a.grantee <> c.relowner ORDER BY 2, 1 LOOP
+        later := later || format('GRANT %s ON %s TO %I', r.privilege_type, qname, r.rolname);
+    END LOOP;
+    -- the sequences the old table owns (bigserial ids) survive the drop
+    FOR r IN SELECT d.objid::regclass AS seq, a.attname
+               FROM pg_catalog.pg_depend d
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+              WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refobjid = oldrel AND d.deptype = 'a'
+                AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S' LOOP
+        EXECUTE format('ALTER SEQUENCE %s OWNED BY NONE', r.seq);
+        later := later || format('ALTER SEQUENCE %s OWNED BY %s.%I', r.seq, qname, r.attname);
+    END LOOP;
+    EXECUTE format('DROP TABLE %s', oldq);
+    FOREACH ddl IN ARRAY later LOOP
+        EXECUTE ddl;
+        RETURN NEXT ddl;
+    END LOOP;
+    FOREACH ddl IN ARRAY p_partitions LOOP
+        ddl := format('CREATE TABLE %s PARTITION OF %s %s', split_part(ddl, ' ', 1), qname,
+                      substr(ddl, length(split_part(ddl, ' ', 1)) + 2));
+        EXECUTE ddl;
+        RETURN NEXT ddl;
+    END LOOP;
+END;
 $$;
 
 CREATE FUNCTION schema_variant.apply(p_variant text) RETURNS SETOF text LANGUAGE plpgsql AS $$
@@ -136,12 +233,48 @@ $ddl$;
             EXECUTE ddl;
             RETURN NEXT ddl;
         END LOOP;
+    WHEN 'partitioned' THEN
+        -- (f) the chat table and the tables the triggers write to, except
+        -- customers (the target of every foreign key), partitioned as an
+        -- application at scale would: chats by time, the audit trail by id
+        -- (its rows are dated now(), which the workload cannot split),
+        -- events and keys by tenant, metrics by hash. One partition of each
+        -- lives in another schema (crm_parts), where the triggers must not
+        -- look for the CRM tables. The workload's chats are dated from
+        -- 2024-01-01 00:00 in steps of 37 s, so both chat partitions fill.
+        CREATE SCHEMA crm_parts;
+        RETURN NEXT 'CREATE SCHEMA crm_parts';
+        RETURN QUERY SELECT * FROM schema_variant.partition_table('public."VC Usage"', 'created_at', 'RANGE (created_at)',
+            ARRAY['crm_parts.vc_usage_early FOR VALUES FROM (MINVALUE) TO (''2024-01-01 02:00:00+00'')',
+                  'public.vc_usage_later DEFAULT']);
+        RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customer_audit_log', 'id', 'RANGE (id)',
+            ARRAY['crm_parts.customer_audit_log_first FOR VALUES FROM (MINVALUE) TO (200)',
+                  'public.customer_audit_log_later DEFAULT']);
+        RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customer_events', 'company_id', 'LIST (company_id)',
+            ARRAY['crm_parts.customer_events_a FOR VALUES IN (''aaaaaaaa-0000-4000-8000-00000000000a'')',
+                  'public.customer_events_other DEFAULT']);
+        RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customer_matching_keys', 'company_id', 'LIST (company_id)',
+            ARRAY['crm_parts.customer_matching_keys_b FOR VALUES IN (''bbbbbbbb-0000-4000-8000-00000000000b'')',
+                  'public.customer_matching_keys_other DEFAULT']);
+        RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customer_metrics', 'customer_id', 'HASH (customer_id)',
+            ARRAY['crm_parts.customer_metrics_h0 FOR VALUES WITH (MODULUS 2, REMAINDER 0)',
+                  'public.customer_metrics_h1 FOR VALUES WITH (MODULUS 2, REMAINDER 1)']);
     WHEN 'crm_app_rls' THEN
         -- (e) no DDL: the workload runs as crm_app (generator's p_app_only)
         RETURN;
     ELSE
         RAISE EXCEPTION 'unknown schema variant "%"', p_variant;
     END CASE;
+END;
+$$;
+
+-- Whether a table has a row (partitioned variant: every partition is used).
+CREATE FUNCTION schema_variant.has_rows(p_table regclass) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', p_table) INTO found;
+    RETURN found;
 END;
 $$;
 
@@ -170,6 +303,17 @@ CREATE FUNCTION schema_variant.describe(p_variant text) RETURNS text LANGUAGE sq
             format('user triggers on customers: %s',
                    (SELECT string_agg(tgname, ', ' ORDER BY tgname) FROM pg_catalog.pg_trigger
                      WHERE tgrelid = 'public.customers'::regclass AND NOT tgisinternal))
+        WHEN 'partitioned' THEN
+            format('%s partitioned CRM tables, %s partitions with rows (%s of them in crm_parts)',
+                   (SELECT count(*) FROM pg_catalog.pg_class c
+                     WHERE c.oid IN (SELECT schema_variant.crm_tables()) AND c.relkind = 'p'),
+                   (SELECT count(*) FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                     WHERE i.inhparent IN (SELECT schema_variant.crm_tables()) AND c.relkind = 'r'
+                       AND schema_variant.has_rows(c.oid)),
+                   (SELECT count(*) FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                     WHERE i.inhparent IN (SELECT schema_variant.crm_tables()) AND c.relkind = 'r'
+                       AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'crm_parts')
+                       AND schema_variant.has_rows(c.oid)))
         WHEN 'never_analyzed' THEN
             format('%s CRM tables, %s with autovacuum off, %s ever analyzed or vacuumed',
                    (SELECT count(*) FROM schema_variant.crm_tables()),

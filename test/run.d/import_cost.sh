@@ -10,6 +10,7 @@
 # reference schema, (a) fk_indexes, (b) deferred_fks, (d) never_analyzed and
 # (e) crm_app_rls, and (e) on (a): crm_app_rls+fk_indexes, where row-level
 # security's company_id meets an index on company_id alone on every table;
+# (f) partitioned (each partitioned table's reads are its partitions');
 # and the workload shared_session: every chat has the session id 'web')
 # and each size N (2,000 and 20,000):
 #   - a freshly created, empty database (cloned from crm_template), the
@@ -80,7 +81,7 @@ DIR=$ROOT/test/differential
 # run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
 OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/import_cost
 mkdir -p "$OUT"
-VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes shared_session"}
+VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes partitioned shared_session"}
 SIZES=${IC_SIZES:-"2000 20000"}
 MAX_PER_ROW=${IC_MAX_PER_ROW:-20}
 MAX_GROWTH=${IC_MAX_GROWTH:-1.5}
@@ -142,6 +143,13 @@ $role_sql
 -- Every kept plan a generic plan made now, on the empty tables: one
 -- customer, a returning chat of it in a new session (single-row path), two
 -- in one statement (set-wise path), a chat that fills its phone.
+-- This backend's table statistics by CRM table: a partition's count under
+-- its partitioned table's name (variant partitioned).
+CREATE TEMP VIEW ic_stats AS
+SELECT r.relname AS crm_table, t.relid, t.seq_scan, t.seq_tup_read, t.idx_scan, t.idx_tup_fetch
+  FROM pg_stat_xact_user_tables t
+  JOIN pg_class r ON r.oid = coalesce(pg_partition_root(t.relid), t.relid)
+ WHERE r.relnamespace = 'public'::regnamespace;
 SET plan_cache_mode = force_generic_plan;
 BEGIN;
 INSERT INTO "VC Usage" ($ret_cols) SELECT $company, 'Warm Up', 'warm.up@example.com', $(session "'warm-0'"), 'warm' FROM (SELECT 1 AS i) x;
@@ -152,24 +160,24 @@ SELECT $company, 'Warm Up', 'warm.up@example.com', '+1 212 555 0000', $(session 
 DELETE FROM "VC Usage" WHERE customer_phone = '+1 212 555 0000';
 COMMIT;
 BEGIN;
-SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
-       coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customer_matching_keys'), 0) AS keys,
+SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE crm_table = 'customers'), 0) AS cust,
+       coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE crm_table = 'customer_matching_keys'), 0) AS keys,
        coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) AS scans,
        extract(epoch FROM clock_timestamp()) * 1000 AS t
-  FROM pg_stat_xact_user_tables
- WHERE schemaname = 'public' AND relname IN ('customers', 'customer_matching_keys') \gset b_
+  FROM ic_stats
+ WHERE crm_table IN ('customers', 'customer_matching_keys') \gset b_
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
 SELECT $company, 'Imported Customer ' || i, 'import.' || i || '@example.com',
        '+1 ' || (ARRAY['212', '646', '718', '917'])[1 + i / 10000] || ' 555 ' || lpad((i % 10000)::text, 4, '0'),
        $(session "'import-' || i"), 'hello'
   FROM generate_series(1, $n) i;
 SET CONSTRAINTS ALL IMMEDIATE;
-SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customers'), 0) AS cust,
-       coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE relname = 'customer_matching_keys'), 0) AS keys,
+SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE crm_table = 'customers'), 0) AS cust,
+       coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FILTER (WHERE crm_table = 'customer_matching_keys'), 0) AS keys,
        coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) AS scans,
        extract(epoch FROM clock_timestamp()) * 1000 AS t
-  FROM pg_stat_xact_user_tables
- WHERE schemaname = 'public' AND relname IN ('customers', 'customer_matching_keys') \gset a_
+  FROM ic_stats
+ WHERE crm_table IN ('customers', 'customer_matching_keys') \gset a_
 SELECT 'RESULT', :a_cust - :b_cust, :a_keys - :b_keys, :a_scans - :b_scans, round(:a_t - :b_t),
        (SELECT count(DISTINCT customer_id) FROM "VC Usage" WHERE user_message = 'hello'),
        (SELECT count(*) FROM "VC Usage" WHERE user_message = 'hello' AND customer_id IS NULL);
@@ -192,19 +200,19 @@ RESET plan_cache_mode;
 -- index on company_id alone, read the tenant's index entries itself.
 CREATE TEMP TABLE ic_single_chat (single int PRIMARY KEY, chat tid);
 BEGIN;
-SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset rb_
+SELECT $reads_all AS reads FROM ic_stats t WHERE t.crm_table IN $crm_tables \gset rb_
 INSERT INTO "VC Usage" ($ret_cols)
 SELECT $ret_row FROM (SELECT CASE WHEN k % 10 = 0 THEN 1 ELSE k END AS i, k FROM generate_series(1, $r) k) x;
 DO \$\$ DECLARE t tid; BEGIN FOR k IN 1..$r / 10 LOOP
   INSERT INTO "VC Usage" ($ret_cols) SELECT $ret_row FROM (SELECT 1 AS i) x RETURNING ctid INTO t;
   INSERT INTO ic_single_chat VALUES (k, t);
 END LOOP; END \$\$;
-SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset r2_
+SELECT $reads_all AS reads FROM ic_stats t WHERE t.crm_table IN $crm_tables \gset r2_
 DO \$\$ BEGIN FOR k IN REVERSE $r / 10..$r / 10 - $r / 20 + 1 LOOP
   DELETE FROM "VC Usage" WHERE ctid = (SELECT c.chat FROM ic_single_chat c WHERE c.single = k);
   IF NOT FOUND THEN RAISE EXCEPTION 'import_cost: single chat % was not at its row address', k; END IF;
 END LOOP; END \$\$;
-SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset r3_
+SELECT $reads_all AS reads FROM ic_stats t WHERE t.crm_table IN $crm_tables \gset r3_
 DO \$\$ BEGIN FOR k IN 1..$r / 20 LOOP
   INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id, user_message)
   SELECT $company, 'Imported Customer ' || i, 'import.' || i || '@example.com',
@@ -212,7 +220,7 @@ DO \$\$ BEGIN FOR k IN 1..$r / 20 LOOP
     FROM (SELECT k * 10 AS i) x;
 END LOOP; END \$\$;
 SET CONSTRAINTS ALL IMMEDIATE;
-SELECT $reads_all AS reads FROM pg_stat_xact_user_tables t WHERE t.schemaname = 'public' AND t.relname IN $crm_tables \gset ra_
+SELECT $reads_all AS reads FROM ic_stats t WHERE t.crm_table IN $crm_tables \gset ra_
 SELECT 'PHASES inserts', :r2_reads - :rb_reads, 'deletes', :r3_reads - :r2_reads, 'fills', :ra_reads - :r3_reads;
 SELECT 'RETURNING', $r + $r / 10 + $r / 20 + $r / 20, :ra_reads - :rb_reads,
        (SELECT count(*) FROM "VC Usage" WHERE user_message = 'again' AND customer_id IS NULL);

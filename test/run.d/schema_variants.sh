@@ -18,6 +18,10 @@
 #   never_analyzed  (d) autovacuum off on the CRM tables, no ANALYZE anywhere
 #   crm_app_rls     (e) every transaction as crm_app under row-level security,
 #                       app.current_company_id = the company it writes to
+#   partitioned     (f) the chats, audit log, events, matching keys and
+#                       metrics as partitioned tables (by time, tenant, hash),
+#                       one partition of each in another schema (crm_parts);
+#                       every partition must end up with rows
 #
 # For each variant and seed, both databases must run every transaction of the
 # workload to COMMIT (psql ON_ERROR_STOP; a failure on ref means the variant
@@ -32,7 +36,7 @@
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
 # Needs PGHOST etc. of a running test cluster with crm_template built
 # (scripts/test.sh does both). Knobs:
-#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all five)
+#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all six)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
 #   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
@@ -42,7 +46,7 @@ DIR=$ROOT/test/differential
 CHECK=schema_variants
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
-VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls"}
+VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 
@@ -127,6 +131,9 @@ for variant in $VARIANTS; do
         deferred_fks) qv -d "$db" -c "SELECT schema_variant.describe('deferred_fks')" \
                       | grep -qE '^([1-9][0-9]*) foreign keys, \1 deferrable' \
                       || problems+=("seed $seed: $db has foreign keys that are not deferred") ;;
+        partitioned) qv -d "$db" -c "SELECT schema_variant.describe('partitioned')" \
+                      | grep -qE '^5 partitioned CRM tables, 10 partitions with rows \(5 of them in crm_parts\)' \
+                      || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('partitioned')")") ;;
         never_analyzed) qv -d "$db" -c "SELECT schema_variant.describe('never_analyzed')" \
                       | grep -qE '^([0-9]+) CRM tables, \1 with autovacuum off, 0 ever analyzed' \
                       || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('never_analyzed')")") ;;
