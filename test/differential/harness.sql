@@ -20,6 +20,20 @@ CREATE FUNCTION difftest.next_customer_id() RETURNS uuid
 $$ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(nextval('difftest.customer_seq')), 12, '0'))::uuid $$;
 ALTER TABLE public.customers ALTER COLUMN id SET DEFAULT difftest.next_customer_id();
 
+-- Delivery variant "procedures" (test/differential/delivery.py): each step's
+-- statements (a text) executed in turn by one CALL, with a COMMIT after each,
+-- as an application's batch procedure would.
+CREATE PROCEDURE difftest.run_steps(p_steps text[]) LANGUAGE plpgsql AS $$
+DECLARE
+    s text;
+BEGIN
+    FOREACH s IN ARRAY p_steps LOOP
+        EXECUTE s;
+        COMMIT;
+    END LOOP;
+END;
+$$;
+
 -- The workload finds chats by user_message ('m<n>', unique per chat).
 CREATE INDEX difftest_vc_usage_message ON public."VC Usage" (user_message);
 

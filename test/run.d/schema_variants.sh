@@ -23,6 +23,14 @@
 #                       one partition of each in another schema (crm_parts);
 #                       every partition must end up with rows
 #
+# and on the reference schema, four ways of delivering the same workload
+# (test/differential/delivery.py rewrites the script for both databases):
+#   copy            the owner's chat INSERTs as COPY ... FROM STDIN
+#   savepoints      every data statement first run and rolled back in a
+#                   savepoint (SQL, or a PL/pgSQL exception block), then again
+#   procedures      steps run by a procedure that COMMITs after each
+#   function_loop   chat INSERTs as a PL/pgSQL cursor loop, a row at a time
+#
 # For each variant and seed, both databases must run every transaction of the
 # workload to COMMIT (psql ON_ERROR_STOP; a failure on ref means the variant
 # itself is broken), end in the same canonical state row for row, satisfy
@@ -36,7 +44,7 @@
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
 # Needs PGHOST etc. of a running test cluster with crm_template built
 # (scripts/test.sh does both). Knobs:
-#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all six)
+#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all ten)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
 #   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
@@ -46,7 +54,7 @@ DIR=$ROOT/test/differential
 CHECK=schema_variants
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
-VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned"}
+VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned copy savepoints procedures function_loop"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 
@@ -80,6 +88,22 @@ for variant in $VARIANTS; do
     if ! qv -d sv_gen -c "SELECT difftest.generate($seed, $STEPS, $app_only)" >"$work/workload.sql"; then
       problems+=("seed $seed: generator failed"); continue
     fi
+    case $variant in
+      copy|savepoints|procedures|function_loop)
+        if ! python3 "$DIR/delivery.py" "$variant" <"$work/workload.sql" >"$work/workload.delivered.sql"; then
+          problems+=("seed $seed: delivery.py $variant failed"); continue
+        fi
+        # the rewrite happened: count what it delivers
+        case $variant in
+          copy) n_delivered=$(grep -c '^COPY "VC Usage"' "$work/workload.delivered.sql") ;;
+          savepoints) n_delivered=$(grep -cE '^(ROLLBACK TO SAVEPOINT delivery_try;|DO [$]try[$])' "$work/workload.delivered.sql") ;;
+          procedures) n_delivered=$(grep -c '^CALL difftest.run_steps' "$work/workload.delivered.sql") ;;
+          function_loop) n_delivered=$(grep -c '^DO [$]chats[$]' "$work/workload.delivered.sql") ;;
+        esac
+        say "$variant seed $seed: $n_delivered statements delivered as $variant"
+        [ "$n_delivered" -ge 10 ] || problems+=("seed $seed: only $n_delivered statements delivered as $variant")
+        mv "$work/workload.delivered.sql" "$work/workload.sql" ;;
+    esac
     if $app_only; then
       owner_ops=$(grep -c 'RESET ROLE' "$work/workload.sql")
       app_ops=$(grep -c 'SET LOCAL ROLE crm_app' "$work/workload.sql")
