@@ -62,3 +62,42 @@ DELETE FROM "VC Usage" WHERE session_id = 's1' AND created_at = '2024-05-01';
 SELECT c.customer_email, m.total_conversations, m.total_sessions, m.first_interaction_at::date, m.last_interaction_at::date
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id ORDER BY 1;
 SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
+
+-- customers partitioned by hash of id, one partition in schema archive: the
+-- customers triggers fire on the partitions; the audit rows still name the
+-- table 'customers' (the contract's table_name), as plpgsql's do.
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+TRUNCATE customers, "VC Usage", customer_audit_log, customer_matching_keys, customer_events, customer_metrics CASCADE;
+ALTER TABLE customers RENAME TO customers_flat;
+CREATE TABLE customers (LIKE customers_flat INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY HASH (id);
+ALTER TABLE customers ADD PRIMARY KEY (id),
+    ADD FOREIGN KEY (company_id) REFERENCES companies (id),
+    ADD FOREIGN KEY (merged_into_customer_id) REFERENCES customers (id);
+CREATE INDEX ON customers (company_id);
+CREATE TABLE archive.customers_h0 PARTITION OF customers FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE customers_h1 PARTITION OF customers FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+SELECT format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s', conrelid::regclass, conname, conname,
+              replace(pg_get_constraintdef(oid), 'REFERENCES customers_flat(', 'REFERENCES customers('))
+  FROM pg_constraint
+ WHERE contype = 'f' AND confrelid = 'customers_flat'::regclass AND conrelid <> 'customers_flat'::regclass
+   AND conparentid = 0 \gexec
+CREATE TRIGGER trg_customers_audit_log AFTER INSERT OR UPDATE OR DELETE ON customers
+    FOR EACH ROW EXECUTE FUNCTION log_customer_changes();
+CREATE TRIGGER trg_customers_lifecycle_tracking BEFORE UPDATE ON customers
+    FOR EACH ROW WHEN (OLD.lifecycle_stage IS DISTINCT FROM NEW.lifecycle_stage) EXECUTE FUNCTION track_lifecycle_changes();
+CREATE TRIGGER trg_customers_matching_keys_sync AFTER INSERT OR UPDATE ON customers
+    FOR EACH ROW EXECUTE FUNCTION sync_customer_matching_keys();
+DROP TABLE customers_flat;
+SELECT count(*) AS native_triggers FROM crm_native.install() WHERE implementation = 'native';
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id, created_at)
+  SELECT '11111111-1111-1111-1111-111111111111', 'c' || i || '@example.com', '+1 212 555 01' || lpad(i::text, 2, '0'),
+         's' || i, '2026-01-01'::timestamptz + i * interval '1 day'
+    FROM generate_series(1, 40) i;
+UPDATE customers SET lifecycle_stage = 'lead' WHERE customer_email IN ('c1@example.com', 'c2@example.com');
+SELECT n.nspname AS partition_schema, count(*) > 0 AS has_customers
+  FROM customers c JOIN pg_class p ON p.oid = c.tableoid JOIN pg_namespace n ON n.oid = p.relnamespace
+ GROUP BY 1 ORDER BY 1;
+SELECT table_name, operation, count(*) FROM customer_audit_log GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT key_type, count(*) FROM customer_matching_keys GROUP BY 1 ORDER BY 1;
+SELECT event_type, count(*) FROM customer_events GROUP BY 1 ORDER BY 1;
+SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();

@@ -525,9 +525,12 @@ void insert_stage_event(Relation customers, Datum customer_id, bool customer_nul
 
 void insert_audit_row(Relation customers, const AuditRow* row) {
     // The table's name as the application knows it: on a Citus shard
-    // ("customers_102009"), its distributed table's.
+    // ("customers_102009"), its distributed table's; on a partition
+    // ("customers_h0"), its partitioned table's.
     const citus::Placement* placement = citus::placement_for(customers, kTableName, kTableCount, invalidations);
-    const char* table_name = placement->is_shard ? get_rel_name(placement->self_shell) : nullptr;
+    const char* table_name = placement->is_shard                      ? get_rel_name(placement->self_shell)
+                             : customers->rd_rel->relispartition ? get_rel_name(home_relid(customers))
+                                                                 : nullptr;
     if (table_name == nullptr) table_name = RelationGetRelationName(customers);
     Datum values[8] = {CStringGetTextDatum(table_name),
                        row->record_id,

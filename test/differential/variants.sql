@@ -38,6 +38,7 @@ CREATE FUNCTION schema_variant.crm_fks()
               JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum)
       FROM pg_catalog.pg_constraint k
      WHERE k.contype = 'f' AND k.conrelid IN (SELECT schema_variant.crm_tables())
+       AND k.conparentid = 0   -- not the copies PostgreSQL keeps per partition
      ORDER BY k.conrelid::regclass::text COLLATE "C", k.conname COLLATE "C"
 $$;
 
@@ -81,9 +82,22 @@ BEGIN
      WHERE k.conrelid = oldrel AND k.contype = 'p'
      GROUP BY k.conname;
     IF pk IS NOT NULL THEN later := later || pk; END IF;
-    FOR r IN SELECT k.conname, pg_catalog.pg_get_constraintdef(k.oid) AS def FROM pg_catalog.pg_constraint k
-              WHERE k.conrelid = oldrel AND k.contype = 'f' ORDER BY k.conname LOOP
-        later := later || format('ALTER TABLE %s ADD CONSTRAINT %I %s', qname, r.conname, r.def);
+    -- foreign keys from it, and to it from other tables (dropped before the
+    -- old table is, added back to the new one); a reference to the old
+    -- table (itself, or from another table) names the new one
+    FOR r IN SELECT k.conname, k.conrelid, pg_catalog.pg_get_constraintdef(k.oid) AS def
+               FROM pg_catalog.pg_constraint k
+              WHERE k.contype = 'f' AND (k.conrelid = oldrel OR k.confrelid = oldrel)
+                AND k.conparentid = 0   -- a partition's copy goes with its parent's
+              ORDER BY k.conrelid <> oldrel, k.conname LOOP
+        IF r.conrelid <> oldrel THEN
+            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.conrelid::regclass, r.conname);
+        END IF;
+        later := later || format('ALTER TABLE %s ADD CONSTRAINT %I %s',
+                                 CASE WHEN r.conrelid = oldrel THEN qname ELSE r.conrelid::regclass::text END, r.conname,
+                                 replace(replace(r.def, ' REFERENCES ' || oldq || '(', ' REFERENCES ' || qname || '('),
+                                         ' REFERENCES ' || quote_ident(name || '_unpartitioned') || '(',
+                                         ' REFERENCES ' || qname || '('));
     END LOOP;
     FOR r IN SELECT pg_catalog.pg_get_indexdef(i.indexrelid) AS def FROM pg_catalog.pg_index i
               WHERE i.indrelid = oldrel
@@ -234,11 +248,11 @@ $ddl$;
             RETURN NEXT ddl;
         END LOOP;
     WHEN 'partitioned' THEN
-        -- (f) the chat table and the tables the triggers write to, except
-        -- customers (the target of every foreign key), partitioned as an
-        -- application at scale would: chats by time, the audit trail by id
-        -- (its rows are dated now(), which the workload cannot split),
-        -- events and keys by tenant, metrics by hash. One partition of each
+        -- (f) the chat table and every table the triggers write to
+        -- partitioned as an application at scale would: chats by time, the
+        -- audit trail by id (its rows are dated now(), which the workload
+        -- cannot split), events and keys by tenant, metrics and customers
+        -- by hash (customers last: every foreign key to it is re-created). One partition of each
         -- lives in another schema (crm_parts), where the triggers must not
         -- look for the CRM tables. The workload's chats are dated from
         -- 2024-01-01 00:00 in steps of 37 s, so both chat partitions fill.
@@ -259,6 +273,9 @@ $ddl$;
         RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customer_metrics', 'customer_id', 'HASH (customer_id)',
             ARRAY['crm_parts.customer_metrics_h0 FOR VALUES WITH (MODULUS 2, REMAINDER 0)',
                   'public.customer_metrics_h1 FOR VALUES WITH (MODULUS 2, REMAINDER 1)']);
+        RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customers', 'id', 'HASH (id)',
+            ARRAY['crm_parts.customers_h0 FOR VALUES WITH (MODULUS 2, REMAINDER 0)',
+                  'public.customers_h1 FOR VALUES WITH (MODULUS 2, REMAINDER 1)']);
     WHEN 'copy', 'savepoints', 'procedures', 'function_loop' THEN
         -- delivery variants: the reference schema; test/differential/delivery.py
         -- rewrites how the workload delivers its changes

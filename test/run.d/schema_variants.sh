@@ -18,8 +18,9 @@
 #   never_analyzed  (d) autovacuum off on the CRM tables, no ANALYZE anywhere
 #   crm_app_rls     (e) every transaction as crm_app under row-level security,
 #                       app.current_company_id = the company it writes to
-#   partitioned     (f) the chats, audit log, events, matching keys and
-#                       metrics as partitioned tables (by time, tenant, hash),
+#   partitioned     (f) the chats, audit log, events, matching keys, metrics
+#                       and customers as partitioned tables (by time, id,
+#                       tenant, hash),
 #                       one partition of each in another schema (crm_parts);
 #                       every partition must end up with rows
 #
@@ -156,7 +157,7 @@ for variant in $VARIANTS; do
                       | grep -qE '^([1-9][0-9]*) foreign keys, \1 deferrable' \
                       || problems+=("seed $seed: $db has foreign keys that are not deferred") ;;
         partitioned) qv -d "$db" -c "SELECT schema_variant.describe('partitioned')" \
-                      | grep -qE '^5 partitioned CRM tables, 10 partitions with rows \(5 of them in crm_parts\)' \
+                      | grep -qE '^6 partitioned CRM tables, 12 partitions with rows \(6 of them in crm_parts\)' \
                       || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('partitioned')")") ;;
         never_analyzed) qv -d "$db" -c "SELECT schema_variant.describe('never_analyzed')" \
                       | grep -qE '^([0-9]+) CRM tables, \1 with autovacuum off, 0 ever analyzed' \
