@@ -36,10 +36,12 @@ bool column_changed(const AuditColumn* column, TupleDesc desc, HeapTuple old_row
     Form_pg_attribute att = TupleDescAttr(desc, column->attnum - 1);
     if (datum_image_eq(old_value, new_value, att->attbyval, att->attlen)) return false;
     if (column->mode == CompareMode::Image) return true;
-    // Equal values may have different images (numeric 1.0 vs 1.00, jsonb
-    // key order): the type's own equality decides.
-    return !DatumGetBool(FunctionCall2Coll(const_cast<FmgrInfo*>(&column->equality), column->collation, old_value,
-                                           new_value));
+    // Different images, maybe equal JSON (numeric 1.0 vs 1.00, an array's
+    // null bitmap): decide as the plpgsql trigger did, on to_jsonb().
+    FmgrInfo* to_jsonb = const_cast<FmgrInfo*>(&column->to_jsonb);
+    Datum old_json = FunctionCall1(to_jsonb, old_value);
+    Datum new_json = FunctionCall1(to_jsonb, new_value);
+    return !DatumGetBool(DirectFunctionCall2(jsonb_eq, old_json, new_json));
 }
 
 // The sorted text[] of changed column names, or nullptr when nothing changed.

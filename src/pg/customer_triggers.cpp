@@ -4,6 +4,14 @@
 
 #include <cstring>
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+extern "C" {
+#include "nodes/makefuncs.h"
+#include "utils/fmgroids.h"
+}
+#pragma GCC diagnostic pop
+
 namespace crm::pg::customers {
 
 namespace {
@@ -33,11 +41,13 @@ void ensure_hash() {
     CacheRegisterRelcacheCallback(invalidate_relation, (Datum)0);
 }
 
-// Types whose default equality holds exactly when the binary images are equal
-// (under a deterministic collation): comparing images is exact and needs no
-// function call. Arrays are not listed: equal arrays may differ in image
-// (e.g. an all-valid null bitmap), so array_eq decides when images differ.
-bool image_is_exact(Oid type, Oid collation) {
+// Types whose to_jsonb() values are equal exactly when the binary images are
+// equal: comparing images is exact and needs no function call. Text compares
+// as JSON strings do, byte for byte, whatever the column's collation (a
+// case-insensitive one would call 'a' and 'A' equal; the plpgsql trigger's
+// JSON does not). Arrays are not listed: equal arrays may differ in image
+// (e.g. an all-valid null bitmap); numeric neither (1.0 and 1.00).
+bool image_is_exact(Oid type) {
     switch (type) {
         case UUIDOID:
         case INT2OID:
@@ -53,7 +63,7 @@ bool image_is_exact(Oid type, Oid collation) {
             return true;
         case TEXTOID:
         case VARCHAROID:
-            return !OidIsValid(collation) || get_collation_isdeterministic(collation);
+            return true;
         default:
             return false;
     }
@@ -87,16 +97,16 @@ void build_audit_columns(CustomerRel* entry, TupleDesc desc) {
         AuditColumn* column = &entry->audit_columns[i];
         Form_pg_attribute att = TupleDescAttr(desc, named[i].attnum - 1);
         column->attnum = named[i].attnum;
-        column->collation = att->attcollation;
         column->name_text = PointerGetDatum(cstring_to_text(named[i].name));
         column->mode = CompareMode::Image;
-        if (!image_is_exact(att->atttypid, att->attcollation)) {
-            TypeCacheEntry* type = lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR_FINFO);
-            if (OidIsValid(type->eq_opr_finfo.fn_oid)) {
-                fmgr_info_copy(&column->equality, &type->eq_opr_finfo, entry->cxt);
-                column->mode = CompareMode::Equality;
-            }
-            // else: no equality operator (json, xml, point, ...): images decide.
+        if (!image_is_exact(att->atttypid)) {
+            // to_jsonb(anyelement) reads its argument's type from the call
+            // expression: give it one with this column's type.
+            fmgr_info_cxt(F_TO_JSONB, &column->to_jsonb, entry->cxt);
+            column->to_jsonb.fn_expr = reinterpret_cast<Node*>(
+                makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(att->atttypid, att->atttypmod, att->attcollation)),
+                             InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
+            column->mode = CompareMode::Jsonb;
         }
     }
     MemoryContextSwitchTo(old);

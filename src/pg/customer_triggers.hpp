@@ -12,17 +12,19 @@
 
 namespace crm::pg::customers {
 
-// How audit_log decides whether a column changed between OLD and NEW.
+// How audit_log decides whether a column changed between OLD and NEW. The
+// contract's "changed" is the plpgsql trigger's: to_jsonb() of the old and
+// the new value differ (so 1.0 -> 1.00 is no change, but 'a' -> 'A' is one
+// under a case-insensitive collation or citext).
 enum class CompareMode : char {
-    Image,     // binary image (exact: equal values have equal images)
-    Equality,  // the type's default equality operator, after an image check
+    Image,  // binary image: for these types, equal JSON exactly when equal images
+    Jsonb,  // after an image check: to_jsonb() of both values, compared
 };
 
 struct AuditColumn {
     AttrNumber attnum;
-    Oid collation;
     CompareMode mode;
-    FmgrInfo equality;  // valid when mode == Equality
+    FmgrInfo to_jsonb;  // valid when mode == Jsonb: to_jsonb() for this column's type
     Datum name_text;    // the column name as a text datum, for changed_fields
 };
 

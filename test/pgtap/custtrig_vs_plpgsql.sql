@@ -6,7 +6,14 @@
 -- emails and +1 phones, where plpgsql and native normalization agree.
 \set ON_ERROR_STOP 1
 BEGIN;
-SELECT plan(5);
+SELECT plan(6);
+
+-- Application columns whose type's equality is not JSON's: the audit's
+-- "changed" is the plpgsql trigger's (to_jsonb() of old and new differ).
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE COLLATION custtrig_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+ALTER TABLE customers ADD COLUMN nick text COLLATE custtrig_ci, ADD COLUMN alt_email citext,
+    ADD COLUMN prefs json, ADD COLUMN quiet interval, ADD COLUMN score numeric;
 
 CREATE FUNCTION pg_temp.workload() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -34,6 +41,13 @@ BEGIN
     UPDATE customers SET status = status;                                  -- no-op for every row
     UPDATE customers SET metadata = '{"n": 1.0}' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal jsonb
     UPDATE customers SET metadata = '{"n": 2}', tags = '{a,b}' WHERE id = '00000000-0000-0000-0000-0000000000c1';
+    UPDATE customers SET nick = 'ann', alt_email = 'Ann@X.com', prefs = '{"a": 1, "b": [2]}', quiet = '1 day',
+                         score = 1.0 WHERE id = '00000000-0000-0000-0000-0000000000c1';
+    UPDATE customers SET nick = 'ANN' WHERE id = '00000000-0000-0000-0000-0000000000c1';      -- equal by collation, not in JSON
+    UPDATE customers SET alt_email = 'ann@x.com' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal citext, not JSON
+    UPDATE customers SET prefs = '{"b": [2],  "a": 1}' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal JSON
+    UPDATE customers SET quiet = '24 hours' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal interval, not JSON
+    UPDATE customers SET score = 1.00 WHERE id = '00000000-0000-0000-0000-0000000000c1';      -- equal JSON number
     PERFORM set_config('app.current_user_id', '', true);
     UPDATE customers SET lifecycle_stage = 'lead' WHERE id = '00000000-0000-0000-0000-0000000000c1';
     UPDATE customers SET lifecycle_stage = 'customer' WHERE source = 'bulk' AND customer_name LIKE '%1%';
@@ -86,8 +100,13 @@ SELECT is((SELECT s->'customers' FROM native), (SELECT s->'customers' FROM plpgs
 SELECT is((SELECT s->'keys' FROM native), (SELECT s->'keys' FROM plpgsql), 'matching keys agree');
 SELECT is((SELECT s->'audit' FROM native), (SELECT s->'audit' FROM plpgsql), 'audit rows agree, in order');
 SELECT is((SELECT s->'events' FROM native), (SELECT s->'events' FROM plpgsql), 'events agree, in order');
+-- and the audit rows of the columns above are the JSON changes only
+SELECT is((SELECT jsonb_agg(e->6 ORDER BY o) FROM native, jsonb_array_elements(s->'audit') WITH ORDINALITY a (e, o)
+            WHERE e->6 ?| ARRAY['nick', 'alt_email', 'prefs', 'quiet', 'score']),
+          '[["alt_email", "nick", "prefs", "quiet", "score"], ["nick"], ["alt_email"], ["quiet"]]'::jsonb,
+          'a column changed when its JSON changed: case under a case-insensitive collation and citext, an equal interval written differently; not json reordered, not numeric rescaled');
 \else
-SELECT skip('reference/02_plpgsql_triggers.sql is not loaded in this template', 4);
+SELECT skip('reference/02_plpgsql_triggers.sql is not loaded in this template', 5);
 \endif
 
 SELECT * FROM finish();
