@@ -141,15 +141,16 @@ struct ChatTable {
     // the transition tuple; chat_columns_ok when all exist with the expected
     // types (otherwise every statement takes the general path).
     AttrNumber att_id, att_customer, att_company, att_session, att_views, att_created;
+    Oid id_type, views_type;  // int2, int4 or int8 (a domain's base type)
     bool chat_columns_ok;
     ChatTable* next;
 };
 
 ChatTable* chat_tables = nullptr;
 
-// An integer column's value (int2, int4 or int8) as int64.
-int64 integer_value(TupleDesc desc, AttrNumber attnum, Datum value) {
-    switch (TupleDescAttr(desc, attnum - 1)->atttypid) {
+// An integer column's value as int64; type: int2, int4 or int8.
+int64 integer_value(Oid type, Datum value) {
+    switch (type) {
         case INT2OID: return DatumGetInt16(value);
         case INT4OID: return DatumGetInt32(value);
         default: return DatumGetInt64(value);
@@ -167,6 +168,10 @@ void find_chat_columns(ChatTable* set, Relation rel) {
     set->att_created = crm::pg::store::optional_column(rel, Table::Chats, "created_at");
     set->chat_columns_ok = set->att_id > 0 && set->att_customer > 0 && set->att_company > 0 &&
                            set->att_session > 0 && set->att_views > 0 && set->att_created > 0;
+    if (set->chat_columns_ok) {
+        set->id_type = getBaseType(TupleDescAttr(set->desc, set->att_id - 1)->atttypid);
+        set->views_type = getBaseType(TupleDescAttr(set->desc, set->att_views - 1)->atttypid);
+    }
 }
 
 ChatTable* chat_table_for(Relation rel) {
@@ -563,7 +568,7 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
     bool has_session = !n[set->att_session - 1];
     CustomerDelta delta;
     delta.conversations = 1;
-    delta.views = n[set->att_views - 1] ? 0 : integer_value(set->desc, set->att_views, v[set->att_views - 1]);
+    delta.views = n[set->att_views - 1] ? 0 : integer_value(set->views_type, v[set->att_views - 1]);
     if (!n[set->att_created - 1]) {
         delta.added_min = OptTimestamp::of(DatumGetTimestampTz(v[set->att_created - 1]));
         delta.added_max = delta.added_min;
@@ -619,7 +624,7 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
                                 TimestampTzGetDatum(r.first.value),
                                 TimestampTzGetDatum(r.last.value),
                                 v[set->att_session - 1],
-                                Int64GetDatum(integer_value(set->desc, set->att_id, v[set->att_id - 1]))};
+                                Int64GetDatum(integer_value(set->id_type, v[set->att_id - 1]))};
             char nulls[10] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', ' ',
                               r.first.present ? ' ' : 'n', r.last.present ? ' ' : 'n',
                               has_session ? ' ' : 'n', ' '};

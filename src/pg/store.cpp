@@ -7,10 +7,13 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 extern "C" {
+#include "access/genam.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
 #include "funcapi.h"
 #include "nodes/pg_list.h"
 #include "rewrite/rewriteHandler.h"
@@ -41,8 +44,15 @@ constexpr int kTableCount = sizeof kTableName / sizeof kTableName[0];
 struct ColumnSpec {
     Table table;
     const char* column;
-    Oid types[3];  // accepted types; the first is the documented one
+    Oid types[3];  // accepted types (and domains over them); the first is the documented one
+    // citext (or a domain over it) accepted too: contact columns the
+    // triggers only read, write and trim, never look up through an index
+    // (a citext column compared with a text value falls back to text
+    // equality, which a citext index cannot serve) and never compare
+    // themselves (citext's equality ignores case, the plpgsql triggers' does not).
+    bool citext = false;
 };
+constexpr bool kCitext = true;
 
 // Every column the native triggers read or write, with the types they accept.
 // install() validates the application schema against this same list
@@ -50,9 +60,9 @@ struct ColumnSpec {
 const ColumnSpec kColumns[] = {
     {Table::Customers, "id", {UUIDOID}},
     {Table::Customers, "company_id", {UUIDOID}},
-    {Table::Customers, "customer_name", {TEXTOID, VARCHAROID}},
-    {Table::Customers, "customer_email", {TEXTOID, VARCHAROID}},
-    {Table::Customers, "customer_phone", {TEXTOID, VARCHAROID}},
+    {Table::Customers, "customer_name", {TEXTOID, VARCHAROID}, kCitext},
+    {Table::Customers, "customer_email", {TEXTOID, VARCHAROID}, kCitext},
+    {Table::Customers, "customer_phone", {TEXTOID, VARCHAROID}, kCitext},
     {Table::Customers, "lifecycle_stage", {TEXTOID, VARCHAROID}},
     {Table::Customers, "lifecycle_stage_changed_at", {TIMESTAMPTZOID}},
     {Table::Customers, "source", {TEXTOID, VARCHAROID}},
@@ -64,9 +74,9 @@ const ColumnSpec kColumns[] = {
     {Table::Chats, "id", {INT8OID, INT4OID}},
     {Table::Chats, "company_id", {UUIDOID}},
     {Table::Chats, "customer_id", {UUIDOID}},
-    {Table::Chats, "customer_name", {TEXTOID, VARCHAROID}},
-    {Table::Chats, "customer_email", {TEXTOID, VARCHAROID}},
-    {Table::Chats, "customer_phone", {TEXTOID, VARCHAROID}},
+    {Table::Chats, "customer_name", {TEXTOID, VARCHAROID}, kCitext},
+    {Table::Chats, "customer_email", {TEXTOID, VARCHAROID}, kCitext},
+    {Table::Chats, "customer_phone", {TEXTOID, VARCHAROID}, kCitext},
     {Table::Chats, "session_id", {TEXTOID, VARCHAROID}},
     {Table::Chats, "view_count", {INT4OID, INT2OID, INT8OID}},
     {Table::Chats, "created_at", {TIMESTAMPTZOID}},
@@ -105,10 +115,25 @@ const ColumnSpec* column_spec(Table table, const char* column) {
     return nullptr;  // not reached
 }
 
+// citext, the contrib type, by what it is (its OID differs per database).
+bool is_citext(Oid type) {
+    HeapTuple tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+    if (!HeapTupleIsValid(tuple)) return false;
+    Form_pg_type t = reinterpret_cast<Form_pg_type>(GETSTRUCT(tuple));
+    bool citext = std::strcmp(NameStr(t->typname), "citext") == 0 && t->typtype == TYPTYPE_BASE && t->typlen == -1 &&
+                  t->typcategory == TYPCATEGORY_STRING;
+    ReleaseSysCache(tuple);
+    return citext;
+}
+
+// A column of `type` serves `spec`: one of its types, a domain over one
+// (the same datums; writes go through SQL, which checks the domain), or
+// where the spec allows it citext.
 bool accepts(const ColumnSpec* spec, Oid type) {
+    Oid base = getBaseType(type);
     for (Oid t : spec->types)
-        if (OidIsValid(t) && t == type) return true;
-    return false;
+        if (OidIsValid(t) && (t == type || t == base)) return true;
+    return spec->citext && is_citext(base);
 }
 
 // The live attribute named `column`, or null.
@@ -563,15 +588,43 @@ Datum crm_required_columns(PG_FUNCTION_ARGS);
 
 namespace crm::pg::store {
 namespace {
+// This database's types that accepts() may take beyond the static list: the
+// domains (not the system's own: information_schema has domains over
+// varchar and int4) and citext, by OID.
+List* database_types() {
+    List* found = NIL;
+    Oid information_schema = LookupNamespaceNoError("information_schema");
+    Relation pg_type = table_open(TypeRelationId, AccessShareLock);
+    SysScanDesc scan = systable_beginscan(pg_type, InvalidOid, false, nullptr, 0, nullptr);
+    HeapTuple tuple;
+    while ((tuple = systable_getnext(scan)) != nullptr) {
+        Form_pg_type t = reinterpret_cast<Form_pg_type>(GETSTRUCT(tuple));
+        if (t->typnamespace == PG_CATALOG_NAMESPACE || t->typnamespace == information_schema) continue;
+        if (t->typtype == TYPTYPE_DOMAIN || std::strcmp(NameStr(t->typname), "citext") == 0)
+            found = lappend_oid(found, t->oid);
+    }
+    systable_endscan(scan);
+    table_close(pg_type, AccessShareLock);
+    list_sort(found, list_oid_cmp);
+    return found;
+}
+
+// The column list, each column with every type accepts() takes for it in
+// this database: install() and verify_schema() compare types in SQL, so a
+// domain or citext column they accept is one the triggers accept.
 Datum required_columns(FunctionCallInfo fcinfo) {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    List* more = database_types();
+    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * (3 + list_length(more))));
     for (int i = 0; i < kColumnCount; i++) {
         const ColumnSpec* spec = &kColumns[i];
-        Datum types[3];
         int ntypes = 0;
         for (Oid t : spec->types)
             if (OidIsValid(t)) types[ntypes++] = ObjectIdGetDatum(t);
+        ListCell* cell;
+        foreach (cell, more)
+            if (accepts(spec, lfirst_oid(cell))) types[ntypes++] = ObjectIdGetDatum(lfirst_oid(cell));
         Datum values[4] = {Int32GetDatum((i + 1) * 10), CStringGetTextDatum(kTableName[static_cast<int>(spec->table)]),
                            CStringGetTextDatum(spec->column),
                            PointerGetDatum(construct_array(types, ntypes, REGTYPEOID, 4, true, TYPALIGN_INT))};

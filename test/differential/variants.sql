@@ -151,6 +151,39 @@ BEGIN
 END;
 $$;
 
+-- (g) ALTER TABLE p_table p_alter, with the table's triggers and row-level
+-- security policies dropped first and re-created after (PostgreSQL refuses to
+-- change the type of a column a trigger's UPDATE OF list or a policy names).
+CREATE FUNCTION schema_variant.alter_keeping(p_table regclass, p_alter text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    again text[] := '{}';
+    r     record;
+    ddl   text;
+    stmt  text;
+BEGIN
+    FOR r IN SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid) AS def FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid = p_table AND NOT t.tgisinternal ORDER BY t.tgname LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, p_table);
+        again := again || r.def;
+    END LOOP;
+    FOR r IN SELECT * FROM pg_catalog.pg_policies p
+              WHERE format('%I.%I', p.schemaname, p.tablename)::regclass = p_table ORDER BY p.policyname LOOP
+        EXECUTE format('DROP POLICY %I ON %s', r.policyname, p_table);
+        again := again || format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', r.policyname, p_table, r.permissive,
+                                 r.cmd, (SELECT string_agg(CASE WHEN g = 'public' THEN g ELSE quote_ident(g) END, ', ')
+                                           FROM unnest(r.roles) g),
+                                 CASE WHEN r.qual IS NOT NULL THEN ' USING (' || r.qual || ')' ELSE '' END,
+                                 CASE WHEN r.with_check IS NOT NULL THEN ' WITH CHECK (' || r.with_check || ')' ELSE '' END);
+    END LOOP;
+    ddl := format('ALTER TABLE %s %s', p_table, p_alter);
+    EXECUTE ddl;
+    FOREACH stmt IN ARRAY again LOOP
+        EXECUTE stmt;
+    END LOOP;
+    RETURN ddl;
+END;
+$$;
+
 CREATE FUNCTION schema_variant.apply(p_variant text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
     fk  record;
@@ -276,6 +309,29 @@ $ddl$;
         RETURN QUERY SELECT * FROM schema_variant.partition_table('public.customers', 'id', 'HASH (id)',
             ARRAY['crm_parts.customers_h0 FOR VALUES WITH (MODULUS 2, REMAINDER 0)',
                   'public.customers_h1 FOR VALUES WITH (MODULUS 2, REMAINDER 1)']);
+    WHEN 'column_types' THEN
+        -- (g) the application's own column types: citext contact columns
+        -- (customers and chats), varchar with a length, and domains (with
+        -- CHECK constraints) over uuid, text and integers on the columns the
+        -- triggers read and write
+        FOREACH ddl IN ARRAY ARRAY[
+            'CREATE EXTENSION IF NOT EXISTS citext',
+            'CREATE DOMAIN public.tenant_id AS uuid CHECK (VALUE IS NOT NULL)',
+            'CREATE DOMAIN public.session_key AS text CHECK (length(VALUE) < 200)',
+            'CREATE DOMAIN public.view_counter AS int4 CHECK (VALUE >= 0)',
+            'CREATE DOMAIN public.match_value AS text'] LOOP
+            EXECUTE ddl;
+            RETURN NEXT ddl;
+        END LOOP;
+        RETURN NEXT schema_variant.alter_keeping('public.customers',
+            'ALTER COLUMN customer_email TYPE citext, ALTER COLUMN customer_name TYPE varchar(200),'
+            ' ALTER COLUMN customer_phone TYPE citext');
+        RETURN NEXT schema_variant.alter_keeping('public."VC Usage"',
+            'ALTER COLUMN customer_email TYPE citext, ALTER COLUMN company_id TYPE public.tenant_id,'
+            ' ALTER COLUMN session_id TYPE public.session_key, ALTER COLUMN view_count TYPE public.view_counter');
+        RETURN NEXT schema_variant.alter_keeping('public.customer_matching_keys',
+            'ALTER COLUMN normalized_value TYPE public.match_value, ALTER COLUMN company_id TYPE public.tenant_id');
+        RETURN NEXT schema_variant.alter_keeping('public.customer_metrics', 'ALTER COLUMN company_id TYPE public.tenant_id');
     WHEN 'copy', 'savepoints', 'procedures', 'function_loop' THEN
         -- delivery variants: the reference schema; test/differential/delivery.py
         -- rewrites how the workload delivers its changes
@@ -335,6 +391,11 @@ CREATE FUNCTION schema_variant.describe(p_variant text) RETURNS text LANGUAGE sq
                      WHERE i.inhparent IN (SELECT schema_variant.crm_tables()) AND c.relkind = 'r'
                        AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'crm_parts')
                        AND schema_variant.has_rows(c.oid)))
+        WHEN 'column_types' THEN
+            format('%s columns of the CRM tables with a domain or citext type',
+                   (SELECT count(*) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                     WHERE a.attrelid IN (SELECT schema_variant.crm_tables()) AND a.attnum > 0 AND NOT a.attisdropped
+                       AND (t.typtype = 'd' OR t.typname = 'citext')))
         WHEN 'never_analyzed' THEN
             format('%s CRM tables, %s with autovacuum off, %s ever analyzed or vacuumed',
                    (SELECT count(*) FROM schema_variant.crm_tables()),

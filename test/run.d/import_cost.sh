@@ -10,7 +10,7 @@
 # reference schema, (a) fk_indexes, (b) deferred_fks, (d) never_analyzed and
 # (e) crm_app_rls, and (e) on (a): crm_app_rls+fk_indexes, where row-level
 # security's company_id meets an index on company_id alone on every table;
-# (f) partitioned (each partitioned table's reads are its partitions');
+# (f) partitioned (each partitioned table's reads are its partitions'); (g) column_types;
 # and the workload shared_session: every chat has the session id 'web')
 # and each size N (2,000 and 20,000):
 #   - a freshly created, empty database (cloned from crm_template), the
@@ -81,7 +81,7 @@ DIR=$ROOT/test/differential
 # run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
 OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/import_cost
 mkdir -p "$OUT"
-VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes partitioned shared_session"}
+VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes partitioned column_types shared_session"}
 SIZES=${IC_SIZES:-"2000 20000"}
 MAX_PER_ROW=${IC_MAX_PER_ROW:-20}
 MAX_GROWTH=${IC_MAX_GROWTH:-1.5}

@@ -23,6 +23,9 @@
 #                       tenant, hash),
 #                       one partition of each in another schema (crm_parts);
 #                       every partition must end up with rows
+#   column_types    (g) citext contact columns, varchar(200), and domains with
+#                       CHECK constraints over uuid, text and int4 on columns
+#                       the triggers read and write
 #
 # and on the reference schema, four ways of delivering the same workload
 # (test/differential/delivery.py rewrites the script for both databases):
@@ -45,7 +48,7 @@
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
 # Needs PGHOST etc. of a running test cluster with crm_template built
 # (scripts/test.sh does both). Knobs:
-#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all ten)
+#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all eleven)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
 #   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
@@ -55,7 +58,7 @@ DIR=$ROOT/test/differential
 CHECK=schema_variants
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
-VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned copy savepoints procedures function_loop"}
+VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types copy savepoints procedures function_loop"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 
