@@ -63,6 +63,32 @@ SELECT c.customer_email, m.total_conversations, m.total_sessions, m.first_intera
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id ORDER BY 1;
 SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
 
+-- The CRM schema's "VC Usage" itself a partition of another schema's table
+-- (every tenant schema's chats under one table): the triggers install()
+-- attached to public."VC Usage" keep finding the CRM tables in public, not in
+-- the schema of the tree's root.
+CREATE SCHEMA shared;
+CREATE TABLE shared.all_chats (LIKE "VC Usage") PARTITION BY LIST (company_id);
+ALTER TABLE shared.all_chats ATTACH PARTITION "VC Usage" FOR VALUES IN ('11111111-1111-1111-1111-111111111111');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2026-09-01'),
+         ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2024-09-01');
+SELECT c.customer_email, m.total_conversations, m.total_sessions
+  FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
+-- A statement that names another table than "VC Usage" (its parent here, or
+-- one of its partitions) fires the row triggers PostgreSQL cloned onto the
+-- partitions (the chat is linked) but not the metrics triggers, which are
+-- statement-level triggers of "VC Usage" (docs/contract.md, "Tenancy"):
+-- verify_metrics() finds the difference, rebuild_metrics() repairs it.
+INSERT INTO chats_recent (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's10', '2026-10-01');
+SELECT count(*) AS linked FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE c.customer_email = 'cy@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+SELECT crm_native.rebuild_metrics() IS NOT NULL AS rebuilt;
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+ALTER TABLE shared.all_chats DETACH PARTITION "VC Usage";
+DROP TABLE shared.all_chats;
+
 -- customers partitioned by hash of id, one partition in schema archive: the
 -- customers triggers fire on the partitions; the audit rows still name the
 -- table 'customers' (the contract's table_name), as plpgsql's do.

@@ -28,28 +28,43 @@ namespace store = crm::pg::store;
 constexpr const char* kTrigger = "crm_native.audit_log";
 constexpr const char* kUserSetting = "app.current_user_id";
 
+// A column's value as the plpgsql trigger's to_jsonb(row) has it.
+Datum as_jsonb(const AuditColumn* column, Datum value) {
+    if (column->mode == CompareMode::Jsonb) return value;
+    return FunctionCall1(const_cast<FmgrInfo*>(&column->to_jsonb), value);
+}
+
 bool column_changed(const AuditColumn* column, TupleDesc desc, HeapTuple old_row, HeapTuple new_row) {
     bool old_null, new_null;
     Datum old_value = heap_getattr(old_row, column->attnum, desc, &old_null);
     Datum new_value = heap_getattr(new_row, column->attnum, desc, &new_null);
-    if (old_null || new_null) return old_null != new_null;
+    if (old_null && new_null) return false;
+    if (old_null || new_null) {
+        // SQL NULL is JSON null in to_jsonb(row): so is a jsonb 'null' (or
+        // a json or other value whose JSON is null) on the other side.
+        if (column->mode == CompareMode::Image) return true;
+        Datum json = as_jsonb(column, old_null ? new_value : old_value);
+        Datum null_json = DirectFunctionCall1(jsonb_in, CStringGetDatum("null"));
+        return !DatumGetBool(DirectFunctionCall2(jsonb_eq, json, null_json));
+    }
     Form_pg_attribute att = TupleDescAttr(desc, column->attnum - 1);
     if (datum_image_eq(old_value, new_value, att->attbyval, att->attlen)) return false;
     if (column->mode == CompareMode::Image) return true;
     // Different images, maybe equal JSON (numeric 1.0 vs 1.00, an array's
-    // null bitmap): decide as the plpgsql trigger did, on to_jsonb().
-    FmgrInfo* to_jsonb = const_cast<FmgrInfo*>(&column->to_jsonb);
-    Datum old_json = FunctionCall1(to_jsonb, old_value);
-    Datum new_json = FunctionCall1(to_jsonb, new_value);
-    return !DatumGetBool(DirectFunctionCall2(jsonb_eq, old_json, new_json));
+    // null bitmap, jsonb): decide as the plpgsql trigger did, on to_jsonb().
+    return !DatumGetBool(DirectFunctionCall2(jsonb_eq, as_jsonb(column, old_value), as_jsonb(column, new_value)));
 }
 
 // The sorted text[] of changed column names, or nullptr when nothing changed.
 ArrayType* changed_fields(const CustomerRel* entry, TupleDesc desc, HeapTuple old_row, HeapTuple new_row) {
-    Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * (entry->audit_ncolumns + 1)));
+    // This call's column list: a nested call may rebuild the entry (the old
+    // list stays valid until the transaction ends, customer_triggers.cpp).
+    const AuditColumn* columns = entry->audit_columns;
+    const int ncolumns = entry->audit_ncolumns;
+    Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * (ncolumns + 1)));
     int n = 0;
-    for (int i = 0; i < entry->audit_ncolumns; i++) {
-        const AuditColumn* column = &entry->audit_columns[i];
+    for (int i = 0; i < ncolumns; i++) {
+        const AuditColumn* column = &columns[i];
         if (column_changed(column, desc, old_row, new_row)) names[n++] = column->name_text;
     }
     if (n == 0) return nullptr;

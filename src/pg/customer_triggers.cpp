@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "pg/retired_plans.hpp"
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 extern "C" {
@@ -99,14 +101,16 @@ void build_audit_columns(CustomerRel* entry, TupleDesc desc) {
         column->attnum = named[i].attnum;
         column->name_text = PointerGetDatum(cstring_to_text(named[i].name));
         column->mode = CompareMode::Image;
-        if (!image_is_exact(att->atttypid)) {
+        if (att->atttypid == JSONBOID) {
+            column->mode = CompareMode::Jsonb;  // to_jsonb(jsonb) is the value itself
+        } else if (!image_is_exact(getBaseType(att->atttypid))) {
             // to_jsonb(anyelement) reads its argument's type from the call
             // expression: give it one with this column's type.
             fmgr_info_cxt(F_TO_JSONB, &column->to_jsonb, entry->cxt);
             column->to_jsonb.fn_expr = reinterpret_cast<Node*>(
                 makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(att->atttypid, att->atttypmod, att->attcollation)),
                              InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
-            column->mode = CompareMode::Jsonb;
+            column->mode = CompareMode::ToJsonb;
         }
     }
     MemoryContextSwitchTo(old);
@@ -116,11 +120,11 @@ void build_audit_columns(CustomerRel* entry, TupleDesc desc) {
 void rebuild(CustomerRel* entry, Relation rel) {
     TupleDesc desc = RelationGetDescr(rel);
 
-    if (entry->cxt == nullptr) {
-        entry->cxt = AllocSetContextCreate(CacheMemoryContext, "crm_native customers relation", ALLOCSET_SMALL_SIZES);
-    } else {
-        MemoryContextReset(entry->cxt);
-    }
+    // A fresh context each time: an outer audit call may still be walking
+    // the old column list (a to_jsonb() cast that writes a customer, and
+    // DDL meanwhile), so the old one is freed when the transaction ends.
+    if (entry->cxt != nullptr) crm::pg::retire_memory_context(entry->cxt);
+    entry->cxt = AllocSetContextCreate(CacheMemoryContext, "crm_native customers relation", ALLOCSET_SMALL_SIZES);
     // Every customers trigger needs id and company_id; the others are
     // checked by the trigger that uses them (store::require_column).
     const char* trigger = "crm_native customers trigger";

@@ -17,14 +17,15 @@ namespace crm::pg::customers {
 // the new value differ (so 1.0 -> 1.00 is no change, but 'a' -> 'A' is one
 // under a case-insensitive collation or citext).
 enum class CompareMode : char {
-    Image,  // binary image: for these types, equal JSON exactly when equal images
-    Jsonb,  // after an image check: to_jsonb() of both values, compared
+    Image,    // binary image: for these types, equal JSON exactly when equal images
+    Jsonb,    // a jsonb column: after an image check, jsonb equality
+    ToJsonb,  // after an image check: to_jsonb() of both values, compared
 };
 
 struct AuditColumn {
     AttrNumber attnum;
     CompareMode mode;
-    FmgrInfo to_jsonb;  // valid when mode == Jsonb: to_jsonb() for this column's type
+    FmgrInfo to_jsonb;  // valid when mode == ToJsonb: to_jsonb() for this column's type
     Datum name_text;    // the column name as a text datum, for changed_fields
 };
 

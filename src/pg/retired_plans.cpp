@@ -15,6 +15,7 @@ namespace {
 
 List* retired_plans = NIL;   // of SPIPlanPtr, in TopMemoryContext
 List* retired_descs = NIL;  // of TupleDesc, in TopMemoryContext
+List* retired_contexts = NIL;  // of MemoryContext, in TopMemoryContext
 bool callback_registered = false;
 
 void free_retired(XactEvent event, void*) {
@@ -23,13 +24,17 @@ void free_retired(XactEvent event, void*) {
         return;
     List* plans = retired_plans;
     List* descs = retired_descs;
+    List* contexts = retired_contexts;
     retired_plans = NIL;
     retired_descs = NIL;
+    retired_contexts = NIL;
     ListCell* cell;
     foreach (cell, plans) SPI_freeplan(static_cast<SPIPlanPtr>(lfirst(cell)));
     foreach (cell, descs) FreeTupleDesc(static_cast<TupleDesc>(lfirst(cell)));
+    foreach (cell, contexts) MemoryContextDelete(static_cast<MemoryContext>(lfirst(cell)));
     list_free(plans);
     list_free(descs);
+    list_free(contexts);
 }
 
 void ensure_callback() {
@@ -47,6 +52,14 @@ void retire_plan(SPIPlanPtr plan) {
     ensure_callback();
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
     retired_plans = lappend(retired_plans, plan);
+    MemoryContextSwitchTo(old);
+}
+
+void retire_memory_context(MemoryContext context) {
+    if (context == nullptr) return;
+    ensure_callback();
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    retired_contexts = lappend(retired_contexts, context);
     MemoryContextSwitchTo(old);
 }
 

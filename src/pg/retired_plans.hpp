@@ -25,5 +25,7 @@ namespace crm::pg {
 void retire_plan(SPIPlanPtr plan);
 // A TupleDesc copied into TopMemoryContext, freed likewise (FreeTupleDesc).
 void retire_tuple_desc(TupleDesc desc);
+// A cache's memory context, deleted likewise (MemoryContextDelete).
+void retire_memory_context(MemoryContext context);
 
 }  // namespace crm::pg

@@ -11,14 +11,15 @@ extern "C" {
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
-#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_trigger.h"
 #include "funcapi.h"
 #include "nodes/pg_list.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/relcache.h"
 #include "utils/ruleutils.h"
+#include "utils/fmgroids.h"
 #include "utils/syscache.h"
 }
 #pragma GCC diagnostic pop
@@ -226,17 +227,79 @@ int table_index(const char* name) {
     return -1;
 }
 
-// The table the application attached the trigger to. A row trigger on a
-// partitioned table fires on the partition the row lands in (PostgreSQL
-// clones it onto each partition), and a partition may live in any schema
-// and holds only part of the rows: for a partition, the root of its tree.
-// Its schema is where the CRM tables are, and {self} names it.
+// The table the application attached a trigger to, its "home": its schema
+// holds the CRM tables, and {self} names it. A row trigger attached to a
+// partitioned table fires on the partition a row lands in (PostgreSQL clones
+// it onto each partition, at any depth), and a partition may live in any
+// schema and holds only part of the rows; a trigger attached to a table that
+// is itself a partition (install() on a schema whose "VC Usage" is a
+// partition of another schema's table) is at home there. So the home is the
+// table of the trigger a clone was cloned from, recorded per relation by
+// trigger_call(), which every native trigger runs first.
+struct Home {
+    Oid relid;  // hash key: the relation a trigger fired on
+    Oid home;
+};
+HTAB* homes = nullptr;         // of Home, for partitions only
+HTAB* clone_origins = nullptr;  // trigger OID -> the table of the trigger it was cloned from
+
+HTAB* oid_map(const char* name) {
+    HASHCTL ctl;
+    std::memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = sizeof(Oid);
+    ctl.entrysize = sizeof(Home);
+    ctl.hcxt = TopMemoryContext;
+    return hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+// The table of the trigger that `trigger` was cloned from, following
+// pg_trigger.tgparentid to the top (a clone of a clone on a sub-partition).
+Oid clone_origin(Oid trigger) {
+    if (clone_origins == nullptr) clone_origins = oid_map("crm_native trigger clone origins");
+    bool found;
+    Home* entry = static_cast<Home*>(hash_search(clone_origins, &trigger, HASH_FIND, &found));
+    if (found) return entry->home;
+    Oid relid = InvalidOid;
+    Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
+    for (Oid oid = trigger; OidIsValid(oid);) {
+        CHECK_FOR_INTERRUPTS();
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(oid));
+        SysScanDesc scan = systable_beginscan(pg_trigger, TriggerOidIndexId, true, nullptr, 1, &key);
+        HeapTuple tuple = systable_getnext(scan);
+        oid = InvalidOid;
+        if (HeapTupleIsValid(tuple)) {
+            Form_pg_trigger t = reinterpret_cast<Form_pg_trigger>(GETSTRUCT(tuple));
+            relid = t->tgrelid;
+            oid = t->tgparentid;
+        }
+        systable_endscan(scan);
+    }
+    table_close(pg_trigger, AccessShareLock);
+    if (!OidIsValid(relid)) elog(ERROR, "crm_native: trigger %u not found", trigger);
+    entry = static_cast<Home*>(hash_search(clone_origins, &trigger, HASH_ENTER, &found));
+    entry->home = relid;
+    return relid;
+}
+
+// Records the home of the relation `data`'s trigger fired on.
+void note_home(const TriggerData* data) {
+    Relation rel = data->tg_relation;
+    if (!rel->rd_rel->relispartition) return;  // its own triggers only: at home
+    Oid relid = RelationGetRelid(rel);
+    Oid home = data->tg_trigger->tgisclone ? clone_origin(data->tg_trigger->tgoid) : relid;
+    if (homes == nullptr) homes = oid_map("crm_native trigger homes");
+    bool found;
+    Home* entry = static_cast<Home*>(hash_search(homes, &relid, HASH_ENTER, &found));
+    entry->home = home;
+}
+
 Oid home_relid(Relation rel) {
-    if (!rel->rd_rel->relispartition) return RelationGetRelid(rel);
-    List* ancestors = get_partition_ancestors(RelationGetRelid(rel));
-    Oid root = ancestors != NIL ? llast_oid(ancestors) : RelationGetRelid(rel);
-    list_free(ancestors);
-    return root;
+    if (!rel->rd_rel->relispartition || homes == nullptr) return RelationGetRelid(rel);
+    Oid relid = RelationGetRelid(rel);
+    bool found;
+    Home* entry = static_cast<Home*>(hash_search(homes, &relid, HASH_FIND, &found));
+    return found ? entry->home : relid;
 }
 
 // The schema of rel's home table (above), by name.
@@ -489,6 +552,7 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("%s: not called by the trigger manager", trigger)));
     TriggerData* data = reinterpret_cast<TriggerData*>(fcinfo->context);
+    note_home(data);
     TriggerEvent event = data->tg_event;
     bool timing_ok = (fires & kBefore) ? TRIGGER_FIRED_BEFORE(event) : TRIGGER_FIRED_AFTER(event);
     bool level_ok = (fires & kForEachRow) ? TRIGGER_FIRED_FOR_ROW(event) : TRIGGER_FIRED_FOR_STATEMENT(event);

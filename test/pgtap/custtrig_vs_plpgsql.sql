@@ -12,8 +12,9 @@ SELECT plan(6);
 -- "changed" is the plpgsql trigger's (to_jsonb() of old and new differ).
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE COLLATION custtrig_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE DOMAIN pg_temp.short_text AS text CHECK (length(VALUE) < 100);
 ALTER TABLE customers ADD COLUMN nick text COLLATE custtrig_ci, ADD COLUMN alt_email citext,
-    ADD COLUMN prefs json, ADD COLUMN quiet interval, ADD COLUMN score numeric;
+    ADD COLUMN prefs json, ADD COLUMN quiet interval, ADD COLUMN score numeric, ADD COLUMN motto pg_temp.short_text;
 
 CREATE FUNCTION pg_temp.workload() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -43,11 +44,15 @@ BEGIN
     UPDATE customers SET metadata = '{"n": 2}', tags = '{a,b}' WHERE id = '00000000-0000-0000-0000-0000000000c1';
     UPDATE customers SET nick = 'ann', alt_email = 'Ann@X.com', prefs = '{"a": 1, "b": [2]}', quiet = '1 day',
                          score = 1.0 WHERE id = '00000000-0000-0000-0000-0000000000c1';
+    UPDATE customers SET motto = 'Hi' WHERE id = '00000000-0000-0000-0000-0000000000c1';       -- a domain over text
+    UPDATE customers SET motto = 'Hi' WHERE id = '00000000-0000-0000-0000-0000000000c1';       -- no change
     UPDATE customers SET nick = 'ANN' WHERE id = '00000000-0000-0000-0000-0000000000c1';      -- equal by collation, not in JSON
     UPDATE customers SET alt_email = 'ann@x.com' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal citext, not JSON
     UPDATE customers SET prefs = '{"b": [2],  "a": 1}' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal JSON
     UPDATE customers SET quiet = '24 hours' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal interval, not JSON
     UPDATE customers SET score = 1.00 WHERE id = '00000000-0000-0000-0000-0000000000c1';      -- equal JSON number
+    UPDATE customers SET metadata = NULL, prefs = NULL WHERE id = '00000000-0000-0000-0000-0000000000c2';  -- metadata only
+    UPDATE customers SET metadata = 'null', prefs = 'null' WHERE id = '00000000-0000-0000-0000-0000000000c2';  -- JSON null: none
     PERFORM set_config('app.current_user_id', '', true);
     UPDATE customers SET lifecycle_stage = 'lead' WHERE id = '00000000-0000-0000-0000-0000000000c1';
     UPDATE customers SET lifecycle_stage = 'customer' WHERE source = 'bulk' AND customer_name LIKE '%1%';
