@@ -42,6 +42,20 @@ CREATE FUNCTION schema_variant.crm_fks()
      ORDER BY k.conrelid::regclass::text COLLATE "C", k.conname COLLATE "C"
 $$;
 
+-- The CREATE POLICY statements of p_table's row-level security policies, for
+-- the table named p_target.
+CREATE FUNCTION schema_variant.policies(p_table regclass, p_target text) RETURNS TABLE (policyname name, ddl text)
+    LANGUAGE sql STABLE AS $$
+    SELECT p.policyname,
+           format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.policyname, p_target, p.permissive, p.cmd,
+                  (SELECT string_agg(CASE WHEN g = 'public' THEN g ELSE quote_ident(g) END, ', ') FROM unnest(p.roles) g),
+                  CASE WHEN p.qual IS NOT NULL THEN ' USING (' || p.qual || ')' ELSE '' END,
+                  CASE WHEN p.with_check IS NOT NULL THEN ' WITH CHECK (' || p.with_check || ')' ELSE '' END)
+      FROM pg_catalog.pg_policies p
+     WHERE format('%I.%I', p.schemaname, p.tablename)::regclass = p_table
+     ORDER BY p.policyname
+$$;
+
 -- (f) Turns an empty table into a partitioned table of the same name with
 -- the same columns, defaults, checks, primary key (plus the partition key's
 -- columns, as PostgreSQL requires), foreign keys, indexes, triggers,
@@ -115,14 +129,7 @@ BEGIN
     IF (SELECT relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = oldrel) THEN
         later := later || format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', qname);
     END IF;
-    FOR r IN SELECT * FROM pg_catalog.pg_policies WHERE schemaname = nsp AND tablename = name || '_unpartitioned'
-              ORDER BY policyname LOOP
-        later := later || format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', r.policyname, qname, r.permissive,
-                                 r.cmd, (SELECT string_agg(CASE WHEN g = 'public' THEN g ELSE quote_ident(g) END, ', ')
-                                           FROM unnest(r.roles) g),
-                                 CASE WHEN r.qual IS NOT NULL THEN ' USING (' || r.qual || ')' ELSE '' END,
-                                 CASE WHEN r.with_check IS NOT NULL THEN ' WITH CHECK (' || r.with_check || ')' ELSE '' END);
-    END LOOP;
+    later := later || ARRAY(SELECT p.ddl FROM schema_variant.policies(oldrel, qname) p);
     FOR r IN SELECT a.privilege_type, g.rolname FROM pg_catalog.pg_class c, aclexplode(c.relacl) a
                JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
               WHERE c.oid = oldrel AND a.grantee <> c.relowner ORDER BY 2, 1 LOOP
@@ -166,14 +173,9 @@ BEGIN
         EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, p_table);
         again := again || r.def;
     END LOOP;
-    FOR r IN SELECT * FROM pg_catalog.pg_policies p
-              WHERE format('%I.%I', p.schemaname, p.tablename)::regclass = p_table ORDER BY p.policyname LOOP
+    FOR r IN SELECT * FROM schema_variant.policies(p_table, p_table::text) LOOP
         EXECUTE format('DROP POLICY %I ON %s', r.policyname, p_table);
-        again := again || format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', r.policyname, p_table, r.permissive,
-                                 r.cmd, (SELECT string_agg(CASE WHEN g = 'public' THEN g ELSE quote_ident(g) END, ', ')
-                                           FROM unnest(r.roles) g),
-                                 CASE WHEN r.qual IS NOT NULL THEN ' USING (' || r.qual || ')' ELSE '' END,
-                                 CASE WHEN r.with_check IS NOT NULL THEN ' WITH CHECK (' || r.with_check || ')' ELSE '' END);
+        again := again || r.ddl;
     END LOOP;
     ddl := format('ALTER TABLE %s %s', p_table, p_alter);
     EXECUTE ddl;
@@ -285,9 +287,9 @@ $ddl$;
         -- partitioned as an application at scale would: chats by time, the
         -- audit trail by id (its rows are dated now(), which the workload
         -- cannot split), events and keys by tenant, metrics and customers
-        -- by hash (customers last: every foreign key to it is re-created). One partition of each
-        -- lives in another schema (crm_parts), where the triggers must not
-        -- look for the CRM tables. The workload's chats are dated from
+        -- by hash (customers last: every foreign key to it is re-created).
+        -- One partition of each lives in another schema (crm_parts), where
+        -- the triggers must not look for the CRM tables. The workload's chats are dated from
         -- 2024-01-01 00:00 in steps of 37 s, so both chat partitions fill.
         CREATE SCHEMA crm_parts;
         RETURN NEXT 'CREATE SCHEMA crm_parts';
