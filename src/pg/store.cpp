@@ -235,19 +235,21 @@ int table_index(const char* name) {
 // is itself a partition (install() on a schema whose "VC Usage" is a
 // partition of another schema's table) is at home there. So the home is the
 // table of the trigger a clone was cloned from, recorded per relation by
-// trigger_call(), which every native trigger runs first.
-struct Home {
-    Oid relid;  // hash key: the relation a trigger fired on
-    Oid home;
+// trigger_call(), which every native trigger runs first (install() never
+// attaches native triggers both to a partition and to a table above it, so a
+// partition has one home).
+struct OidToOid {
+    Oid key;  // hash key
+    Oid value;
 };
-HTAB* homes = nullptr;         // of Home, for partitions only
+HTAB* homes = nullptr;          // partition -> its home, for partitions only
 HTAB* clone_origins = nullptr;  // trigger OID -> the table of the trigger it was cloned from
 
 HTAB* oid_map(const char* name) {
     HASHCTL ctl;
     std::memset(&ctl, 0, sizeof ctl);
     ctl.keysize = sizeof(Oid);
-    ctl.entrysize = sizeof(Home);
+    ctl.entrysize = sizeof(OidToOid);
     ctl.hcxt = TopMemoryContext;
     return hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
@@ -257,8 +259,8 @@ HTAB* oid_map(const char* name) {
 Oid clone_origin(Oid trigger) {
     if (clone_origins == nullptr) clone_origins = oid_map("crm_native trigger clone origins");
     bool found;
-    Home* entry = static_cast<Home*>(hash_search(clone_origins, &trigger, HASH_FIND, &found));
-    if (found) return entry->home;
+    OidToOid* entry = static_cast<OidToOid*>(hash_search(clone_origins, &trigger, HASH_FIND, &found));
+    if (found) return entry->value;
     Oid relid = InvalidOid;
     Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
     for (Oid oid = trigger; OidIsValid(oid);) {
@@ -277,8 +279,8 @@ Oid clone_origin(Oid trigger) {
     }
     table_close(pg_trigger, AccessShareLock);
     if (!OidIsValid(relid)) elog(ERROR, "crm_native: trigger %u not found", trigger);
-    entry = static_cast<Home*>(hash_search(clone_origins, &trigger, HASH_ENTER, &found));
-    entry->home = relid;
+    entry = static_cast<OidToOid*>(hash_search(clone_origins, &trigger, HASH_ENTER, &found));
+    entry->value = relid;
     return relid;
 }
 
@@ -290,16 +292,16 @@ void note_home(const TriggerData* data) {
     Oid home = data->tg_trigger->tgisclone ? clone_origin(data->tg_trigger->tgoid) : relid;
     if (homes == nullptr) homes = oid_map("crm_native trigger homes");
     bool found;
-    Home* entry = static_cast<Home*>(hash_search(homes, &relid, HASH_ENTER, &found));
-    entry->home = home;
+    OidToOid* entry = static_cast<OidToOid*>(hash_search(homes, &relid, HASH_ENTER, &found));
+    entry->value = home;
 }
 
 Oid home_relid(Relation rel) {
     if (!rel->rd_rel->relispartition || homes == nullptr) return RelationGetRelid(rel);
     Oid relid = RelationGetRelid(rel);
     bool found;
-    Home* entry = static_cast<Home*>(hash_search(homes, &relid, HASH_FIND, &found));
-    return found ? entry->home : relid;
+    OidToOid* entry = static_cast<OidToOid*>(hash_search(homes, &relid, HASH_FIND, &found));
+    return found ? entry->value : relid;
 }
 
 // The schema of rel's home table (above), by name.
