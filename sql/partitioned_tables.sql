@@ -70,9 +70,15 @@ SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
 CREATE SCHEMA shared;
 CREATE TABLE shared.all_chats (LIKE "VC Usage") PARTITION BY LIST (company_id);
 ALTER TABLE shared.all_chats ATTACH PARTITION "VC Usage" FOR VALUES IN ('11111111-1111-1111-1111-111111111111');
+-- and a sub-partitioned partition in schema archive: its leaf's triggers
+-- are clones of clones (pg_trigger.tgparentid followed twice)
+CREATE TABLE archive.chats_2023 PARTITION OF "VC Usage" FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')
+    PARTITION BY RANGE (created_at);
+CREATE TABLE archive.chats_2023_rest PARTITION OF archive.chats_2023 DEFAULT;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id, created_at)
   VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2026-09-01'),
-         ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2024-09-01');
+         ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2024-09-01'),
+         ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's8', '2023-09-01');
 SELECT c.customer_email, m.total_conversations, m.total_sessions
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
 -- A statement that names another table than "VC Usage" (its parent here, or

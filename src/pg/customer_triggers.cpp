@@ -101,9 +101,10 @@ void build_audit_columns(CustomerRel* entry, TupleDesc desc) {
         column->attnum = named[i].attnum;
         column->name_text = PointerGetDatum(cstring_to_text(named[i].name));
         column->mode = CompareMode::Image;
-        if (att->atttypid == JSONBOID) {
+        Oid type = getBaseType(att->atttypid);
+        if (type == JSONBOID) {
             column->mode = CompareMode::Jsonb;  // to_jsonb(jsonb) is the value itself
-        } else if (!image_is_exact(getBaseType(att->atttypid))) {
+        } else if (!image_is_exact(type)) {
             // to_jsonb(anyelement) reads its argument's type from the call
             // expression: give it one with this column's type.
             fmgr_info_cxt(F_TO_JSONB, &column->to_jsonb, entry->cxt);
@@ -123,8 +124,9 @@ void rebuild(CustomerRel* entry, Relation rel) {
     // A fresh context each time: an outer audit call may still be walking
     // the old column list (a to_jsonb() cast that writes a customer, and
     // DDL meanwhile), so the old one is freed when the transaction ends.
+    MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "crm_native customers relation", ALLOCSET_SMALL_SIZES);
     if (entry->cxt != nullptr) crm::pg::retire_memory_context(entry->cxt);
-    entry->cxt = AllocSetContextCreate(CacheMemoryContext, "crm_native customers relation", ALLOCSET_SMALL_SIZES);
+    entry->cxt = cxt;
     // Every customers trigger needs id and company_id; the others are
     // checked by the trigger that uses them (store::require_column).
     const char* trigger = "crm_native customers trigger";

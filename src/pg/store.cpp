@@ -235,9 +235,11 @@ int table_index(const char* name) {
 // is itself a partition (install() on a schema whose "VC Usage" is a
 // partition of another schema's table) is at home there. So the home is the
 // table of the trigger a clone was cloned from, recorded per relation by
-// trigger_call(), which every native trigger runs first (install() never
-// attaches native triggers both to a partition and to a table above it, so a
-// partition has one home).
+// trigger_call(), which every native trigger runs first. A partition has
+// one home: native triggers of its own and cloned ones as well (install() on
+// two schemas, one's "VC Usage" a partition of the other's) are not
+// supported. Neither map is pruned: a trigger's origin never changes
+// (DETACH drops the clones), and a partition's home is written at every call.
 struct OidToOid {
     Oid key;  // hash key
     Oid value;
@@ -554,7 +556,6 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("%s: not called by the trigger manager", trigger)));
     TriggerData* data = reinterpret_cast<TriggerData*>(fcinfo->context);
-    note_home(data);
     TriggerEvent event = data->tg_event;
     bool timing_ok = (fires & kBefore) ? TRIGGER_FIRED_BEFORE(event) : TRIGGER_FIRED_AFTER(event);
     bool level_ok = (fires & kForEachRow) ? TRIGGER_FIRED_FOR_ROW(event) : TRIGGER_FIRED_FOR_STATEMENT(event);
@@ -575,6 +576,7 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
                                (fires & kForEachRow) ? "ROW" : "STATEMENT"),
                         errhint("crm_native.install() attaches the native triggers as they must be declared.")));
     }
+    note_home(data);
     return data;
 }
 

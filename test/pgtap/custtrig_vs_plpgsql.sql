@@ -13,8 +13,10 @@ SELECT plan(6);
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE COLLATION custtrig_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE DOMAIN pg_temp.short_text AS text CHECK (length(VALUE) < 100);
+CREATE DOMAIN pg_temp.settings AS jsonb;
 ALTER TABLE customers ADD COLUMN nick text COLLATE custtrig_ci, ADD COLUMN alt_email citext,
-    ADD COLUMN prefs json, ADD COLUMN quiet interval, ADD COLUMN score numeric, ADD COLUMN motto pg_temp.short_text;
+    ADD COLUMN prefs json, ADD COLUMN quiet interval, ADD COLUMN score numeric, ADD COLUMN motto pg_temp.short_text,
+    ADD COLUMN settings pg_temp.settings;
 
 CREATE FUNCTION pg_temp.workload() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -51,6 +53,10 @@ BEGIN
     UPDATE customers SET prefs = '{"b": [2],  "a": 1}' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal JSON
     UPDATE customers SET quiet = '24 hours' WHERE id = '00000000-0000-0000-0000-0000000000c1';  -- equal interval, not JSON
     UPDATE customers SET score = 1.00 WHERE id = '00000000-0000-0000-0000-0000000000c1';      -- equal JSON number
+    UPDATE customers SET settings = '{"a": 1, "b": 2}' WHERE id = '00000000-0000-0000-0000-0000000000c2';
+    UPDATE customers SET settings = '{"b": 2, "a": 1.0}' WHERE id = '00000000-0000-0000-0000-0000000000c2';  -- equal
+    UPDATE customers SET settings = NULL WHERE id = '00000000-0000-0000-0000-0000000000c2';
+    UPDATE customers SET settings = 'null' WHERE id = '00000000-0000-0000-0000-0000000000c2';  -- JSON null: none
     UPDATE customers SET metadata = NULL, prefs = NULL WHERE id = '00000000-0000-0000-0000-0000000000c2';  -- metadata only
     UPDATE customers SET metadata = 'null', prefs = 'null' WHERE id = '00000000-0000-0000-0000-0000000000c2';  -- JSON null: none
     PERFORM set_config('app.current_user_id', '', true);
