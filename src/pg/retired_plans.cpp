@@ -37,38 +37,24 @@ void free_retired(XactEvent event, void*) {
     list_free(contexts);
 }
 
-void ensure_callback() {
-    if (callback_registered) return;
-    RegisterXactCallback(free_retired, nullptr);
-    callback_registered = true;
+// Appends `item` (not null) to one of the lists freed at transaction end.
+void retire(List** list, void* item) {
+    if (item == nullptr) return;
+    if (!callback_registered) {
+        RegisterXactCallback(free_retired, nullptr);
+        callback_registered = true;
+    }
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    *list = lappend(*list, item);
+    MemoryContextSwitchTo(old);
 }
 
 }  // namespace
 
 namespace crm::pg {
 
-void retire_plan(SPIPlanPtr plan) {
-    if (plan == nullptr) return;
-    ensure_callback();
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    retired_plans = lappend(retired_plans, plan);
-    MemoryContextSwitchTo(old);
-}
-
-void retire_memory_context(MemoryContext context) {
-    if (context == nullptr) return;
-    ensure_callback();
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    retired_contexts = lappend(retired_contexts, context);
-    MemoryContextSwitchTo(old);
-}
-
-void retire_tuple_desc(TupleDesc desc) {
-    if (desc == nullptr) return;
-    ensure_callback();
-    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    retired_descs = lappend(retired_descs, desc);
-    MemoryContextSwitchTo(old);
-}
+void retire_plan(SPIPlanPtr plan) { retire(&retired_plans, plan); }
+void retire_memory_context(MemoryContext context) { retire(&retired_contexts, context); }
+void retire_tuple_desc(TupleDesc desc) { retire(&retired_descs, desc); }
 
 }  // namespace crm::pg
