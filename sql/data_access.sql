@@ -26,6 +26,16 @@ CREATE TRIGGER sync_after AFTER INSERT ON chats_mistyped FOR EACH ROW EXECUTE FU
 DROP TRIGGER sync ON chats_mistyped;
 INSERT INTO chats_mistyped (company_id, customer_email) VALUES ('11111111-1111-1111-1111-111111111111', 1);
 DROP TABLE chats_mistyped;
+-- Arguments: none, or for the metrics triggers install() puts on partitions
+-- the one argument 'partition'.
+CREATE TABLE chats_with_args (LIKE "VC Usage" INCLUDING DEFAULTS);
+CREATE TRIGGER sync_with_arg BEFORE INSERT ON chats_with_args FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync('partition');
+INSERT INTO chats_with_args (company_id, customer_email) VALUES ('11111111-1111-1111-1111-111111111111', 'x@example.com');
+DROP TRIGGER sync_with_arg ON chats_with_args;
+CREATE TRIGGER metrics_with_arg AFTER INSERT ON chats_with_args REFERENCING NEW TABLE AS crm_new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_insert('partitions');
+INSERT INTO chats_with_args (company_id, customer_email) VALUES ('11111111-1111-1111-1111-111111111111', 'x@example.com');
+DROP TABLE chats_with_args;
 
 -- 3. One plan cache, replaced exactly when a statement's text would change.
 -- Plans are made in schema public ...

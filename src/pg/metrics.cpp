@@ -6,6 +6,13 @@
 //   crm_native.metrics_delete()    AFTER DELETE   REFERENCING OLD TABLE
 //   crm_native.metrics_truncate()  AFTER TRUNCATE
 //
+// A statement fires the statement triggers of the table it names only, so
+// install() also attaches the first three to each partition of a partitioned
+// "VC Usage", with the argument 'partition' (store::kOnPartitions): a chat
+// written straight into a partition is counted like one routed through
+// "VC Usage", and exactly once. Not TRUNCATE: a TRUNCATE of "VC Usage" fires
+// the TRUNCATE triggers of every partition too.
+//
 // Per statement: one SPI query folds the transition table(s) into one delta
 // per touched customer, sorted by customer_id. Then, customer by customer in
 // that order (so two statements always lock metrics rows in the same order
@@ -641,8 +648,10 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Stat
     uint32 on = event == TRIGGER_EVENT_INSERT   ? crm::pg::store::kOnInsert
                 : event == TRIGGER_EVENT_UPDATE ? crm::pg::store::kOnUpdate
                                                 : crm::pg::store::kOnDelete;
-    TriggerData* td =
-        crm::pg::store::trigger_call(fcinfo, fn, crm::pg::store::kAfter | crm::pg::store::kForEachStatement | on);
+    TriggerData* td = crm::pg::store::trigger_call(
+        fcinfo, fn,
+        crm::pg::store::kAfter | crm::pg::store::kForEachStatement | on | crm::pg::store::kOnPartitions);
+    if (crm::pg::store::detached_from_home(td)) return PointerGetDatum(nullptr);
     Relation rel = td->tg_relation;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
     if (event == TRIGGER_EVENT_INSERT && td->tg_newtable != nullptr &&

@@ -235,11 +235,13 @@ int table_index(const char* name) {
 // is itself a partition (install() on a schema whose "VC Usage" is a
 // partition of another schema's table) is at home there. So the home is the
 // table of the trigger a clone was cloned from, recorded per relation by
-// trigger_call(), which every native trigger runs first. A partition has
-// one home: native triggers of its own and cloned ones as well (install() on
-// two schemas, one's "VC Usage" a partition of the other's) are not
-// supported. Neither map is pruned: a trigger's origin never changes
-// (DETACH drops the clones), and a partition's home is written at every call.
+// trigger_call(), which every native trigger runs first. A statement trigger
+// install() attached to a partition (argument 'partition', kOnPartitions) is
+// at home where the partition's cloned native row triggers come from. A
+// partition has one home: install() on two schemas, one's "VC Usage" a
+// partition of the other's, is not supported. Neither map is pruned: a
+// trigger's origin never changes (DETACH drops the clones), and a
+// partition's home is written at every call.
 struct OidToOid {
     Oid key;  // hash key
     Oid value;
@@ -286,12 +288,35 @@ Oid clone_origin(Oid trigger) {
     return relid;
 }
 
+bool on_partition(const Trigger* trigger) {
+    return trigger->tgnargs == 1 && std::strcmp(trigger->tgargs[0], "partition") == 0;
+}
+
+// The home of rel's cloned native row triggers (those whose function is in
+// the schema of `function`'s), or InvalidOid when rel has none.
+Oid clones_home(Relation rel, Oid function) {
+    if (rel->trigdesc == nullptr) return InvalidOid;
+    Oid ours = get_func_namespace(function);
+    for (int i = 0; i < rel->trigdesc->numtriggers; i++) {
+        const Trigger* t = &rel->trigdesc->triggers[i];
+        if (t->tgisclone && get_func_namespace(t->tgfoid) == ours) return clone_origin(t->tgoid);
+    }
+    return InvalidOid;
+}
+
 // Records the home of the relation `data`'s trigger fired on.
 void note_home(const TriggerData* data) {
     Relation rel = data->tg_relation;
     if (!rel->rd_rel->relispartition) return;  // its own triggers only: at home
     Oid relid = RelationGetRelid(rel);
-    Oid home = data->tg_trigger->tgisclone ? clone_origin(data->tg_trigger->tgoid) : relid;
+    const Trigger* trigger = data->tg_trigger;
+    Oid home = relid;
+    if (trigger->tgisclone) {
+        home = clone_origin(trigger->tgoid);
+    } else if (on_partition(trigger)) {
+        Oid clones = clones_home(rel, trigger->tgfoid);
+        if (OidIsValid(clones)) home = clones;
+    }
     if (homes == nullptr) homes = oid_map("crm_native trigger homes");
     bool found;
     OidToOid* entry = static_cast<OidToOid*>(hash_search(homes, &relid, HASH_ENTER, &found));
@@ -576,8 +601,20 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
                                (fires & kForEachRow) ? "ROW" : "STATEMENT"),
                         errhint("crm_native.install() attaches the native triggers as they must be declared.")));
     }
+    const Trigger* declared = data->tg_trigger;
+    if (declared->tgnargs != 0 && !((fires & kOnPartitions) && on_partition(declared)))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("%s: trigger \"%s\" on \"%s\" must be declared %s", trigger, declared->tgname,
+                               RelationGetRelationName(data->tg_relation),
+                               (fires & kOnPartitions) ? "with no argument or the argument 'partition'"
+                                                       : "with no arguments"),
+                        errhint("crm_native.install() attaches the native triggers as they must be declared.")));
     note_home(data);
     return data;
+}
+
+bool detached_from_home(const TriggerData* data) {
+    return on_partition(data->tg_trigger) && home_relid(data->tg_relation) == RelationGetRelid(data->tg_relation);
 }
 
 uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, long tcount, Snapshot snapshot,

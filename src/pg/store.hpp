@@ -91,12 +91,23 @@ enum Fires : uint32 {
     kOnUpdate = 1 << 5,
     kOnDelete = 1 << 6,
     kOnTruncate = 1 << 7,
+    // May also be declared with the one argument 'partition': install()
+    // attaches it so to each partition of its table, because PostgreSQL
+    // clones row triggers onto partitions but not statement triggers, and a
+    // statement trigger fires only for the table the statement names.
+    kOnPartitions = 1 << 8,
 };
 
 // The TriggerData of a trigger call; raises a clear error (SQLSTATE 39P01)
 // when the function was not called by the trigger manager or was declared
 // other than `fires` says (e.g. kAfter | kForEachRow | kOnInsert | kOnUpdate).
 TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 fires);
+
+// True for a trigger install() attached to a partition (kOnPartitions) whose
+// table is no longer a partition below the table install() attached the
+// trigger's table to (DETACH PARTITION keeps such a trigger but drops the
+// cloned row triggers): its rows are no CRM chats, and the trigger does nothing.
+bool detached_from_home(const TriggerData* data);
 
 // ---------------------------------------------------------------------------
 // Statements (texts in store_sql.cpp)

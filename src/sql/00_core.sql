@@ -8,9 +8,15 @@ CREATE TABLE crm_native.native_trigger (
     trigger_name text PRIMARY KEY,   -- name of the native trigger it creates
     table_name   text NOT NULL,      -- 'VC Usage' or 'customers' (unqualified)
     replaces     text NOT NULL,      -- the application trigger it takes over from
-    ddl          text NOT NULL       -- format() template; %1$s = the quoted,
+    ddl          text NOT NULL,      -- format() template; %1$s = the quoted,
                                      -- schema-qualified table, e.g.
-                                     -- 'CREATE TRIGGER x AFTER INSERT ON %1$s ...'
+                                     -- 'CREATE TRIGGER x AFTER INSERT ON %1$s ...';
+                                     -- %2$s = the function's arguments
+    on_partitions boolean NOT NULL DEFAULT false
+                                     -- also created on each partition of the
+                                     -- table, with the argument 'partition'
+                                     -- (statement triggers: PostgreSQL clones
+                                     -- row triggers onto partitions, not these)
 );
 
 -- Raises 3F000 '<fn>: schema "<target_schema>" does not exist' (the check

@@ -30,22 +30,29 @@ CREATE FUNCTION crm_native.metrics_truncate() RETURNS trigger
     LANGUAGE C SET search_path = pg_catalog, pg_temp
     SET enable_seqscan = off SET enable_bitmapscan = off;
 
-INSERT INTO crm_native.native_trigger (trigger_name, table_name, replaces, ddl) VALUES
+-- A statement fires the statement triggers of the table it names only: the
+-- INSERT, UPDATE and DELETE triggers also go on each partition of a
+-- partitioned "VC Usage" (on_partitions), so that a chat written straight
+-- into a partition is counted too. TRUNCATE does not: a TRUNCATE of
+-- "VC Usage" fires the TRUNCATE triggers of its partitions as well, and a
+-- TRUNCATE of one partition is left to rebuild_metrics(), like DETACH and
+-- DROP of a partition (docs/metrics.md, "Partitions").
+INSERT INTO crm_native.native_trigger (trigger_name, table_name, replaces, ddl, on_partitions) VALUES
     ('trg_vc_usage_metrics_refresh_ins', 'VC Usage', 'trg_vc_usage_metrics_refresh',
      'CREATE TRIGGER trg_vc_usage_metrics_refresh_ins AFTER INSERT ON %1$s'
      ' REFERENCING NEW TABLE AS crm_new_rows'
-     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_insert()'),
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_insert(%2$s)', true),
     ('trg_vc_usage_metrics_refresh_upd', 'VC Usage', 'trg_vc_usage_metrics_refresh',
      'CREATE TRIGGER trg_vc_usage_metrics_refresh_upd AFTER UPDATE ON %1$s'
      ' REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows'
-     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_update()'),
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_update(%2$s)', true),
     ('trg_vc_usage_metrics_refresh_del', 'VC Usage', 'trg_vc_usage_metrics_refresh',
      'CREATE TRIGGER trg_vc_usage_metrics_refresh_del AFTER DELETE ON %1$s'
      ' REFERENCING OLD TABLE AS crm_old_rows'
-     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_delete()'),
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_delete(%2$s)', true),
     ('trg_vc_usage_metrics_refresh_truncate', 'VC Usage', 'trg_vc_usage_metrics_refresh',
      'CREATE TRIGGER trg_vc_usage_metrics_refresh_truncate AFTER TRUNCATE ON %1$s'
-     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()');
+     ' FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()', false);
 
 -- Every customer whose customer_metrics row differs from the full
 -- recomputation over "VC Usage" (same definitions as the reference

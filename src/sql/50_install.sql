@@ -123,18 +123,71 @@ END
 $$;
 
 -- ALTER TABLE ... ENABLE/DISABLE TRIGGER for a pg_trigger.tgenabled value.
-CREATE FUNCTION crm_native._set_trigger_enabled(target_schema text, tbl text, trg text, enabled "char")
+CREATE FUNCTION crm_native._set_trigger_enabled(rel regclass, trg text, enabled "char")
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF enabled = 'O' THEN
+    IF enabled IS NULL OR enabled = 'O' THEN
         RETURN;  -- the default state of a new trigger
     END IF;
-    EXECUTE format('ALTER TABLE %I.%I %s TRIGGER %I', target_schema, tbl,
+    EXECUTE format('ALTER TABLE %s %s TRIGGER %I', rel,
                    CASE enabled WHEN 'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA'
                                 WHEN 'A' THEN 'ENABLE ALWAYS' END, trg);
+END
+$$;
+
+-- The partitions, at any depth, of target_schema.tbl that the triggers
+-- registered on_partitions go on: a statement fires the statement triggers of
+-- the table it names only. None for a table that is not partitioned, and none
+-- on Citus (partitioned distributed tables are not supported, docs/citus.md).
+CREATE FUNCTION crm_native._partitions(target_schema text, tbl text)
+RETURNS SETOF regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF crm_native._citus_distributed(target_schema) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT p.relid::regclass
+      FROM pg_partition_tree(to_regclass(format('%I.%I', target_schema, tbl))) p
+     WHERE p.level > 0
+     ORDER BY p.level, p.relid::regclass::text;
+END
+$$;
+
+-- Creates the registered trigger nt on rel (on a partition of nt's table,
+-- with the argument 'partition') unless it is there; true when created.
+-- Another trigger of that name is an error: crm_native replaces the
+-- application's triggers by name only where the registry says so.
+CREATE FUNCTION crm_native._create_native_trigger(nt crm_native.native_trigger, rel regclass, on_partition boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    existing record;
+BEGIN
+    SELECT pn.nspname AS fn_schema, p.oid::regprocedure::text AS fn
+      INTO existing
+      FROM pg_trigger t
+      JOIN pg_proc p ON p.oid = t.tgfoid
+      JOIN pg_namespace pn ON pn.oid = p.pronamespace
+     WHERE t.tgrelid = rel AND t.tgname = nt.trigger_name AND NOT t.tgisinternal;
+    IF FOUND THEN
+        IF existing.fn_schema = 'crm_native' THEN
+            RETURN false;  -- installed already
+        END IF;
+        RAISE EXCEPTION 'crm_native.install: table % already has a trigger "%" (calling %) that crm_native does not replace',
+                        rel, nt.trigger_name, existing.fn
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Rename or drop that trigger, then call install() again.';
+    END IF;
+    EXECUTE format(nt.ddl, rel, CASE WHEN on_partition THEN quote_literal('partition') ELSE '' END);
+    RETURN true;
 END
 $$;
 
@@ -150,8 +203,10 @@ DECLARE
     citus_fix text;
     r record;
     app record;
-    existing record;
     rel regclass;
+    registered crm_native.native_trigger;
+    part regclass;
+    home_enabled "char";
 BEGIN
     PERFORM crm_native._require_schema('crm_native.install', target_schema);
     missing := crm_native.missing_objects(target_schema);
@@ -201,30 +256,26 @@ BEGIN
     END LOOP;
 
     -- 2. Create the native triggers that are not there yet. A native trigger
-    --    takes over the enabled state of the trigger it replaces.
-    FOR r IN
+    --    takes over the enabled state of the trigger it replaces; on a
+    --    partition, the state of the native trigger on its table.
+    FOR registered IN
         SELECT nt.* FROM crm_native.native_trigger nt ORDER BY nt.table_name, nt.trigger_name
     LOOP
-        rel := format('%I.%I', target_schema, r.table_name)::regclass;
-        SELECT pn.nspname AS fn_schema, p.oid::regprocedure::text AS fn
-          INTO existing
-          FROM pg_trigger t
-          JOIN pg_proc p ON p.oid = t.tgfoid
-          JOIN pg_namespace pn ON pn.oid = p.pronamespace
-         WHERE t.tgrelid = rel AND t.tgname = r.trigger_name AND NOT t.tgisinternal;
-        IF FOUND THEN
-            IF existing.fn_schema = 'crm_native' THEN
-                CONTINUE;  -- installed already
-            END IF;
-            RAISE EXCEPTION 'crm_native.install: table %.% already has a trigger "%" (calling %) that crm_native does not replace',
-                            quote_ident(target_schema), quote_ident(r.table_name), r.trigger_name, existing.fn
-                USING ERRCODE = 'duplicate_object',
-                      HINT = 'Rename or drop that trigger, then call install() again.';
+        rel := format('%I.%I', target_schema, registered.table_name)::regclass;
+        IF crm_native._create_native_trigger(registered, rel, false) THEN
+            PERFORM crm_native._set_trigger_enabled(rel, registered.trigger_name, rt.enabled)
+               FROM crm_native.replaced_trigger rt
+              WHERE rt.schema_name = target_schema AND rt.table_name = registered.table_name AND rt.trigger_name = registered.replaces;
         END IF;
-        EXECUTE format(r.ddl, rel);
-        PERFORM crm_native._set_trigger_enabled(target_schema, r.table_name, r.trigger_name, rt.enabled)
-           FROM crm_native.replaced_trigger rt
-          WHERE rt.schema_name = target_schema AND rt.table_name = r.table_name AND rt.trigger_name = r.replaces;
+        CONTINUE WHEN NOT registered.on_partitions;
+        SELECT t.tgenabled INTO home_enabled
+          FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = registered.trigger_name AND NOT t.tgisinternal;
+        FOR part IN SELECT p FROM crm_native._partitions(target_schema, registered.table_name) p
+        LOOP
+            IF crm_native._create_native_trigger(registered, part, true) THEN
+                PERFORM crm_native._set_trigger_enabled(part, registered.trigger_name, home_enabled);
+            END IF;
+        END LOOP;
     END LOOP;
 
     -- 3. A trigger under another name that still calls one of the application's
@@ -301,15 +352,20 @@ BEGIN
     END IF;
     PERFORM crm_native._lock_trigger_tables(target_schema);
 
-    -- 1. Drop the registered native triggers (only those calling crm_native).
+    -- 1. Drop the registered native triggers (only those calling crm_native),
+    --    on partitions too.
     FOR r IN
         SELECT nt.table_name AS tbl, nt.trigger_name AS trg, t.tgrelid
           FROM crm_native.native_trigger nt
           JOIN pg_class c ON c.relname = nt.table_name AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
-          JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+          CROSS JOIN LATERAL (SELECT c.oid::regclass AS rel
+                              UNION ALL
+                              SELECT p FROM crm_native._partitions(target_schema, nt.table_name) p
+                               WHERE nt.on_partitions) target
+          JOIN pg_trigger t ON t.tgrelid = target.rel AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
           JOIN pg_proc p ON p.oid = t.tgfoid
          WHERE p.pronamespace = 'crm_native'::regnamespace
-         ORDER BY 1, 2
+         ORDER BY 1, 2, t.tgrelid = c.oid, 3
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
     END LOOP;
@@ -333,7 +389,7 @@ BEGIN
                           DETAIL = format('Existing: %s; recorded: %s', current_def, r.definition);
             ELSIF NOT FOUND THEN
                 EXECUTE r.definition;
-                PERFORM crm_native._set_trigger_enabled(target_schema, r.table_name, r.trigger_name, r.enabled);
+                PERFORM crm_native._set_trigger_enabled(rel, r.trigger_name, r.enabled);
                 IF r.comment IS NOT NULL THEN
                     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', r.trigger_name, rel, r.comment);
                 END IF;

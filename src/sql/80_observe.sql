@@ -348,6 +348,42 @@ BEGIN
       FROM judged j
      ORDER BY j.table_name, j.trigger_name;
 
+    -- 2b. The statement triggers that go on each partition (native_trigger.
+    --     on_partitions): a partition created or attached after install()
+    --     lacks them, and a statement naming it would not update the metrics.
+    RETURN QUERY
+    SELECT format('%s.%I', part, nt.trigger_name),
+           'trigger',
+           CASE WHEN t.oid IS NULL THEN 'missing'
+                WHEN p.pronamespace <> 'crm_native'::regnamespace THEN 'different'
+                WHEN t.tgenabled IS DISTINCT FROM home.tgenabled THEN 'disabled'
+                ELSE 'ok' END,
+           CASE WHEN t.oid IS NULL
+                    THEN format('partition %s of %I.%I has no trigger %I: a statement naming the partition '
+                                'does not update %I.customer_metrics', part, target_schema, nt.table_name,
+                                nt.trigger_name, target_schema)
+                WHEN p.pronamespace <> 'crm_native'::regnamespace
+                    THEN format('not native: %I on partition %s runs %s', nt.trigger_name, part, p.oid::regprocedure)
+                WHEN t.tgenabled IS DISTINCT FROM home.tgenabled
+                    THEN format('enabled state %s, on %I.%I %s', t.tgenabled, target_schema, nt.table_name,
+                                coalesce(home.tgenabled::text, 'none'))
+                ELSE format('native on partition %s: %s', part, p.oid::regprocedure) END,
+           CASE WHEN t.oid IS NULL THEN format('SELECT crm_native.install(%L)', target_schema)
+                WHEN p.pronamespace <> 'crm_native'::regnamespace
+                    THEN format('DROP TRIGGER %I ON %s; SELECT crm_native.install(%L)', nt.trigger_name, part,
+                                target_schema)
+                WHEN t.tgenabled IS DISTINCT FROM home.tgenabled
+                    THEN format('DROP TRIGGER %I ON %s; SELECT crm_native.install(%L)', nt.trigger_name, part,
+                                target_schema) END
+      FROM crm_native.native_trigger nt
+      CROSS JOIN LATERAL crm_native._partitions(target_schema, nt.table_name) part
+      LEFT JOIN pg_trigger home ON home.tgrelid = to_regclass(format('%I.%I', target_schema, nt.table_name))
+                               AND home.tgname = nt.trigger_name AND NOT home.tgisinternal
+      LEFT JOIN pg_trigger t ON t.tgrelid = part AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+      LEFT JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE nt.on_partitions
+     ORDER BY nt.table_name, nt.trigger_name, part::text;
+
     -- 3. What the native triggers rely on: indexes, then columns and types.
     RETURN QUERY
     SELECT format('%I (%s)', r.table_name, array_to_string(r.columns, ', ')),

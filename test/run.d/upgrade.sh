@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Upgrade from every released version (src/sql/released/crm_native--X.sql:
-# 0.1.0, 0.2.0) to the current one (CHANGELOG.md); UPGRADE_FROM=X checks one.
+# 0.1.0 to 0.4.0) to the current one (CHANGELOG.md); UPGRADE_FROM=X checks one.
 #
 # Two databases from the reference schema (crm_template without crm_native):
 #   up     CREATE EXTENSION crm_native VERSION 'X' from the install script
@@ -119,7 +119,7 @@ SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' acl ' || co
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
   FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
 UNION ALL
-SELECT 'native_trigger ' || nt.trigger_name || ' ' || nt.table_name || ' ' || nt.replaces || ' ' || nt.ddl
+SELECT 'native_trigger ' || row_to_json(nt)::text  -- every column of the registry
   FROM crm_native.native_trigger nt
 UNION ALL
 SELECT 'config ' || e.extconfig::regclass[]::text || ' ' || coalesce(array_to_string(e.extcondition, ','), '') FROM pg_extension e, ext WHERE e.oid = ext.oid
