@@ -81,14 +81,56 @@ INSERT INTO "VC Usage" (company_id, customer_email, session_id, created_at)
          ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's8', '2023-09-01');
 SELECT c.customer_email, m.total_conversations, m.total_sessions
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
--- A statement that names another table than "VC Usage" (its parent here, or
--- one of its partitions) fires the row triggers PostgreSQL cloned onto the
--- partitions (the chat is linked) but not the metrics triggers, which are
--- statement-level triggers of "VC Usage" (docs/contract.md, "Tenancy"):
--- verify_metrics() finds the difference, rebuild_metrics() repairs it.
-INSERT INTO chats_recent (company_id, customer_email, session_id, created_at)
-  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's10', '2026-10-01');
+-- A statement fires the statement triggers of the table it names only, so
+-- install() also puts the metrics triggers on each partition (with the
+-- argument 'partition'). archive.chats_2023 came after install(): until
+-- install() runs again, verify_schema() reports its triggers missing.
+SELECT object, status FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok' ORDER BY 1;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT count(*) AS trigger_problems FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
+SELECT c.relname AS partition, t.tgname, pg_get_triggerdef(t.oid) LIKE '%(''partition'')' AS with_argument
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE t.tgfoid = 'crm_native.metrics_insert'::regproc ORDER BY 1;
+-- Chats written straight into partitions are linked and counted, once: an
+-- INSERT naming a leaf, one naming a sub-partitioned partition (its rows go
+-- to the leaf below), an UPDATE naming a leaf in schema archive, a DELETE
+-- naming the leaf under archive.chats_2023.
+INSERT INTO chats_recent (company_id, customer_email, session_id, created_at, view_count)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's10', '2026-10-01', 2);
+INSERT INTO archive.chats_2023 (company_id, customer_email, session_id, created_at, view_count)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's11', '2023-10-01', 3),
+         ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's11', '2023-11-01', 4);
+UPDATE archive.chats_2024 SET view_count = 7 WHERE session_id = 's9';
+DELETE FROM archive.chats_2023_rest WHERE session_id = 's8';
 SELECT count(*) AS linked FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE c.customer_email = 'cy@example.com';
+SELECT c.customer_email, m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at::date
+  FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- A detached partition keeps those triggers (DETACH drops only the cloned
+-- row triggers); there they do nothing: its rows are no chats of the CRM.
+-- Attached again, it is counted again.
+ALTER TABLE "VC Usage" DETACH PARTITION chats_recent;
+INSERT INTO chats_recent (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's12', '2026-11-01');
+DELETE FROM chats_recent WHERE session_id = 's10';
+SELECT m.total_conversations, m.total_sessions
+  FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
+SELECT count(*) AS unlinked_in_detached FROM chats_recent WHERE customer_id IS NULL;
+DELETE FROM chats_recent;
+SELECT crm_native.rebuild_metrics() IS NOT NULL AS rebuilt;  -- the detached chats left "VC Usage"
+ALTER TABLE "VC Usage" ATTACH PARTITION chats_recent DEFAULT;
+INSERT INTO chats_recent (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's13', '2026-12-01');
+SELECT m.total_conversations, m.total_sessions
+  FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- Still not counted: a statement naming a table that "VC Usage" is itself a
+-- partition of fires no statement trigger of "VC Usage" or of its partitions
+-- (docs/metrics.md, "Partitions"). The chat is linked; verify_metrics() finds
+-- the difference, rebuild_metrics() repairs it.
+INSERT INTO shared.all_chats (id, company_id, customer_email, session_id, created_at)
+  VALUES (nextval('"VC Usage_id_seq"'), '11111111-1111-1111-1111-111111111111', 'cy@example.com', 's14', '2026-12-02');
+SELECT customer_id IS NOT NULL AS linked FROM "VC Usage" WHERE session_id = 's14';
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
 SELECT crm_native.rebuild_metrics() IS NOT NULL AS rebuilt;
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
@@ -99,6 +141,9 @@ DROP TABLE shared.all_chats;
 -- customers triggers fire on the partitions; the audit rows still name the
 -- table 'customers' (the contract's table_name), as plpgsql's do.
 SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+-- uninstall() drops the partitions' triggers too.
+SELECT count(*) AS native_triggers_left FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE p.pronamespace = 'crm_native'::regnamespace;
 TRUNCATE customers, "VC Usage", customer_audit_log, customer_matching_keys, customer_events, customer_metrics CASCADE;
 ALTER TABLE customers RENAME TO customers_flat;
 CREATE TABLE customers (LIKE customers_flat INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY HASH (id);

@@ -21,6 +21,13 @@ under comparison get the same rewritten script.
                  commits, its later transactions reusing the backend's state
   function_loop  every chat INSERT becomes a PL/pgSQL loop over a cursor of
                  its rows that inserts them one statement at a time
+  partition_writes  (on schema variant partitioned) every chat INSERT, UPDATE
+                 and DELETE run as the owner names the partitions of "VC Usage"
+                 instead (crm_parts.vc_usage_early, public.vc_usage_later,
+                 test/differential/variants.sql): an INSERT's rows go to the
+                 partition their created_at falls in, an UPDATE or DELETE runs
+                 once on each partition. A statement fires the statement
+                 triggers of the table it names only
 
 The generator writes one statement per line (see generator.sql); a step is
 the lines from BEGIN; to COMMIT;. Values are SQL literals: NULL, integers or
@@ -31,6 +38,11 @@ import sys
 
 CHAT_INSERT = re.compile(r'^INSERT INTO "VC Usage" \(([^)]*)\) VALUES (.*);$')
 DATA = re.compile(r'^(RESET ROLE; )?(INSERT|UPDATE|DELETE) ')
+CHAT_CHANGE = re.compile(r'^(RESET ROLE; )?(UPDATE|DELETE FROM) "VC Usage" (.*)$')
+# The partitions of "VC Usage" in schema variant partitioned, and the bound
+# between them (created_at literals of the generator compare as text).
+EARLY, LATER, BOUND = "crm_parts.vc_usage_early", "public.vc_usage_later", "2024-01-01 02:00:00+00"
+
 # The chat columns' types, for the casts of function_loop (others: text).
 TYPES = {"company_id": "uuid", "user_id": "uuid", "customer_id": "uuid", "interaction_number": "int4",
          "view_count": "int4", "created_at": "timestamptz"}
@@ -103,6 +115,15 @@ def chat_loop(cols, rows):
             "INSERT INTO \"VC Usage\" (%s) VALUES (%s); END LOOP; END $chats$;" % (values, cols, cols, casts)]
 
 
+def partition_insert(cols, rows):
+    at = [c.strip() for c in cols.split(",")].index("created_at") if "created_at" in cols else None
+    early = [r for r in rows if at is not None and isinstance(r[at], tuple) and r[at][1] < BOUND]
+    later = [r for r in rows if r not in early]
+    return ["INSERT INTO %s (%s) VALUES %s;" % (table, cols, ", ".join(
+                "(" + ", ".join(sql_literal(v) for v in row) + ")" for row in part))
+            for table, part in ((EARLY, early), (LATER, later)) if part]
+
+
 def savepoint_twice(line, k):
     if k % 2 == 0 or ";" in line[:-1]:
         return ["SAVEPOINT delivery_try;", line, "ROLLBACK TO SAVEPOINT delivery_try;", line,
@@ -132,8 +153,9 @@ def steps(lines):
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in ("copy", "savepoints", "procedures", "function_loop"):
-        raise SystemExit("usage: delivery.py copy|savepoints|procedures|function_loop < workload.sql")
+    modes = ("copy", "savepoints", "procedures", "function_loop", "partition_writes")
+    if len(sys.argv) != 2 or sys.argv[1] not in modes:
+        raise SystemExit("usage: delivery.py %s < workload.sql" % "|".join(modes))
     mode = sys.argv[1]
     head, all_steps = steps(sys.stdin.read().splitlines())
     out = list(head)
@@ -155,7 +177,15 @@ def main():
                 elif line.startswith("RESET ROLE;"):
                     as_app = False
                 m = CHAT_INSERT.match(line)
-                if m and mode == "copy" and not as_app:
+                change = CHAT_CHANGE.match(line)
+                if mode == "partition_writes" and not as_app and (m or change):
+                    if m:
+                        out += partition_insert(m.group(1), parse_rows(m.group(2)))
+                    else:
+                        prefix = change.group(1) or ""
+                        out += ["%s%s %s %s" % (prefix, change.group(2), table, change.group(3))
+                                for table in (EARLY, LATER)]
+                elif m and mode == "copy" and not as_app:
                     out += chat_copy(m.group(1), parse_rows(m.group(2)))
                 elif m and mode == "function_loop":
                     out += chat_loop(m.group(1), parse_rows(m.group(2)))

@@ -282,7 +282,7 @@ $ddl$;
             EXECUTE ddl;
             RETURN NEXT ddl;
         END LOOP;
-    WHEN 'partitioned' THEN
+    WHEN 'partitioned', 'partition_writes' THEN
         -- (f) the chat table and every table the triggers write to
         -- partitioned as an application at scale would: chats by time, the
         -- audit trail by id (its rows are dated now(), which the workload
@@ -359,7 +359,7 @@ $$;
 
 -- What the variant left in the catalogs, as one line (the scripts require it).
 CREATE FUNCTION schema_variant.describe(p_variant text) RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT CASE p_variant
+    SELECT CASE CASE p_variant WHEN 'partition_writes' THEN 'partitioned' ELSE p_variant END
         WHEN 'fk_indexes' THEN
             format('%1$s foreign keys, %2$s extra indexes (%4$s on customers(company_id)), %3$s partial',
                    (SELECT count(*) FROM schema_variant.crm_fks()),

@@ -34,6 +34,10 @@
 #                   savepoint (SQL, or a PL/pgSQL exception block), then again
 #   procedures      steps run by a procedure that COMMITs after each
 #   function_loop   chat INSERTs as a PL/pgSQL cursor loop, a row at a time
+# and on schema (f):
+#   partition_writes  the owner's chat INSERTs, UPDATEs and DELETEs name the
+#                   partitions of "VC Usage" instead (statement triggers fire
+#                   for the table a statement names only)
 #
 # For each variant and seed, both databases must run every transaction of the
 # workload to COMMIT (psql ON_ERROR_STOP; a failure on ref means the variant
@@ -48,7 +52,7 @@
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
 # Needs PGHOST etc. of a running test cluster with crm_template built
 # (scripts/test.sh does both). Knobs:
-#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all eleven)
+#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all twelve)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
 #   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
@@ -58,7 +62,7 @@ DIR=$ROOT/test/differential
 CHECK=schema_variants
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
-VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types copy savepoints procedures function_loop"}
+VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types copy savepoints procedures function_loop partition_writes"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 
@@ -93,7 +97,7 @@ for variant in $VARIANTS; do
       problems+=("seed $seed: generator failed"); continue
     fi
     case $variant in
-      copy|savepoints|procedures|function_loop)
+      copy|savepoints|procedures|function_loop|partition_writes)
         if ! python3 "$DIR/delivery.py" "$variant" <"$work/workload.sql" >"$work/workload.delivered.sql"; then
           problems+=("seed $seed: delivery.py $variant failed"); continue
         fi
@@ -103,6 +107,7 @@ for variant in $VARIANTS; do
           savepoints) n_delivered=$(grep -cE '^(ROLLBACK TO SAVEPOINT delivery_try;|DO [$]try[$])' "$work/workload.delivered.sql") ;;
           procedures) n_delivered=$(grep -c '^CALL difftest.run_steps' "$work/workload.delivered.sql") ;;
           function_loop) n_delivered=$(grep -c '^DO [$]chats[$]' "$work/workload.delivered.sql") ;;
+          partition_writes) n_delivered=$(grep -cE '^(RESET ROLE; )?(INSERT INTO|UPDATE|DELETE FROM) (crm_parts[.]vc_usage_early|public[.]vc_usage_later) ' "$work/workload.delivered.sql") ;;
         esac
         say "$variant seed $seed: $n_delivered statements delivered as $variant"
         [ "$n_delivered" -ge 10 ] || problems+=("seed $seed: only $n_delivered statements delivered as $variant")
@@ -159,7 +164,7 @@ for variant in $VARIANTS; do
         deferred_fks) qv -d "$db" -c "SELECT schema_variant.describe('deferred_fks')" \
                       | grep -qE '^([1-9][0-9]*) foreign keys, \1 deferrable' \
                       || problems+=("seed $seed: $db has foreign keys that are not deferred") ;;
-        partitioned) qv -d "$db" -c "SELECT schema_variant.describe('partitioned')" \
+        partitioned|partition_writes) qv -d "$db" -c "SELECT schema_variant.describe('partitioned')" \
                       | grep -qE '^6 partitioned CRM tables, 12 partitions with rows \(6 of them in crm_parts\)' \
                       || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('partitioned')")") ;;
         never_analyzed) qv -d "$db" -c "SELECT schema_variant.describe('never_analyzed')" \
