@@ -23,3 +23,56 @@ INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
 VALUES ('11111111-1111-1111-1111-111111111111', 'c1@example.com', 's-2', 1);
 SELECT total_conversations, total_sessions, total_views FROM customer_metrics;
 SELECT * FROM crm_native.verify_metrics();
+
+-- Any of the usual key types for the chat id (0.4.0 refused all but
+-- integers): uuid here, then text. The id only pairs an UPDATE's old and new
+-- rows and tells a chat from the others of its session; relink_chats walks
+-- it in its own order (uuid order, text order), carrying the last id as text.
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+TRUNCATE "VC Usage", customers, customer_matching_keys, customer_events, customer_audit_log, customer_metrics CASCADE;
+ALTER TABLE "VC Usage" ALTER COLUMN id DROP DEFAULT,
+    ALTER COLUMN id TYPE uuid USING gen_random_uuid(), ALTER COLUMN id SET DEFAULT gen_random_uuid();
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT types FROM crm_native.required_column WHERE table_name = 'VC Usage' AND column_name = 'id';
+CREATE PROCEDURE chat_id_workload() LANGUAGE plpgsql AS $$
+BEGIN
+    -- single chats (the fast path), a bulk insert, an UPDATE that moves a
+    -- session and one that does not, a DELETE
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
+      VALUES ('11111111-1111-1111-1111-111111111111', 'u1@example.com', 's-1', 2);
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
+      VALUES ('11111111-1111-1111-1111-111111111111', 'u1@example.com', 's-1', 1);
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
+      VALUES ('11111111-1111-1111-1111-111111111111', 'u1@example.com', 's-2', 1);
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id, view_count)
+      SELECT '11111111-1111-1111-1111-111111111111', 'u' || (i % 5) || '@example.com', 's-' || (i % 7), i
+        FROM generate_series(1, 40) i;
+    UPDATE "VC Usage" SET session_id = 's-9' WHERE session_id = 's-3';
+    UPDATE "VC Usage" SET view_count = view_count + 1 WHERE session_id = 's-4';
+    DELETE FROM "VC Usage" WHERE session_id = 's-5';
+    -- chats with no customer, then linked by relink_chats in batches of 3
+    ALTER TABLE "VC Usage" DISABLE TRIGGER trg_vc_usage_customer_sync_insert;
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+      SELECT '11111111-1111-1111-1111-111111111111', 'late' || (i % 4) || '@example.com', 'late-' || i
+        FROM generate_series(1, 10) i;
+    ALTER TABLE "VC Usage" ENABLE TRIGGER trg_vc_usage_customer_sync_insert;
+END
+$$;
+CALL chat_id_workload();
+SELECT count(*) FILTER (WHERE customer_id IS NULL) AS unlinked FROM "VC Usage";
+CALL crm_native.relink_chats('public', 3);
+SELECT count(*) FILTER (WHERE customer_id IS NULL) AS unlinked, count(*) AS chats FROM "VC Usage";
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+SELECT sum(total_conversations) AS conversations, sum(total_sessions) AS sessions FROM customer_metrics;
+
+-- text ids, the same workload
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+TRUNCATE "VC Usage", customers, customer_matching_keys, customer_events, customer_audit_log, customer_metrics CASCADE;
+ALTER TABLE "VC Usage" ALTER COLUMN id DROP DEFAULT,
+    ALTER COLUMN id TYPE text, ALTER COLUMN id SET DEFAULT 'chat-' || md5(random()::text);
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+CALL chat_id_workload();
+CALL crm_native.relink_chats('public', 3);
+SELECT count(*) FILTER (WHERE customer_id IS NULL) AS unlinked, count(*) AS chats FROM "VC Usage";
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+SELECT sum(total_conversations) AS conversations, sum(total_sessions) AS sessions FROM customer_metrics;

@@ -148,7 +148,8 @@ struct ChatTable {
     // the transition tuple; chat_columns_ok when all exist with the expected
     // types (otherwise every statement takes the general path).
     AttrNumber att_id, att_customer, att_company, att_session, att_views, att_created;
-    Oid id_type, views_type;  // int2, int4 or int8 (a domain's base type)
+    Oid views_type;    // int2, int4 or int8 (a domain's base type)
+    FmgrInfo id_output;  // the id column's output function: the fast path passes the id as text
     bool chat_columns_ok;
     ChatTable* next;
 };
@@ -176,7 +177,10 @@ void find_chat_columns(ChatTable* set, Relation rel) {
     set->chat_columns_ok = set->att_id > 0 && set->att_customer > 0 && set->att_company > 0 &&
                            set->att_session > 0 && set->att_views > 0 && set->att_created > 0;
     if (set->chat_columns_ok) {
-        set->id_type = getBaseType(TupleDescAttr(set->desc, set->att_id - 1)->atttypid);
+        Oid output;
+        bool varlena;
+        getTypeOutputInfo(TupleDescAttr(set->desc, set->att_id - 1)->atttypid, &output, &varlena);
+        fmgr_info_cxt(output, &set->id_output, TopMemoryContext);
         set->views_type = getBaseType(TupleDescAttr(set->desc, set->att_views - 1)->atttypid);
     }
 }
@@ -564,6 +568,10 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
     slot_getallattrs(slot);
     Datum* v = slot->tts_values;
     bool* n = slot->tts_isnull;
+    if (n[set->att_id - 1]) {  // no id to tell the chat from the others: general path
+        ExecDropSingleTupleTableSlot(slot);
+        return false;
+    }
     int c = set->att_customer - 1;
     if (n[c]) {  // an unlinked chat has no metrics
         ExecDropSingleTupleTableSlot(slot);
@@ -631,7 +639,7 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
                                 TimestampTzGetDatum(r.first.value),
                                 TimestampTzGetDatum(r.last.value),
                                 v[set->att_session - 1],
-                                Int64GetDatum(integer_value(set->id_type, v[set->att_id - 1]))};
+                                CStringGetTextDatum(OutputFunctionCall(&set->id_output, v[set->att_id - 1]))};
             char nulls[10] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', ' ',
                               r.first.present ? ' ' : 'n', r.last.present ? ' ' : 'n',
                               has_session ? ' ' : 'n', ' '};

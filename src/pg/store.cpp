@@ -45,7 +45,7 @@ constexpr int kTableCount = sizeof kTableName / sizeof kTableName[0];
 struct ColumnSpec {
     Table table;
     const char* column;
-    Oid types[3];  // accepted types (and domains over them); the first is the documented one
+    Oid types[5];  // accepted types (and domains over them); the first is the documented one
     // citext (or a domain over it) accepted too: contact columns the
     // triggers only read, write and trim, never look up through an index
     // (a citext column compared with a text value falls back to text
@@ -72,7 +72,9 @@ const ColumnSpec kColumns[] = {
     {Table::Customers, "updated_at", {TIMESTAMPTZOID}},
     {Table::Customers, "deleted_at", {TIMESTAMPTZOID}},
     {Table::Customers, "merged_into_customer_id", {UUIDOID}},
-    {Table::Chats, "id", {INT8OID, INT4OID}},
+    // only compared with itself (pairing an UPDATE's old and new rows) and
+    // ordered (relink_chats): any of the usual key types
+    {Table::Chats, "id", {INT8OID, INT4OID, UUIDOID, TEXTOID, VARCHAROID}},
     {Table::Chats, "company_id", {UUIDOID}},
     {Table::Chats, "customer_id", {UUIDOID}},
     {Table::Chats, "customer_name", {TEXTOID, VARCHAROID}, kCitext},
@@ -721,7 +723,7 @@ Datum required_columns(FunctionCallInfo fcinfo) {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     List* more = database_types();
-    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * (3 + list_length(more))));
+    Datum* types = static_cast<Datum*>(palloc(sizeof(Datum) * (lengthof(kColumns[0].types) + list_length(more))));
     for (int i = 0; i < kColumnCount; i++) {
         const ColumnSpec* spec = &kColumns[i];
         int ntypes = 0;

@@ -88,7 +88,7 @@ namespace {
     " NULL::timestamptz AS rem_min, NULL::timestamptz AS rem_max,"                             \
     " array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"      \
     " NULL::text[] AS rem_s,"                                                                  \
-    " array_agg(n.id::int8) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"               \
+    " array_agg(n.id) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"               \
     " array_agg(DISTINCT n.company_id) AS companies, true AS pure"                             \
     " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id"
 #define GROUP_DELETE                                                                           \
@@ -97,7 +97,7 @@ namespace {
     " min(o.created_at) AS rem_min, max(o.created_at) AS rem_max,"                             \
     " NULL::text[] AS add_s,"                                                                  \
     " array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"      \
-    " NULL::int8[] AS add_ids,"                                                                \
+    " (array_agg(o.id) FILTER (WHERE false)) AS add_ids,"  /* NULL, of the id's type */         \
     " array_agg(DISTINCT o.company_id) AS companies, false AS pure"                            \
     " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id"
 // Old and new versions are paired by id. A conversation that stays with its
@@ -110,7 +110,7 @@ namespace {
     "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"                      \
     "         o.view_count AS ov, o.created_at AS ot,"                                            \
     "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"                      \
-    "         n.view_count AS nv, n.created_at AS nt, n.id::int8 AS nid"                          \
+    "         n.view_count AS nv, n.created_at AS nt, n.id AS nid"                          \
     "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id = o.id),"                     \
     " ch AS ("                                                                                    \
     "  SELECT nc AS customer_id, nco AS company_id, 0::int8 AS dn,"                               \
@@ -371,8 +371,10 @@ constexpr StatementSpec kStatements[] = {
     // once we hold the lock), then write it in ONE statement that probes the
     // session. Under READ COMMITTED that statement takes its snapshot after
     // the lock, so it sees every chat committed by a transaction that wrote
-    // this row before us. $9/$10 = the chat's session and id (the chat itself
-    // is excluded); $4/$5 = sessions if the session is new / already counted.
+    // this row before us. $9/$10 = the chat's session and id as text (the
+    // chat itself is excluded; text, so that any id type will do, and the id
+    // is only a filter on the at most two rows the (session_id, customer_id)
+    // probe reads); $4/$5 = sessions if the session is new / already counted.
     {Statement::MetricsChatLock, "metrics chat lock",
      PINS("m=customer_id") "SELECT m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at,"
      " m.last_interaction_at, m.company_id FROM {customer_metrics} m WHERE m.customer_id = $1 FOR NO KEY UPDATE",
@@ -387,10 +389,10 @@ constexpr StatementSpec kStatements[] = {
      PINS("m=customer_id v=session_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3,"
      " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
      "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND " SAME_CUSTOMER("$1")
-     "      AND v.id <> $10) THEN $4 ELSE $5 END,"
+     "      AND v.id::text <> $10) THEN $4 ELSE $5 END,"
      " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
      " refreshed_at = now() WHERE m.customer_id = $1",
-     10, {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, INT8OID},
+     10, {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID},
      SPI_OK_UPDATE, PlanMode::Generic, false},
 };
 

@@ -230,7 +230,7 @@ COMMENT ON FUNCTION crm_native.search_customers(uuid, text, int, text) IS
 -- Progress of one relink_chats call, carried from batch to batch.
 CREATE TYPE crm_native.relink_progress AS (
     done         boolean,
-    last_id      bigint,       -- the highest chat id looked at
+    last_id      text,         -- the highest chat id looked at (as text: any id type); NULL before the first batch
     batches      integer,
     seen         bigint,       -- unlinked chats looked at
     linked       bigint,       -- of which now linked
@@ -283,7 +283,7 @@ BEGIN
                                 'CREATE INDEX CONCURRENTLY vc_usage_unlinked_idx ON %I.%I (id) WHERE customer_id IS NULL;',
                                 target_schema, 'VC Usage');
     END IF;
-    RETURN ROW(false, -9223372036854775808, 0, 0, 0, 0, clock_timestamp(), idx)::crm_native.relink_progress;
+    RETURN ROW(false, NULL, 0, 0, 0, 0, clock_timestamp(), idx)::crm_native.relink_progress;
 END
 $$;
 
@@ -300,30 +300,37 @@ AS $$
 DECLARE
     fn constant text := 'crm_native.relink_chats';
     p crm_native.relink_progress := progress;
-    ids bigint[];
+    id_type text;
+    ids text[];
     linked_to uuid[];
-    batch_last bigint;
+    batch_last text;
     n_seen bigint;
     n_linked bigint;
     n_created bigint;
     secs double precision;
 BEGIN
     -- The batch's ids first (an index scan: the unlinked-chats index or the
-    -- primary key, from the last id on), then the UPDATE by primary key.
-    EXECUTE format('SELECT array_agg(s.id ORDER BY s.id) FROM (SELECT v.id::bigint AS id FROM %I.%I v
-                     WHERE v.customer_id IS NULL AND v.id > $1 ORDER BY v.id LIMIT $2) s',
-                   target_schema, 'VC Usage')
+    -- primary key, from the last id on), then the UPDATE by primary key. The
+    -- ids travel as text and are cast back to the id column's type, so that
+    -- any id type (bigint, uuid, ...) keeps its order and its index.
+    SELECT format_type(a.atttypid, a.atttypmod) INTO id_type
+      FROM pg_attribute a
+     WHERE a.attrelid = format('%I.%I', target_schema, 'VC Usage')::regclass AND a.attname = 'id' AND NOT a.attisdropped;
+    EXECUTE format('SELECT array_agg(s.id::text ORDER BY s.id) FROM (SELECT v.id FROM %I.%I v
+                     WHERE v.customer_id IS NULL %s ORDER BY v.id LIMIT $2) s',
+                   target_schema, 'VC Usage',
+                   CASE WHEN p.last_id IS NOT NULL THEN format('AND v.id > $1::%s', id_type) ELSE '' END)
        INTO ids USING p.last_id, batch_size;
     n_seen := coalesce(cardinality(ids), 0);
     IF n_seen > 0 THEN
         batch_last := ids[n_seen];
         EXECUTE format('WITH relinked AS (
                             UPDATE %1$I.%2$I u SET customer_email = u.customer_email
-                             WHERE u.id = ANY ($1) AND u.customer_id IS NULL
+                             WHERE u.id = ANY ($1::%3$s[]) AND u.customer_id IS NULL
                             RETURNING u.customer_id)
                         SELECT array_agg(DISTINCT r.customer_id) FILTER (WHERE r.customer_id IS NOT NULL),
                                count(r.customer_id)
-                          FROM relinked r', target_schema, 'VC Usage')
+                          FROM relinked r', target_schema, 'VC Usage', id_type)
            INTO linked_to, n_linked USING ids;
         -- customers this transaction created for them: their 'created'
         -- event is ours (a separate statement: the UPDATE's own snapshot

@@ -334,6 +334,12 @@ $ddl$;
         RETURN NEXT schema_variant.alter_keeping('public.customer_matching_keys',
             'ALTER COLUMN normalized_value TYPE public.match_value, ALTER COLUMN company_id TYPE public.tenant_id');
         RETURN NEXT schema_variant.alter_keeping('public.customer_metrics', 'ALTER COLUMN company_id TYPE public.tenant_id');
+    WHEN 'uuid_chat_ids' THEN
+        -- (h) chat ids of type uuid, random (not in insertion order), as an
+        -- application with uuid primary keys everywhere has them
+        RETURN NEXT schema_variant.alter_keeping('public."VC Usage"',
+            'ALTER COLUMN id DROP DEFAULT, ALTER COLUMN id TYPE uuid USING gen_random_uuid(),'
+            ' ALTER COLUMN id SET DEFAULT gen_random_uuid()');
     WHEN 'copy', 'savepoints', 'procedures', 'function_loop' THEN
         -- delivery variants: the reference schema; test/differential/delivery.py
         -- rewrites how the workload delivers its changes
@@ -398,6 +404,11 @@ CREATE FUNCTION schema_variant.describe(p_variant text) RETURNS text LANGUAGE sq
                    (SELECT count(*) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
                      WHERE a.attrelid IN (SELECT schema_variant.crm_tables()) AND a.attnum > 0 AND NOT a.attisdropped
                        AND (t.typtype = 'd' OR t.typname = 'citext')))
+        WHEN 'uuid_chat_ids' THEN
+            format('chat id %s, %s chats',
+                   (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = 'public."VC Usage"'::regclass AND a.attname = 'id'),
+                   (SELECT count(*) FROM public."VC Usage"))
         WHEN 'never_analyzed' THEN
             format('%s CRM tables, %s with autovacuum off, %s ever analyzed or vacuumed',
                    (SELECT count(*) FROM schema_variant.crm_tables()),

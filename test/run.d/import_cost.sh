@@ -11,6 +11,7 @@
 # (e) crm_app_rls, and (e) on (a): crm_app_rls+fk_indexes, where row-level
 # security's company_id meets an index on company_id alone on every table;
 # (f) partitioned (each partitioned table's reads are its partitions'); (g) column_types;
+# (h) uuid_chat_ids;
 # and the workload shared_session: every chat has the session id 'web')
 # and each size N (2,000 and 20,000):
 #   - a freshly created, empty database (cloned from crm_template), the
@@ -81,7 +82,7 @@ DIR=$ROOT/test/differential
 # run directory (scripts/pgenv.sh), not a /tmp path shared by every checkout
 OUT=${CRM_RUN_DIR:-/tmp/crm_native.$(printf '%s' "$ROOT" | md5sum | cut -c1-10)}/import_cost
 mkdir -p "$OUT"
-VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes partitioned column_types shared_session"}
+VARIANTS=${IC_VARIANTS:-"plain fk_indexes deferred_fks never_analyzed crm_app_rls crm_app_rls+fk_indexes partitioned column_types uuid_chat_ids shared_session"}
 SIZES=${IC_SIZES:-"2000 20000"}
 MAX_PER_ROW=${IC_MAX_PER_ROW:-20}
 MAX_GROWTH=${IC_MAX_GROWTH:-1.5}

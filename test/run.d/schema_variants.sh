@@ -26,6 +26,8 @@
 #   column_types    (g) citext contact columns, varchar(200), and domains with
 #                       CHECK constraints over uuid, text and int4 on columns
 #                       the triggers read and write
+#   uuid_chat_ids   (h) "VC Usage".id of type uuid, random (not in insertion
+#                       order)
 #
 # and on the reference schema, four ways of delivering the same workload
 # (test/differential/delivery.py rewrites the script for both databases):
@@ -52,7 +54,7 @@
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
 # Needs PGHOST etc. of a running test cluster with crm_template built
 # (scripts/test.sh does both). Knobs:
-#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all twelve)
+#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all thirteen)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
 #   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
@@ -62,7 +64,7 @@ DIR=$ROOT/test/differential
 CHECK=schema_variants
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
-VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types copy savepoints procedures function_loop partition_writes"}
+VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types uuid_chat_ids copy savepoints procedures function_loop partition_writes"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 
@@ -167,6 +169,8 @@ for variant in $VARIANTS; do
         partitioned|partition_writes) qv -d "$db" -c "SELECT schema_variant.describe('partitioned')" \
                       | grep -qE '^6 partitioned CRM tables, 12 partitions with rows \(6 of them in crm_parts\)' \
                       || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('partitioned')")") ;;
+        uuid_chat_ids) qv -d "$db" -c "SELECT schema_variant.describe('uuid_chat_ids')" | grep -qE '^chat id uuid, [1-9][0-9]* chats' \
+                      || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('uuid_chat_ids')")") ;;
         never_analyzed) qv -d "$db" -c "SELECT schema_variant.describe('never_analyzed')" \
                       | grep -qE '^([0-9]+) CRM tables, \1 with autovacuum off, 0 ever analyzed' \
                       || problems+=("seed $seed: $db: $(qv -d "$db" -c "SELECT schema_variant.describe('never_analyzed')")") ;;
