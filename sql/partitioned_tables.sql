@@ -102,6 +102,10 @@ INSERT INTO archive.chats_2023 (company_id, customer_email, session_id, created_
          ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's11', '2023-11-01', 4);
 UPDATE archive.chats_2024 SET view_count = 7 WHERE session_id = 's9';
 DELETE FROM archive.chats_2023_rest WHERE session_id = 's8';
+UPDATE archive.chats_2023 SET view_count = view_count + 1 WHERE session_id = 's11';
+INSERT INTO archive.chats_2023 (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's15', '2023-12-01');
+DELETE FROM archive.chats_2023 WHERE session_id = 's15';
 SELECT count(*) AS linked FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE c.customer_email = 'cy@example.com';
 SELECT c.customer_email, m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at::date
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
@@ -134,16 +138,29 @@ SELECT customer_id IS NOT NULL AS linked FROM "VC Usage" WHERE session_id = 's14
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
 SELECT crm_native.rebuild_metrics() IS NOT NULL AS rebuilt;
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- A partition trigger declared without its argument (made by hand) counts
+-- as not installed: verify_schema() says so, install() creates it again.
+DROP TRIGGER trg_vc_usage_metrics_refresh_ins ON chats_recent;
+CREATE TRIGGER trg_vc_usage_metrics_refresh_ins AFTER INSERT ON chats_recent REFERENCING NEW TABLE AS crm_new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_insert();
+SELECT object, status, detail FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT count(*) AS trigger_problems FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
 ALTER TABLE shared.all_chats DETACH PARTITION "VC Usage";
 DROP TABLE shared.all_chats;
 
 -- customers partitioned by hash of id, one partition in schema archive: the
 -- customers triggers fire on the partitions; the audit rows still name the
 -- table 'customers' (the contract's table_name), as plpgsql's do.
+-- Detached, a partition keeps its triggers: verify_schema() lists them,
+-- uninstall() drops them with the rest.
+ALTER TABLE "VC Usage" DETACH PARTITION chats_recent;
+SELECT object, status FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok' ORDER BY 1;
 SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
 -- uninstall() drops the partitions' triggers too.
 SELECT count(*) AS native_triggers_left FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
  WHERE p.pronamespace = 'crm_native'::regnamespace;
+ALTER TABLE "VC Usage" ATTACH PARTITION chats_recent DEFAULT;
 TRUNCATE customers, "VC Usage", customer_audit_log, customer_matching_keys, customer_events, customer_metrics CASCADE;
 ALTER TABLE customers RENAME TO customers_flat;
 CREATE TABLE customers (LIKE customers_flat INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY HASH (id);

@@ -11,6 +11,7 @@ extern "C" {
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_trigger.h"
@@ -239,7 +240,8 @@ int table_index(const char* name) {
 // table of the trigger a clone was cloned from, recorded per relation by
 // trigger_call(), which every native trigger runs first. A statement trigger
 // install() attached to a partition (argument 'partition', kOnPartitions) is
-// at home where the partition's cloned native row triggers come from. A
+// at home on the nearest ancestor that has the same trigger function without
+// arguments (PostgreSQL does not clone statement triggers). A
 // partition has one home: install() on two schemas, one's "VC Usage" a
 // partition of the other's, is not supported. Neither map is pruned: a
 // trigger's origin never changes (DETACH drops the clones), and a
@@ -294,16 +296,34 @@ bool on_partition(const Trigger* trigger) {
     return trigger->tgnargs == 1 && std::strcmp(trigger->tgargs[0], "partition") == 0;
 }
 
-// The home of rel's cloned native row triggers (those whose function is in
-// the schema of `function`'s), or InvalidOid when rel has none.
-Oid clones_home(Relation rel, Oid function) {
-    if (rel->trigdesc == nullptr) return InvalidOid;
-    Oid ours = get_func_namespace(function);
-    for (int i = 0; i < rel->trigdesc->numtriggers; i++) {
-        const Trigger* t = &rel->trigdesc->triggers[i];
-        if (t->tgisclone && get_func_namespace(t->tgfoid) == ours) return clone_origin(t->tgoid);
+// The table install() attached a partition's trigger of `function` to: the
+// nearest ancestor of rel that has a trigger of that function without
+// arguments, or InvalidOid (none: rel is detached, or being detached
+// CONCURRENTLY, whose parent get_partition_ancestors() no longer reports).
+Oid attached_ancestor(Relation rel, Oid function) {
+    List* ancestors = get_partition_ancestors(RelationGetRelid(rel));
+    Oid attached = InvalidOid;
+    Relation pg_trigger = table_open(TriggerRelationId, AccessShareLock);
+    ListCell* cell;
+    foreach (cell, ancestors) {
+        CHECK_FOR_INTERRUPTS();
+        Oid ancestor = lfirst_oid(cell);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(ancestor));
+        SysScanDesc scan = systable_beginscan(pg_trigger, TriggerRelidNameIndexId, true, nullptr, 1, &key);
+        for (HeapTuple tuple; HeapTupleIsValid(tuple = systable_getnext(scan));) {
+            Form_pg_trigger t = reinterpret_cast<Form_pg_trigger>(GETSTRUCT(tuple));
+            if (t->tgfoid == function && t->tgnargs == 0) {
+                attached = ancestor;
+                break;
+            }
+        }
+        systable_endscan(scan);
+        if (OidIsValid(attached)) break;
     }
-    return InvalidOid;
+    table_close(pg_trigger, AccessShareLock);
+    list_free(ancestors);
+    return attached;
 }
 
 // Records the home of the relation `data`'s trigger fired on.
@@ -316,8 +336,8 @@ void note_home(const TriggerData* data) {
     if (trigger->tgisclone) {
         home = clone_origin(trigger->tgoid);
     } else if (on_partition(trigger)) {
-        Oid clones = clones_home(rel, trigger->tgfoid);
-        if (OidIsValid(clones)) home = clones;
+        Oid attached = attached_ancestor(rel, trigger->tgfoid);
+        if (OidIsValid(attached)) home = attached;
     }
     if (homes == nullptr) homes = oid_map("crm_native trigger homes");
     bool found;

@@ -104,9 +104,9 @@ enum Fires : uint32 {
 TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 fires);
 
 // True for a trigger install() attached to a partition (kOnPartitions) whose
-// table is no longer a partition below the table install() attached the
-// trigger's table to (DETACH PARTITION keeps such a trigger but drops the
-// cloned row triggers): its rows are no CRM chats, and the trigger does nothing.
+// table is no longer a partition below a table with the same trigger
+// function attached without arguments (DETACH PARTITION keeps the trigger):
+// its rows are no CRM chats, and the trigger does nothing.
 bool detached_from_home(const TriggerData* data);
 
 // ---------------------------------------------------------------------------

@@ -151,10 +151,15 @@ BEGIN
     IF crm_native._citus_distributed(target_schema) THEN
         RETURN;
     END IF;
+    -- Foreign tables take no transition-table trigger (and a row written
+    -- there is not written here); a partition being detached CONCURRENTLY
+    -- is on its way out.
     RETURN QUERY
     SELECT p.relid::regclass
       FROM pg_partition_tree(to_regclass(format('%I.%I', target_schema, tbl))) p
-     WHERE p.level > 0
+      JOIN pg_class c ON c.oid = p.relid
+     WHERE p.level > 0 AND c.relkind IN ('r', 'p')
+       AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = p.relid AND i.inhdetachpending)
      ORDER BY p.level, p.relid::regclass::text;
 END
 $$;
@@ -162,7 +167,9 @@ $$;
 -- Creates the registered trigger nt on rel (on a partition of nt's table,
 -- with the argument 'partition') unless it is there; true when created.
 -- Another trigger of that name is an error: crm_native replaces the
--- application's triggers by name only where the registry says so.
+-- application's triggers by name only where the registry says so. A native
+-- one with other arguments (a table that was a partition and is now the
+-- table, or the other way round) is created again, keeping its enabled state.
 CREATE FUNCTION crm_native._create_native_trigger(nt crm_native.native_trigger, rel regclass, on_partition boolean)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -170,25 +177,46 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     existing record;
+    again boolean;
 BEGIN
-    SELECT pn.nspname AS fn_schema, p.oid::regprocedure::text AS fn
+    SELECT pn.nspname AS fn_schema, p.oid::regprocedure::text AS fn, t.tgenabled,
+           crm_native._trigger_args_are(t.tgnargs, t.tgargs, on_partition) AS args_ok
       INTO existing
       FROM pg_trigger t
       JOIN pg_proc p ON p.oid = t.tgfoid
       JOIN pg_namespace pn ON pn.oid = p.pronamespace
      WHERE t.tgrelid = rel AND t.tgname = nt.trigger_name AND NOT t.tgisinternal;
-    IF FOUND THEN
-        IF existing.fn_schema = 'crm_native' THEN
+    again := FOUND;
+    IF again THEN
+        IF existing.fn_schema <> 'crm_native' THEN
+            RAISE EXCEPTION 'crm_native.install: table % already has a trigger "%" (calling %) that crm_native does not replace',
+                            rel, nt.trigger_name, existing.fn
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'Rename or drop that trigger, then call install() again.';
+        END IF;
+        IF existing.args_ok THEN
             RETURN false;  -- installed already
         END IF;
-        RAISE EXCEPTION 'crm_native.install: table % already has a trigger "%" (calling %) that crm_native does not replace',
-                        rel, nt.trigger_name, existing.fn
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Rename or drop that trigger, then call install() again.';
+        EXECUTE format('DROP TRIGGER %I ON %s', nt.trigger_name, rel);
     END IF;
     EXECUTE format(nt.ddl, rel, CASE WHEN on_partition THEN quote_literal('partition') ELSE '' END);
-    RETURN true;
+    IF again THEN
+        PERFORM crm_native._set_trigger_enabled(rel, nt.trigger_name, existing.tgenabled);
+    END IF;
+    RETURN NOT again;
 END
+$$;
+
+-- Whether a native trigger's arguments (pg_trigger.tgnargs, tgargs) are the
+-- ones install() gives it: none on the table it attaches to, 'partition' on
+-- a partition of it.
+CREATE FUNCTION crm_native._trigger_args_are(nargs int2, args bytea, on_partition boolean)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN on_partition THEN nargs = 1 AND args = convert_to('partition', 'UTF8') || '\x00'::bytea
+                ELSE nargs = 0 END
 $$;
 
 CREATE FUNCTION crm_native.install(target_schema text DEFAULT 'public')
@@ -369,6 +397,29 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
     END LOOP;
+    -- 1b. Partition triggers left on tables that are no longer partitions
+    --     (DETACH keeps them; there they do nothing), in any schema: they
+    --     would keep DROP EXTENSION from working.
+    FOR r IN
+        SELECT t.tgname, t.tgrelid::regclass AS rel
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_proc p ON p.oid = t.tgfoid
+         WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal
+           AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, true)
+           AND (NOT c.relispartition
+                OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhdetachpending))
+         ORDER BY 2, 1
+    LOOP
+        BEGIN
+            EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING 'crm_native.uninstall: cannot drop trigger "%" on %, left there by DETACH PARTITION: %',
+                          r.tgname, r.rel, SQLERRM
+                USING HINT = 'It does nothing there; its owner can drop it.';
+        END;
+    END LOOP;
+
     -- 2. Put back what install() replaced, exactly as it was.
     FOR r IN
         SELECT rt.* FROM crm_native.replaced_trigger rt

@@ -303,7 +303,8 @@ BEGIN
                   FROM crm_native.native_trigger nt
                   JOIN pg_trigger t ON t.tgrelid = a.relid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
                   JOIN pg_proc p ON p.oid = t.tgfoid
-                 WHERE nt.replaces = a.trigger_name AND p.pronamespace = 'crm_native'::regnamespace) AS native,
+                 WHERE nt.replaces = a.trigger_name AND p.pronamespace = 'crm_native'::regnamespace
+                   AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, false)) AS native,
                (SELECT count(*) FROM crm_native.native_trigger nt WHERE nt.replaces = a.trigger_name) AS native_expected,
                (SELECT array_agg(t.tgname::text ORDER BY t.tgname)
                   FROM crm_native.native_trigger nt
@@ -351,38 +352,62 @@ BEGIN
     -- 2b. The statement triggers that go on each partition (native_trigger.
     --     on_partitions): a partition created or attached after install()
     --     lacks them, and a statement naming it would not update the metrics.
+    --     Then such triggers left on a table that is no longer a partition.
     RETURN QUERY
-    SELECT format('%s.%I', part, nt.trigger_name),
+    WITH judged AS (
+        SELECT nt.table_name, nt.trigger_name, part, t.oid AS trg, t.tgenabled, p.oid AS fn,
+               p.pronamespace = 'crm_native'::regnamespace AS native,
+               crm_native._trigger_args_are(t.tgnargs, t.tgargs, true) AS args_ok,
+               home.tgenabled AS home_enabled
+          FROM crm_native.native_trigger nt
+          CROSS JOIN LATERAL crm_native._partitions(target_schema, nt.table_name) part
+          LEFT JOIN pg_trigger home ON home.tgrelid = to_regclass(format('%I.%I', target_schema, nt.table_name))
+                                   AND home.tgname = nt.trigger_name AND NOT home.tgisinternal
+          LEFT JOIN pg_trigger t ON t.tgrelid = part AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+          LEFT JOIN pg_proc p ON p.oid = t.tgfoid
+         WHERE nt.on_partitions)
+    SELECT format('%s.%I', j.part, j.trigger_name),
            'trigger',
-           CASE WHEN t.oid IS NULL THEN 'missing'
-                WHEN p.pronamespace <> 'crm_native'::regnamespace THEN 'different'
-                WHEN t.tgenabled IS DISTINCT FROM home.tgenabled THEN 'disabled'
+           CASE WHEN j.trg IS NULL THEN 'missing'
+                WHEN NOT j.native OR NOT j.args_ok THEN 'different'
+                WHEN j.tgenabled IN ('D', 'R') AND j.home_enabled IN ('O', 'A') THEN 'disabled'
+                WHEN j.tgenabled IS DISTINCT FROM j.home_enabled THEN 'different'
                 ELSE 'ok' END,
-           CASE WHEN t.oid IS NULL
+           CASE WHEN j.trg IS NULL
                     THEN format('partition %s of %I.%I has no trigger %I: a statement naming the partition '
-                                'does not update %I.customer_metrics', part, target_schema, nt.table_name,
-                                nt.trigger_name, target_schema)
-                WHEN p.pronamespace <> 'crm_native'::regnamespace
-                    THEN format('not native: %I on partition %s runs %s', nt.trigger_name, part, p.oid::regprocedure)
-                WHEN t.tgenabled IS DISTINCT FROM home.tgenabled
-                    THEN format('enabled state %s, on %I.%I %s', t.tgenabled, target_schema, nt.table_name,
-                                coalesce(home.tgenabled::text, 'none'))
-                ELSE format('native on partition %s: %s', part, p.oid::regprocedure) END,
-           CASE WHEN t.oid IS NULL THEN format('SELECT crm_native.install(%L)', target_schema)
-                WHEN p.pronamespace <> 'crm_native'::regnamespace
-                    THEN format('DROP TRIGGER %I ON %s; SELECT crm_native.install(%L)', nt.trigger_name, part,
-                                target_schema)
-                WHEN t.tgenabled IS DISTINCT FROM home.tgenabled
-                    THEN format('DROP TRIGGER %I ON %s; SELECT crm_native.install(%L)', nt.trigger_name, part,
+                                'does not update %I.customer_metrics', j.part, target_schema, j.table_name,
+                                j.trigger_name, target_schema)
+                WHEN NOT j.native
+                    THEN format('not native: %I on partition %s runs %s', j.trigger_name, j.part, j.fn::regprocedure)
+                WHEN NOT j.args_ok
+                    THEN format('%I on partition %s is not declared with the argument ''partition''', j.trigger_name,
+                                j.part)
+                WHEN j.tgenabled IS DISTINCT FROM j.home_enabled
+                    THEN format('enabled state %s on partition %s, %s on %I.%I', j.tgenabled, j.part,
+                                coalesce(j.home_enabled::text, 'no trigger'), target_schema, j.table_name)
+                ELSE format('native on partition %s: %s', j.part, j.fn::regprocedure) END,
+           CASE WHEN j.trg IS NULL OR (j.native AND NOT j.args_ok)
+                    THEN format('SELECT crm_native.install(%L)', target_schema)
+                WHEN NOT j.native OR j.tgenabled IS DISTINCT FROM j.home_enabled
+                    THEN format('DROP TRIGGER %I ON %s; SELECT crm_native.install(%L)', j.trigger_name, j.part,
                                 target_schema) END
-      FROM crm_native.native_trigger nt
-      CROSS JOIN LATERAL crm_native._partitions(target_schema, nt.table_name) part
-      LEFT JOIN pg_trigger home ON home.tgrelid = to_regclass(format('%I.%I', target_schema, nt.table_name))
-                               AND home.tgname = nt.trigger_name AND NOT home.tgisinternal
-      LEFT JOIN pg_trigger t ON t.tgrelid = part AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
-      LEFT JOIN pg_proc p ON p.oid = t.tgfoid
-     WHERE nt.on_partitions
-     ORDER BY nt.table_name, nt.trigger_name, part::text;
+      FROM judged j
+     ORDER BY j.table_name, j.trigger_name, j.part::text;
+    RETURN QUERY
+    SELECT format('%s.%I', t.tgrelid::regclass, t.tgname),
+           'trigger',
+           'different',
+           format('%I on %s, a table that is no longer a partition (DETACH PARTITION keeps it): it does nothing there',
+                  t.tgname, t.tgrelid::regclass),
+           format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass)
+      FROM pg_trigger t
+      JOIN pg_class c ON c.oid = t.tgrelid
+      JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal
+       AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, true)
+       AND (NOT c.relispartition
+            OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhdetachpending))
+     ORDER BY 1;
 
     -- 3. What the native triggers rely on: indexes, then columns and types.
     RETURN QUERY

@@ -33,6 +33,7 @@ The generator writes one statement per line (see generator.sql); a step is
 the lines from BEGIN; to COMMIT;. Values are SQL literals: NULL, integers or
 '...' strings with '' for a quote.
 """
+import datetime
 import re
 import sys
 
@@ -40,8 +41,9 @@ CHAT_INSERT = re.compile(r'^INSERT INTO "VC Usage" \(([^)]*)\) VALUES (.*);$')
 DATA = re.compile(r'^(RESET ROLE; )?(INSERT|UPDATE|DELETE) ')
 CHAT_CHANGE = re.compile(r'^(RESET ROLE; )?(UPDATE|DELETE FROM) "VC Usage" (.*)$')
 # The partitions of "VC Usage" in schema variant partitioned, and the bound
-# between them (created_at literals of the generator compare as text).
-EARLY, LATER, BOUND = "crm_parts.vc_usage_early", "public.vc_usage_later", "2024-01-01 02:00:00+00"
+# between them.
+EARLY, LATER = "crm_parts.vc_usage_early", "public.vc_usage_later"
+BOUND = datetime.datetime(2024, 1, 1, 2, 0, tzinfo=datetime.timezone.utc)
 
 # The chat columns' types, for the casts of function_loop (others: text).
 TYPES = {"company_id": "uuid", "user_id": "uuid", "customer_id": "uuid", "interaction_number": "int4",
@@ -115,10 +117,22 @@ def chat_loop(cols, rows):
             "INSERT INTO \"VC Usage\" (%s) VALUES (%s); END LOOP; END $chats$;" % (values, cols, cols, casts)]
 
 
+def is_early(row, at):
+    """Whether the row's created_at (a timestamptz literal with its offset)
+    falls in the early partition; a row without one gets now(): later."""
+    if at is None or not isinstance(row[at], tuple):
+        return False
+    created = datetime.datetime.fromisoformat(row[at][1])
+    if created.tzinfo is None:
+        raise SystemExit("delivery.py: created_at without a time zone: " + row[at][1])
+    return created < BOUND
+
+
 def partition_insert(cols, rows):
-    at = [c.strip() for c in cols.split(",")].index("created_at") if "created_at" in cols else None
-    early = [r for r in rows if at is not None and isinstance(r[at], tuple) and r[at][1] < BOUND]
-    later = [r for r in rows if r not in early]
+    names = [c.strip() for c in cols.split(",")]
+    at = names.index("created_at") if "created_at" in names else None
+    early = [r for r in rows if is_early(r, at)]
+    later = [r for r in rows if not is_early(r, at)]
     return ["INSERT INTO %s (%s) VALUES %s;" % (table, cols, ", ".join(
                 "(" + ", ".join(sql_literal(v) for v in row) + ")" for row in part))
             for table, part in ((EARLY, early), (LATER, later)) if part]
