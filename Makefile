@@ -40,7 +40,8 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # scripts in src/sql/released/, add them to DATA, and retarget these lines.
 PREV_VERSION      = 0.4.0
 UPGRADE_FRAGMENTS =
-UPGRADE_FUNCTIONS = _set_trigger_enabled _partitions _trigger_args_are _create_native_trigger install uninstall verify_schema \
+UPGRADE_FUNCTIONS = missing_objects _set_trigger_enabled _partitions _trigger_args_are _left_partition_triggers _create_native_trigger \
+                    install uninstall verify_schema \
                     _relink_start _relink_batch
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql \

@@ -153,8 +153,10 @@ DROP TABLE shared.all_chats;
 -- customers triggers fire on the partitions; the audit rows still name the
 -- table 'customers' (the contract's table_name), as plpgsql's do.
 -- Detached, a partition keeps its triggers: verify_schema() lists them,
--- uninstall() drops them with the rest.
+-- uninstall() drops them with the rest; so for the partitions of a
+-- detached sub-partitioned partition, which are still partitions (of it).
 ALTER TABLE "VC Usage" DETACH PARTITION chats_recent;
+ALTER TABLE "VC Usage" DETACH PARTITION archive.chats_2023;
 SELECT object, status FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok' ORDER BY 1;
 SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
 -- uninstall() drops the partitions' triggers too.

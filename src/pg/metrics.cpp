@@ -101,7 +101,7 @@ enum FoldColumn {
     kFoldRemovedMax,
     kFoldAddedOnly,        // text[]: sessions in A and not in R
     kFoldRemovedOnly,      // text[]: sessions in R and not in A
-    kFoldAddedIds,         // int8[]: ids of the A rows that carry a session
+    kFoldAddedIds,         // id[]: ids of the A rows that carry a session (the id column's type)
     kFoldCompanies,        // uuid[]: company_id of the statement's rows
     kFoldPureAddition,     // bool: only A (the customer gains whole conversations)
     kFoldAddedSessions,    // int8: distinct sessions in A

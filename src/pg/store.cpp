@@ -181,6 +181,14 @@ uint64 invalidations = 1;
 void invalidate_relation(Datum, Oid) { invalidations++; }
 void invalidate_namespaces(Datum, int, uint32) { invalidations++; }
 
+void watch_invalidations() {
+    static bool watching = false;
+    if (watching) return;
+    CacheRegisterRelcacheCallback(invalidate_relation, (Datum)0);
+    CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_namespaces, (Datum)0);
+    watching = true;
+}
+
 // Whether the planned row type still matches rel's: what a plan over the
 // transition tables depends on (names, types, typmods, collations, dropped
 // columns), not defaults or NOT NULL.
@@ -204,8 +212,7 @@ PlanEntry* plan_entry(Relation rel, Statement statement, int size_class) {
         ctl.entrysize = sizeof(PlanEntry);
         ctl.hcxt = TopMemoryContext;
         plans = hash_create("crm_native plans", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-        CacheRegisterRelcacheCallback(invalidate_relation, (Datum)0);
-        CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_namespaces, (Datum)0);
+        watch_invalidations();
     }
     PlanKey key;
     std::memset(&key, 0, sizeof key);
@@ -326,6 +333,45 @@ Oid attached_ancestor(Relation rel, Oid function) {
     return attached;
 }
 
+// attached_ancestor(), kept until the next invalidation (ATTACH, DETACH,
+// CREATE or DROP TRIGGER all invalidate the relations they change): a
+// statement trigger on a partition runs it at every statement otherwise.
+struct PartitionHomeKey {
+    Oid rel;
+    Oid function;
+};
+struct PartitionHome {
+    PartitionHomeKey key;  // hash key
+    Oid home;
+    uint64 checked_at;
+};
+HTAB* partition_homes = nullptr;
+
+Oid attached_ancestor_cached(Relation rel, Oid function) {
+    if (partition_homes == nullptr) {
+        HASHCTL ctl;
+        std::memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(PartitionHomeKey);
+        ctl.entrysize = sizeof(PartitionHome);
+        ctl.hcxt = TopMemoryContext;
+        partition_homes = hash_create("crm_native partition homes", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        watch_invalidations();
+    }
+    PartitionHomeKey key;
+    std::memset(&key, 0, sizeof key);
+    key.rel = RelationGetRelid(rel);
+    key.function = function;
+    bool found;
+    PartitionHome* entry = static_cast<PartitionHome*>(hash_search(partition_homes, &key, HASH_ENTER, &found));
+    if (!found) entry->checked_at = 0;
+    if (entry->checked_at == invalidations) return entry->home;
+    uint64 checking_at = invalidations;
+    Oid home = attached_ancestor(rel, function);  // dynahash never moves an entry
+    entry->home = home;
+    entry->checked_at = checking_at;
+    return home;
+}
+
 // Records the home of the relation `data`'s trigger fired on.
 void note_home(const TriggerData* data) {
     Relation rel = data->tg_relation;
@@ -336,7 +382,7 @@ void note_home(const TriggerData* data) {
     if (trigger->tgisclone) {
         home = clone_origin(trigger->tgoid);
     } else if (on_partition(trigger)) {
-        Oid attached = attached_ancestor(rel, trigger->tgfoid);
+        Oid attached = attached_ancestor_cached(rel, trigger->tgfoid);
         if (OidIsValid(attached)) home = attached;
     }
     if (homes == nullptr) homes = oid_map("crm_native trigger homes");

@@ -163,7 +163,7 @@ namespace {
 // planner free to aggregate the customer's whole history instead).
 #define EXISTING(group)                                                                         \
     PINS("m=customer_id v=session_id t=company_id,customer_id")                                 \
-    "WITH f AS (" FOLD(group) "), ids AS (SELECT unnest(f.add_ids) AS id FROM f)"               \
+    "WITH f AS (" FOLD(group) "), ids AS (SELECT a.id FROM f, unnest(f.add_ids) a(id) WHERE a.id IS NOT NULL)"               \
     " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"            \
     "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"       \
     "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"                                 \

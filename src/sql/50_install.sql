@@ -70,6 +70,13 @@ AS $$
         LEFT JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name
                                 AND a.attnum > 0 AND NOT a.attisdropped
         WHERE a.attnum IS NULL OR NOT (a.atttypid::regtype = ANY (r.types))
+        UNION ALL
+        -- the chat id tells a chat from the others: never NULL
+        SELECT r.ordinal, format('column %I.%I must be NOT NULL (the chats'' primary key)', r.table_name, r.column_name)
+        FROM crm_native.required_column r
+        JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
+        JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE r.table_name = 'VC Usage' AND r.column_name = 'id' AND NOT a.attnotnull
     )
     SELECT coalesce(array_agg(problem ORDER BY ordinal, problem), '{}') FROM problems
 $$;
@@ -215,8 +222,30 @@ RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN on_partition THEN nargs = 1 AND args = convert_to('partition', 'UTF8') || '\x00'::bytea
+    SELECT CASE WHEN on_partition THEN nargs = 1 AND args = decode('706172746974696f6e00', 'hex')  -- 'partition\0'
                 ELSE nargs = 0 END
+$$;
+
+-- Triggers install() put on a partition (argument 'partition') that no
+-- longer sit below a table with the same trigger function attached without
+-- arguments: their table was detached (itself, or a partitioned ancestor of
+-- it) or is being detached CONCURRENTLY. They do nothing there (the C side
+-- applies the same rule), and they would keep DROP EXTENSION from working.
+-- In any schema: where they came from is no longer recorded anywhere.
+CREATE FUNCTION crm_native._left_partition_triggers()
+RETURNS TABLE (trigger_name name, rel regclass)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.tgname, t.tgrelid::regclass
+      FROM pg_trigger t
+      JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal
+       AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, true)
+       AND NOT EXISTS (SELECT FROM pg_partition_ancestors(t.tgrelid) a
+                         JOIN pg_trigger h ON h.tgrelid = a.relid
+                        WHERE a.relid <> t.tgrelid AND h.tgfoid = t.tgfoid AND h.tgnargs = 0)
+     ORDER BY 2::text, 1
 $$;
 
 CREATE FUNCTION crm_native.install(target_schema text DEFAULT 'public')
@@ -397,19 +426,9 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
     END LOOP;
-    -- 1b. Partition triggers left on tables that are no longer partitions
-    --     (DETACH keeps them; there they do nothing), in any schema: they
-    --     would keep DROP EXTENSION from working.
+    -- 1b. Partition triggers DETACH left behind, in any schema.
     FOR r IN
-        SELECT t.tgname, t.tgrelid::regclass AS rel
-          FROM pg_trigger t
-          JOIN pg_class c ON c.oid = t.tgrelid
-          JOIN pg_proc p ON p.oid = t.tgfoid
-         WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal
-           AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, true)
-           AND (NOT c.relispartition
-                OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhdetachpending))
-         ORDER BY 2, 1
+        SELECT l.trigger_name AS tgname, l.rel FROM crm_native._left_partition_triggers() l
     LOOP
         BEGIN
             EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);

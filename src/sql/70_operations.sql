@@ -317,7 +317,7 @@ BEGIN
       FROM pg_attribute a
      WHERE a.attrelid = format('%I.%I', target_schema, 'VC Usage')::regclass AND a.attname = 'id' AND NOT a.attisdropped;
     EXECUTE format('SELECT array_agg(s.id::text ORDER BY s.id) FROM (SELECT v.id FROM %I.%I v
-                     WHERE v.customer_id IS NULL %s ORDER BY v.id LIMIT $2) s',
+                     WHERE v.customer_id IS NULL AND v.id IS NOT NULL %s ORDER BY v.id LIMIT $2) s',
                    target_schema, 'VC Usage',
                    CASE WHEN p.last_id IS NOT NULL THEN format('AND v.id > $1::%s', id_type) ELSE '' END)
        INTO ids USING p.last_id, batch_size;

@@ -394,20 +394,13 @@ BEGIN
       FROM judged j
      ORDER BY j.table_name, j.trigger_name, j.part::text;
     RETURN QUERY
-    SELECT format('%s.%I', t.tgrelid::regclass, t.tgname),
+    SELECT format('%s.%I', l.rel, l.trigger_name),
            'trigger',
            'different',
-           format('%I on %s, a table that is no longer a partition (DETACH PARTITION keeps it): it does nothing there',
-                  t.tgname, t.tgrelid::regclass),
-           format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass)
-      FROM pg_trigger t
-      JOIN pg_class c ON c.oid = t.tgrelid
-      JOIN pg_proc p ON p.oid = t.tgfoid
-     WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal
-       AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, true)
-       AND (NOT c.relispartition
-            OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid AND i.inhdetachpending))
-     ORDER BY 1;
+           format('%I on %s, no longer below the table install() attached it for (DETACH PARTITION keeps it; '
+                  'any schema): it does nothing there', l.trigger_name, l.rel),
+           format('DROP TRIGGER %I ON %s', l.trigger_name, l.rel)
+      FROM crm_native._left_partition_triggers() l;
 
     -- 3. What the native triggers rely on: indexes, then columns and types.
     RETURN QUERY

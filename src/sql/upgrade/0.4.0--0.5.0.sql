@@ -24,5 +24,6 @@ UPDATE crm_native.native_trigger
 DROP FUNCTION crm_native._set_trigger_enabled(text, text, text, "char");
 
 -- The chat id may be any of the usual key types (bigint, integer, uuid,
--- text): relink_chats carries the last id it looked at as text.
+-- text, varchar; NOT NULL): relink_chats carries the last id it looked at
+-- as text.
 ALTER TYPE crm_native.relink_progress ALTER ATTRIBUTE last_id TYPE text;
