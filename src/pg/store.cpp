@@ -204,14 +204,19 @@ bool same_row_type(TupleDesc planned, TupleDesc current) {
     return true;
 }
 
+// A hash table for the backend's life (keys compared as bytes).
+HTAB* backend_map(const char* name, Size keysize, Size entrysize, long size) {
+    HASHCTL ctl;
+    std::memset(&ctl, 0, sizeof ctl);
+    ctl.keysize = keysize;
+    ctl.entrysize = entrysize;
+    ctl.hcxt = TopMemoryContext;
+    return hash_create(name, size, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 PlanEntry* plan_entry(Relation rel, Statement statement, int size_class) {
     if (plans == nullptr) {
-        HASHCTL ctl;
-        std::memset(&ctl, 0, sizeof ctl);
-        ctl.keysize = sizeof(PlanKey);
-        ctl.entrysize = sizeof(PlanEntry);
-        ctl.hcxt = TopMemoryContext;
-        plans = hash_create("crm_native plans", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        plans = backend_map("crm_native plans", sizeof(PlanKey), sizeof(PlanEntry), 64);
         watch_invalidations();
     }
     PlanKey key;
@@ -260,14 +265,7 @@ struct OidToOid {
 HTAB* homes = nullptr;          // partition -> its home, for partitions only
 HTAB* clone_origins = nullptr;  // trigger OID -> the table of the trigger it was cloned from
 
-HTAB* oid_map(const char* name) {
-    HASHCTL ctl;
-    std::memset(&ctl, 0, sizeof ctl);
-    ctl.keysize = sizeof(Oid);
-    ctl.entrysize = sizeof(OidToOid);
-    ctl.hcxt = TopMemoryContext;
-    return hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
+HTAB* oid_map(const char* name) { return backend_map(name, sizeof(Oid), sizeof(OidToOid), 16); }
 
 // The table of the trigger that `trigger` was cloned from, following
 // pg_trigger.tgparentid to the top (a clone of a clone on a sub-partition).
@@ -349,12 +347,7 @@ HTAB* partition_homes = nullptr;
 
 Oid attached_ancestor_cached(Relation rel, Oid function) {
     if (partition_homes == nullptr) {
-        HASHCTL ctl;
-        std::memset(&ctl, 0, sizeof ctl);
-        ctl.keysize = sizeof(PartitionHomeKey);
-        ctl.entrysize = sizeof(PartitionHome);
-        ctl.hcxt = TopMemoryContext;
-        partition_homes = hash_create("crm_native partition homes", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+        partition_homes = backend_map("crm_native partition homes", sizeof(PartitionHomeKey), sizeof(PartitionHome), 16);
         watch_invalidations();
     }
     PartitionHomeKey key;
