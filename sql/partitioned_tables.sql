@@ -71,10 +71,14 @@ CREATE SCHEMA shared;
 CREATE TABLE shared.all_chats (LIKE "VC Usage") PARTITION BY LIST (company_id);
 ALTER TABLE shared.all_chats ATTACH PARTITION "VC Usage" FOR VALUES IN ('11111111-1111-1111-1111-111111111111');
 -- and a sub-partitioned partition in schema archive: its leaf's triggers
--- are clones of clones (pg_trigger.tgparentid followed twice)
+-- are clones of clones (pg_trigger.tgparentid followed twice). Made with
+-- crm_native.attach_partition_triggers off, as under 0.5.0: the event
+-- trigger that puts the metrics triggers on new partitions does nothing.
+SET crm_native.attach_partition_triggers = off;
 CREATE TABLE archive.chats_2023 PARTITION OF "VC Usage" FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')
     PARTITION BY RANGE (created_at);
 CREATE TABLE archive.chats_2023_rest PARTITION OF archive.chats_2023 DEFAULT;
+RESET crm_native.attach_partition_triggers;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id, created_at)
   VALUES ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2026-09-01'),
          ('11111111-1111-1111-1111-111111111111', 'cy@example.com', 's9', '2024-09-01'),
@@ -83,8 +87,9 @@ SELECT c.customer_email, m.total_conversations, m.total_sessions
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
 -- A statement fires the statement triggers of the table it names only, so
 -- install() also puts the metrics triggers on each partition (with the
--- argument 'partition'). archive.chats_2023 came after install(): until
--- install() runs again, verify_schema() reports its triggers missing.
+-- argument 'partition'). archive.chats_2023 came after install() and
+-- without the event trigger: until install() runs again, verify_schema()
+-- reports its triggers missing.
 SELECT object, status FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok' ORDER BY 1;
 SELECT count(*) > 0 AS installed FROM crm_native.install();
 SELECT count(*) AS trigger_problems FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
@@ -110,6 +115,71 @@ SELECT count(*) AS linked FROM "VC Usage" v JOIN customers c ON c.id = v.custome
 SELECT c.customer_email, m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at::date
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'cy@example.com';
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- A partition created or attached after install() gets them at once, from
+-- the event trigger crm_native_partition_triggers (PostgreSQL clones only
+-- row triggers onto it): CREATE TABLE ... PARTITION OF, ATTACH PARTITION,
+-- and a partition of a sub-partitioned partition made after it.
+CREATE TABLE archive.chats_2022 PARTITION OF "VC Usage" FOR VALUES FROM ('2022-01-01') TO ('2023-01-01');
+CREATE TABLE archive.chats_2021 (LIKE "VC Usage" INCLUDING DEFAULTS);
+ALTER TABLE "VC Usage" ATTACH PARTITION archive.chats_2021 FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+CREATE TABLE archive.chats_2020 PARTITION OF "VC Usage" FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')
+    PARTITION BY RANGE (created_at);
+CREATE TABLE archive.chats_2020_h1 PARTITION OF archive.chats_2020 FOR VALUES FROM ('2020-01-01') TO ('2020-07-01');
+SELECT t.tgrelid::regclass AS partition, count(*) AS metrics_triggers,
+       bool_and(pg_get_triggerdef(t.oid) LIKE '%(''partition'')') AS with_argument
+  FROM pg_trigger t
+ WHERE t.tgfoid IN ('crm_native.metrics_insert'::regproc, 'crm_native.metrics_update'::regproc, 'crm_native.metrics_delete'::regproc)
+   AND t.tgrelid::regclass::text LIKE 'archive.chats_202%'
+ GROUP BY 1 ORDER BY 1::text;
+SELECT count(*) AS trigger_problems FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
+INSERT INTO archive.chats_2022 (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'dz@example.com', 's20', '2022-03-01');
+INSERT INTO archive.chats_2021 (company_id, customer_email, session_id, created_at)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'dz@example.com', 's21', '2021-03-01');
+INSERT INTO archive.chats_2020 (company_id, customer_email, session_id, created_at, view_count)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'dz@example.com', 's22', '2020-03-01', 5);
+UPDATE archive.chats_2020_h1 SET view_count = 6 WHERE session_id = 's22';
+DELETE FROM archive.chats_2021 WHERE session_id = 's21';
+SELECT c.customer_email, m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at::date
+  FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'dz@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- A new partition takes the enabled state of the trigger on "VC Usage".
+ALTER TABLE "VC Usage" DISABLE TRIGGER trg_vc_usage_metrics_refresh_ins;
+CREATE TABLE archive.chats_2019 PARTITION OF "VC Usage" FOR VALUES FROM ('2019-01-01') TO ('2020-01-01');
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'archive.chats_2019'::regclass AND NOT tgisinternal
+   AND tgname LIKE 'trg_vc_usage_metrics%' ORDER BY 1;
+ALTER TABLE "VC Usage" ENABLE TRIGGER trg_vc_usage_metrics_refresh_ins;
+ALTER TABLE archive.chats_2019 ENABLE TRIGGER trg_vc_usage_metrics_refresh_ins;
+-- Also when the table's owner, who makes the partition, has no USAGE on
+-- schema crm_native (the event trigger runs as the extension's owner).
+CREATE ROLE crm_parts_owner;
+GRANT CREATE ON SCHEMA archive TO crm_parts_owner;
+ALTER TABLE "VC Usage" OWNER TO crm_parts_owner;
+SET ROLE crm_parts_owner;
+SELECT has_schema_privilege('crm_native', 'USAGE') AS owner_uses_crm_native;
+CREATE TABLE archive.chats_2017 PARTITION OF "VC Usage" FOR VALUES FROM ('2017-01-01') TO ('2018-01-01');
+RESET ROLE;
+SELECT count(*) AS metrics_triggers FROM pg_trigger
+ WHERE tgrelid = 'archive.chats_2017'::regclass AND tgname LIKE 'trg_vc_usage_metrics%';
+ALTER TABLE "VC Usage" OWNER TO CURRENT_USER;
+DROP TABLE archive.chats_2017;
+REVOKE CREATE ON SCHEMA archive FROM crm_parts_owner;
+DROP ROLE crm_parts_owner;
+-- When it cannot (here: the new partition has a trigger of that name that
+-- crm_native does not own), the ATTACH still succeeds, with a warning;
+-- verify_schema() reports the partition until install() can do it.
+CREATE TABLE archive.chats_2018 (LIKE "VC Usage" INCLUDING DEFAULTS);
+CREATE FUNCTION app_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER trg_vc_usage_metrics_refresh_ins AFTER INSERT ON archive.chats_2018
+    FOR EACH STATEMENT EXECUTE FUNCTION app_noop();
+ALTER TABLE "VC Usage" ATTACH PARTITION archive.chats_2018 FOR VALUES FROM ('2018-01-01') TO ('2019-01-01');
+SELECT count(*) AS attached FROM pg_inherits WHERE inhrelid = 'archive.chats_2018'::regclass;
+SELECT object, status FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok' ORDER BY 1;
+DROP TRIGGER trg_vc_usage_metrics_refresh_ins ON archive.chats_2018;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT count(*) AS trigger_problems FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
+DROP TABLE archive.chats_2022, archive.chats_2021, archive.chats_2020, archive.chats_2019, archive.chats_2018;
+SELECT crm_native.rebuild_metrics() IS NOT NULL AS rebuilt;  -- dz's chats left with their tables
 -- A detached partition keeps those triggers (DETACH drops only the cloned
 -- row triggers); there they do nothing: its rows are no chats of the CRM.
 -- Attached again, it is counted again.
@@ -159,10 +229,13 @@ ALTER TABLE "VC Usage" DETACH PARTITION chats_recent;
 ALTER TABLE "VC Usage" DETACH PARTITION archive.chats_2023;
 SELECT object, status FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok' ORDER BY 1;
 SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
--- uninstall() drops the partitions' triggers too.
+-- uninstall() drops the partitions' triggers too; and with no native
+-- trigger on "VC Usage", a partition attached now gets none.
 SELECT count(*) AS native_triggers_left FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
  WHERE p.pronamespace = 'crm_native'::regnamespace;
 ALTER TABLE "VC Usage" ATTACH PARTITION chats_recent DEFAULT;
+SELECT count(*) AS native_triggers_left FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE p.pronamespace = 'crm_native'::regnamespace;
 TRUNCATE customers, "VC Usage", customer_audit_log, customer_matching_keys, customer_events, customer_metrics CASCADE;
 ALTER TABLE customers RENAME TO customers_flat;
 CREATE TABLE customers (LIKE customers_flat INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY HASH (id);

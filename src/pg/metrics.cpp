@@ -10,7 +10,9 @@
 // install() also attaches the first three to each partition of a partitioned
 // "VC Usage", with the argument 'partition' (store::kOnPartitions): a chat
 // written straight into a partition is counted like one routed through
-// "VC Usage", and exactly once. Not TRUNCATE: a TRUNCATE of "VC Usage" fires
+// "VC Usage", and exactly once. A partition created or attached later gets
+// them from the event trigger crm_native_partition_triggers (50_install.sql),
+// unless crm_native.attach_partition_triggers (defined here) is off. Not TRUNCATE: a TRUNCATE of "VC Usage" fires
 // the TRUNCATE triggers of every partition too.
 //
 // Per statement: one SPI query folds the transition table(s) into one delta
@@ -56,6 +58,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/queryenvironment.h"
@@ -71,6 +74,7 @@ extern "C" {
 #include "pg/customer_sync.hpp"
 #include "pg/retired_plans.hpp"
 #include "pg/guard.hpp"
+#include "pg/module.hpp"
 #include "pg/store.hpp"
 #include "pg/trigger_stats.hpp"  // trigger_stats
 
@@ -699,6 +703,23 @@ Datum metrics_truncate(FunctionCallInfo fcinfo) {
 }
 
 }  // namespace
+
+namespace crm::pg {
+
+void define_metrics_gucs() {
+    // Only SQL reads it (crm_native._partition_ddl_end()); defined here so
+    // that SHOW and pg_settings know it once the library is loaded.
+    static bool attach_partition_triggers = true;
+    DefineCustomBoolVariable(
+        "crm_native.attach_partition_triggers",
+        "Put the metrics triggers on partitions of \"VC Usage\" created or attached after install().",
+        "Read by the event trigger crm_native_partition_triggers at the end of CREATE TABLE and ALTER TABLE. "
+        "Off: new partitions lack them until install() runs again (verify_schema() reports them), and "
+        "chats written straight into those partitions are not counted in customer_metrics.",
+        &attach_partition_triggers, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+}
+
+}  // namespace crm::pg
 
 extern "C" {
 

@@ -43,6 +43,7 @@ void _PG_init(void) {
     // (each feature adds its call here)
     crm::pg::define_normalization_gucs();
     crm::pg::define_customer_sync_gucs();
+    crm::pg::define_metrics_gucs();
     crm::pg::trigger_stats::define();
     crm::pg::index_pins::install();
 }

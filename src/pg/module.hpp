@@ -9,5 +9,7 @@ namespace crm::pg {
 void define_normalization_gucs();
 // Customer sync (src/pg/customer_sync.cpp): crm_native.sync_key_lock_limit.
 void define_customer_sync_gucs();
+// Metrics (src/pg/metrics.cpp): crm_native.attach_partition_triggers.
+void define_metrics_gucs();
 
 }  // namespace crm::pg

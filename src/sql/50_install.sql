@@ -248,10 +248,37 @@ AS $$
      ORDER BY 2::text, 1
 $$;
 
+-- Puts the registered trigger nt (on_partitions) on every partition of
+-- target_schema's nt.table_name that lacks it, in the enabled state of the
+-- one on that table. install() and the event trigger below call it.
+CREATE FUNCTION crm_native._add_partition_triggers(target_schema text, nt crm_native.native_trigger)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET crm_native.attach_partition_triggers = off  -- its own ALTER TABLEs
+AS $$
+DECLARE
+    home_enabled "char";
+    part regclass;
+BEGIN
+    SELECT t.tgenabled INTO home_enabled
+      FROM pg_trigger t
+     WHERE t.tgrelid = format('%I.%I', target_schema, nt.table_name)::regclass
+       AND t.tgname = nt.trigger_name AND NOT t.tgisinternal;
+    FOR part IN SELECT p FROM crm_native._partitions(target_schema, nt.table_name) p
+    LOOP
+        IF crm_native._create_native_trigger(nt, part, true) THEN
+            PERFORM crm_native._set_trigger_enabled(part, nt.trigger_name, home_enabled);
+        END IF;
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION crm_native.install(target_schema text DEFAULT 'public')
 RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET crm_native.attach_partition_triggers = off  -- it places the triggers itself
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -262,8 +289,6 @@ DECLARE
     app record;
     rel regclass;
     registered crm_native.native_trigger;
-    part regclass;
-    home_enabled "char";
 BEGIN
     PERFORM crm_native._require_schema('crm_native.install', target_schema);
     missing := crm_native.missing_objects(target_schema);
@@ -324,15 +349,9 @@ BEGIN
                FROM crm_native.replaced_trigger rt
               WHERE rt.schema_name = target_schema AND rt.table_name = registered.table_name AND rt.trigger_name = registered.replaces;
         END IF;
-        CONTINUE WHEN NOT registered.on_partitions;
-        SELECT t.tgenabled INTO home_enabled
-          FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = registered.trigger_name AND NOT t.tgisinternal;
-        FOR part IN SELECT p FROM crm_native._partitions(target_schema, registered.table_name) p
-        LOOP
-            IF crm_native._create_native_trigger(registered, part, true) THEN
-                PERFORM crm_native._set_trigger_enabled(part, registered.trigger_name, home_enabled);
-            END IF;
-        END LOOP;
+        IF registered.on_partitions THEN
+            PERFORM crm_native._add_partition_triggers(target_schema, registered);
+        END IF;
     END LOOP;
 
     -- 3. A trigger under another name that still calls one of the application's
@@ -370,6 +389,7 @@ CREATE FUNCTION crm_native.uninstall(target_schema text DEFAULT 'public')
 RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET crm_native.attach_partition_triggers = off  -- it places the triggers itself
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -77,7 +77,7 @@ SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'crm_native'::regna
 -- install() and friends pin their own search_path
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'crm_native'::regnamespace
             AND proname IN ('install', 'uninstall', 'status')
-            AND proconfig = '{"search_path=pg_catalog, pg_temp"}'), 3::bigint,
+            AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig)), 3::bigint,
           'install(), uninstall(), status() pin search_path = pg_catalog, pg_temp');
 SET LOCAL search_path = evil, public;
 SELECT is((SELECT count(*) FROM crm_native.status() WHERE implementation = 'native'),

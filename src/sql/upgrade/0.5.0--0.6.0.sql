@@ -1,0 +1,12 @@
+-- crm_native 0.5.0 -> 0.6.0 (CHANGELOG.md). The Makefile appends the SQL
+-- fragments that are new in 0.6.0 and the functions 0.6.0 changed to this
+-- file to make crm_native--0.5.0--0.6.0.sql; test/run.d/upgrade.sh proves
+-- that an updated 0.5.0 has exactly the objects of a fresh 0.6.0.
+\echo Use "ALTER EXTENSION crm_native UPDATE TO '0.6.0'" to load this file. \quit
+
+-- 0.6.0 gives a partition of "VC Usage" created or attached after install()
+-- the metrics triggers at once, from the event trigger of
+-- 55_partition_triggers.sql; install() and that event trigger share
+-- _add_partition_triggers(). Nothing changes for a schema installed under
+-- 0.5.0: its partitions already have the triggers (or verify_schema() lists
+-- them, and install() adds them, as before).
