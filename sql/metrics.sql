@@ -103,18 +103,73 @@ TRUNCATE "VC Usage";
 SELECT count(*) AS metrics_rows FROM customer_metrics;
 
 -- 2. A hostile search_path cannot redirect the trigger's reads or writes:
--- look-alike tables, and an "=" on uuid that fails if anything resolves it.
+-- look-alike tables, and operators, functions, an aggregate and a type that
+-- fail if anything resolves them. The trigger functions do not pin
+-- search_path (see 2b): every name in their statements is qualified. The
+-- plans kept from part 1 are analyzed again under this search_path.
 CREATE SCHEMA evil;
 CREATE TABLE evil.customer_metrics (LIKE public.customer_metrics);
 CREATE TABLE evil."VC Usage" (LIKE public."VC Usage");
 CREATE FUNCTION evil.trap(uuid, uuid) RETURNS boolean LANGUAGE plpgsql
     AS $$ BEGIN RAISE EXCEPTION 'evil operator called'; END $$;
 CREATE OPERATOR evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = evil.trap);
+CREATE FUNCTION evil.trap_text(text, text) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil text operator called'; END $$;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.trap_text);
+CREATE OPERATOR evil.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.trap_text);
+CREATE FUNCTION evil.trap_minus(int8, int8) RETURNS int8 LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil minus called'; END $$;
+CREATE OPERATOR evil.- (LEFTARG = int8, RIGHTARG = int8, FUNCTION = evil.trap_minus);
+CREATE FUNCTION evil.trap_negate(int8) RETURNS int8 LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil negation called'; END $$;
+CREATE OPERATOR evil.- (RIGHTARG = int8, FUNCTION = evil.trap_negate);
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil now() called'; END $$;
+CREATE FUNCTION evil.unnest(anyarray) RETURNS SETOF anyelement LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil unnest() called'; END $$;
+CREATE FUNCTION evil.trap_count(int8) RETURNS int8 LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil count(*) called'; END $$;
+CREATE AGGREGATE evil.count(*) (SFUNC = evil.trap_count, STYPE = int8, INITCOND = '0');
+CREATE DOMAIN evil.int8 AS text CHECK (VALUE = 'evil');
 SET search_path = evil, pg_catalog, public;
 SELECT public.chat(3, 'e1', 1, '2024-03-01');
-DELETE FROM public."VC Usage" WHERE session_id = 'never';
+INSERT INTO public."VC Usage" (company_id, customer_id, session_id, view_count, created_at)
+SELECT company_id, id, 'e2', 2, '2024-03-02' FROM pg_temp.cust WHERE idx OPERATOR(pg_catalog.<) 3;
+UPDATE public."VC Usage" SET view_count = 5, session_id = 'e3'
+ WHERE session_id OPERATOR(pg_catalog.=) 'e2' AND customer_id OPERATOR(pg_catalog.=) (SELECT id FROM pg_temp.cust WHERE idx = 1);
+DELETE FROM public."VC Usage" WHERE session_id OPERATOR(pg_catalog.=) ANY ('{e2,e3}');
+DELETE FROM public."VC Usage" WHERE session_id OPERATOR(pg_catalog.=) 'never';
 RESET search_path;
 SELECT (SELECT count(*) FROM evil.customer_metrics) AS evil_rows, (SELECT count(*) FROM public.customer_metrics) AS public_rows;
+SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
+
+-- 2b. The triggers run with the session's search_path and scan settings,
+-- as the plpgsql refresh did: an application's trigger on customer_metrics
+-- that names its table without a schema works, and sees enable_seqscan as
+-- the session has it (the triggers plan their own statements with it off).
+CREATE SCHEMA app;
+CREATE TABLE app.metrics_history (customer_id uuid, total_conversations bigint, seqscan text, path text);
+CREATE FUNCTION app.log_metrics() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO metrics_history
+    VALUES (NEW.customer_id, NEW.total_conversations, current_setting('enable_seqscan'), current_setting('search_path'));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER customer_metrics_history AFTER INSERT OR UPDATE ON customer_metrics
+    FOR EACH ROW EXECUTE FUNCTION app.log_metrics();
+SET search_path = app, public;
+SELECT public.chat(4, 'h1', 1, '2024-04-01');
+SELECT public.chat(16, 'h1', 1, '2024-04-01');
+INSERT INTO public."VC Usage" (company_id, customer_id, session_id, view_count, created_at)
+SELECT company_id, id, 'h2', 1, '2024-04-02' FROM pg_temp.cust WHERE idx IN (4, 5);
+UPDATE public."VC Usage" SET view_count = 2 WHERE session_id = 'h2';
+RESET search_path;
+SELECT count(*) AS history_rows, count(DISTINCT customer_id) AS customers,
+       bool_and(seqscan = 'on') AS session_seqscan, bool_and(path = 'app, public') AS session_search_path
+  FROM app.metrics_history;
+DROP TRIGGER customer_metrics_history ON customer_metrics;
+DROP SCHEMA app CASCADE;
+DELETE FROM "VC Usage" WHERE session_id IN ('h1', 'h2');
 SELECT count(*) AS mismatches FROM crm_native.verify_metrics();
 
 -- 3. verify_metrics reports what differs; rebuild_metrics repairs it.

@@ -12,6 +12,7 @@ extern "C" {
 #include "optimizer/plancat.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 }
 #pragma GCC diagnostic pop
@@ -35,6 +36,7 @@ struct Pin {
 };
 
 struct Pins {
+    bool no_seqscan;  // planned with enable_seqscan and enable_bitmapscan off
     int count;
     Pin pin[kMaxPins];
 };
@@ -65,12 +67,15 @@ const char* read_name(const char* p, char* out) {
     return p + n;
 }
 
-// Reads "/* crm_native pins: alias=col[,col...] ... */" at the start of the
-// text. False (no pins: the planner decides alone) for any other text, and
-// for a comment it cannot read whole.
+// Reads "/* crm_native pins: [no_seqscan] alias=col[,col...] ... */" at the
+// start of the text. False (no pins: the planner decides alone) for any
+// other text, and for a comment it cannot read whole.
 bool parse(const char* text, Pins* pins) {
     if (text == nullptr || std::strncmp(text, kPrefix, sizeof kPrefix - 1) != 0) return false;
     const char* p = text + sizeof kPrefix - 1;
+    constexpr char kNoSeqscan[] = "no_seqscan ";
+    pins->no_seqscan = std::strncmp(p, kNoSeqscan, sizeof kNoSeqscan - 1) == 0;
+    if (pins->no_seqscan) p += sizeof kNoSeqscan - 1;
     pins->count = 0;
     for (;;) {
         while (*p == ' ') ++p;
@@ -93,6 +98,16 @@ PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cur
     Pins pins;
     const Pins* outer = active;
     active = parse(query_string, &pins) ? &pins : nullptr;
+    // no_seqscan: for the planning of this statement only, never while it
+    // runs (an application's trigger or policy it fires plans as it always
+    // does). An error unwinds the setting with the (sub)transaction.
+    int guc_level = -1;
+    if (active != nullptr && pins.no_seqscan) {
+        guc_level = NewGUCNestLevel();
+        (void)set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+        (void)set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                                false);
+    }
     PlannedStmt* volatile result = nullptr;
     PG_TRY();
     {
@@ -105,6 +120,7 @@ PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cur
         active = outer;
     }
     PG_END_TRY();
+    if (guc_level >= 0) AtEOXact_GUC(true, guc_level);
     return result;
 }
 

@@ -17,7 +17,12 @@
 // whose first key column is id; under k, only those whose first key column is
 // company_id and whose key columns include key_type and normalized_value. A
 // scan with no such index keeps every index (the application's schema
-// decides, as before). The planner hook reads the comment of the statement
+// decides, as before). A list that starts with no_seqscan also plans the
+// statement with enable_seqscan and enable_bitmapscan off (the metrics
+// statements: while planning, not while running, so no trigger or policy the
+// statement fires sees the settings; only a query planned during ours, such
+// as one a function runs while the planner folds constants, would). The
+// planner hook reads the comment of the statement
 // being planned (a replan of a kept plan too); every other statement, and any
 // query planned while ours is planned (a function's body), is untouched.
 //

@@ -79,69 +79,91 @@ namespace {
         "$6) IS TRUE AND (NOT $8 OR c.merged_into_customer_id IS NULL) IS TRUE"
 
 // --- metrics (docs/metrics.md) ---------------------------------------------
+//
+// The metrics triggers run with the caller's search_path, like the others
+// (an application's trigger on customer_metrics, or a row-level security
+// policy, sees the search_path it always saw), so every function, operator
+// and type below is named with pg_catalog. M_PINS adds no_seqscan: planned
+// with enable_seqscan and enable_bitmapscan off (index_pins.hpp), so that a
+// plan made while "VC Usage" or customer_metrics was empty keeps probing the
+// indexes once they are large.
+#define M_PINS(pins) "/* crm_native pins: no_seqscan " pins " */ "
+#define NE " OPERATOR(pg_catalog.<>) "
+#define LE " OPERATOR(pg_catalog.<=) "
+#define GE " OPERATOR(pg_catalog.>=) "
+#define MINUS " OPERATOR(pg_catalog.-) "
+#define INT8 "pg_catalog.int8"
+#define TSTZ "pg_catalog.timestamptz"
+#define COUNT_ALL "pg_catalog.count(*)"
 
 // The fold: the transition table(s) grouped by customer. Each variant yields
 // the same named columns (metrics.cpp FoldColumn order after the wrapper).
-#define GROUP_INSERT                                                                           \
-    "SELECT n.customer_id, count(*)::int8 AS dn, coalesce(sum(n.view_count), 0)::int8 AS dv,"  \
-    " min(n.created_at) AS add_min, max(n.created_at) AS add_max,"                             \
-    " NULL::timestamptz AS rem_min, NULL::timestamptz AS rem_max,"                             \
-    " array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"      \
-    " NULL::text[] AS rem_s,"                                                                  \
-    " array_agg(n.id) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"               \
-    " array_agg(DISTINCT n.company_id) AS companies, true AS pure"                             \
+#define GROUP_INSERT                                                                                      \
+    "SELECT n.customer_id, " COUNT_ALL "::" INT8 " AS dn,"                                               \
+    " coalesce(pg_catalog.sum(n.view_count), 0)::" INT8 " AS dv,"                                         \
+    " pg_catalog.min(n.created_at) AS add_min, pg_catalog.max(n.created_at) AS add_max,"                  \
+    " NULL::" TSTZ " AS rem_min, NULL::" TSTZ " AS rem_max,"                                              \
+    " pg_catalog.array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"      \
+    " NULL::pg_catalog.text[] AS rem_s,"                                                                  \
+    " pg_catalog.array_agg(n.id) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"                     \
+    " pg_catalog.array_agg(DISTINCT n.company_id) AS companies, true AS pure"                             \
     " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id"
-#define GROUP_DELETE                                                                           \
-    "SELECT o.customer_id, -count(*)::int8 AS dn, -coalesce(sum(o.view_count), 0)::int8 AS dv," \
-    " NULL::timestamptz AS add_min, NULL::timestamptz AS add_max,"                             \
-    " min(o.created_at) AS rem_min, max(o.created_at) AS rem_max,"                             \
-    " NULL::text[] AS add_s,"                                                                  \
-    " array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"      \
-    " (array_agg(o.id) FILTER (WHERE false)) AS add_ids,"  /* NULL, of the id's type */         \
-    " array_agg(DISTINCT o.company_id) AS companies, false AS pure"                            \
+#define GROUP_DELETE                                                                                      \
+    "SELECT o.customer_id, (" MINUS COUNT_ALL ")::" INT8 " AS dn,"                                       \
+    " (" MINUS "coalesce(pg_catalog.sum(o.view_count), 0))::" INT8 " AS dv,"                              \
+    " NULL::" TSTZ " AS add_min, NULL::" TSTZ " AS add_max,"                                              \
+    " pg_catalog.min(o.created_at) AS rem_min, pg_catalog.max(o.created_at) AS rem_max,"                  \
+    " NULL::pg_catalog.text[] AS add_s,"                                                                  \
+    " pg_catalog.array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"      \
+    " (pg_catalog.array_agg(o.id) FILTER (WHERE false)) AS add_ids," /* NULL, of the id's type */         \
+    " pg_catalog.array_agg(DISTINCT o.company_id) AS companies, false AS pure"                            \
     " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id"
 // Old and new versions are paired by id. A conversation that stays with its
 // customer contributes only the attributes that changed (so an UPDATE of
 // view_count probes nothing, and one of user_message touches nothing); one
 // that moves is a removal from the old customer and an addition to the new
 // one. Unpaired rows (the UPDATE changed id) are plain removal/addition.
-#define GROUP_UPDATE                                                                              \
-    "WITH p AS ("                                                                                 \
-    "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"                      \
-    "         o.view_count AS ov, o.created_at AS ot,"                                            \
-    "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"                      \
-    "         n.view_count AS nv, n.created_at AS nt, n.id AS nid"                          \
-    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id = o.id),"                     \
-    " ch AS ("                                                                                    \
-    "  SELECT nc AS customer_id, nco AS company_id, 0::int8 AS dn,"                               \
-    "         coalesce(nv, 0)::int8 - coalesce(ov, 0)::int8 AS dv,"                               \
-    "         CASE WHEN nt IS DISTINCT FROM ot THEN nt END AS add_ts,"                            \
-    "         CASE WHEN nt IS DISTINCT FROM ot THEN ot END AS rem_ts,"                            \
-    "         CASE WHEN ns IS DISTINCT FROM os THEN ns END AS add_sess,"                          \
-    "         CASE WHEN ns IS DISTINCT FROM os THEN os END AS rem_sess,"                          \
-    "         CASE WHEN ns IS DISTINCT FROM os THEN nid END AS add_id,"                           \
-    "         (nv IS DISTINCT FROM ov OR nt IS DISTINCT FROM ot OR ns IS DISTINCT FROM os) AS changed" \
-    "    FROM p WHERE oc = nc"                                                                    \
-    "  UNION ALL"                                                                                 \
-    "  SELECT oc, oco, -1, -coalesce(ov, 0)::int8, NULL, ot, NULL, os, NULL, true"                \
-    "    FROM p WHERE oc IS NOT NULL AND oc IS DISTINCT FROM nc"                                  \
-    "  UNION ALL"                                                                                 \
-    "  SELECT nc, nco, 1, coalesce(nv, 0)::int8, nt, NULL, ns, NULL, nid, true"                   \
-    "    FROM p WHERE nc IS NOT NULL AND nc IS DISTINCT FROM oc)"                                 \
-    " SELECT customer_id, sum(dn)::int8 AS dn, sum(dv)::int8 AS dv,"                              \
-    "  min(add_ts) AS add_min, max(add_ts) AS add_max, min(rem_ts) AS rem_min, max(rem_ts) AS rem_max," \
-    "  array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL) AS add_s,"                \
-    "  array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL) AS rem_s,"                \
-    "  array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL) AS add_ids,"                         \
-    "  array_agg(DISTINCT company_id) AS companies, bool_and(dn = 1) AS pure"                     \
+// "Changed" (DIFFERS) is IS DISTINCT FROM spelled with the pg_catalog
+// operators: IS DISTINCT FROM would look "=" up in the search_path.
+#define DIFFERS(a, b) "((((" a ") IS NULL)" NE "((" b ") IS NULL)) OR ((" a ")" EQ "(" b ")) IS FALSE)"
+#define GROUP_UPDATE                                                                                      \
+    "WITH p AS ("                                                                                         \
+    "  SELECT o.customer_id AS oc, o.company_id AS oco, o.session_id AS os,"                              \
+    "         o.view_count AS ov, o.created_at AS ot,"                                                    \
+    "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"                              \
+    "         n.view_count AS nv, n.created_at AS nt, n.id AS nid"                                        \
+    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id" EQ "o.id),"                          \
+    " ch AS ("                                                                                            \
+    "  SELECT nc AS customer_id, nco AS company_id, 0::" INT8 " AS dn,"                                   \
+    "         coalesce(nv, 0)::" INT8 MINUS "coalesce(ov, 0)::" INT8 " AS dv,"                            \
+    "         CASE WHEN " DIFFERS("nt", "ot") " THEN nt END AS add_ts,"                                   \
+    "         CASE WHEN " DIFFERS("nt", "ot") " THEN ot END AS rem_ts,"                                   \
+    "         CASE WHEN " DIFFERS("ns", "os") " THEN ns END AS add_sess,"                                 \
+    "         CASE WHEN " DIFFERS("ns", "os") " THEN os END AS rem_sess,"                                 \
+    "         CASE WHEN " DIFFERS("ns", "os") " THEN nid END AS add_id,"                                  \
+    "         (" DIFFERS("nv", "ov") " OR " DIFFERS("nt", "ot") " OR " DIFFERS("ns", "os") ") AS changed" \
+    "    FROM p WHERE oc" EQ "nc"                                                                         \
+    "  UNION ALL"                                                                                         \
+    "  SELECT oc, oco, -1, (" MINUS "coalesce(ov, 0))::" INT8 ", NULL, ot, NULL, os, NULL, true"          \
+    "    FROM p WHERE oc IS NOT NULL AND " DIFFERS("oc", "nc")                                            \
+    "  UNION ALL"                                                                                         \
+    "  SELECT nc, nco, 1, coalesce(nv, 0)::" INT8 ", nt, NULL, ns, NULL, nid, true"                       \
+    "    FROM p WHERE nc IS NOT NULL AND " DIFFERS("nc", "oc") ")"                                        \
+    " SELECT customer_id, pg_catalog.sum(dn)::" INT8 " AS dn, pg_catalog.sum(dv)::" INT8 " AS dv,"        \
+    "  pg_catalog.min(add_ts) AS add_min, pg_catalog.max(add_ts) AS add_max,"                             \
+    "  pg_catalog.min(rem_ts) AS rem_min, pg_catalog.max(rem_ts) AS rem_max,"                             \
+    "  pg_catalog.array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL) AS add_s,"             \
+    "  pg_catalog.array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL) AS rem_s,"             \
+    "  pg_catalog.array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL) AS add_ids,"                      \
+    "  pg_catalog.array_agg(DISTINCT company_id) AS companies, pg_catalog.bool_and(dn" EQ "1) AS pure"    \
     " FROM ch WHERE changed GROUP BY customer_id"
 
-#define FOLD(group)                                                                              \
-    "SELECT g.customer_id, g.dn, g.dv, g.add_min, g.add_max, g.rem_min, g.rem_max,"              \
-    " ARRAY(SELECT unnest(g.add_s) EXCEPT SELECT unnest(g.rem_s)) AS added_only,"                \
-    " ARRAY(SELECT unnest(g.rem_s) EXCEPT SELECT unnest(g.add_s)) AS removed_only,"              \
-    " g.add_ids, g.companies, g.pure, coalesce(cardinality(g.add_s), 0)::int8 AS add_s_count,"   \
-    " g.companies[1] AS company"                                                                 \
+#define FOLD(group)                                                                                       \
+    "SELECT g.customer_id, g.dn, g.dv, g.add_min, g.add_max, g.rem_min, g.rem_max,"                       \
+    " ARRAY(SELECT pg_catalog.unnest(g.add_s) EXCEPT SELECT pg_catalog.unnest(g.rem_s)) AS added_only,"   \
+    " ARRAY(SELECT pg_catalog.unnest(g.rem_s) EXCEPT SELECT pg_catalog.unnest(g.add_s)) AS removed_only," \
+    " g.add_ids, g.companies, g.pure, coalesce(pg_catalog.cardinality(g.add_s), 0)::" INT8 " AS add_s_count," \
+    " g.companies[1] AS company"                                                                          \
     " FROM (" group ") g"
 
 // Phase 2, after phase 1 has locked every existing row: the locked rows with
@@ -155,42 +177,44 @@ namespace {
 // session only removed is gone unless a conversation still carries it. Each
 // probe is a scalar subquery with LIMIT 1, which the planner runs per session
 // as an index probe and never turns into a merge or hash anti-join over the
-// whole chat table.
+// whole chat table. ("NOT (x = ANY (...))" rather than NOT IN, which would
+// look "=" up in the search_path.)
 // Extremes, only when a removed created_at was the stored one: forward and
 // backward probes of idx_vc_usage_company_customer (company_id, customer_id,
 // created_at DESC) per company of the customer (a customer's chats share its
 // company), written as ORDER BY ... LIMIT 1 (min()/max() would leave the
 // planner free to aggregate the customer's whole history instead).
-#define EXISTING(group)                                                                         \
-    PINS("m=customer_id v=session_id t=company_id,customer_id")                                 \
-    "WITH f AS (" FOLD(group) "), ids AS (SELECT a.id FROM f, unnest(f.add_ids) a(id) WHERE a.id IS NOT NULL)"               \
-    " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"            \
-    "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"       \
-    "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"                                 \
-    "  (SELECT count(*) FROM unnest(f.added_only) a(s) WHERE (SELECT 1 FROM {self} v"           \
-    "     WHERE v.session_id = a.s AND " SAME_CUSTOMER("f.customer_id")                          \
-    "        AND v.id NOT IN (SELECT ids.id FROM ids) LIMIT 1) IS NULL)"                        \
-    "  - (SELECT count(*) FROM unnest(f.removed_only) r(s) WHERE (SELECT 1 FROM {self} v"       \
-    "     WHERE v.session_id = r.s AND " SAME_CUSTOMER("f.customer_id") " LIMIT 1) IS NULL),"    \
-    "  nd.probe, pr.lo, pr.hi"                                                                  \
-    " FROM f CROSS JOIN LATERAL (SELECT m.total_conversations, m.total_sessions, m.total_views,"  \
-    "    m.first_interaction_at, m.last_interaction_at, m.company_id FROM {customer_metrics} m"   \
-    "    WHERE m.customer_id = f.customer_id LIMIT 1) m"                                          \
-    " CROSS JOIN LATERAL (SELECT (f.rem_min IS NOT NULL AND (m.first_interaction_at IS NULL"    \
-    "                                 OR f.rem_min <= m.first_interaction_at))"                 \
-    "                         OR (f.rem_max IS NOT NULL AND (m.last_interaction_at IS NULL"     \
-    "                                 OR f.rem_max >= m.last_interaction_at)) AS probe) nd"     \
-    " LEFT JOIN LATERAL (SELECT min(x.lo) AS lo, max(x.hi) AS hi"                               \
-    "    FROM (SELECT DISTINCT c FROM unnest(array_append(f.companies, m.company_id)) c"        \
-    "          WHERE c IS NOT NULL) k,"                                                         \
-    "    LATERAL (SELECT (SELECT t.created_at FROM {self} t WHERE t.company_id = k.c"           \
-    "                       AND t.customer_id = f.customer_id AND t.created_at IS NOT NULL"      \
-    "                     ORDER BY t.created_at LIMIT 1) AS lo,"                                \
-    "                    (SELECT t.created_at FROM {self} t WHERE t.company_id = k.c"           \
-    "                       AND t.customer_id = f.customer_id AND t.created_at IS NOT NULL"      \
-    "                     ORDER BY t.created_at DESC LIMIT 1) AS hi) x"                         \
-    "    WHERE nd.probe) pr ON true"                                                            \
-    " WHERE f.customer_id NOT IN (SELECT unnest($1::uuid[]))"
+#define EXISTING(group)                                                                                   \
+    M_PINS("m=customer_id v=session_id t=company_id,customer_id")                                         \
+    "WITH f AS (" FOLD(group) "),"                                                                        \
+    " ids AS (SELECT a.id FROM f, pg_catalog.unnest(f.add_ids) a(id) WHERE a.id IS NOT NULL)"             \
+    " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"                      \
+    "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"                 \
+    "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"                                           \
+    "  (SELECT " COUNT_ALL " FROM pg_catalog.unnest(f.added_only) a(s) WHERE (SELECT 1 FROM {self} v"     \
+    "     WHERE v.session_id" EQ "a.s AND " SAME_CUSTOMER("f.customer_id")                                 \
+    "        AND NOT (v.id" EQ "ANY (SELECT ids.id FROM ids)) LIMIT 1) IS NULL)"                                  \
+    "  " MINUS "(SELECT " COUNT_ALL " FROM pg_catalog.unnest(f.removed_only) r(s) WHERE (SELECT 1 FROM {self} v" \
+    "     WHERE v.session_id" EQ "r.s AND " SAME_CUSTOMER("f.customer_id") " LIMIT 1) IS NULL),"           \
+    "  nd.probe, pr.lo, pr.hi"                                                                            \
+    " FROM f CROSS JOIN LATERAL (SELECT m.total_conversations, m.total_sessions, m.total_views,"          \
+    "    m.first_interaction_at, m.last_interaction_at, m.company_id FROM {customer_metrics} m"           \
+    "    WHERE m.customer_id" EQ "f.customer_id LIMIT 1) m"                                               \
+    " CROSS JOIN LATERAL (SELECT (f.rem_min IS NOT NULL AND (m.first_interaction_at IS NULL"              \
+    "                                 OR f.rem_min" LE "m.first_interaction_at))"                         \
+    "                         OR (f.rem_max IS NOT NULL AND (m.last_interaction_at IS NULL"               \
+    "                                 OR f.rem_max" GE "m.last_interaction_at)) AS probe) nd"             \
+    " LEFT JOIN LATERAL (SELECT pg_catalog.min(x.lo) AS lo, pg_catalog.max(x.hi) AS hi"                   \
+    "    FROM (SELECT DISTINCT c FROM pg_catalog.unnest(pg_catalog.array_append(f.companies, m.company_id)) c" \
+    "          WHERE c IS NOT NULL) k,"                                                                   \
+    "    LATERAL (SELECT (SELECT t.created_at FROM {self} t WHERE t.company_id" EQ "k.c"                  \
+    "                       AND t.customer_id" EQ "f.customer_id AND t.created_at IS NOT NULL"            \
+    "                     ORDER BY t.created_at LIMIT 1) AS lo,"                                          \
+    "                    (SELECT t.created_at FROM {self} t WHERE t.company_id" EQ "k.c"                  \
+    "                       AND t.customer_id" EQ "f.customer_id AND t.created_at IS NOT NULL"            \
+    "                     ORDER BY t.created_at DESC LIMIT 1) AS hi) x"                                   \
+    "    WHERE nd.probe) pr ON true"                                                                      \
+    " WHERE NOT (f.customer_id" EQ "ANY ($1::pg_catalog.uuid[]))"
 
 // A whole metrics row: customer_id, company_id, total_conversations,
 // total_sessions, total_views, first/last interaction.
@@ -341,30 +365,31 @@ constexpr StatementSpec kStatements[] = {
     // reading every metrics row of the table (of the tenant, under
     // row-level security) once per statement.
     {Statement::MetricsLockOrCreate, "metrics lock or create",
-     PINS("x=customer_id") "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
+     M_PINS("x=customer_id") "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
      " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-     " SELECT {default_values:customer_metrics}u.c, u.co, u.n, u.s, u.v, u.f, u.l, now()"
-     " FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[],"
-     "             $6::timestamptz[], $7::timestamptz[], $8::bool[])"
+     " SELECT {default_values:customer_metrics}u.c, u.co, u.n, u.s, u.v, u.f, u.l, pg_catalog.now()"
+     " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), pg_catalog.unnest($2::pg_catalog.uuid[]),"
+     "                 pg_catalog.unnest($3::" INT8 "[]), pg_catalog.unnest($4::" INT8 "[]), pg_catalog.unnest($5::" INT8 "[]),"
+     "                 pg_catalog.unnest($6::" TSTZ "[]), pg_catalog.unnest($7::" TSTZ "[]), pg_catalog.unnest($8::pg_catalog.bool[]))"
      "      WITH ORDINALITY AS u(c, co, n, s, v, f, l, pure, ord)"
-     " WHERE u.pure OR (SELECT true FROM {customer_metrics} x WHERE x.customer_id = u.c LIMIT 1)"
+     " WHERE u.pure OR (SELECT true FROM {customer_metrics} x WHERE x.customer_id" EQ "u.c LIMIT 1)"
      " ORDER BY u.ord"
      " ON CONFLICT {conflict_key:customer_metrics} DO UPDATE SET refreshed_at = m.refreshed_at WHERE false"
      " RETURNING m.customer_id",
      8, {METRICS_ROW_ARRAY_TYPES, BOOLARRAYOID}, SPI_OK_INSERT_RETURNING, PlanMode::Generic, false},
     // Same definition as the reference refresh_customer_metrics().
     {Statement::MetricsRecompute, "metrics recompute",
-     PINS("v=customer_id") "SELECT count(*)::int8, count(DISTINCT v.session_id)::int8,"
-     " coalesce(sum(v.view_count), 0)::int8, min(v.created_at), max(v.created_at),"
-     " (array_agg(v.company_id))[1]"
-     " FROM {self} v WHERE v.customer_id = $1",
+     M_PINS("v=customer_id") "SELECT " COUNT_ALL "::" INT8 ", pg_catalog.count(DISTINCT v.session_id)::" INT8 ","
+     " coalesce(pg_catalog.sum(v.view_count), 0)::" INT8 ", pg_catalog.min(v.created_at), pg_catalog.max(v.created_at),"
+     " (pg_catalog.array_agg(v.company_id))[1]"
+     " FROM {self} v WHERE v.customer_id" EQ "$1",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsUpdateRow, "metrics update row",
-     PINS("m=customer_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3, total_sessions = $4,"
+     M_PINS("m=customer_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3, total_sessions = $4,"
      " total_views = $5, first_interaction_at = $6, last_interaction_at = $7,"
-     " refreshed_at = now() WHERE m.customer_id = $1",
+     " refreshed_at = pg_catalog.now() WHERE m.customer_id" EQ "$1",
      7, {METRICS_ROW_TYPES}, SPI_OK_UPDATE, PlanMode::Generic, false},
-    {Statement::MetricsDeleteRow, "metrics delete row", PINS("m=customer_id") "DELETE FROM {customer_metrics} m WHERE m.customer_id = $1", 1, {UUIDOID}, SPI_OK_DELETE,
+    {Statement::MetricsDeleteRow, "metrics delete row", M_PINS("m=customer_id") "DELETE FROM {customer_metrics} m WHERE m.customer_id" EQ "$1", 1, {UUIDOID}, SPI_OK_DELETE,
      PlanMode::Generic, false},
     {Statement::MetricsDeleteAll, "metrics delete all", "DELETE FROM {customer_metrics}", 0, {}, SPI_OK_DELETE, PlanMode::Generic, false},
     // Single-chat INSERT: lock the customer's row (its values as they are
@@ -376,22 +401,22 @@ constexpr StatementSpec kStatements[] = {
     // is only a filter on the at most two rows the (session_id, customer_id)
     // probe reads); $4/$5 = sessions if the session is new / already counted.
     {Statement::MetricsChatLock, "metrics chat lock",
-     PINS("m=customer_id") "SELECT m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at,"
-     " m.last_interaction_at, m.company_id FROM {customer_metrics} m WHERE m.customer_id = $1 FOR NO KEY UPDATE",
+     M_PINS("m=customer_id") "SELECT m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at,"
+     " m.last_interaction_at, m.company_id FROM {customer_metrics} m WHERE m.customer_id" EQ "$1 FOR NO KEY UPDATE",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsChatCreate, "metrics chat create",
      "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
      " total_conversations, total_sessions, total_views, first_interaction_at, last_interaction_at, refreshed_at)"
-     " VALUES ({default_values:customer_metrics}$1, $2, $3, $4, $5, $6, $7, now())"
+     " VALUES ({default_values:customer_metrics}$1, $2, $3, $4, $5, $6, $7, pg_catalog.now())"
      " ON CONFLICT {conflict_key:customer_metrics} DO NOTHING RETURNING m.customer_id",
      7, {METRICS_ROW_TYPES}, SPI_OK_INSERT_RETURNING, PlanMode::Generic, false},
     {Statement::MetricsChatUpdate, "metrics chat update",
-     PINS("m=customer_id v=session_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3,"
-     " total_sessions = CASE WHEN $9::text IS NOT NULL AND NOT EXISTS ("
-     "   SELECT 1 FROM {self} v WHERE v.session_id = $9::text AND " SAME_CUSTOMER("$1")
-     "      AND v.id::text <> $10) THEN $4 ELSE $5 END,"
+     M_PINS("m=customer_id v=session_id") "UPDATE {customer_metrics} m SET company_id = $2, total_conversations = $3,"
+     " total_sessions = CASE WHEN $9::pg_catalog.text IS NOT NULL AND NOT EXISTS ("
+     "   SELECT 1 FROM {self} v WHERE v.session_id" EQ "$9::pg_catalog.text AND " SAME_CUSTOMER("$1")
+     "      AND v.id::pg_catalog.text" NE "$10) THEN $4 ELSE $5 END,"
      " total_views = $6, first_interaction_at = $7, last_interaction_at = $8,"
-     " refreshed_at = now() WHERE m.customer_id = $1",
+     " refreshed_at = pg_catalog.now() WHERE m.customer_id" EQ "$1",
      10, {UUIDOID, UUIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID},
      SPI_OK_UPDATE, PlanMode::Generic, false},
 };

@@ -13,7 +13,9 @@
 #     triggers run (their query texts use OPERATOR(pg_catalog.=)) for a new
 #     customer, a returning one whose email has two holders (full lookup),
 #     and a name-only chat: no Seq Scan on customers or
-#     customer_matching_keys, and the probe uses idx_matching_keys_normalized.
+#     customer_matching_keys, and the probe uses idx_matching_keys_normalized;
+#     for the metrics statements of chat INSERTs, an UPDATE and a DELETE: no
+#     Seq Scan or Bitmap Heap Scan on "VC Usage" or customer_metrics.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PGUSER=${PGUSER:-postgres}
@@ -65,6 +67,13 @@ INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
 VALUES ('00000000-0000-0000-0000-00000000000a', 'Customer 7', 'c7@example.com', 'r1');
 INSERT INTO "VC Usage" (company_id, customer_name, session_id)
 VALUES ('00000000-0000-0000-0000-00000000000a', 'Customer 8', 'm1');
+-- the metrics triggers' statement paths: several chats, an UPDATE that moves
+-- sessions and a DELETE (fold, existing rows with their probes, row writes)
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+SELECT '00000000-0000-0000-0000-00000000000a', 'Customer ' || i, 'c' || i || '@example.com', 'b' || i
+  FROM generate_series(20, 22) i;
+UPDATE "VC Usage" SET view_count = 3, session_id = 'u1' WHERE session_id IN ('s20', 's21');
+DELETE FROM "VC Usage" WHERE session_id IN ('s22', 'b22');
 SQL
 )
 fail=0
@@ -80,6 +89,14 @@ echo "native statements explained: $n"
 [ "$n" -ge 6 ] || { echo "FAIL: expected the native triggers' statements in auto_explain output"; echo "$out" | tail -40; fail=1; }
 if grep -E 'Seq Scan on (customers|customer_matching_keys)' <<<"$native_plans"; then
   echo "FAIL: a native trigger statement scans customers or customer_matching_keys sequentially"; fail=1
+fi
+# The metrics statements, planned with enable_seqscan and enable_bitmapscan
+# off (their no_seqscan pin, src/pg/index_pins.hpp) while the tables were
+# empty, probe the chat and metrics indexes.
+grep -q 'crm_native pins: no_seqscan' <<<"$native_plans" \
+  || { echo "FAIL: the metrics statements are not in auto_explain output"; fail=1; }
+if grep -E '(Seq Scan|Bitmap Heap Scan) on ("VC Usage"|customer_metrics)' <<<"$native_plans"; then
+  echo "FAIL: a native trigger statement scans \"VC Usage\" or customer_metrics sequentially or by bitmap"; fail=1
 fi
 # Every probe of the keys index is by the whole key, not a scan of the company.
 weak=$(awk '/(Index Scan|Bitmap Index Scan) (using|on) idx_matching_keys_normalized/ {want=1; next}

@@ -10,3 +10,14 @@
 -- _add_partition_triggers(). Nothing changes for a schema installed under
 -- 0.5.0: its partitions already have the triggers (or verify_schema() lists
 -- them, and install() adds them, as before).
+
+-- The metrics trigger functions lose their SET clauses (search_path,
+-- enable_seqscan, enable_bitmapscan): those applied to everything the
+-- triggers' writes fire, an application's trigger on customer_metrics or a
+-- row-level security policy function that relies on the session's
+-- search_path. The statements now qualify every name and are planned with
+-- the two scan settings off (40_metrics.sql).
+ALTER FUNCTION crm_native.metrics_insert() RESET ALL;
+ALTER FUNCTION crm_native.metrics_update() RESET ALL;
+ALTER FUNCTION crm_native.metrics_delete() RESET ALL;
+ALTER FUNCTION crm_native.metrics_truncate() RESET ALL;
