@@ -84,3 +84,46 @@ SELECT format('CREATE TABLE nullable_ids.%I (LIKE public.%I INCLUDING DEFAULTS)'
   FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' \gexec
 ALTER TABLE nullable_ids."VC Usage" ALTER COLUMN id DROP NOT NULL;
 SELECT crm_native.missing_objects('nullable_ids');
+
+-- Values the triggers set in the row they return (the chat's customer_id,
+-- lifecycle_stage_changed_at) are assigned as NEW.column := value would
+-- assign them, as the plpgsql triggers did: a domain's CHECK applies, and
+-- the column's type modifier (timestamptz(0) keeps whole seconds).
+TRUNCATE "VC Usage", customers, customer_matching_keys, customer_events, customer_audit_log, customer_metrics CASCADE;
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+CREATE DOMAIN chat_customer_ref AS uuid CHECK (VALUE::text NOT LIKE 'f%');
+SELECT format('DROP POLICY %I ON %s', policyname, format('%I.%I', schemaname, tablename))
+  FROM pg_policies WHERE tablename = 'VC Usage' \gexec
+DROP TRIGGER trg_vc_usage_customer_sync_update ON "VC Usage";
+ALTER TABLE "VC Usage" ALTER COLUMN customer_id TYPE chat_customer_ref;
+ALTER TABLE customers ALTER COLUMN lifecycle_stage_changed_at TYPE timestamptz(0);
+CREATE TRIGGER trg_vc_usage_customer_sync_update BEFORE UPDATE OF customer_email, customer_phone, customer_name, customer_id, company_id
+    ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION sync_customer_from_vc_usage();
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+INSERT INTO customers (id, company_id, customer_email)
+VALUES ('ffffffff-0000-4000-8000-000000000001', '11111111-1111-1111-1111-111111111111', 'fay@example.com'),
+       ('0fffffff-0000-4000-8000-000000000002', '11111111-1111-1111-1111-111111111111', 'otto@example.com');
+-- linked to a customer the domain refuses: the chat is refused, as with
+-- plpgsql, and nothing of it stays
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('11111111-1111-1111-1111-111111111111', 'fay@example.com', 'd-1');
+SELECT count(*) AS chats FROM "VC Usage";
+-- one the domain accepts is linked
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('11111111-1111-1111-1111-111111111111', 'otto@example.com', 'd-2');
+SELECT customer_id FROM "VC Usage";
+-- timestamptz(0): whole seconds, as the column's type modifier says
+BEGIN;
+UPDATE customers SET lifecycle_stage = 'lead' WHERE customer_email = 'otto@example.com';
+SELECT lifecycle_stage_changed_at = date_trunc('second', now() + interval '500 milliseconds')
+       AS rounded_like_an_assignment,
+       lifecycle_stage_changed_at = now()::timestamptz(0) AS same_as_cast
+  FROM customers WHERE customer_email = 'otto@example.com';
+ROLLBACK;
+-- a domain over timestamptz with a CHECK the value fails: refused
+CREATE DOMAIN stage_time AS timestamptz CHECK (VALUE < '2001-01-01');
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+ALTER TABLE customers ALTER COLUMN lifecycle_stage_changed_at TYPE stage_time;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+UPDATE customers SET lifecycle_stage = 'lead' WHERE customer_email = 'otto@example.com';
+SELECT lifecycle_stage, lifecycle_stage_changed_at IS NULL AS unchanged FROM customers WHERE customer_email = 'otto@example.com';

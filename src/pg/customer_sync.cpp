@@ -751,10 +751,7 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
     MemoryContextSwitchTo(caller_cxt);
     pg_uuid_t* id = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
     *id = linked_to;
-    int attnum = t->att_customer_id;
-    Datum value = UUIDPGetDatum(id);
-    bool isnull = false;
-    return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
+    return PointerGetDatum(store::set_column(rel, tuple, t->att_customer_id, UUIDPGetDatum(id)));
 }
 
 }  // namespace

@@ -38,10 +38,8 @@ Datum lifecycle_tracking(FunctionCallInfo fcinfo) {
                          : datum_image_eq(old_stage, new_stage, stage_att->attbyval, stage_att->attlen);
     if (unchanged) return PointerGetDatum(new_row);
 
-    int column = entry->att_stage_changed_at;
-    Datum now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-    bool now_null = false;
-    HeapTuple result = heap_modify_tuple_by_cols(new_row, desc, 1, &column, &now, &now_null);
+    HeapTuple result = store::set_column(rel, new_row, entry->att_stage_changed_at,
+                                         TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 
     bool id_null, company_null;
     Datum customer_id = heap_getattr(new_row, entry->att_id, desc, &id_null);

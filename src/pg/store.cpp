@@ -16,6 +16,7 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_trigger.h"
 #include "funcapi.h"
+#include "parser/parse_coerce.h"
 #include "nodes/pg_list.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/relcache.h"
@@ -635,6 +636,29 @@ AttrNumber require_column(const char* trigger, Relation rel, Table table, const 
 AttrNumber optional_column(Relation rel, Table table, const char* column) {
     Form_pg_attribute att = find_attribute(rel, column);
     return att != nullptr && accepts(column_spec(table, column), att->atttypid) ? att->attnum : InvalidAttrNumber;
+}
+
+HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value) {
+    TupleDesc desc = RelationGetDescr(rel);
+    Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+    // The value is of the column's base type (uuid, timestamptz). Its type
+    // modifier: the column's own, else the one of the domain it is declared as.
+    int32 typmod = att->atttypmod;
+    Oid base = getBaseTypeAndTypmod(att->atttypid, &typmod);
+    if (att->atttypmod >= 0) typmod = att->atttypmod;
+    if (typmod >= 0) {
+        Oid length_function = InvalidOid;
+        if (find_typmod_coercion_function(base, &length_function) == COERCION_PATH_FUNC &&
+            OidIsValid(length_function)) {
+            value = get_func_nargs(length_function) >= 3
+                        ? OidFunctionCall3(length_function, value, Int32GetDatum(typmod), BoolGetDatum(false))
+                        : OidFunctionCall2(length_function, value, Int32GetDatum(typmod));
+        }
+    }
+    if (base != att->atttypid) domain_check(value, false, att->atttypid, nullptr, CurrentMemoryContext);
+    bool isnull = false;
+    int column = attnum;
+    return heap_modify_tuple_by_cols(row, desc, 1, &column, &value, &isnull);
 }
 
 TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 fires) {

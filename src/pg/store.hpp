@@ -160,6 +160,13 @@ enum class Statement : uint16 {
 uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, long tcount = 0,
            Snapshot snapshot = InvalidSnapshot, int size_class = 0);
 
+// The row a BEFORE trigger returns with column `attnum` set to `value`
+// (not null), converted to the column as an assignment in SQL or plpgsql
+// would: its type modifier applied (timestamptz(0) rounds) and, for a
+// domain, the domain's constraints checked (an error names the domain), so
+// the row is what "NEW.column := value" would have made.
+HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value);
+
 // ---------------------------------------------------------------------------
 // Writers (each runs one statement; the caller is connected to SPI)
 // ---------------------------------------------------------------------------
