@@ -53,3 +53,38 @@ SELECT user_message, customer_id FROM "VC Usage" ORDER BY id;
 SELECT customer_id, total_conversations FROM customer_metrics ORDER BY 1;
 SELECT count(*) AS b_audit_rows FROM customer_audit_log WHERE company_id = 'bbbbbbbb-0000-0000-0000-000000000002';
 SELECT * FROM crm_native.verify_metrics();
+
+-- An application whose UPDATE policy on customers is narrower than its
+-- SELECT policy (here: the customer named 'Managed' is read-only to
+-- crm_app). A locking read sees rows through the UPDATE policies too, so the
+-- sync cannot lock that customer; it links the chats without the lock and
+-- fills nothing, as the plpgsql trigger did (its SELECT ... FOR UPDATE found
+-- nothing to fill, and it linked). Before: 40001 "kept changing
+-- concurrently", or 23503 for a chat that names the customer.
+DROP POLICY tenant_update ON customers;
+CREATE POLICY tenant_update ON customers FOR UPDATE
+    USING (company_id = current_company_id() AND deleted_at IS NULL AND customer_name IS DISTINCT FROM 'Managed')
+    WITH CHECK (company_id = current_company_id());
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a1000000-0000-0000-0000-0000000000a1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Managed', 'vip@a.example');
+SET ROLE crm_app;
+SELECT set_config('app.current_company_id', 'aaaaaaaa-0000-0000-0000-000000000001', false);
+INSERT INTO "VC Usage" (company_id, customer_email, session_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'vip@a.example', 'v1', 'vip-email');
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'vip@a.example', '+1 212 555 0100', 'v2', 'vip-fills-phone');
+INSERT INTO "VC Usage" (company_id, customer_name, session_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'Managed', 'v3', 'vip-name');
+INSERT INTO "VC Usage" (company_id, customer_id, session_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'a1000000-0000-0000-0000-0000000000a1', 'v4', 'vip-named');
+UPDATE "VC Usage" SET customer_phone = '+1 212 555 0101' WHERE user_message = 'vip-named';
+RESET ROLE;
+SELECT user_message, customer_id = 'a1000000-0000-0000-0000-0000000000a1' AS linked
+  FROM "VC Usage" WHERE user_message LIKE 'vip-%' ORDER BY id;
+SELECT count(*) AS customers, max(customer_phone) AS phone FROM customers WHERE customer_email = 'vip@a.example';
+SELECT total_conversations, total_sessions FROM customer_metrics WHERE customer_id = 'a1000000-0000-0000-0000-0000000000a1';
+SELECT * FROM crm_native.verify_metrics();
+DROP POLICY tenant_update ON customers;
+CREATE POLICY tenant_update ON customers FOR UPDATE
+    USING (company_id = current_company_id() AND deleted_at IS NULL)
+    WITH CHECK (company_id = current_company_id());

@@ -387,7 +387,16 @@ bool update_customer(const ChatRow* row, const Match* m, bool require_unmerged) 
     };
     const char nulls[9] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ',
                            nfields > 0 ? ' ' : 'n', ' ', '\0'};
-    return store::run(row->rel, nfields > 0 ? Statement::SyncFillContact : Statement::SyncLockMatch, values, nulls) > 0;
+    if (store::run(row->rel, nfields > 0 ? Statement::SyncFillContact : Statement::SyncLockMatch, values, nulls) > 0)
+        return true;
+    // No row: the customer changed since it was read, or row-level security
+    // lets this role see the customer but not update (so not lock) it: a
+    // locking read and an UPDATE see rows through the UPDATE policies too.
+    // A plain read under the same conditions tells the two apart. In the
+    // second case the chat is linked without the lock and fills nothing, as
+    // the plpgsql trigger did (its SELECT ... FOR UPDATE found nothing to
+    // fill, and it linked).
+    return store::run(row->rel, Statement::SyncMatchVisible, values, nulls) > 0;
 }
 
 // The customer created last, and by which local transaction
@@ -593,6 +602,10 @@ void sync_linked(const ChatRow* row, Datum customer_id) {
 void check_linked_customer(Relation rel, Datum customer_id, Datum company_id) {
     Datum values[1] = {customer_id};
     store::run(rel, Statement::SyncLinkedCustomer, values, nullptr, 1);
+    // Nothing to lock: missing, or (row-level security) visible but not
+    // updatable by this role; then it is checked without the lock, as
+    // update_customer does for a match.
+    if (SPI_processed == 0) store::run(rel, Statement::SyncLinkedVisible, values, nullptr, 1);
     const char* problem = nullptr;
     if (SPI_processed == 0) {
         problem = "no such customer";

@@ -126,6 +126,8 @@ enum class Statement : uint16 {
     SyncLockHolder,          // lock the probe's single holder when it is the match
     SyncCreateCustomer,      // a new customer + its 'created' event
     SyncLinkedCustomer,      // is a named customer a live customer of the company?
+    SyncMatchVisible,        // the match's conditions without the lock (row-level security)
+    SyncLinkedVisible,       // SyncLinkedCustomer without the lock (row-level security)
     // matching_keys.cpp, audit_log.cpp, lifecycle.cpp: customers
     KeysInsert,
     KeysDelete,

@@ -318,6 +318,18 @@ constexpr StatementSpec kStatements[] = {
     {Statement::SyncLinkedCustomer, "customer_sync linked customer",
      PINS("c=id") "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1 FOR NO KEY UPDATE OF c",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
+    // The two reads above without the lock. Row-level security shows a
+    // locking read (as an UPDATE) only the rows the UPDATE policies allow
+    // too, so an application whose UPDATE policy is narrower than its
+    // SELECT policy hides a customer from the lock that it lets this role
+    // see and link; customer_sync.cpp tells that apart from a concurrent
+    // change with these.
+    {Statement::SyncMatchVisible, "customer_sync match without lock",
+     PINS("c=id") "SELECT c.id FROM {customers} c" MATCH_UNCHANGED,
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
+    {Statement::SyncLinkedVisible, "customer_sync linked customer without lock",
+     PINS("c=id") "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1",
+     1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
 
     // --- customers triggers ------------------------------------------------
     // All of a customer's new keys in one statement: executor start-up per
