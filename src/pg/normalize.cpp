@@ -138,6 +138,16 @@ NormalizeResult normalize_with(KeyType type, const char* raw, std::size_t len, c
                     "crm_native: normalizing non-ASCII text needs a UTF8 (or SQL_ASCII) database");
         return NormalizeResult::Failed;
     }
+    // SQL_ASCII stores any bytes. Bytes that are not UTF-8 (Latin-1 text,
+    // say) would each read as U+FFFD, and "m\xfcller" and "m\xf6ller" would
+    // get one key: refuse them rather than merge different people.
+    if (encoding == PG_SQL_ASCII && has_non_ascii(raw, len) &&
+        !pg_verify_mbstr(PG_UTF8, raw, static_cast<int>(len), true)) {
+        *failure = Failure::InvalidArgument;
+        write_error(errbuf, errcap,
+                    "crm_native: normalizing text that is not valid UTF-8 (in a SQL_ASCII database) is refused");
+        return NormalizeResult::Failed;
+    }
 
     CoreKey key;
     const NormalizeResult result =

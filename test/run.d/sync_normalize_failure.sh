@@ -2,8 +2,9 @@
 # Customer sync, issue 4 item 6: a chat row whose matching fails for a reason
 # other than a database error is still inserted, unlinked, with a WARNING that
 # names the reason. A real such failure: in a LATIN1 database, normalize_key
-# refuses non-ASCII text (the normalizers read UTF-8). Runs against the test
-# cluster named by PGHOST etc.
+# refuses non-ASCII text (the normalizers read UTF-8); in a SQL_ASCII
+# database, text that is not valid UTF-8. Runs against the test cluster named
+# by PGHOST etc.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PGUSER=${PGUSER:-postgres}
@@ -37,6 +38,41 @@ grep -q 'WARNING:  crm_native: customer sync skipped for this chat row: could no
   || { echo "FAIL: no WARNING naming the reason"; fail=1; }
 for want in chats=2 unlinked=1 linked=1 customers=1; do
   grep -qx "$want" <<<"$out" || { echo "FAIL: expected $want"; fail=1; }
+done
+
+# A SQL_ASCII database stores any bytes. Text that is not UTF-8 (Latin-1
+# "m\xfcller" and "m\xf6ller") is refused the same way, not read as U+FFFD,
+# which gave both one key (one customer for two people); UTF-8 text is
+# normalized as in a UTF8 database.
+DB2=sync_sqlascii_$$
+cleanup2() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB2" >/dev/null 2>&1 || true; cleanup; }
+trap cleanup2 EXIT
+psql_q -d postgres -c "CREATE DATABASE $DB2 TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'" >/dev/null
+for f in "$ROOT"/reference/*.sql; do
+  PGOPTIONS="-c client_min_messages=warning" psql_q -d "$DB2" -f "$f" >/dev/null
+done
+PGOPTIONS="-c client_min_messages=error" psql_q -d "$DB2" \
+  -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" -c "CREATE EXTENSION crm_native" -c "SELECT crm_native.install()" >/dev/null
+out2=$(PGCLIENTENCODING=SQL_ASCII psql_q -d "$DB2" -At 2>&1 <<'SQL'
+INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', E'm\xfcller@example.com', 'l1');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', E'm\xf6ller@example.com', 'l2');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', E'jos\xc3\xa9@example.com', 'u1');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', E'JOS\xc3\x89@example.com', 'u2');
+SELECT 'latin1_unlinked=' || count(*) FROM "VC Usage" WHERE customer_id IS NULL AND session_id IN ('l1', 'l2');
+SELECT 'utf8_one_customer=' || count(DISTINCT customer_id) FROM "VC Usage" WHERE session_id IN ('u1', 'u2');
+SELECT 'customers=' || count(*) FROM customers;
+SQL
+)
+echo "$out2"
+[ "$(grep -c 'WARNING:  crm_native: customer sync skipped for this chat row: could not normalize its customer_email: .*not valid UTF-8' <<<"$out2")" -eq 2 ] \
+  || { echo "FAIL: SQL_ASCII: no WARNING for each non-UTF-8 email"; fail=1; }
+for want in latin1_unlinked=2 utf8_one_customer=1 customers=1; do
+  grep -qx "$want" <<<"$out2" || { echo "FAIL: SQL_ASCII: expected $want"; fail=1; }
 done
 [ $fail -eq 0 ] && echo "sync_normalize_failure: ok"
 exit $fail
