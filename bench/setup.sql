@@ -50,7 +50,7 @@ $$;
 
 -- The plpgsql normalization (reference/02): the floor computes the same keys.
 CREATE FUNCTION bench.norm_email(raw text) RETURNS text LANGUAGE sql IMMUTABLE
-    RETURN NULLIF(lower(btrim(raw, E' \t\r\n\f\v')), '');
+    RETURN NULLIF(lower(btrim(raw, E' \t\r\n\f\x0B')), '');
 CREATE FUNCTION bench.norm_phone(raw text) RETURNS text LANGUAGE sql IMMUTABLE
     RETURN NULLIF(regexp_replace(raw, '[^0-9]', '', 'g'), '');
 CREATE FUNCTION bench.norm_name(raw text) RETURNS text LANGUAGE sql IMMUTABLE

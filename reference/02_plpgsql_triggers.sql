@@ -45,7 +45,7 @@ SET client_min_messages = warning;
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION public.crm_normalize_email(raw text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN NULLIF(lower(btrim(raw, E' \t\r\n\f\v')), '');
+    RETURN NULLIF(lower(btrim(raw, E' \t\r\n\f\x0B')), '');
 
 CREATE FUNCTION public.crm_normalize_phone(raw text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -143,10 +143,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    IF public.crm_normalize_email(p_email) IS NOT NULL AND NULLIF(btrim(v_cur_email, E' \t\r\n\f\v'), '') IS NULL THEN
+    IF public.crm_normalize_email(p_email) IS NOT NULL AND NULLIF(btrim(v_cur_email, E' \t\r\n\f\x0B'), '') IS NULL THEN
         v_fields := v_fields || 'customer_email'::text;
     END IF;
-    IF public.crm_normalize_phone(p_phone) IS NOT NULL AND NULLIF(btrim(v_cur_phone, E' \t\r\n\f\v'), '') IS NULL THEN
+    IF public.crm_normalize_phone(p_phone) IS NOT NULL AND NULLIF(btrim(v_cur_phone, E' \t\r\n\f\x0B'), '') IS NULL THEN
         v_fields := v_fields || 'customer_phone'::text;
     END IF;
     IF cardinality(v_fields) = 0 THEN

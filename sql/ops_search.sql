@@ -40,6 +40,15 @@ SELECT customer_id, customer_name, matched_by, round(score::numeric, 3) AS score
 -- the merged customer's own email finds its survivor
 SELECT customer_id, customer_name, matched_by
   FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'js@a.example');
+-- a query starting or ending with "v" keeps it (0.5.0 trimmed E'\v', which
+-- is the letter v in an escape string); a vertical tab is trimmed
+INSERT INTO customers (id, company_id, customer_name, customer_email, created_at) VALUES
+  ('a0000000-0000-0000-0000-000000000006', 'aaaaaaaa-0000-0000-0000-000000000001', 'Vee Dov', 'vee.dov@a.example', '2024-01-06');
+SELECT customer_id, customer_name, matched_by
+  FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', E'\x0Bvee.dov@a.example ');
+SELECT customer_id, customer_name, matched_by
+  FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'vee dov');
+DELETE FROM customers WHERE id = 'a0000000-0000-0000-0000-000000000006';
 -- the soft-deleted customer's email finds nothing
 SELECT count(*) AS deleted_found
   FROM crm_native.search_customers('aaaaaaaa-0000-0000-0000-000000000001', 'gone@a.example');

@@ -127,3 +127,27 @@ ALTER TABLE customers ALTER COLUMN lifecycle_stage_changed_at TYPE stage_time;
 SELECT count(*) > 0 AS installed FROM crm_native.install();
 UPDATE customers SET lifecycle_stage = 'lead' WHERE customer_email = 'otto@example.com';
 SELECT lifecycle_stage, lifecycle_stage_changed_at IS NULL AS unchanged FROM customers WHERE customer_email = 'otto@example.com';
+
+-- "Missing" contact data is NULL or whitespace only. A phone "v" is not
+-- missing (in an SQL escape string '\v' is the letter v, not a vertical
+-- tab: 0.5.0 trimmed v's away), and under a nondeterministic collation that
+-- ignores punctuation, "-" is not blank either: neither is overwritten by a
+-- chat's phone. A vertical tab is whitespace.
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+ALTER TABLE customers ALTER COLUMN lifecycle_stage_changed_at TYPE timestamptz;
+CREATE COLLATION ignore_punctuation (provider = icu, locale = 'und-u-ka-shifted', deterministic = false);
+DROP INDEX IF EXISTS idx_customers_phone;
+ALTER TABLE customers ALTER COLUMN customer_phone TYPE text COLLATE ignore_punctuation;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT '-' = '' COLLATE ignore_punctuation AS collation_calls_dash_blank;
+INSERT INTO customers (company_id, customer_email, customer_phone) VALUES
+  ('11111111-1111-1111-1111-111111111111', 'vee@example.com', 'v'),
+  ('11111111-1111-1111-1111-111111111111', 'dash@example.com', '-'),
+  ('11111111-1111-1111-1111-111111111111', 'tab@example.com', E'\x0B\t ');
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id) VALUES
+  ('11111111-1111-1111-1111-111111111111', 'vee@example.com', '+1 212 555 0111', 'm-1'),
+  ('11111111-1111-1111-1111-111111111111', 'dash@example.com', '+1 212 555 0112', 'm-2'),
+  ('11111111-1111-1111-1111-111111111111', 'tab@example.com', '+1 212 555 0113', 'm-3');
+SELECT customer_email, customer_phone FROM customers
+ WHERE customer_email IN ('vee@example.com', 'dash@example.com', 'tab@example.com') ORDER BY 1;
+SELECT count(*) AS contact_info_added FROM customer_events WHERE event_type = 'contact_info_added';

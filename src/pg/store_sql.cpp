@@ -32,8 +32,12 @@ namespace {
 // the planner considers no other index for them.
 #define PINS(pins) "/* crm_native pins: " pins " */ "
 #define KEY_INDEX "company_id,key_type,normalized_value"
-// "Missing" contact info: NULL or blank, as in the reference trigger.
-#define MISSING(col) "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\v')" EQ "'')"
+// "Missing" contact info: NULL or blank (only whitespace; \x0B is the
+// vertical tab: in a SQL escape string "\v" is the letter v). Compared
+// under "C": a nondeterministic collation on the column (one that ignores
+// punctuation, say) must not call "-" blank.
+#define MISSING(col) \
+    "(" col " IS NULL OR pg_catalog.btrim(" col ", E' \\t\\r\\n\\f\\x0B') COLLATE pg_catalog.\"C\"" EQ "'')"
 #define CUSTOMER_IN_COMPANY(param) "(c.company_id" EQ param ") IS TRUE"
 #define CUSTOMER_LIVE "(c.deleted_at IS NULL) IS TRUE"
 // Plans are kept for the backend's life and often made on empty tables, where

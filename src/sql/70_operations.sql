@@ -181,7 +181,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     fn constant text := 'crm_native.search_customers';
-    q text := btrim(query, E' \t\r\n\f\v');
+    q text := btrim(query, E' \t\r\n\f\x0B');  -- \x0B: vertical tab (E'\v' is the letter v)
     trgm text;
     k record;
     company_known boolean;
@@ -408,7 +408,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     fn constant text := 'crm_native.merge_customers';
-    blank constant text := E' \t\r\n\f\v';
+    blank constant text := E' \t\r\n\f\x0B';  -- \x0B: vertical tab (E'\v' is the letter v)
     lock_sql text;
     s record;
     t record;
