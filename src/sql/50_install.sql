@@ -71,12 +71,16 @@ AS $$
                                 AND a.attnum > 0 AND NOT a.attisdropped
         WHERE a.attnum IS NULL OR NOT (a.atttypid::regtype = ANY (r.types))
         UNION ALL
-        -- the chat id tells a chat from the others: never NULL
-        SELECT r.ordinal, format('column %I.%I must be NOT NULL (the chats'' primary key)', r.table_name, r.column_name)
+        -- never NULL: the chat id tells a chat from the others; a customer
+        -- belongs to one company (its keys, events and metrics carry it)
+        SELECT r.ordinal, format('column %I.%I must be NOT NULL (%s)', r.table_name, r.column_name, why.reason)
         FROM crm_native.required_column r
+        JOIN (VALUES ('VC Usage', 'id', 'the chats'' primary key'),
+                     ('customers', 'company_id', 'a customer belongs to one company')) AS why (table_name, column_name, reason)
+          ON why.table_name = r.table_name AND why.column_name = r.column_name
         JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
         JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE r.table_name = 'VC Usage' AND r.column_name = 'id' AND NOT a.attnotnull
+        WHERE NOT a.attnotnull
     )
     SELECT coalesce(array_agg(problem ORDER BY ordinal, problem), '{}') FROM problems
 $$;
