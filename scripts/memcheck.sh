@@ -38,7 +38,7 @@ cd "$ROOT" || exit 1
 # the single-chat metrics path), custtrig_vs_plpgsql (the audit's to_jsonb()
 # comparison of changed columns), two isolation races, and any regress or
 # isolation test whose name says nesting, invalidation or batch.
-DEFAULT_TESTS="regress:guard regress:metrics regress:sync_cancel regress:install regress:data_access regress:index_pins
+DEFAULT_TESTS="regress:guard regress:metrics regress:metrics_shapes regress:sync_cancel regress:install regress:data_access regress:index_pins
   regress:partitioned_tables regress:schema_types pgtap:custtrig_vs_plpgsql
   isolation:sync_race_read_committed isolation:metrics_read_committed
   regress:*nesting* isolation:*nesting* regress:*invalidation* isolation:*invalidation*

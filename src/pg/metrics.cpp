@@ -55,6 +55,7 @@ extern "C" {
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -382,12 +383,56 @@ void recompute_customer(ChatTable* set, Datum customer) {
     run_plan(set, Statement::MetricsUpdateRow, values, nulls);
 }
 
+// A metrics row from its values; false when one exists already (ON
+// CONFLICT DO NOTHING).
+bool create_row(ChatTable* set, Datum customer, Datum company, bool company_null, const MetricsRow& row) {
+    Datum values[kRowParams];
+    char nulls[kRowParams];
+    metrics_row_values(customer, company, company_null, row, values, nulls);
+    run_plan(set, Statement::MetricsChatCreate, values, nulls);
+    uint64 created = SPI_processed;
+    SPI_freetuptable(SPI_tuptable);
+    return created == 1;
+}
+
+// Exact mode (see alone() below): the customer's row recomputed from its
+// conversations as they are now, whatever it held, under the row's lock;
+// created when missing, deleted when no conversation is left. Idempotent:
+// several statements that recompute one customer leave the same row.
+void recompute_exact(ChatTable* set, Datum customer) {
+    Datum key[1] = {customer};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        CHECK_FOR_INTERRUPTS();
+        run_plan(set, Statement::MetricsChatLock, key, nullptr);
+        uint64 locked = SPI_processed;
+        SPI_freetuptable(SPI_tuptable);
+        if (locked > 0) {
+            recompute_customer(set, customer);
+            return;
+        }
+        run_plan(set, Statement::MetricsRecompute, key, nullptr);
+        HeapTuple t = SPI_tuptable->vals[0];
+        TupleDesc d = SPI_tuptable->tupdesc;
+        MetricsRow row = metrics_columns(t, d);
+        bool company_null = false;
+        Datum company = SPI_getbinval(t, d, 6, &company_null);
+        if (!company_null) company = datumCopy(company, false, 16);
+        SPI_freetuptable(SPI_tuptable);
+        if (row.conversations == 0) return;  // no conversation, no row
+        if (create_row(set, customer, company, company_null, row)) return;
+        // created concurrently: lock it and recompute it
+    }
+    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                    errmsg("crm_native: the customer's metrics row kept appearing and vanishing concurrently"),
+                    errhint("The transaction might succeed if retried.")));
+}
+
 bool same_uuid(Datum a, Datum b) { return memcmp(DatumGetPointer(a), DatumGetPointer(b), 16) == 0; }
 
 // One statement: fold, lock-or-create (phase 1), probe (phase 2), write
 // (phase 3). The fold's tuptable stays alive until the end: the customer
 // Datums point into it.
-void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
+void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan, bool exact) {
     run_plan(set, fold_plan, nullptr, nullptr);
     SPITupleTable* fold = SPI_tuptable;
     int customers = static_cast<int>(SPI_processed);
@@ -398,6 +443,16 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan) {
     if (static_cast<uint64>(customers) != SPI_processed)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("crm_native: too many customers in one statement")));
+    if (exact) {
+        // Each touched customer, in customer_id order (the lock order).
+        for (int i = 0; i < customers; ++i) {
+            bool isnull = false;
+            Datum customer = SPI_getbinval(fold->vals[i], fold->tupdesc, kFoldCustomer, &isnull);
+            if (!isnull) recompute_exact(set, customer);
+        }
+        SPI_freetuptable(fold);
+        return;
+    }
 
     // Phase 1, in customer_id order: a customer that gains whole
     // conversations and has no row gets its row now, with the aggregate of
@@ -547,14 +602,9 @@ bool create_chat_row(ChatTable* set, Datum customer, Datum company, bool company
     first_chat.views = delta.views;
     first_chat.first = delta.added_min;
     first_chat.last = delta.added_max;
-    Datum values[kRowParams];
-    char nulls[kRowParams];
-    metrics_row_values(customer, company, company_null, first_chat, values, nulls);
-    run_plan(set, Statement::MetricsChatCreate, values, nulls);
-    uint64 created = SPI_processed;
-    SPI_freetuptable(SPI_tuptable);
-    return created == 1;
+    return create_row(set, customer, company, company_null, first_chat);
 }
+
 
 // Returns false when the general path must handle the statement.
 bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
@@ -656,6 +706,59 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
     return false;  // the row keeps appearing and vanishing: general path
 }
 
+// Whether this statement's changes are the only ones to the chat table not
+// yet counted in customer_metrics. The deltas below rest on it: the session
+// and extreme probes read the chat table as it is now, and take it for "as
+// counted, plus this statement". Not so when one query changes the table
+// more than once (INSERT ... ON CONFLICT DO UPDATE, MERGE, writable CTEs:
+// every statement trigger of the query fires after all of its changes) or
+// when a statement runs inside another that changed it and whose triggers
+// have not fired yet (an application's row trigger, a function the
+// statement calls). So each metrics trigger compares the transaction's row
+// changes to the table since the last metrics trigger ended (the statistics
+// collector counts every insert, update and delete, store::chat_row_changes)
+// with its own transition tables: equal, it is alone and takes the delta
+// path; otherwise (or after a subtransaction abort, which takes changes out
+// of the count) it recomputes each customer it touched from the
+// conversations: exact whatever the others did, and the last trigger of
+// such a query, which is in the same position, leaves every row exact. A
+// change no metrics trigger ever sees (triggers disabled) also leaves the
+// next statement on the exact path, once.
+struct CountedChanges {
+    Oid home;  // hash key
+    LocalTransactionId lxid;
+    uint64 subxact_aborts;
+    int64 changes;  // chat_row_changes() when the last metrics trigger on home ended
+};
+HTAB* counted_changes = nullptr;
+uint64 subxact_aborts = 0;
+
+void note_subxact_abort(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+    if (event == SUBXACT_EVENT_ABORT_SUB) subxact_aborts++;
+}
+
+bool alone(Relation rel, int64 own_changes) {
+    if (counted_changes == nullptr) {
+        HASHCTL ctl;
+        std::memset(&ctl, 0, sizeof ctl);
+        ctl.keysize = sizeof(Oid);
+        ctl.entrysize = sizeof(CountedChanges);
+        counted_changes = hash_create("crm_native counted chat changes", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+        RegisterSubXactCallback(note_subxact_abort, nullptr);
+    }
+    Oid home = InvalidOid;
+    int64 now = crm::pg::store::chat_row_changes(rel, &home);
+    bool found;
+    CountedChanges* entry = static_cast<CountedChanges*>(hash_search(counted_changes, &home, HASH_ENTER, &found));
+    // Nothing counted yet in this transaction: its count starts at 0.
+    int64 before = (found && entry->lxid == MyProc->lxid) ? entry->changes : 0;
+    bool trusted = !found || entry->lxid != MyProc->lxid || entry->subxact_aborts == subxact_aborts;
+    entry->lxid = MyProc->lxid;
+    entry->subxact_aborts = subxact_aborts;
+    entry->changes = now;
+    return trusted && now - before == own_changes;
+}
+
 Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Statement fold, Statement existing) {
     uint32 on = event == TRIGGER_EVENT_INSERT   ? crm::pg::store::kOnInsert
                 : event == TRIGGER_EVENT_UPDATE ? crm::pg::store::kOnUpdate
@@ -665,8 +768,14 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Stat
         crm::pg::store::kAfter | crm::pg::store::kForEachStatement | on | crm::pg::store::kOnPartitions);
     if (crm::pg::store::detached_from_home(td)) return PointerGetDatum(nullptr);
     Relation rel = td->tg_relation;
+    // One row change per transition-table row (an UPDATE's old and new
+    // version are one change).
+    int64 changed = 0;
+    if (td->tg_newtable != nullptr) changed = tuplestore_tuple_count(td->tg_newtable);
+    if (td->tg_oldtable != nullptr) changed = Max(changed, tuplestore_tuple_count(td->tg_oldtable));
+    bool exact = !alone(rel, changed);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
-    if (event == TRIGGER_EVENT_INSERT && td->tg_newtable != nullptr &&
+    if (!exact && event == TRIGGER_EVENT_INSERT && td->tg_newtable != nullptr &&
         tuplestore_tuple_count(td->tg_newtable) == 1) {
         ChatTable* set = chat_table_for(rel);
         set->size_class = 0;
@@ -680,11 +789,8 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Stat
     if (event == TRIGGER_EVENT_DELETE || event == TRIGGER_EVENT_UPDATE)
         register_transition_table(kOldRows, td->tg_oldtable, rel);
     ChatTable* set = chat_table_for(rel);
-    int64 changed = 0;
-    if (td->tg_newtable != nullptr) changed = tuplestore_tuple_count(td->tg_newtable);
-    if (td->tg_oldtable != nullptr) changed = Max(changed, tuplestore_tuple_count(td->tg_oldtable));
     set->size_class = changed > kBulkRows ? 1 : 0;
-    maintain(set, fold, existing);
+    maintain(set, fold, existing, exact);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }

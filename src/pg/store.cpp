@@ -15,7 +15,9 @@ extern "C" {
 #include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_inherits.h"
 #include "funcapi.h"
+#include "pgstat.h"
 #include "parser/parse_coerce.h"
 #include "nodes/pg_list.h"
 #include "rewrite/rewriteHandler.h"
@@ -611,6 +613,47 @@ Datum text_array(Datum* elements, int n) {
     return PointerGetDatum(construct_array(elements, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+// The heaps whose row changes count as the chat table's: the home table,
+// or every leaf partition of a partitioned one (cached until the next
+// invalidation; a partitioned table has no heap of its own).
+struct ChatHeaps {
+    Oid home;  // hash key
+    uint64 checked_at;
+    int count;
+    Oid* heaps;  // TopMemoryContext
+};
+HTAB* chat_heaps = nullptr;
+
+const ChatHeaps* chat_heaps_of(Oid home) {
+    if (chat_heaps == nullptr) {
+        chat_heaps = backend_map("crm_native chat heaps", sizeof(Oid), sizeof(ChatHeaps), 16);
+        watch_invalidations();
+    }
+    bool found;
+    ChatHeaps* entry = static_cast<ChatHeaps*>(hash_search(chat_heaps, &home, HASH_ENTER, &found));
+    if (!found) {
+        entry->checked_at = 0;
+        entry->count = 0;
+        entry->heaps = nullptr;
+    }
+    if (entry->checked_at == invalidations) return entry;
+    uint64 checking_at = invalidations;
+    List* all = find_all_inheritors(home, NoLock, nullptr);  // home first
+    Oid* heaps = static_cast<Oid*>(MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * (list_length(all) + 1)));
+    int n = 0;
+    ListCell* cell;
+    foreach (cell, all) {
+        Oid relid = lfirst_oid(cell);
+        if (get_rel_relkind(relid) == RELKIND_RELATION) heaps[n++] = relid;
+    }
+    list_free(all);
+    if (entry->heaps != nullptr) pfree(entry->heaps);
+    entry->heaps = heaps;
+    entry->count = n;
+    entry->checked_at = checking_at;
+    return entry;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -765,6 +808,19 @@ void insert_audit_row(Relation customers, const AuditRow* row) {
                            row->changed_by_null ? 'n' : ' ',
                            '\0'};
     run(customers, Statement::AuditInsert, values, nulls);
+}
+
+int64 chat_row_changes(Relation rel, Oid* home) {
+    *home = home_relid(rel);
+    const ChatHeaps* heaps = chat_heaps_of(*home);
+    int64 changes = 0;
+    for (int i = 0; i < heaps->count; i++) {
+        PgStat_TableStatus* status = find_tabstat_entry(heaps->heaps[i]);
+        if (status == nullptr) continue;
+        for (PgStat_TableXactStatus* level = status->trans; level != nullptr; level = level->upper)
+            changes += level->tuples_inserted + level->tuples_updated + level->tuples_deleted;
+    }
+    return changes;
 }
 
 }  // namespace crm::pg::store

@@ -169,6 +169,14 @@ uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, 
 // the row is what "NEW.column := value" would have made.
 HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value);
 
+// The row changes (inserts, updates, deletes) the current transaction has
+// made so far to the chat table rel plays a part of (its home table, and
+// every partition of a partitioned one), in its live subtransactions, as
+// the statistics collector's per-transaction counters have them (0 with
+// track_counts off). *home: that table. The metrics triggers compare it with
+// their own changes (metrics.cpp, "alone").
+int64 chat_row_changes(Relation rel, Oid* home);
+
 // ---------------------------------------------------------------------------
 // Writers (each runs one statement; the caller is connected to SPI)
 // ---------------------------------------------------------------------------
