@@ -104,6 +104,30 @@ COMMIT;
 SELECT * FROM shown;
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
 
+-- h) once a trigger recomputed in the middle of an enclosing statement, the
+-- enclosing statement's own triggers recompute too: here an application's
+-- BEFORE UPDATE trigger updates another of the customer's chats (its
+-- trigger recomputes the customer with the outer UPDATE's first row already
+-- changed), and the outer query's DELETE leaves the counts looking balanced
+SELECT reset_chats();
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id, user_message, view_count, created_at)
+VALUES ('11111111-1111-4111-8111-111111111111', 'Ann', 'ann@x.com', 's4', 'c', 1, '2024-01-05');
+CREATE FUNCTION app_poke() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.user_message = 'poke' THEN
+    UPDATE "VC Usage" SET view_count = view_count + 100 WHERE user_message = 'c';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER app_poke BEFORE UPDATE ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION app_poke();
+WITH d AS (DELETE FROM "VC Usage" WHERE user_message = 'm4' RETURNING 1)
+UPDATE "VC Usage" SET view_count = view_count + 10,
+                      user_message = CASE user_message WHEN 'm2' THEN 'poke' ELSE user_message END
+ WHERE user_message IN ('m1', 'm2');
+DROP TRIGGER app_poke ON "VC Usage";
+SELECT * FROM shown;
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+
 -- A plain statement after all that takes the delta path again: a returning
 -- chat reads customer_metrics twice (the single-chat path: lock, update),
 -- not once per recomputation plus the chat history.

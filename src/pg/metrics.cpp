@@ -720,8 +720,14 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
 // with its own transition tables: equal, it is alone and takes the delta
 // path; otherwise (or after a subtransaction abort, which takes changes out
 // of the count) it recomputes each customer it touched from the
-// conversations: exact whatever the others did, and the last trigger of
-// such a query, which is in the same position, leaves every row exact. A
+// conversations: exact whatever the others did. Once one trigger has taken
+// that path, every later metrics trigger on the table takes it too until
+// the client's statement ends: a recomputation in the middle of an
+// enclosing statement (from an application's row trigger) counts part of
+// that statement's changes, and the enclosing statement's own comparison
+// could then balance by chance (a cross-partition UPDATE is two counted
+// changes for one transition row). When the client's statement ends, every
+// statement trigger inside it has fired and nothing is left uncounted. A
 // change no metrics trigger ever sees (triggers disabled) also leaves the
 // next statement on the exact path, once.
 struct CountedChanges {
@@ -729,6 +735,7 @@ struct CountedChanges {
     LocalTransactionId lxid;
     uint64 subxact_aborts;
     int64 changes;  // chat_row_changes() when the last metrics trigger on home ended
+    TimestampTz exact_statement;  // the client statement (its start) that took the exact path, or 0
 };
 HTAB* counted_changes = nullptr;
 uint64 subxact_aborts = 0;
@@ -750,13 +757,18 @@ bool alone(Relation rel, int64 own_changes) {
     int64 now = crm::pg::store::chat_row_changes(rel, &home);
     bool found;
     CountedChanges* entry = static_cast<CountedChanges*>(hash_search(counted_changes, &home, HASH_ENTER, &found));
+    bool same_transaction = found && entry->lxid == MyProc->lxid;
     // Nothing counted yet in this transaction: its count starts at 0.
-    int64 before = (found && entry->lxid == MyProc->lxid) ? entry->changes : 0;
-    bool trusted = !found || entry->lxid != MyProc->lxid || entry->subxact_aborts == subxact_aborts;
+    int64 before = same_transaction ? entry->changes : 0;
+    bool trusted = !same_transaction || entry->subxact_aborts == subxact_aborts;
+    TimestampTz statement = GetCurrentStatementStartTimestamp();
+    bool exact_already = same_transaction && entry->exact_statement == statement;
+    bool is_alone = trusted && !exact_already && now - before == own_changes;
     entry->lxid = MyProc->lxid;
     entry->subxact_aborts = subxact_aborts;
     entry->changes = now;
-    return trusted && now - before == own_changes;
+    entry->exact_statement = is_alone ? (same_transaction ? entry->exact_statement : 0) : statement;
+    return is_alone;
 }
 
 Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Statement fold, Statement existing) {
@@ -804,6 +816,8 @@ Datum metrics_truncate(FunctionCallInfo fcinfo) {
     ChatTable* set = chat_table_for(td->tg_relation);
     set->size_class = 0;
     run_plan(set, Statement::MetricsDeleteAll, nullptr, nullptr);
+    // TRUNCATE resets the table's counters: count from here (no row left).
+    (void)alone(td->tg_relation, 0);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }

@@ -638,7 +638,9 @@ const ChatHeaps* chat_heaps_of(Oid home) {
     }
     if (entry->checked_at == invalidations) return entry;
     uint64 checking_at = invalidations;
-    List* all = find_all_inheritors(home, NoLock, nullptr);  // home first
+    // has_subclass (pg_class.relhassubclass, from the syscache): most chat
+    // tables have no partition, and need no pg_inherits scan.
+    List* all = has_subclass(home) ? find_all_inheritors(home, NoLock, nullptr) : list_make1_oid(home);  // home first
     Oid* heaps = static_cast<Oid*>(MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * (list_length(all) + 1)));
     int n = 0;
     ListCell* cell;

@@ -114,7 +114,7 @@ namespace {
     " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id"
 #define GROUP_DELETE                                                                                      \
     "SELECT o.customer_id, (" MINUS COUNT_ALL ")::" INT8 " AS dn,"                                       \
-    " (" MINUS "coalesce(pg_catalog.sum(o.view_count), 0))::" INT8 " AS dv,"                              \
+    " " MINUS "(coalesce(pg_catalog.sum(o.view_count), 0)::" INT8 ") AS dv,"                              \
     " NULL::" TSTZ " AS add_min, NULL::" TSTZ " AS add_max,"                                              \
     " pg_catalog.min(o.created_at) AS rem_min, pg_catalog.max(o.created_at) AS rem_max,"                  \
     " NULL::pg_catalog.text[] AS add_s,"                                                                  \
@@ -148,7 +148,7 @@ namespace {
     "         (" DIFFERS("nv", "ov") " OR " DIFFERS("nt", "ot") " OR " DIFFERS("ns", "os") ") AS changed" \
     "    FROM p WHERE oc" EQ "nc"                                                                         \
     "  UNION ALL"                                                                                         \
-    "  SELECT oc, oco, -1, (" MINUS "coalesce(ov, 0))::" INT8 ", NULL, ot, NULL, os, NULL, true"          \
+    "  SELECT oc, oco, -1, " MINUS "(coalesce(ov, 0)::" INT8 "), NULL, ot, NULL, os, NULL, true"          \
     "    FROM p WHERE oc IS NOT NULL AND " DIFFERS("oc", "nc")                                            \
     "  UNION ALL"                                                                                         \
     "  SELECT nc, nco, 1, coalesce(nv, 0)::" INT8 ", nt, NULL, ns, NULL, nid, true"                       \

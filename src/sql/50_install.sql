@@ -253,9 +253,12 @@ AS $$
 $$;
 
 -- Puts the registered trigger nt (on_partitions) on every partition of
--- target_schema's nt.table_name that lacks it, in the enabled state of the
--- one on that table. install() and the event trigger below call it.
-CREATE FUNCTION crm_native._add_partition_triggers(target_schema text, nt crm_native.native_trigger)
+-- target_schema's nt.table_name that lacks it (only those in below's
+-- partition tree, below included, when below is given), in the enabled
+-- state of the one on that table. install() and the event trigger of
+-- 55_partition_triggers.sql call it.
+CREATE FUNCTION crm_native._add_partition_triggers(target_schema text, nt crm_native.native_trigger,
+                                                   below regclass DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -270,6 +273,7 @@ BEGIN
      WHERE t.tgrelid = format('%I.%I', target_schema, nt.table_name)::regclass
        AND t.tgname = nt.trigger_name AND NOT t.tgisinternal;
     FOR part IN SELECT p FROM crm_native._partitions(target_schema, nt.table_name) p
+                 WHERE below IS NULL OR p IN (SELECT t.relid FROM pg_partition_tree(below) t)
     LOOP
         IF crm_native._create_native_trigger(nt, part, true) THEN
             PERFORM crm_native._set_trigger_enabled(part, nt.trigger_name, home_enabled);
