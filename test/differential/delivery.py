@@ -21,6 +21,12 @@ under comparison get the same rewritten script.
                  commits, its later transactions reusing the backend's state
   function_loop  every chat INSERT becomes a PL/pgSQL loop over a cursor of
                  its rows that inserts them one statement at a time
+  multi_change   every chat INSERT, UPDATE and DELETE run as the owner goes
+                 in a writable CTE beside two more: one deletes the newest
+                 chat of a live, unmerged customer, one inserts it again. One
+                 query that changes "VC Usage" three times, whose statement
+                 triggers all fire after all of it (an upsert or MERGE is
+                 such a query too)
   partition_writes  (on schema variant partitioned) every chat INSERT, UPDATE
                  and DELETE run as the owner names the partitions of "VC Usage"
                  instead (crm_parts.vc_usage_early, public.vc_usage_later,
@@ -138,6 +144,22 @@ def partition_insert(cols, rows):
             for table, part in ((EARLY, early), (LATER, later)) if part]
 
 
+CHAT_COLUMNS = ("company_id, user_id, customer_id, customer_name, customer_email, customer_phone, session_id,"
+                " interaction_number, user_message, ai_response, view_count, created_at")
+
+
+def multi_change(line):
+    # the sibling deletes the newest chat of a live, unmerged customer and
+    # inserts it again (a new id): the customer's metrics end as they were,
+    # through a DELETE and an INSERT trigger of the same query
+    return ["WITH delivery_main AS (%s RETURNING 1),"
+            " delivery_gone AS (DELETE FROM \"VC Usage\" WHERE user_message = (SELECT max(v.user_message)"
+            " FROM \"VC Usage\" v JOIN customers c ON c.id = v.customer_id"
+            " WHERE c.deleted_at IS NULL AND c.merged_into_customer_id IS NULL) RETURNING *),"
+            " delivery_back AS (INSERT INTO \"VC Usage\" (%s) SELECT %s FROM delivery_gone RETURNING 1)"
+            " SELECT count(*) FROM delivery_main;" % (line[:-1], CHAT_COLUMNS, CHAT_COLUMNS)]
+
+
 def savepoint_twice(line, k):
     if k % 2 == 0 or ";" in line[:-1]:
         return ["SAVEPOINT delivery_try;", line, "ROLLBACK TO SAVEPOINT delivery_try;", line,
@@ -167,7 +189,7 @@ def steps(lines):
 
 
 def main():
-    modes = ("copy", "savepoints", "procedures", "function_loop", "partition_writes")
+    modes = ("copy", "savepoints", "procedures", "function_loop", "partition_writes", "multi_change")
     if len(sys.argv) != 2 or sys.argv[1] not in modes:
         raise SystemExit("usage: delivery.py %s < workload.sql" % "|".join(modes))
     mode = sys.argv[1]
@@ -199,6 +221,8 @@ def main():
                         prefix = change.group(1) or ""
                         out += ["%s%s %s %s" % (prefix, change.group(2), table, change.group(3))
                                 for table in (EARLY, LATER)]
+                elif mode == "multi_change" and not as_app and (m or (change and not change.group(1))):
+                    out += multi_change(line)
                 elif m and mode == "copy" and not as_app:
                     out += chat_copy(m.group(1), parse_rows(m.group(2)))
                 elif m and mode == "function_loop":

@@ -340,7 +340,7 @@ $ddl$;
         RETURN NEXT schema_variant.alter_keeping('public."VC Usage"',
             'ALTER COLUMN id DROP DEFAULT, ALTER COLUMN id TYPE uuid USING gen_random_uuid(),'
             ' ALTER COLUMN id SET DEFAULT gen_random_uuid()');
-    WHEN 'copy', 'savepoints', 'procedures', 'function_loop' THEN
+    WHEN 'copy', 'savepoints', 'procedures', 'function_loop', 'multi_change' THEN
         -- delivery variants: the reference schema; test/differential/delivery.py
         -- rewrites how the workload delivers its changes
         RETURN;

@@ -29,13 +29,16 @@
 #   uuid_chat_ids   (h) "VC Usage".id of type uuid, random (not in insertion
 #                       order)
 #
-# and on the reference schema, four ways of delivering the same workload
+# and on the reference schema, five ways of delivering the same workload
 # (test/differential/delivery.py rewrites the script for both databases):
 #   copy            the owner's chat INSERTs as COPY ... FROM STDIN
 #   savepoints      every data statement first run and rolled back in a
 #                   savepoint (SQL, or a PL/pgSQL exception block), then again
 #   procedures      steps run by a procedure that COMMITs after each
 #   function_loop   chat INSERTs as a PL/pgSQL cursor loop, a row at a time
+#   multi_change    the owner's chat INSERTs, UPDATEs and DELETEs each in a
+#                   writable CTE beside an UPDATE of another chat: one query
+#                   that changes "VC Usage" twice (as upserts and MERGE do)
 # and on schema (f):
 #   partition_writes  the owner's chat INSERTs, UPDATEs and DELETEs name the
 #                   partitions of "VC Usage" instead (statement triggers fire
@@ -54,7 +57,7 @@
 # One line per variant: "PASS <variant>" or "FAIL <variant>: reason".
 # Needs PGHOST etc. of a running test cluster with crm_template built
 # (scripts/test.sh does both). Knobs:
-#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all thirteen)
+#   SV_VARIANTS="fk_indexes ..."   variants to run (default: all fourteen)
 #   SV_SEEDS="1 2"                 seeds (default: 20240611 + 1 random, printed)
 #   SV_STEPS=500                   transactions per workload
 #   SV_KEEP=1                      keep the databases of passing runs too
@@ -64,7 +67,7 @@ DIR=$ROOT/test/differential
 CHECK=schema_variants
 # shellcheck source=../differential/common.sh
 source "$DIR/common.sh"
-VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types uuid_chat_ids copy savepoints procedures function_loop partition_writes"}
+VARIANTS=${SV_VARIANTS:-"fk_indexes deferred_fks app_triggers never_analyzed crm_app_rls partitioned column_types uuid_chat_ids copy savepoints procedures function_loop partition_writes multi_change"}
 STEPS=${SV_STEPS:-500}
 SEEDS=${SV_SEEDS:-"20240611 $((RANDOM * 32768 + RANDOM))"}
 
@@ -99,7 +102,7 @@ for variant in $VARIANTS; do
       problems+=("seed $seed: generator failed"); continue
     fi
     case $variant in
-      copy|savepoints|procedures|function_loop|partition_writes)
+      copy|savepoints|procedures|function_loop|partition_writes|multi_change)
         if ! python3 "$DIR/delivery.py" "$variant" <"$work/workload.sql" >"$work/workload.delivered.sql"; then
           problems+=("seed $seed: delivery.py $variant failed"); continue
         fi
@@ -109,6 +112,7 @@ for variant in $VARIANTS; do
           savepoints) n_delivered=$(grep -cE '^(ROLLBACK TO SAVEPOINT delivery_try;|DO [$]try[$])' "$work/workload.delivered.sql") ;;
           procedures) n_delivered=$(grep -c '^CALL difftest.run_steps' "$work/workload.delivered.sql") ;;
           function_loop) n_delivered=$(grep -c '^DO [$]chats[$]' "$work/workload.delivered.sql") ;;
+          multi_change) n_delivered=$(grep -c '^WITH delivery_main AS' "$work/workload.delivered.sql") ;;
           partition_writes) n_delivered=$(grep -cE '^(RESET ROLE; )?(INSERT INTO|UPDATE|DELETE FROM) (crm_parts[.]vc_usage_early|public[.]vc_usage_later) ' "$work/workload.delivered.sql") ;;
         esac
         say "$variant seed $seed: $n_delivered statements delivered as $variant"
