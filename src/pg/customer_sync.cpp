@@ -519,6 +519,22 @@ void lock_keys_for_create(const ChatRow* row) {
 }
 
 // Links an unlinked chat (steps 3-5); returns the customer.
+// Under REPEATABLE READ and SERIALIZABLE, after the key locks: the
+// transaction snapshot cannot see a customer that another transaction
+// committed while we waited for them. A serialization failure when the
+// latest snapshot's match is not `expected` (nullptr: when there is one).
+void fail_if_changed_meanwhile(const ChatRow* row, const pg_uuid_t* expected) {
+    Match latest;
+    lookup(row, &latest, GetLatestSnapshot());
+    if (!latest.found) return;
+    if (expected != nullptr && std::memcmp(latest.id.data, expected->data, UUID_LEN) == 0) return;
+    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                    errmsg("could not serialize access due to concurrent customer sync"),
+                    errdetail("A concurrent transaction created or changed the customer with the same %s.",
+                              row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
+                    errhint("The transaction might succeed if retried.")));
+}
+
 void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
     // A transaction that holds the bulk lock (a bulk import past
     // crm_native.sync_key_lock_limit new customers) waits for the row's key
@@ -538,6 +554,19 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
         Match m;
         lookup(row, &m, InvalidSnapshot);
         if (m.found) {
+            // A match the chat fills an email or phone into gains that key:
+            // like creating a customer with it, which another transaction
+            // may be doing right now (it finds no holder yet), so the same
+            // key locks first, then look again: a customer created meanwhile
+            // with the key may be the match now (email first).
+            if (!locked && (fills_email(row, &m) || fills_phone(row, &m))) {
+                lock_keys_for_create(row);
+                locked = true;
+                attempt--;
+                continue;
+            }
+            if (!m.touched && IsolationUsesXactSnapshot() && (fills_email(row, &m) || fills_phone(row, &m)))
+                fail_if_changed_meanwhile(row, &m.id);
             // 4. A match fills what the customer lacks (with updated_at), or
             // only locks it when the chat brings nothing new.
             if (m.touched || update_customer(row, &m, true)) {
@@ -553,18 +582,7 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             attempt--;
             continue;  // look again now that no one else can create these keys
         }
-        if (IsolationUsesXactSnapshot()) {
-            // The transaction snapshot cannot see a customer that another
-            // transaction committed while we waited for the key locks.
-            Match latest;
-            lookup(row, &latest, GetLatestSnapshot());
-            if (latest.found)
-                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-                                errmsg("could not serialize access due to concurrent customer sync"),
-                                errdetail("A concurrent transaction created or changed the customer with the same %s.",
-                                          row->has_key[kEmail] ? "email" : row->has_key[kPhone] ? "phone" : "name"),
-                                errhint("The transaction might succeed if retried.")));
-        }
+        if (IsolationUsesXactSnapshot()) fail_if_changed_meanwhile(row, nullptr);
         create_customer(row, out);
         crm::pg::trigger_stats::customer_created();  // trigger_stats
         return;
@@ -578,6 +596,7 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
 // its customer (NEW.customer_id itself, if live). Never relinks.
 void sync_linked(const ChatRow* row, Datum customer_id) {
     if (!row->has_key[kEmail] && !row->has_key[kPhone]) return;
+    bool locked = false;
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         Datum values[2] = {customer_id, row->company_id};
         run_select(row, Statement::SyncChain, values, nullptr, InvalidSnapshot, 1);
@@ -588,6 +607,13 @@ void sync_linked(const ChatRow* row, Datum customer_id) {
         m.email_missing = get_bool(0, 3);
         m.phone_missing = get_bool(0, 4);
         if (!fills_email(row, &m) && !fills_phone(row, &m)) return;
+        // The key it gains: locked as by a customer's creator (sync_unlinked).
+        if (!locked) {
+            lock_keys_for_create(row);
+            locked = true;
+            attempt--;
+            continue;
+        }
         if (update_customer(row, &m, false)) return;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
