@@ -40,7 +40,7 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # scripts in src/sql/released/, add them to DATA, and retarget these lines.
 PREV_VERSION      = 0.5.0
 UPGRADE_FRAGMENTS = src/sql/55_partition_triggers.sql
-UPGRADE_FUNCTIONS = missing_objects _add_partition_triggers install uninstall search_customers merge_customers
+UPGRADE_FUNCTIONS = missing_objects _partitions _add_partition_triggers install uninstall search_customers merge_customers
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql \
                 src/sql/released/$(EXTENSION)--0.3.0--0.4.0.sql src/sql/released/$(EXTENSION)--0.4.0--0.5.0.sql

@@ -143,6 +143,20 @@ DELETE FROM archive.chats_2021 WHERE session_id = 's21';
 SELECT c.customer_email, m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at::date
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id WHERE c.customer_email = 'dz@example.com';
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- Also one created by CREATE SCHEMA ... CREATE TABLE (reported under that
+-- tag); and the event trigger locks no partition but the new one.
+CREATE SCHEMA y2016 CREATE TABLE chats_2016 PARTITION OF "VC Usage" FOR VALUES FROM ('2016-01-01') TO ('2017-01-01');
+SELECT count(*) AS metrics_triggers FROM pg_trigger
+ WHERE tgrelid = 'y2016.chats_2016'::regclass AND tgname LIKE 'trg_vc_usage_metrics%';
+DROP SCHEMA y2016 CASCADE;
+BEGIN;
+CREATE TABLE archive.chats_2015 PARTITION OF "VC Usage" FOR VALUES FROM ('2015-01-01') TO ('2016-01-01');
+SELECT count(*) AS metrics_triggers FROM pg_trigger
+ WHERE tgrelid = 'archive.chats_2015'::regclass AND tgname LIKE 'trg_vc_usage_metrics%';
+SELECT relation::regclass AS other_partition_locked FROM pg_locks
+ WHERE pid = pg_backend_pid() AND locktype = 'relation'
+   AND relation IN ('archive.chats_2024'::regclass, 'archive.chats_2022'::regclass, 'archive.chats_2020_h1'::regclass);
+ROLLBACK;
 -- A new partition takes the enabled state of the trigger on "VC Usage".
 ALTER TABLE "VC Usage" DISABLE TRIGGER trg_vc_usage_metrics_refresh_ins;
 CREATE TABLE archive.chats_2019 PARTITION OF "VC Usage" FOR VALUES FROM ('2019-01-01') TO ('2020-01-01');

@@ -153,7 +153,11 @@ $$;
 -- registered on_partitions go on: a statement fires the statement triggers of
 -- the table it names only. None for a table that is not partitioned, and none
 -- on Citus (partitioned distributed tables are not supported, docs/citus.md).
-CREATE FUNCTION crm_native._partitions(target_schema text, tbl text)
+-- With below (a partition of it): only below and the partitions under it;
+-- pg_partition_tree() locks the tree it walks (AccessShareLock), so the
+-- event trigger, which passes the table a DDL command just created or
+-- attached, locks nothing else.
+CREATE FUNCTION crm_native._partitions(target_schema text, tbl text, below regclass DEFAULT NULL)
 RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -167,9 +171,9 @@ BEGIN
     -- is on its way out.
     RETURN QUERY
     SELECT p.relid::regclass
-      FROM pg_partition_tree(to_regclass(format('%I.%I', target_schema, tbl))) p
+      FROM pg_partition_tree(coalesce(below, to_regclass(format('%I.%I', target_schema, tbl)))) p
       JOIN pg_class c ON c.oid = p.relid
-     WHERE p.level > 0 AND c.relkind IN ('r', 'p')
+     WHERE (p.level > 0 OR below IS NOT NULL) AND c.relkind IN ('r', 'p')
        AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = p.relid AND i.inhdetachpending)
      ORDER BY p.level, p.relid::regclass::text;
 END
@@ -272,8 +276,7 @@ BEGIN
       FROM pg_trigger t
      WHERE t.tgrelid = format('%I.%I', target_schema, nt.table_name)::regclass
        AND t.tgname = nt.trigger_name AND NOT t.tgisinternal;
-    FOR part IN SELECT p FROM crm_native._partitions(target_schema, nt.table_name) p
-                 WHERE below IS NULL OR p IN (SELECT t.relid FROM pg_partition_tree(below) t)
+    FOR part IN SELECT p FROM crm_native._partitions(target_schema, nt.table_name, below) p
     LOOP
         IF crm_native._create_native_trigger(nt, part, true) THEN
             PERFORM crm_native._set_trigger_enabled(part, nt.trigger_name, home_enabled);

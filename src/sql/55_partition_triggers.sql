@@ -12,8 +12,8 @@ REVOKE ALL ON FUNCTION crm_native._ddl_new_tables(pg_ddl_command) FROM PUBLIC;
 -- registered on_partitions as install() gives them: PostgreSQL clones row
 -- triggers onto a new partition (the plpgsql metrics trigger was one), but
 -- not statement triggers, and without them chats written straight into the
--- new partition would not be counted. Runs at the end of each CREATE TABLE
--- and ALTER TABLE, whoever ran it. A command on a table outside every tree
+-- new partition would not be counted. Runs at the end of each CREATE TABLE,
+-- ALTER TABLE and CREATE SCHEMA, whoever ran it. A command on a table outside every tree
 -- that install() attached to costs one catalog query (the library is not
 -- even loaded). Otherwise only the tables the command itself created or
 -- attached (and their partitions) get what they lack: an ALTER TABLE that
@@ -39,9 +39,10 @@ AS $$
 DECLARE
     r record;
 BEGIN
-    -- read leniently: a malformed value must not fail the application's DDL
-    IF lower(coalesce(nullif(current_setting('crm_native.attach_partition_triggers', true), ''), 'on'))
-       IN ('off', 'of', 'false', 'f', 'no', 'n', '0') THEN
+    -- read leniently, as PostgreSQL reads a boolean (any prefix of false,
+    -- no, off): a malformed value must not fail the application's DDL
+    IF lower(btrim(coalesce(current_setting('crm_native.attach_partition_triggers', true), 'on')))
+       ~ '^(f(a(l(s(e)?)?)?)?|no?|off?|0)$' THEN
         RETURN;
     END IF;
     FOR r IN
@@ -81,6 +82,8 @@ BEGIN
 END
 $$;
 
+-- CREATE SCHEMA: its CREATE TABLE ... PARTITION OF elements are reported
+-- under that tag.
 CREATE EVENT TRIGGER crm_native_partition_triggers ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA')
     EXECUTE FUNCTION crm_native._partition_ddl_end();

@@ -21,3 +21,8 @@ ALTER FUNCTION crm_native.metrics_insert() RESET ALL;
 ALTER FUNCTION crm_native.metrics_update() RESET ALL;
 ALTER FUNCTION crm_native.metrics_delete() RESET ALL;
 ALTER FUNCTION crm_native.metrics_truncate() RESET ALL;
+
+-- _partitions() takes the partition to start below (the event trigger's new
+-- table, so that it locks no other partition); the two-argument one goes,
+-- else a two-argument call would be ambiguous.
+DROP FUNCTION crm_native._partitions(text, text);
