@@ -10,6 +10,8 @@
 # test cluster named by PGHOST etc.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../../scripts/pgenv.sh
+source "$ROOT/scripts/pgenv.sh"   # $CRM_PGBIN: the staged server's pg_dump
 export PGUSER=${PGUSER:-postgres}
 SRC=partition_restore_src_$$
 DST=partition_restore_dst_$$
