@@ -152,3 +152,31 @@ SELECT crm_native.missing_objects('crm two');
 SELECT count(*) AS native_triggers FROM crm_native.status('broken') WHERE implementation = 'native';
 SELECT * FROM crm_native.install('no such schema');
 SELECT * FROM crm_native.status('no such schema');
+
+-- A table owner that is not a superuser installs and uninstalls with the
+-- privileges docs/install.md lists: USAGE on schema crm_native and
+-- SELECT, INSERT, UPDATE, DELETE on crm_native.replaced_trigger (the
+-- registry and index tables are readable by every role).
+CREATE ROLE crm_table_owner;
+CREATE SCHEMA owned AUTHORIZATION crm_table_owner;
+SET client_min_messages = warning;
+SET ROLE crm_table_owner;
+SET search_path = owned, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+RESET ROLE;
+RESET search_path;
+RESET client_min_messages;
+GRANT USAGE ON SCHEMA crm_native TO crm_table_owner;
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm_native.replaced_trigger TO crm_table_owner;
+SET ROLE crm_table_owner;
+SET client_min_messages = error;
+SELECT count(*) FILTER (WHERE implementation = 'native') AS native_triggers FROM crm_native.install('owned');
+SELECT count(*) FILTER (WHERE implementation = 'native') AS native_triggers FROM crm_native.uninstall('owned');
+RESET client_min_messages;
+RESET ROLE;
+DROP SCHEMA owned CASCADE;
+REVOKE ALL ON crm_native.replaced_trigger FROM crm_table_owner;
+REVOKE USAGE ON SCHEMA crm_native FROM crm_table_owner;
+DROP ROLE crm_table_owner;

@@ -21,6 +21,8 @@ AS 'MODULE_PATHNAME', 'crm_required_columns';
 
 CREATE VIEW crm_native.required_column AS
 SELECT ordinal, table_name, column_name, types FROM crm_native.required_columns();
+-- the triggers' column list, nothing of a tenant (docs/install.md)
+GRANT SELECT ON crm_native.required_column TO PUBLIC;
 
 -- The application triggers install() replaced, as pg_get_triggerdef() wrote
 -- them (fully qualified), with their enabled state and comment, so that

@@ -68,6 +68,10 @@ CREATE TABLE crm_native.required_index (
     needed_by         text NOT NULL,
     fix               text NOT NULL      -- format() template, %1$s = quoted schema
 );
+-- What the triggers expect of the schema, nothing of a tenant: readable by
+-- every role, so that a table owner who is not a superuser can call
+-- install() and verify_schema() (docs/install.md).
+GRANT SELECT ON crm_native.expected_index, crm_native.required_index TO PUBLIC;
 
 INSERT INTO crm_native.required_index VALUES
  (1, 'customer_matching_keys', '{company_id,key_type,normalized_value}', false, false, NULL,

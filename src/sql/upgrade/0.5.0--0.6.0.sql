@@ -26,3 +26,8 @@ ALTER FUNCTION crm_native.metrics_truncate() RESET ALL;
 -- table, so that it locks no other partition); the two-argument one goes,
 -- else a two-argument call would be ambiguous.
 DROP FUNCTION crm_native._partitions(text, text);
+
+-- What the triggers expect of the schema is readable by every role: a
+-- table owner who is not a superuser calls install() with USAGE on
+-- crm_native and the documented grants on replaced_trigger only.
+GRANT SELECT ON crm_native.required_column, crm_native.expected_index, crm_native.required_index TO PUBLIC;
