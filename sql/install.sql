@@ -180,3 +180,45 @@ DROP SCHEMA owned CASCADE;
 REVOKE ALL ON crm_native.replaced_trigger FROM crm_table_owner;
 REVOKE USAGE ON SCHEMA crm_native FROM crm_table_owner;
 DROP ROLE crm_table_owner;
+
+-- A schema renamed after install(): its records name the old schema, so
+-- uninstall() would drop the native triggers and restore nothing. It
+-- refuses instead, and works once the schema has its old name back.
+CREATE SCHEMA renamed_a;
+SET client_min_messages = warning;
+SET search_path = renamed_a, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+CREATE FUNCTION renamed_a.app_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER trg_customers_audit_log AFTER INSERT OR UPDATE OR DELETE ON renamed_a.customers
+    FOR EACH ROW EXECUTE FUNCTION renamed_a.app_audit();
+RESET search_path;
+SET client_min_messages = error;
+SELECT count(*) FILTER (WHERE implementation = 'native') AS native_triggers FROM crm_native.install('renamed_a');
+RESET client_min_messages;
+ALTER SCHEMA renamed_a RENAME TO renamed_b;
+SELECT * FROM crm_native.uninstall('renamed_b');
+SELECT count(*) FILTER (WHERE implementation = 'native') AS still_native FROM crm_native.status('renamed_b');
+ALTER SCHEMA renamed_b RENAME TO renamed_a;
+SELECT trigger_name, implementation FROM crm_native.uninstall('renamed_a') WHERE table_name = 'customers' ORDER BY 1;
+-- A record left by a dropped schema of the same name is not restored: the
+-- new schema has no audit trigger, and gets none back from uninstall().
+SET client_min_messages = error;
+SELECT count(*) > 0 AS installed FROM crm_native.install('renamed_a');
+RESET client_min_messages;
+DROP SCHEMA renamed_a CASCADE;
+CREATE SCHEMA renamed_a;
+SET client_min_messages = warning;
+SET search_path = renamed_a, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+RESET search_path;
+SET client_min_messages = error;
+SELECT count(*) > 0 AS installed FROM crm_native.install('renamed_a');
+SELECT count(*) AS stale_records FROM crm_native.replaced_trigger WHERE schema_name = 'renamed_a';
+SELECT count(*) AS triggers_left FROM crm_native.uninstall('renamed_a');
+RESET client_min_messages;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'renamed_a.customers'::regclass AND NOT tgisinternal ORDER BY 1;
+DROP SCHEMA renamed_a CASCADE;

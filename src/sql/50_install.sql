@@ -338,7 +338,20 @@ BEGIN
           JOIN pg_namespace pn ON pn.oid = p.pronamespace
          WHERE t.tgrelid = rel AND t.tgname = r.replaces AND NOT t.tgisinternal;
         IF NOT FOUND OR app.fn_schema = 'crm_native' THEN
-            CONTINUE;  -- nothing to replace, or already replaced
+            -- Nothing to replace, or already replaced. With neither the
+            -- application's trigger nor a native one replacing it here, a
+            -- record of it is stale (left by an earlier schema of this name,
+            -- dropped): uninstall() must not restore it.
+            IF NOT FOUND AND NOT EXISTS (
+                   SELECT FROM crm_native.native_trigger nt
+                     JOIN pg_trigger t ON t.tgrelid = rel AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+                     JOIN pg_proc p ON p.oid = t.tgfoid
+                    WHERE nt.replaces = r.replaces AND nt.table_name = r.tbl
+                      AND p.pronamespace = 'crm_native'::regnamespace) THEN
+                DELETE FROM crm_native.replaced_trigger rt
+                 WHERE rt.schema_name = target_schema AND rt.table_name = r.tbl AND rt.trigger_name = r.replaces;
+            END IF;
+            CONTINUE;
         END IF;
         INSERT INTO crm_native.replaced_trigger
                (schema_name, table_name, trigger_name, definition, enabled, comment, function_name)
@@ -409,8 +422,25 @@ DECLARE
     r record;
     rel regclass;
     current_def text;
+    orphaned text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
+    -- The records name their schema. A schema renamed after install() has
+    -- none under its new name, and uninstall() would drop the native
+    -- triggers and restore nothing; refuse while records name a schema that
+    -- no longer exists (renamed, or dropped) and none name this one.
+    SELECT string_agg(DISTINCT quote_ident(rt.schema_name), ', ') INTO orphaned
+      FROM crm_native.replaced_trigger rt
+     WHERE to_regnamespace(quote_ident(rt.schema_name)) IS NULL;
+    IF orphaned IS NOT NULL
+       AND NOT EXISTS (SELECT FROM crm_native.replaced_trigger rt WHERE rt.schema_name = target_schema)
+       AND EXISTS (SELECT FROM crm_native.status(target_schema) st WHERE st.implementation = 'native') THEN
+        RAISE EXCEPTION 'crm_native.uninstall: no application trigger of schema % is recorded, but triggers are recorded for schema % which no longer exists',
+                        quote_ident(target_schema), orphaned
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'uninstall() restores the triggers install() recorded under the schema''s name; renamed after install(), the schema has none under its new name. Nothing was changed.',
+                  HINT = 'Rename the schema back, call uninstall(), and rename it again. If that schema is gone for good, DELETE FROM crm_native.replaced_trigger WHERE schema_name = ... first.';
+    END IF;
     -- On Citus a shard move copies the shell table's triggers onto the moved
     -- shard, the statement-level TRUNCATE trigger too, which Citus otherwise
     -- keeps off the shards and so never drops there. Drop those leftovers on
