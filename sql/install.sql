@@ -222,3 +222,23 @@ SELECT count(*) AS triggers_left FROM crm_native.uninstall('renamed_a');
 RESET client_min_messages;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'renamed_a.customers'::regclass AND NOT tgisinternal ORDER BY 1;
 DROP SCHEMA renamed_a CASCADE;
+
+-- On a logical replication subscriber the application's metrics trigger
+-- would be ENABLE ALWAYS (or REPLICA); install() copies that state, and
+-- warns: the apply worker fires row triggers only, and the native metrics
+-- triggers are statement triggers.
+CREATE SCHEMA subscriber;
+SET client_min_messages = warning;
+SET search_path = subscriber, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+CREATE FUNCTION subscriber.app_metrics() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER trg_vc_usage_metrics_refresh AFTER INSERT OR UPDATE OR DELETE ON subscriber."VC Usage"
+    FOR EACH ROW EXECUTE FUNCTION subscriber.app_metrics();
+ALTER TABLE subscriber."VC Usage" ENABLE ALWAYS TRIGGER trg_vc_usage_metrics_refresh;
+RESET search_path;
+SELECT count(*) > 0 AS installed FROM crm_native.install('subscriber');
+RESET client_min_messages;
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall('subscriber');
+DROP SCHEMA subscriber CASCADE;

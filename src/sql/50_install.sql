@@ -380,6 +380,28 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- 2b. A native statement-level trigger set to fire on a logical
+    --     replication subscriber (ENABLE ALWAYS or REPLICA, copied from the
+    --     application's row-level trigger): the apply worker fires row
+    --     triggers only, so customer_metrics would not be maintained there.
+    FOR r IN
+        SELECT t.tgname, t.tgrelid::regclass AS rel, t.tgenabled
+          FROM pg_trigger t
+          JOIN pg_proc p ON p.oid = t.tgfoid
+          JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE p.pronamespace = 'crm_native'::regnamespace AND NOT t.tgisinternal
+           AND t.tgtype::int & 1 = 0  -- FOR EACH STATEMENT
+           AND t.tgtype::int & 32 = 0  -- not TRUNCATE (the apply worker fires those)
+           AND t.tgenabled IN ('A', 'R')
+           AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+         ORDER BY 2::text, 1
+    LOOP
+        RAISE WARNING 'crm_native.install: trigger "%" on % is ENABLE %, but logical replication applies changes without firing statement triggers',
+                      r.tgname, r.rel, CASE r.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END
+            USING DETAIL = 'On a subscriber, replicated chats are linked by the row triggers, but customer_metrics is not maintained.',
+                  HINT = 'Replicate customer_metrics from the publisher instead, or run crm_native.rebuild_metrics() on the subscriber (docs/metrics.md, "Logical replication").';
+    END LOOP;
+
     -- 3. A trigger under another name that still calls one of the application's
     --    known trigger functions would now run next to its native replacement.
     FOR r IN
