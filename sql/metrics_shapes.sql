@@ -128,6 +128,36 @@ DROP TRIGGER app_poke ON "VC Usage";
 SELECT * FROM shown;
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
 
+-- i) an application's trigger on customer_metrics that writes a chat for
+-- another customer of the same statement, while that statement is writing
+-- its rows: the row it read before is recomputed, not overwritten
+SELECT reset_chats();
+INSERT INTO customers (id, company_id, customer_name) VALUES
+  ('0b000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'B'),
+  ('f0000000-0000-4000-8000-000000000002', '11111111-1111-4111-8111-111111111111', 'House');
+INSERT INTO "VC Usage" (company_id, customer_id, session_id, user_message, created_at) VALUES
+  ('11111111-1111-4111-8111-111111111111', '0b000000-0000-4000-8000-000000000001', 'b1', 'b-1', '2024-02-01'),
+  ('11111111-1111-4111-8111-111111111111', '0b000000-0000-4000-8000-000000000001', 'b2', 'b-2', '2024-02-02'),
+  ('11111111-1111-4111-8111-111111111111', 'f0000000-0000-4000-8000-000000000002', 'h1', 'h-1', '2024-02-03');
+CREATE FUNCTION app_milestone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.customer_id = '0b000000-0000-4000-8000-000000000001' AND NEW.total_conversations = 3 THEN
+    INSERT INTO "VC Usage" (company_id, customer_id, session_id, user_message, created_at)
+    VALUES (NEW.company_id, 'f0000000-0000-4000-8000-000000000002', 'milestone', 'h-milestone', '2024-02-10');
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER app_milestone AFTER INSERT OR UPDATE ON customer_metrics FOR EACH ROW EXECUTE FUNCTION app_milestone();
+INSERT INTO "VC Usage" (company_id, customer_id, session_id, user_message, created_at) VALUES
+  ('11111111-1111-4111-8111-111111111111', '0b000000-0000-4000-8000-000000000001', 'b3', 'b-3', '2024-02-04'),
+  ('11111111-1111-4111-8111-111111111111', 'f0000000-0000-4000-8000-000000000002', 'h2', 'h-2', '2024-02-05');
+DROP TRIGGER app_milestone ON customer_metrics;
+SELECT c.customer_name, m.total_conversations AS n, m.total_sessions AS s
+  FROM customer_metrics m JOIN customers c ON c.id = m.customer_id
+ WHERE c.customer_name IN ('B', 'House') ORDER BY 1;
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+DELETE FROM "VC Usage" WHERE customer_id IN ('0b000000-0000-4000-8000-000000000001', 'f0000000-0000-4000-8000-000000000002');
+
 -- A plain statement after all that takes the delta path again: a returning
 -- chat reads customer_metrics twice (the single-chat path: lock, update),
 -- not once per recomputation plus the chat history.

@@ -567,14 +567,29 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan, bool
         }
     }
 
-    // Phase 3: write each row once, by its primary key.
+    // Phase 3: write each row once, by its primary key. A write may fire an
+    // application's trigger on customer_metrics that writes chats, whose own
+    // metrics trigger updates rows this one read in phase 2; once the chat
+    // table has changed, the rows still to write are recomputed from the
+    // conversations instead (they are locked).
+    Oid home = InvalidOid;
+    const int64 changes_read = crm::pg::store::chat_row_changes(set->rel, &home);
+    bool stale = false;
     for (int i = 0; i < update_count; ++i) {
         CHECK_FOR_INTERRUPTS();
-        run_plan(set, Statement::MetricsUpdateRow, &updates[kRowParams * i], &update_nulls[kRowParams * i]);
+        stale = stale || crm::pg::store::chat_row_changes(set->rel, &home) != changes_read;
+        if (stale)
+            recompute_exact(set, updates[kRowParams * i]);
+        else
+            run_plan(set, Statement::MetricsUpdateRow, &updates[kRowParams * i], &update_nulls[kRowParams * i]);
     }
     for (int i = 0; i < delete_count; ++i) {
         CHECK_FOR_INTERRUPTS();
-        run_plan(set, Statement::MetricsDeleteRow, &deletes[i], nullptr);
+        stale = stale || crm::pg::store::chat_row_changes(set->rel, &home) != changes_read;
+        if (stale)
+            recompute_exact(set, deletes[i]);
+        else
+            run_plan(set, Statement::MetricsDeleteRow, &deletes[i], nullptr);
     }
     // The stored row was wrong (edited by hand, or written while the
     // triggers were off): heal it from the conversations.
