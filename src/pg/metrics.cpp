@@ -363,16 +363,25 @@ void lock_or_create(ChatTable* set, const RowBatch* b, const bool* pure) {
 // idx_vc_usage_customer_fk), written over its (locked or just inserted) row.
 // The fallback when a stored row contradicts the delta, or when a customer
 // without a row lost conversations in this statement.
-void recompute_customer(ChatTable* set, Datum customer) {
+// The customer's metrics as its conversations give them (MetricsRecompute),
+// and the company of its first one.
+MetricsRow recomputed(ChatTable* set, Datum customer, Datum* company, bool* company_null) {
     Datum key[1] = {customer};
     run_plan(set, Statement::MetricsRecompute, key, nullptr);
     HeapTuple t = SPI_tuptable->vals[0];
     TupleDesc d = SPI_tuptable->tupdesc;
     MetricsRow row = metrics_columns(t, d);
-    bool company_null = false;
-    Datum company = SPI_getbinval(t, d, 6, &company_null);
-    if (!company_null) company = datumCopy(company, false, 16);
+    *company = SPI_getbinval(t, d, 6, company_null);
+    if (!*company_null) *company = datumCopy(*company, false, 16);
     SPI_freetuptable(SPI_tuptable);
+    return row;
+}
+
+void recompute_customer(ChatTable* set, Datum customer) {
+    Datum key[1] = {customer};
+    Datum company;
+    bool company_null = false;
+    MetricsRow row = recomputed(set, customer, &company, &company_null);
     if (row.conversations == 0) {
         run_plan(set, Statement::MetricsDeleteRow, key, nullptr);
         return;
@@ -410,14 +419,9 @@ void recompute_exact(ChatTable* set, Datum customer) {
             recompute_customer(set, customer);
             return;
         }
-        run_plan(set, Statement::MetricsRecompute, key, nullptr);
-        HeapTuple t = SPI_tuptable->vals[0];
-        TupleDesc d = SPI_tuptable->tupdesc;
-        MetricsRow row = metrics_columns(t, d);
+        Datum company;
         bool company_null = false;
-        Datum company = SPI_getbinval(t, d, 6, &company_null);
-        if (!company_null) company = datumCopy(company, false, 16);
-        SPI_freetuptable(SPI_tuptable);
+        MetricsRow row = recomputed(set, customer, &company, &company_null);
         if (row.conversations == 0) return;  // no conversation, no row
         if (create_row(set, customer, company, company_null, row)) return;
         // created concurrently: lock it and recompute it
