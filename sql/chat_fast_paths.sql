@@ -41,8 +41,9 @@ SELECT count(*) AS audit_updates FROM customer_audit_log WHERE operation = 'UPDA
 COMMIT;
 
 -- A returning chat that brings a phone the customer lacks takes the general
--- path after the short one found nothing to touch: 6 reads (5 without the
--- short path's attempt), the phone filled.
+-- path after the short one found nothing to touch, then takes the key locks
+-- a customer's creator takes (the phone is a new key for this customer) and
+-- looks again: 8 reads, the phone filled.
 BEGIN;
 SELECT table_reads('customers') AS c0 \gset
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id)

@@ -81,7 +81,7 @@ SELECT sum(total_conversations) AS conversations, sum(total_sessions) AS session
 -- must a customer's company_id: install() says so.
 CREATE SCHEMA nullable_ids;
 SELECT format('CREATE TABLE nullable_ids.%I (LIKE public.%I INCLUDING DEFAULTS)', c.relname, c.relname)
-  FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' \gexec
+  FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY c.relname \gexec
 ALTER TABLE nullable_ids."VC Usage" ALTER COLUMN id DROP NOT NULL;
 -- and a customer's company: with none, the plpgsql triggers fail on the
 -- matching keys' NOT NULL company_id, the native ones would write a
@@ -144,10 +144,11 @@ DROP INDEX IF EXISTS idx_customers_phone;
 ALTER TABLE customers ALTER COLUMN customer_phone TYPE text COLLATE ignore_punctuation;
 SELECT count(*) > 0 AS installed FROM crm_native.install();
 SELECT '-' = '' COLLATE ignore_punctuation AS collation_calls_dash_blank;
-INSERT INTO customers (company_id, customer_email, customer_phone) VALUES
-  ('11111111-1111-1111-1111-111111111111', 'vee@example.com', 'v'),
-  ('11111111-1111-1111-1111-111111111111', 'dash@example.com', '-'),
-  ('11111111-1111-1111-1111-111111111111', 'tab@example.com', E'\x0B\t ');
+-- (ids the chat_customer_ref domain above accepts: not starting with f)
+INSERT INTO customers (id, company_id, customer_email, customer_phone) VALUES
+  ('0a000000-0000-4000-8000-000000000001', '11111111-1111-1111-1111-111111111111', 'vee@example.com', 'v'),
+  ('0a000000-0000-4000-8000-000000000002', '11111111-1111-1111-1111-111111111111', 'dash@example.com', '-'),
+  ('0a000000-0000-4000-8000-000000000003', '11111111-1111-1111-1111-111111111111', 'tab@example.com', E'\x0B\t ');
 INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id) VALUES
   ('11111111-1111-1111-1111-111111111111', 'vee@example.com', '+1 212 555 0111', 'm-1'),
   ('11111111-1111-1111-1111-111111111111', 'dash@example.com', '+1 212 555 0112', 'm-2'),
