@@ -518,7 +518,6 @@ void lock_keys_for_create(const ChatRow* row) {
     }
 }
 
-// Links an unlinked chat (steps 3-5); returns the customer.
 // Under REPEATABLE READ and SERIALIZABLE, after the key locks: the
 // transaction snapshot cannot see a customer that another transaction
 // committed while we waited for them. A serialization failure when the
@@ -535,6 +534,7 @@ void fail_if_changed_meanwhile(const ChatRow* row, const pg_uuid_t* expected) {
                     errhint("The transaction might succeed if retried.")));
 }
 
+// Links an unlinked chat (steps 3-5); returns the customer.
 void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
     // A transaction that holds the bulk lock (a bulk import past
     // crm_native.sync_key_lock_limit new customers) waits for the row's key
@@ -559,14 +559,14 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             // may be doing right now (it finds no holder yet), so the same
             // key locks first, then look again: a customer created meanwhile
             // with the key may be the match now (email first).
-            if (!locked && (fills_email(row, &m) || fills_phone(row, &m))) {
+            const bool fills = fills_email(row, &m) || fills_phone(row, &m);
+            if (fills && !locked) {
                 lock_keys_for_create(row);
                 locked = true;
                 attempt--;
                 continue;
             }
-            if (!m.touched && IsolationUsesXactSnapshot() && (fills_email(row, &m) || fills_phone(row, &m)))
-                fail_if_changed_meanwhile(row, &m.id);
+            if (fills && IsolationUsesXactSnapshot()) fail_if_changed_meanwhile(row, &m.id);
             // 4. A match fills what the customer lacks (with updated_at), or
             // only locks it when the chat brings nothing new.
             if (m.touched || update_customer(row, &m, true)) {

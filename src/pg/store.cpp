@@ -687,10 +687,10 @@ HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value
     TupleDesc desc = RelationGetDescr(rel);
     Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
     // The value is of the column's base type (uuid, timestamptz). Its type
-    // modifier: the column's own, else the one of the domain it is declared as.
+    // modifier: the column's own, or for a domain column (which has none)
+    // the domain's.
     int32 typmod = att->atttypmod;
     Oid base = getBaseTypeAndTypmod(att->atttypid, &typmod);
-    if (att->atttypmod >= 0) typmod = att->atttypmod;
     if (typmod >= 0) {
         Oid length_function = InvalidOid;
         if (find_typmod_coercion_function(base, &length_function) == COERCION_PATH_FUNC &&
