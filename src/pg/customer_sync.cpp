@@ -478,7 +478,7 @@ void wait_for_key_holders(const ChatRow* row) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
         set_key_tag(&tag, row->key_hash[k]);
-        (void)crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock);  // waits for a current holder; trigger_stats: was LockAcquire(&tag, ExclusiveLock, false, false)
+        (void)crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock);  // waits for a current holder; trigger_stats
         LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
     }
 }
@@ -498,7 +498,7 @@ void lock_keys_for_create(const ChatRow* row) {
     set_bulk_tag(&bulk, row);
     if (company->taken >= sync_key_lock_limit ||
         key_locks_taken >= static_cast<int64>(sync_key_lock_limit) * kMaxCompaniesFactor) {
-        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats: was LockAcquire(&bulk, ExclusiveLock, false, false)
+        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
         wait_for_key_holders(row);
         return;
     }
@@ -507,13 +507,13 @@ void lock_keys_for_create(const ChatRow* row) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
         set_key_tag(&tag, row->key_hash[k]);
-        if (crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock) == LOCKACQUIRE_OK) {  // trigger_stats: was LockAcquire(&tag, ExclusiveLock, false, false)
+        if (crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock) == LOCKACQUIRE_OK) {  // trigger_stats
             company->taken++;
             key_locks_taken++;
         }
     }
     if (!LockHeldByMe(&bulk, ExclusiveLock)) {
-        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ShareLock);  // waits for a bulk importer; trigger_stats: was LockAcquire(&bulk, ShareLock, false, false)
+        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ShareLock);  // waits for a bulk importer; trigger_stats
         LockRelease(&bulk, ShareLock, false);
     }
 }
@@ -773,7 +773,7 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
     if (is_update && !sets_contact_column(t, td)) return PointerGetDatum(tuple);
 
     // 2. Normalize; nothing to match by leaves the row unlinked.
-    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) return PointerGetDatum(tuple);  // trigger_stats: was if (!read_chat_row(t, tuple, desc, &row))
+    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) return PointerGetDatum(tuple);  // trigger_stats
     if (customer_null && !row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) crm::pg::trigger_stats::chat_unlinked(crm::pg::trigger_stats::Unlinked::NoContact);  // trigger_stats
     if (!row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) return PointerGetDatum(tuple);
 
