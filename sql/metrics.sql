@@ -262,3 +262,44 @@ COMMIT;
 SELECT random_dml(150);
 SELECT count(*) > 0 AS has_conversations FROM "VC Usage";
 SELECT (SELECT count(*) FROM customer_metrics) = (SELECT count(DISTINCT customer_id) FROM "VC Usage") AS one_row_per_customer;
+
+-- A customer moved to another company, its chats after it: the metrics row
+-- follows the chats' company (it stayed with the old company: tenant A's
+-- role saw B's customer, and B's changes to those chats were not counted).
+-- Then, as B's crm_app under row-level security, an UPDATE, a DELETE and a
+-- new chat of that customer.
+TRUNCATE "VC Usage";
+INSERT INTO companies (id, name) VALUES ('aaaaaaaa-0000-4000-8000-00000000000a', 'Move A'),
+                                         ('bbbbbbbb-0000-4000-8000-00000000000b', 'Move B');
+INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
+  VALUES ('aaaaaaaa-0000-4000-8000-00000000000a', 'mover@example.com', 1, 'a1'),
+         ('aaaaaaaa-0000-4000-8000-00000000000a', 'mover@example.com', 1, 'a2');
+UPDATE customers SET company_id = 'bbbbbbbb-0000-4000-8000-00000000000b' WHERE customer_email = 'mover@example.com';
+UPDATE "VC Usage" SET company_id = 'bbbbbbbb-0000-4000-8000-00000000000b' WHERE user_message = 'a1';
+SELECT c.name AS metrics_company FROM customer_metrics m JOIN companies c ON c.id = m.company_id;
+UPDATE "VC Usage" SET company_id = 'bbbbbbbb-0000-4000-8000-00000000000b' WHERE user_message = 'a2';
+SELECT c.name AS metrics_company FROM customer_metrics m JOIN companies c ON c.id = m.company_id;
+GRANT SELECT, INSERT, UPDATE, DELETE ON "VC Usage", customers, customer_metrics, customer_matching_keys,
+      customer_events, customer_audit_log TO crm_app;
+SET ROLE crm_app;
+SET app.current_company_id = 'bbbbbbbb-0000-4000-8000-00000000000b';
+UPDATE "VC Usage" SET view_count = 100 WHERE user_message = 'a1';
+DELETE FROM "VC Usage" WHERE user_message = 'a2';
+INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'mover@example.com', 'b2');
+SELECT total_conversations, total_views FROM customer_metrics;
+SET app.current_company_id = 'aaaaaaaa-0000-4000-8000-00000000000a';
+SELECT count(*) AS seen_by_a FROM customer_metrics;
+RESET ROLE;
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+
+-- A bigint view_count: one UPDATE that swaps +9e18 and -9e18 between two
+-- chats leaves the total at 0 (the per-row deltas, 1.8e19 each way, are
+-- summed as numeric; in int8 the UPDATE failed with "bigint out of range").
+ALTER TABLE "VC Usage" ALTER view_count TYPE bigint;
+INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'big@example.com', 9000000000000000000, 'z1'),
+         ('bbbbbbbb-0000-4000-8000-00000000000b', 'big@example.com', -9000000000000000000, 'z2');
+UPDATE "VC Usage" SET view_count = -view_count WHERE customer_email = 'big@example.com';
+SELECT m.total_views FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'big@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

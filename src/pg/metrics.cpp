@@ -110,7 +110,9 @@ enum FoldColumn {
     kFoldCompanies,        // uuid[]: company_id of the statement's rows
     kFoldPureAddition,     // bool: only A (the customer gains whole conversations)
     kFoldAddedSessions,    // int8: distinct sessions in A
-    kFoldCompany,          // uuid: one company of the statement's rows
+    kFoldCompany,          // uuid: one company of the statement's rows (a new row's)
+    kFoldNewCompany,       // uuid: the company of the rows the customer has after the statement, or NULL
+                           // (it only lost rows): the company its metrics row takes
 };
 
 // Columns of the existing-rows query (phase 2).
@@ -687,12 +689,9 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
         HeapTuple t = SPI_tuptable->vals[0];
         TupleDesc d = SPI_tuptable->tupdesc;
         MetricsRow old_row = metrics_columns(t, d);
-        bool stored_company_null = false;
-        Datum stored_company = SPI_getbinval(t, d, 6, &stored_company_null);
-        if (!stored_company_null) {
-            company = datumCopy(stored_company, false, 16);
-            company_null = false;
-        }
+        // The row takes the chat's company (the sync linked the chat to a
+        // customer of that company), not the stored one: a customer moved
+        // to another company moves its metrics row with its next chat.
         SPI_freetuptable(SPI_tuptable);
         // Both outcomes of the session probe, decided by the core; the
         // probe itself runs in the UPDATE, after the lock.

@@ -97,6 +97,7 @@ namespace {
 #define GE " OPERATOR(pg_catalog.>=) "
 #define MINUS " OPERATOR(pg_catalog.-) "
 #define INT8 "pg_catalog.int8"
+#define NUM "pg_catalog.numeric"
 #define TSTZ "pg_catalog.timestamptz"
 #define COUNT_ALL "pg_catalog.count(*)"
 
@@ -110,7 +111,8 @@ namespace {
     " pg_catalog.array_agg(DISTINCT n.session_id) FILTER (WHERE n.session_id IS NOT NULL) AS add_s,"      \
     " NULL::pg_catalog.text[] AS rem_s,"                                                                  \
     " pg_catalog.array_agg(n.id) FILTER (WHERE n.session_id IS NOT NULL) AS add_ids,"                     \
-    " pg_catalog.array_agg(DISTINCT n.company_id) AS companies, true AS pure"                             \
+    " pg_catalog.array_agg(DISTINCT n.company_id) AS companies,"                                          \
+    " (pg_catalog.array_agg(DISTINCT n.company_id))[1] AS new_company, true AS pure"                      \
     " FROM crm_metrics_new n WHERE n.customer_id IS NOT NULL GROUP BY n.customer_id"
 #define GROUP_DELETE                                                                                      \
     "SELECT o.customer_id, (" MINUS COUNT_ALL ")::" INT8 " AS dn,"                                       \
@@ -120,7 +122,8 @@ namespace {
     " NULL::pg_catalog.text[] AS add_s,"                                                                  \
     " pg_catalog.array_agg(DISTINCT o.session_id) FILTER (WHERE o.session_id IS NOT NULL) AS rem_s,"      \
     " (pg_catalog.array_agg(o.id) FILTER (WHERE false)) AS add_ids," /* NULL, of the id's type */         \
-    " pg_catalog.array_agg(DISTINCT o.company_id) AS companies, false AS pure"                            \
+    " pg_catalog.array_agg(DISTINCT o.company_id) AS companies, NULL::pg_catalog.uuid AS new_company,"   \
+    " false AS pure"                                                                                      \
     " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id"
 // Old and new versions are paired by id. A conversation that stays with its
 // customer contributes only the attributes that changed (so an UPDATE of
@@ -139,19 +142,20 @@ namespace {
     "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id" EQ "o.id),"                          \
     " ch AS ("                                                                                            \
     "  SELECT nc AS customer_id, nco AS company_id, 0::" INT8 " AS dn,"                                   \
-    "         coalesce(nv, 0)::" INT8 MINUS "coalesce(ov, 0)::" INT8 " AS dv,"                            \
+    "         coalesce(nv, 0)::" NUM MINUS "coalesce(ov, 0)::" NUM " AS dv,"                              \
     "         CASE WHEN " DIFFERS("nt", "ot") " THEN nt END AS add_ts,"                                   \
     "         CASE WHEN " DIFFERS("nt", "ot") " THEN ot END AS rem_ts,"                                   \
     "         CASE WHEN " DIFFERS("ns", "os") " THEN ns END AS add_sess,"                                 \
     "         CASE WHEN " DIFFERS("ns", "os") " THEN os END AS rem_sess,"                                 \
     "         CASE WHEN " DIFFERS("ns", "os") " THEN nid END AS add_id,"                                  \
-    "         (" DIFFERS("nv", "ov") " OR " DIFFERS("nt", "ot") " OR " DIFFERS("ns", "os") ") AS changed" \
+    "         (" DIFFERS("nv", "ov") " OR " DIFFERS("nt", "ot") " OR " DIFFERS("ns", "os")              \
+    "          OR " DIFFERS("nco", "oco") ") AS changed"                                                     \
     "    FROM p WHERE oc" EQ "nc"                                                                         \
     "  UNION ALL"                                                                                         \
-    "  SELECT oc, oco, -1, " MINUS "(coalesce(ov, 0)::" INT8 "), NULL, ot, NULL, os, NULL, true"          \
+    "  SELECT oc, oco, -1, " MINUS "(coalesce(ov, 0)::" NUM "), NULL, ot, NULL, os, NULL, true"           \
     "    FROM p WHERE oc IS NOT NULL AND " DIFFERS("oc", "nc")                                            \
     "  UNION ALL"                                                                                         \
-    "  SELECT nc, nco, 1, coalesce(nv, 0)::" INT8 ", nt, NULL, ns, NULL, nid, true"                       \
+    "  SELECT nc, nco, 1, coalesce(nv, 0)::" NUM ", nt, NULL, ns, NULL, nid, true"                        \
     "    FROM p WHERE nc IS NOT NULL AND " DIFFERS("nc", "oc") ")"                                        \
     " SELECT customer_id, pg_catalog.sum(dn)::" INT8 " AS dn, pg_catalog.sum(dv)::" INT8 " AS dv,"        \
     "  pg_catalog.min(add_ts) AS add_min, pg_catalog.max(add_ts) AS add_max,"                             \
@@ -159,7 +163,9 @@ namespace {
     "  pg_catalog.array_agg(DISTINCT add_sess) FILTER (WHERE add_sess IS NOT NULL) AS add_s,"             \
     "  pg_catalog.array_agg(DISTINCT rem_sess) FILTER (WHERE rem_sess IS NOT NULL) AS rem_s,"             \
     "  pg_catalog.array_agg(add_id) FILTER (WHERE add_sess IS NOT NULL) AS add_ids,"                      \
-    "  pg_catalog.array_agg(DISTINCT company_id) AS companies, pg_catalog.bool_and(dn" EQ "1) AS pure"    \
+    "  pg_catalog.array_agg(DISTINCT company_id) AS companies,"                                           \
+    "  (pg_catalog.array_agg(DISTINCT company_id) FILTER (WHERE dn" GE "0))[1] AS new_company,"          \
+    "  pg_catalog.bool_and(dn" EQ "1) AS pure"                                                            \
     " FROM ch WHERE changed GROUP BY customer_id"
 
 #define FOLD(group)                                                                                       \
@@ -167,7 +173,7 @@ namespace {
     " ARRAY(SELECT pg_catalog.unnest(g.add_s) EXCEPT SELECT pg_catalog.unnest(g.rem_s)) AS added_only,"   \
     " ARRAY(SELECT pg_catalog.unnest(g.rem_s) EXCEPT SELECT pg_catalog.unnest(g.add_s)) AS removed_only," \
     " g.add_ids, g.companies, g.pure, coalesce(pg_catalog.cardinality(g.add_s), 0)::" INT8 " AS add_s_count," \
-    " g.companies[1] AS company"                                                                          \
+    " coalesce(g.new_company, g.companies[1]) AS company, g.new_company"                                   \
     " FROM (" group ") g"
 
 // Phase 2, after phase 1 has locked every existing row: the locked rows with
@@ -193,7 +199,7 @@ namespace {
     "WITH f AS (" FOLD(group) "),"                                                                        \
     " ids AS (SELECT a.id FROM f, pg_catalog.unnest(f.add_ids) a(id) WHERE a.id IS NOT NULL)"             \
     " SELECT f.customer_id, m.total_conversations, m.total_sessions, m.total_views,"                      \
-    "  m.first_interaction_at, m.last_interaction_at, coalesce(m.company_id, f.company),"                 \
+    "  m.first_interaction_at, m.last_interaction_at, coalesce(f.new_company, m.company_id),"                 \
     "  f.dn, f.dv, f.add_min, f.add_max, f.rem_min, f.rem_max,"                                           \
     "  (SELECT " COUNT_ALL " FROM pg_catalog.unnest(f.added_only) a(s) WHERE (SELECT 1 FROM {self} v"     \
     "     WHERE v.session_id" EQ "a.s AND " SAME_CUSTOMER("f.customer_id")                                 \
@@ -426,7 +432,7 @@ constexpr StatementSpec kStatements[] = {
     // probe reads); $4/$5 = sessions if the session is new / already counted.
     {Statement::MetricsChatLock, "metrics chat lock",
      M_PINS("m=customer_id") "SELECT m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at,"
-     " m.last_interaction_at, m.company_id FROM {customer_metrics} m WHERE m.customer_id" EQ "$1 FOR NO KEY UPDATE",
+     " m.last_interaction_at FROM {customer_metrics} m WHERE m.customer_id" EQ "$1 FOR NO KEY UPDATE",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Generic, false},
     {Statement::MetricsChatCreate, "metrics chat create",
      "INSERT INTO {customer_metrics} AS m ({default_columns:customer_metrics}customer_id, company_id,"
