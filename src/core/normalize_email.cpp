@@ -4,19 +4,28 @@
 #include "core/normalize.hpp"
 #include "core/normalize_text.hpp"
 
-#include <unicode/locid.h>
+#include <unicode/uchar.h>
 #include <unicode/unistr.h>
 
 namespace crm::core {
 namespace {
 
+// Each code point by its own (simple) lower-case mapping, as PostgreSQL's
+// lower() does under a libc UTF-8 locale (the plpgsql triggers' lower(trim())):
+// 'İ' gives 'i' and a final 'Σ' gives 'σ', where ICU's full, context-aware
+// mapping gives "i" + U+0307 and 'ς', keys no lower() would produce.
 std::string lower_case(std::string_view s) {
     if (text::is_ascii(s)) return text::ascii_lower(s);
     // Invalid UTF-8 becomes U+FFFD here, so the key is always valid UTF-8.
     icu::UnicodeString unicode = icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
-    unicode.toLower(icu::Locale::getRoot());
+    icu::UnicodeString lowered;
+    for (int32_t i = 0; i < unicode.length();) {
+        const UChar32 c = unicode.char32At(i);
+        lowered.append(u_tolower(c));
+        i += U16_LENGTH(c);
+    }
     std::string out;
-    unicode.toUTF8String(out);
+    lowered.toUTF8String(out);
     return out;
 }
 
