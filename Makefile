@@ -15,7 +15,7 @@
 #   such a library loads only into a server started with libasan preloaded.
 
 EXTENSION  = crm_native
-EXTVERSION = 0.6.0
+EXTVERSION = 0.7.0
 MODULE_big = crm_native
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
@@ -38,12 +38,13 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # fragments or changed, as the fragments define them (CREATE OR REPLACE).
 # When this version is released, freeze the generated install and upgrade
 # scripts in src/sql/released/, add them to DATA, and retarget these lines.
-PREV_VERSION      = 0.5.0
-UPGRADE_FRAGMENTS = src/sql/55_partition_triggers.sql
-UPGRADE_FUNCTIONS = missing_objects _partitions _add_partition_triggers install uninstall search_customers merge_customers
+PREV_VERSION      = 0.6.0
+UPGRADE_FRAGMENTS =
+UPGRADE_FUNCTIONS = _partition_ddl_end
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql \
-                src/sql/released/$(EXTENSION)--0.3.0--0.4.0.sql src/sql/released/$(EXTENSION)--0.4.0--0.5.0.sql
+                src/sql/released/$(EXTENSION)--0.3.0--0.4.0.sql src/sql/released/$(EXTENSION)--0.4.0--0.5.0.sql \
+                src/sql/released/$(EXTENSION)--0.5.0--0.6.0.sql
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 
