@@ -242,3 +242,46 @@ SELECT count(*) > 0 AS installed FROM crm_native.install('subscriber');
 RESET client_min_messages;
 SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall('subscriber');
 DROP SCHEMA subscriber CASCADE;
+
+-- Every registered trigger reads back from pg_get_triggerdef() as the
+-- registry writes it: verify_schema() and install() compare the two to find
+-- a native trigger defined otherwise.
+CREATE SCHEMA drift;
+SET client_min_messages = warning;
+SET search_path = drift, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+RESET search_path;
+SELECT count(*) > 0 AS installed FROM crm_native.install('drift');
+SELECT nt.trigger_name, pg_get_triggerdef(t.oid) = format(nt.ddl, t.tgrelid::regclass, '') AS reads_back
+  FROM crm_native.native_trigger nt
+  JOIN pg_trigger t ON t.tgname = nt.trigger_name AND t.tgrelid = format('drift.%I', nt.table_name)::regclass
+ ORDER BY 1;
+-- A database restored from a dump of 0.1.0, whose chat UPDATE trigger did
+-- not fire for customer_id and company_id (so a chat could be relinked to
+-- another company's customer): verify_schema() said ok and install()
+-- changed nothing. Now it reads as different, and install() recreates it
+-- (keeping its enabled state).
+DROP TRIGGER trg_vc_usage_customer_sync_update ON drift."VC Usage";
+CREATE TRIGGER trg_vc_usage_customer_sync_update BEFORE UPDATE OF customer_name, customer_email, customer_phone
+    ON drift."VC Usage" FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
+ALTER TABLE drift."VC Usage" ENABLE ALWAYS TRIGGER trg_vc_usage_customer_sync_update;
+RESET client_min_messages;
+SELECT object, status, detail FROM crm_native.verify_schema('drift') WHERE kind = 'trigger' AND status <> 'ok';
+SELECT count(*) > 0 AS installed FROM crm_native.install('drift');
+SELECT count(*) AS trigger_problems FROM crm_native.verify_schema('drift') WHERE kind = 'trigger' AND status <> 'ok';
+SELECT tgenabled, pg_get_triggerdef(oid) LIKE '%OF customer_name, customer_email, customer_phone, customer_id, company_id ON%' AS all_columns
+  FROM pg_trigger WHERE tgrelid = 'drift."VC Usage"'::regclass AND tgname = 'trg_vc_usage_customer_sync_update';
+INSERT INTO drift.companies (id, name) VALUES ('d1000000-0000-4000-8000-000000000001', 'Drift A'),
+                                               ('d2000000-0000-4000-8000-000000000002', 'Drift B');
+INSERT INTO drift."VC Usage" (company_id, customer_email) VALUES ('d1000000-0000-4000-8000-000000000001', 'a@drift.example'),
+                                                              ('d2000000-0000-4000-8000-000000000002', 'b@drift.example');
+\set VERBOSITY sqlstate
+UPDATE drift."VC Usage" SET customer_id = (SELECT id FROM drift.customers WHERE customer_email = 'b@drift.example')
+ WHERE customer_email = 'a@drift.example';
+\set VERBOSITY default
+SET client_min_messages = warning;
+SELECT count(*) AS uninstall_rows FROM crm_native.uninstall('drift');
+DROP SCHEMA drift CASCADE;
+RESET client_min_messages;

@@ -28,14 +28,16 @@ CREATE FUNCTION crm_native.lifecycle_tracking() RETURNS trigger
 COMMENT ON FUNCTION crm_native.lifecycle_tracking() IS
     'BEFORE UPDATE ON customers WHEN lifecycle_stage changes: stamps lifecycle_stage_changed_at, writes a stage_changed event';
 
+-- Each definition as pg_get_triggerdef() writes it (install() and
+-- verify_schema() compare the two: _trigger_as_registered()).
 INSERT INTO crm_native.native_trigger (trigger_name, table_name, replaces, ddl) VALUES
     ('trg_customers_matching_keys_sync', 'customers', 'trg_customers_matching_keys_sync',
      'CREATE TRIGGER trg_customers_matching_keys_sync AFTER INSERT OR UPDATE ON %1$s'
      ' FOR EACH ROW EXECUTE FUNCTION crm_native.matching_keys_sync()'),
     ('trg_customers_audit_log', 'customers', 'trg_customers_audit_log',
-     'CREATE TRIGGER trg_customers_audit_log AFTER INSERT OR UPDATE OR DELETE ON %1$s'
+     'CREATE TRIGGER trg_customers_audit_log AFTER INSERT OR DELETE OR UPDATE ON %1$s'
      ' FOR EACH ROW EXECUTE FUNCTION crm_native.audit_log()'),
     ('trg_customers_lifecycle_tracking', 'customers', 'trg_customers_lifecycle_tracking',
      'CREATE TRIGGER trg_customers_lifecycle_tracking BEFORE UPDATE ON %1$s'
-     ' FOR EACH ROW WHEN (OLD.lifecycle_stage IS DISTINCT FROM NEW.lifecycle_stage)'
+     ' FOR EACH ROW WHEN ((old.lifecycle_stage IS DISTINCT FROM new.lifecycle_stage))'
      ' EXECUTE FUNCTION crm_native.lifecycle_tracking()');

@@ -181,12 +181,33 @@ BEGIN
 END
 $$;
 
+-- Whether trigger `trigger` on rel is defined exactly as this version
+-- registers nt (on a partition of nt's table: with the argument
+-- 'partition'): its events, UPDATE OF columns, timing, level, transition
+-- tables, function and arguments, as pg_get_triggerdef() writes them. The
+-- registry's texts are written the way pg_get_triggerdef() writes a
+-- definition (sql/install.sql checks that each one reads back unchanged),
+-- so a trigger an older version created with another definition (a
+-- database restored from an older version's dump keeps it) reads as
+-- different.
+CREATE FUNCTION crm_native._trigger_as_registered(trigger oid, nt crm_native.native_trigger, rel regclass,
+                                                  on_partition boolean)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_get_triggerdef(trigger)
+           = format(nt.ddl, rel, CASE WHEN on_partition THEN quote_literal('partition') ELSE '' END)
+$$;
+
 -- Creates the registered trigger nt on rel (on a partition of nt's table,
 -- with the argument 'partition') unless it is there; true when created.
 -- Another trigger of that name is an error: crm_native replaces the
 -- application's triggers by name only where the registry says so. A native
--- one with other arguments (a table that was a partition and is now the
--- table, or the other way round) is created again, keeping its enabled state.
+-- one defined otherwise (other arguments: a table that was a partition and
+-- is now the table, or the other way round; other events or columns: an
+-- older version's, restored from its dump) is created again, keeping its
+-- enabled state.
 CREATE FUNCTION crm_native._create_native_trigger(nt crm_native.native_trigger, rel regclass, on_partition boolean)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -197,7 +218,7 @@ DECLARE
     again boolean;
 BEGIN
     SELECT pn.nspname AS fn_schema, p.oid::regprocedure::text AS fn, t.tgenabled,
-           crm_native._trigger_args_are(t.tgnargs, t.tgargs, on_partition) AS args_ok
+           crm_native._trigger_as_registered(t.oid, nt, rel, on_partition) AS as_registered
       INTO existing
       FROM pg_trigger t
       JOIN pg_proc p ON p.oid = t.tgfoid
@@ -211,7 +232,7 @@ BEGIN
                 USING ERRCODE = 'duplicate_object',
                       HINT = 'Rename or drop that trigger, then call install() again.';
         END IF;
-        IF existing.args_ok THEN
+        IF existing.as_registered THEN
             RETURN false;  -- installed already
         END IF;
         EXECUTE format('DROP TRIGGER %I ON %s', nt.trigger_name, rel);

@@ -308,7 +308,15 @@ BEGIN
                   JOIN pg_trigger t ON t.tgrelid = a.relid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
                   JOIN pg_proc p ON p.oid = t.tgfoid
                  WHERE nt.replaces = a.trigger_name AND p.pronamespace = 'crm_native'::regnamespace
-                   AND crm_native._trigger_args_are(t.tgnargs, t.tgargs, false)) AS native,
+                   AND crm_native._trigger_as_registered(t.oid, nt, a.relid, false)) AS native,
+               -- native, but defined otherwise than this version registers
+               -- them (an older version's, restored from its dump)
+               (SELECT array_agg(t.tgname::text ORDER BY t.tgname)
+                  FROM crm_native.native_trigger nt
+                  JOIN pg_trigger t ON t.tgrelid = a.relid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+                  JOIN pg_proc p ON p.oid = t.tgfoid
+                 WHERE nt.replaces = a.trigger_name AND p.pronamespace = 'crm_native'::regnamespace
+                   AND NOT crm_native._trigger_as_registered(t.oid, nt, a.relid, false)) AS drifted,
                (SELECT count(*) FROM crm_native.native_trigger nt WHERE nt.replaces = a.trigger_name) AS native_expected,
                (SELECT array_agg(t.tgname::text ORDER BY t.tgname)
                   FROM crm_native.native_trigger nt
@@ -322,6 +330,7 @@ BEGIN
            'trigger',
            CASE WHEN j.relid IS NULL THEN 'missing'
                 WHEN cardinality(j.native_disabled) > 0 THEN 'disabled'
+                WHEN cardinality(j.drifted) > 0 THEN 'different'
                 WHEN cardinality(j.native) = j.native_expected THEN 'ok'
                 WHEN j.own_oid IS NOT NULL AND j.own_enabled IN ('D', 'R') THEN 'disabled'
                 WHEN j.own_oid IS NOT NULL OR cardinality(j.native) > 0 THEN 'different'
@@ -329,6 +338,9 @@ BEGIN
            CASE WHEN j.relid IS NULL THEN format('table %I.%I does not exist', target_schema, j.table_name)
                 WHEN cardinality(j.native_disabled) > 0
                     THEN format('native, disabled: %s', array_to_string(j.native_disabled, ', '))
+                WHEN cardinality(j.drifted) > 0
+                    THEN format('native, but not defined as this version of crm_native defines it (events, '
+                                'UPDATE OF columns, arguments): %s', array_to_string(j.drifted, ', '))
                 WHEN cardinality(j.native) = j.native_expected
                     THEN format('native: %s', array_to_string(j.native, ', '))
                 WHEN j.own_oid IS NOT NULL
@@ -345,7 +357,7 @@ BEGIN
                 WHEN cardinality(j.native_disabled) > 0
                     THEN (SELECT string_agg(format('ALTER TABLE %s.%I ENABLE TRIGGER %I', qs, j.table_name, d), '; ')
                             FROM unnest(j.native_disabled) d)
-                WHEN cardinality(j.native) = j.native_expected THEN NULL
+                WHEN cardinality(j.drifted) = 0 AND cardinality(j.native) = j.native_expected THEN NULL
                 WHEN j.own_oid IS NOT NULL AND j.own_enabled IN ('D', 'R')
                     THEN format('ALTER TABLE %s.%I ENABLE TRIGGER %I; SELECT crm_native.install(%L)', qs, j.table_name,
                                 j.trigger_name, target_schema)
@@ -361,7 +373,7 @@ BEGIN
     WITH judged AS (
         SELECT nt.table_name, nt.trigger_name, part, t.oid AS trg, t.tgenabled, p.oid AS fn,
                p.pronamespace = 'crm_native'::regnamespace AS native,
-               crm_native._trigger_args_are(t.tgnargs, t.tgargs, true) AS args_ok,
+               crm_native._trigger_as_registered(t.oid, nt, part, true) AS as_registered,
                home.tgenabled AS home_enabled
           FROM crm_native.native_trigger nt
           CROSS JOIN LATERAL crm_native._partitions(target_schema, nt.table_name) part
@@ -373,7 +385,7 @@ BEGIN
     SELECT format('%s.%I', j.part, j.trigger_name),
            'trigger',
            CASE WHEN j.trg IS NULL THEN 'missing'
-                WHEN NOT j.native OR NOT j.args_ok THEN 'different'
+                WHEN NOT j.native OR NOT j.as_registered THEN 'different'
                 WHEN j.tgenabled IN ('D', 'R') AND j.home_enabled IN ('O', 'A') THEN 'disabled'
                 WHEN j.tgenabled IS DISTINCT FROM j.home_enabled THEN 'different'
                 ELSE 'ok' END,
@@ -383,14 +395,14 @@ BEGIN
                                 j.trigger_name, target_schema)
                 WHEN NOT j.native
                     THEN format('not native: %I on partition %s runs %s', j.trigger_name, j.part, j.fn::regprocedure)
-                WHEN NOT j.args_ok
-                    THEN format('%I on partition %s is not declared with the argument ''partition''', j.trigger_name,
-                                j.part)
+                WHEN NOT j.as_registered
+                    THEN format('%I on partition %s is not defined as this version of crm_native defines it '
+                                '(with the argument ''partition'')', j.trigger_name, j.part)
                 WHEN j.tgenabled IS DISTINCT FROM j.home_enabled
                     THEN format('enabled state %s on partition %s, %s on %I.%I', j.tgenabled, j.part,
                                 coalesce(j.home_enabled::text, 'no trigger'), target_schema, j.table_name)
                 ELSE format('native on partition %s: %s', j.part, j.fn::regprocedure) END,
-           CASE WHEN j.trg IS NULL OR (j.native AND NOT j.args_ok)
+           CASE WHEN j.trg IS NULL OR (j.native AND NOT j.as_registered)
                     THEN format('SELECT crm_native.install(%L)', target_schema)
                 WHEN NOT j.native OR j.tgenabled IS DISTINCT FROM j.home_enabled
                     THEN format('DROP TRIGGER %I ON %s; SELECT crm_native.install(%L)', j.trigger_name, j.part,
