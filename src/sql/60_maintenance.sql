@@ -5,6 +5,8 @@
 -- the plpgsql triggers (whose keys were normalized differently), rebuild them.
 -- The native keys trigger rewrites only keys whose raw value changed, so a
 -- no-op UPDATE of customers would not do it. Returns the number of keys written.
+-- Customer writes wait while it runs (chats that create or fill a customer
+-- too): run it in READ COMMITTED, where its statements read after its lock.
 -- A customer's matching keys as the native keys trigger writes them: one
 -- row per non-empty normalized name, email and phone. Written with unnest
 -- rather than VALUES so that Citus can push it down to the shards.
@@ -30,6 +32,17 @@ DECLARE
     written bigint;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.rebuild_matching_keys', target_schema);
+    -- No customer may change while its keys are rewritten: the keys trigger
+    -- of a concurrent change would delete the old key before the rewrite
+    -- inserts it again from the row it read (a stale key for good), and a
+    -- customer created in between would get its keys twice. SHARE mode
+    -- waits for the writers under way and holds off new ones (chats that
+    -- only link to a customer go on); one customer: its row.
+    IF customer IS NULL THEN
+        EXECUTE format('LOCK TABLE %I.customers IN SHARE MODE', target_schema);
+    ELSE
+        EXECUTE format('SELECT FROM %I.customers c WHERE c.id = $1 FOR NO KEY UPDATE', target_schema) USING customer;
+    END IF;
     EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE $1 IS NULL OR customer_id = $1',
                    target_schema) USING customer;
     EXECUTE format($q$
