@@ -303,3 +303,24 @@ INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
 UPDATE "VC Usage" SET view_count = -view_count WHERE customer_email = 'big@example.com';
 SELECT m.total_views FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'big@example.com';
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+
+-- A metrics column given another type after install(): the triggers refuse
+-- to read it (before, a numeric's pointer was stored as the count, and
+-- verify_metrics() could not even run), on the single-chat path and the
+-- general one; "VC Usage".created_at as timestamp without time zone too.
+ALTER TABLE customer_metrics ALTER COLUMN total_views TYPE numeric;
+\set VERBOSITY terse
+INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'mover@example.com', 4, 'b3');
+UPDATE "VC Usage" SET view_count = 5 WHERE customer_email = 'mover@example.com';
+\set VERBOSITY default
+ALTER TABLE customer_metrics ALTER COLUMN total_views TYPE int8;
+ALTER TABLE "VC Usage" ALTER COLUMN created_at TYPE timestamp;
+\set VERBOSITY terse
+INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'mover@example.com', 4, 'b4');
+\set VERBOSITY default
+ALTER TABLE "VC Usage" ALTER COLUMN created_at TYPE timestamptz;
+INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'mover@example.com', 4, 'b5');
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

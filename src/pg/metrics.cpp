@@ -242,13 +242,31 @@ void register_transition_table(const char* name, Tuplestorestate* rows, Relation
         elog(ERROR, "crm_native: could not register transition table: %s", SPI_result_code_string(rc));
 }
 
+// A result column read as `expected` must be of that type (or a domain
+// over it): a column of customer_metrics or "VC Usage" whose type was
+// changed after install() (total_views to numeric, created_at to timestamp)
+// would otherwise be read as the wrong datum (a numeric's pointer taken for
+// a count). install() checks the types; this catches a later ALTER.
+void require_result_type(TupleDesc desc, int col, Oid expected) {
+    Oid type = TupleDescAttr(desc, col - 1)->atttypid;
+    if (type == expected || getBaseType(type) == expected) return;
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("crm_native metrics: column \"%s\" of a metrics query has type %s, expected %s",
+                           NameStr(TupleDescAttr(desc, col - 1)->attname), format_type_be(type),
+                           format_type_be(expected)),
+                    errhint("A column of customer_metrics or \"VC Usage\" was given another type after install(); "
+                            "crm_native.required_column lists the types the triggers accept.")));
+}
+
 OptTimestamp opt_ts(HeapTuple tuple, TupleDesc desc, int col) {
+    require_result_type(desc, col, TIMESTAMPTZOID);
     bool isnull = false;
     Datum d = SPI_getbinval(tuple, desc, col, &isnull);
     return isnull ? OptTimestamp::none() : OptTimestamp::of(DatumGetTimestampTz(d));
 }
 
 int64 int8_col(HeapTuple tuple, TupleDesc desc, int col) {
+    require_result_type(desc, col, INT8OID);
     bool isnull = false;
     Datum d = SPI_getbinval(tuple, desc, col, &isnull);
     return isnull ? 0 : DatumGetInt64(d);
@@ -284,6 +302,7 @@ void metrics_row_values(Datum customer, Datum company, bool company_null, const 
 }
 
 bool bool_col(HeapTuple tuple, TupleDesc desc, int col) {
+    require_result_type(desc, col, BOOLOID);
     bool isnull = false;
     Datum d = SPI_getbinval(tuple, desc, col, &isnull);
     return !isnull && DatumGetBool(d);
