@@ -176,5 +176,45 @@ for db in upgrade_up upgrade_fresh; do
     || { problem "uninstall() on $db did not restore the application's triggers:"; head -20 "$OUT/$db.uninstall.diff"; }
 done
 
+# 5. A partitioned "VC Usage" (two partitions): X, install(), chats, ALTER
+#    EXTENSION UPDATE, install() again (needed from 0.4.0 or older, harmless
+#    after), more chats. Every native trigger as this version defines it
+#    (verify_schema()), the metrics exact. (The 0.1.0 -> 0.2.0 script tried to
+#    drop the clones of the chat UPDATE trigger on the partitions and failed.)
+drop upgrade_part
+q -d postgres -c "CREATE DATABASE upgrade_part TEMPLATE crm_template" >/dev/null
+PART_CHATS="INSERT INTO \"VC Usage\" (company_id, customer_email, session_id, created_at)
+  SELECT (SELECT id FROM companies ORDER BY id LIMIT 1), 'p' || (i % 7) || '@example.com', 's' || i,
+         CASE WHEN i % 2 = 0 THEN '2024-06-01'::timestamptz ELSE now() END FROM generate_series(1, 20) i"
+if q -d upgrade_part -c "DROP EXTENSION crm_native" >/dev/null \
+   && q -d upgrade_part >/dev/null <<SQL \
+   && q -d upgrade_part -c "ALTER EXTENSION crm_native UPDATE" -c "SELECT crm_native.install()" -c "$PART_CHATS" >/dev/null
+INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'Partitioned') ON CONFLICT DO NOTHING;
+ALTER TABLE "VC Usage" RENAME TO vc_usage_flat;
+CREATE TABLE "VC Usage" (LIKE vc_usage_flat INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (created_at);
+ALTER TABLE "VC Usage" ADD PRIMARY KEY (id, created_at),
+    ADD FOREIGN KEY (company_id) REFERENCES companies (id),
+    ADD FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE SET NULL;
+CREATE INDEX ON "VC Usage" (customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX ON "VC Usage" (session_id, customer_id);
+CREATE INDEX ON "VC Usage" (company_id, customer_id, created_at DESC) WHERE customer_id IS NOT NULL;
+ALTER SEQUENCE "VC Usage_id_seq" OWNED BY "VC Usage".id;
+DROP TABLE vc_usage_flat;
+CREATE TABLE chats_2024 PARTITION OF "VC Usage" FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE chats_recent PARTITION OF "VC Usage" DEFAULT;
+CREATE EXTENSION crm_native VERSION '$FROM';
+SELECT crm_native.install();
+$PART_CHATS;
+SQL
+then
+  problems=$(qv -d upgrade_part -c "SELECT count(*) FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok'")
+  differ=$(qv -d upgrade_part -c "SELECT count(*) FROM crm_native.verify_metrics()")
+  if [ "$problems" = 0 ] && [ "$differ" = 0 ]; then say "partitioned \"VC Usage\": updated from $FROM, every trigger as $VERSION defines it, metrics exact"
+  else problem "partitioned \"VC Usage\" updated from $FROM: $problems trigger problems, $differ metrics rows differ"; fi
+else
+  problem "partitioned \"VC Usage\": the update from $FROM failed"
+fi
+drop upgrade_part
+
 if [ $fail = 0 ]; then drop upgrade_up; drop upgrade_fresh; say "PASS"; else say "databases upgrade_up, upgrade_fresh kept"; fi
 exit $fail

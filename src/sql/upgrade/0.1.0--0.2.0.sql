@@ -40,6 +40,10 @@ BEGIN
           FROM pg_catalog.pg_trigger t
          WHERE t.tgname = 'trg_vc_usage_customer_sync_update' AND NOT t.tgisinternal
            AND t.tgfoid = 'crm_native.customer_sync()'::regprocedure
+           -- not the clones PostgreSQL made on partitions: they cannot be
+           -- dropped, and come back with their parent's (fixed after the
+           -- 0.2.0 release: the update failed on a partitioned "VC Usage")
+           AND t.tgparentid = 0
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
         EXECUTE format(ddl, r.rel);
