@@ -15,7 +15,9 @@
 // guc.h pulls in backend headers with unused parameters in inline functions.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wregister"
 extern "C" {
+#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -28,6 +30,7 @@ extern "C" {
 #pragma GCC diagnostic pop
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -116,6 +119,25 @@ bool has_non_ascii(const char* raw, std::size_t len) {
     return false;
 }
 
+// `len` bytes of `src` in encoding `from` as a malloc'd, NUL-terminated
+// string in encoding `to` (PostgreSQL's default conversion, asked not to
+// raise); nullptr when a character has no equivalent there or memory runs out.
+char* converted_copy(int from, int to, const char* src, std::size_t len) noexcept {
+    const Oid proc = FindDefaultConversionProc(from, to);
+    if (!OidIsValid(proc) || len > static_cast<std::size_t>(INT_MAX / MAX_CONVERSION_GROWTH - 1)) return nullptr;
+    const std::size_t cap = len * MAX_CONVERSION_GROWTH + 1;
+    char* out = static_cast<char*>(std::malloc(cap));
+    if (out == nullptr) return nullptr;
+    const int consumed = pg_do_encoding_conversion_buf(
+        proc, from, to, reinterpret_cast<unsigned char*>(const_cast<char*>(src)), static_cast<int>(len),
+        reinterpret_cast<unsigned char*>(out), static_cast<int>(cap), true);
+    if (consumed != static_cast<int>(len)) {
+        std::free(out);
+        return nullptr;
+    }
+    return out;
+}
+
 // normalize_key with explicit settings. On Normalized, *out points header
 // bytes into a palloc'd block of header + length + 1 bytes (NUL-terminated),
 // so SQL functions can build a text datum in place. Never ereports.
@@ -128,15 +150,24 @@ NormalizeResult normalize_with(KeyType type, const char* raw, std::size_t len, c
     *failure = Failure::None;
     if (errbuf != nullptr && errcap > 0) errbuf[0] = '\0';
     if (raw == nullptr) return NormalizeResult::Empty;
-    // The core reads UTF-8. In a database of another (single-byte) encoding,
-    // non-ASCII text would be misread and the key could come back in an
-    // encoding the database cannot store: refuse it instead.
+    // The core reads and writes UTF-8. In a database of another encoding
+    // (LATIN1, WIN1252, EUC_JP...), non-ASCII text is converted to UTF-8 for
+    // it, and the key back; a key with a character the database cannot
+    // store (NFKC case-folding turns the LATIN1 micro sign into a Greek mu)
+    // is refused. Both conversions are PostgreSQL's own; server text always
+    // converts to UTF-8.
     const int encoding = GetDatabaseEncoding();
-    if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII && has_non_ascii(raw, len)) {
-        *failure = Failure::InvalidArgument;
-        write_error(errbuf, errcap,
-                    "crm_native: normalizing non-ASCII text needs a UTF8 (or SQL_ASCII) database");
-        return NormalizeResult::Failed;
+    const bool convert = encoding != PG_UTF8 && encoding != PG_SQL_ASCII && has_non_ascii(raw, len);
+    char* utf8 = nullptr;
+    if (convert) {
+        utf8 = converted_copy(encoding, PG_UTF8, raw, len);
+        if (utf8 == nullptr) {
+            *failure = Failure::InvalidArgument;
+            write_error(errbuf, errcap, "crm_native: the text could not be converted to UTF-8 for normalizing");
+            return NormalizeResult::Failed;
+        }
+        raw = utf8;
+        len = std::strlen(utf8);
     }
     // SQL_ASCII stores any bytes. Bytes that are not UTF-8 (Latin-1 text,
     // say) would each read as U+FFFD, and "m\xfcller" and "m\xf6ller" would
@@ -152,7 +183,20 @@ NormalizeResult normalize_with(KeyType type, const char* raw, std::size_t len, c
     CoreKey key;
     const NormalizeResult result =
         run_core(type, raw, len, region, provider_rules, &key, failure, errbuf, errcap);
+    std::free(utf8);
     if (result != NormalizeResult::Normalized) return result;
+    if (convert && has_non_ascii(key.bytes, key.length)) {  // ASCII is the same bytes in every server encoding
+        char* stored = converted_copy(PG_UTF8, encoding, key.bytes, key.length);
+        std::free(key.bytes);
+        if (stored == nullptr) {
+            *failure = Failure::InvalidArgument;
+            write_error(errbuf, errcap,
+                        "crm_native: the normalized key has a character the database encoding cannot store");
+            return NormalizeResult::Failed;
+        }
+        key.bytes = stored;
+        key.length = std::strlen(stored);
+    }
 
     const std::size_t total = header + key.length + 1;
     char* block = nullptr;

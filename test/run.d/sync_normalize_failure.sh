@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Customer sync, issue 4 item 6: a chat row whose matching fails for a reason
 # other than a database error is still inserted, unlinked, with a WARNING that
-# names the reason. A real such failure: in a LATIN1 database, normalize_key
-# refuses non-ASCII text (the normalizers read UTF-8); in a SQL_ASCII
-# database, text that is not valid UTF-8. Runs against the test cluster named
-# by PGHOST etc.
+# names the reason. Real such failures: in a LATIN1 database, a key whose
+# normalized form has a character LATIN1 cannot store (the micro sign's NFKC
+# case-fold is a Greek mu); in a SQL_ASCII database, text that is not valid
+# UTF-8. In LATIN1 other non-ASCII text is normalized (converted to UTF-8 for
+# the normalizers and back; before 0.7.0 it was refused and every such chat
+# stayed unlinked), and search_customers() and health() work. Runs against
+# the test cluster named by PGHOST etc.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PGUSER=${PGUSER:-postgres}
@@ -23,20 +26,29 @@ PGOPTIONS="-c client_min_messages=error" psql_q -d "$DB" \
 out=$(PGCLIENTENCODING=UTF8 psql_q -d "$DB" -At 2>&1 <<'SQL'
 INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A');
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
-VALUES ('00000000-0000-0000-0000-00000000000a', 'Jose', 'josé@example.com', 's1');
+VALUES ('00000000-0000-0000-0000-00000000000a', 'José', 'josé@example.com', 's1');
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'JOSÉ', 'JOSÉ@EXAMPLE.COM', 's3');
+INSERT INTO "VC Usage" (company_id, customer_name, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'µ', 's4');
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
 VALUES ('00000000-0000-0000-0000-00000000000a', 'Ann', 'ann@example.com', 's2');
 SELECT 'chats=' || count(*) FROM "VC Usage";
-SELECT 'unlinked=' || count(*) FROM "VC Usage" WHERE customer_id IS NULL AND session_id = 's1';
+SELECT 'jose_one_customer=' || count(DISTINCT customer_id) FROM "VC Usage" WHERE session_id IN ('s1', 's3') AND customer_id IS NOT NULL;
+SELECT 'micro_unlinked=' || count(*) FROM "VC Usage" WHERE customer_id IS NULL AND session_id = 's4';
 SELECT 'linked=' || count(*) FROM "VC Usage" WHERE customer_id IS NOT NULL AND session_id = 's2';
 SELECT 'customers=' || count(*) FROM customers;
+SELECT 'keys=' || string_agg(key_type || ':' || normalized_value, ',' ORDER BY key_type)
+  FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id WHERE c.customer_name = 'José';
+SELECT 'search=' || count(*) FROM crm_native.search_customers('00000000-0000-0000-0000-00000000000a', 'JOSÉ@example.com');
+SELECT 'health_runs=' || (count(*) > 0) FROM crm_native.health();
 SQL
 )
 echo "$out"
 fail=0
-grep -q 'WARNING:  crm_native: customer sync skipped for this chat row: could not normalize its customer_email: .*UTF8' <<<"$out" \
+grep -q "WARNING:  crm_native: customer sync skipped for this chat row: could not normalize its customer_name: .*cannot store" <<<"$out" \
   || { echo "FAIL: no WARNING naming the reason"; fail=1; }
-for want in chats=2 unlinked=1 linked=1 customers=1; do
+for want in chats=4 jose_one_customer=1 micro_unlinked=1 linked=1 customers=2 keys=email:josé@example.com,name:josé search=1 health_runs=true; do
   grep -qx "$want" <<<"$out" || { echo "FAIL: expected $want"; fail=1; }
 done
 
