@@ -95,3 +95,33 @@ SELECT count(*) AS customers, count(*) FILTER (WHERE customer_email LIKE 'welcom
 SELECT count(*) AS unlinked_chats FROM "VC Usage" WHERE customer_id IS NULL;
 SELECT * FROM crm_native.verify_metrics();
 SELECT * FROM orphans();
+
+-- Application BEFORE INSERT triggers that skip rows the triggers write (found
+-- by an independent tester; the plpgsql triggers accept both):
+--  - on customer_matching_keys, skipping the name keys: every customer write
+--    failed ("wrote fewer matching keys than the customer has");
+--  - on customers, skipping spam customers: the chat failed (XX000 "customer
+--    insert returned no row"). It is now stored unlinked, with a WARNING,
+--    and no 'created' event (plpgsql wrote one naming no customer).
+CREATE FUNCTION skip_name_keys() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN IF NEW.key_type = 'name' THEN RETURN NULL; END IF; RETURN NEW; END $$;
+CREATE TRIGGER skip_name_keys BEFORE INSERT ON customer_matching_keys FOR EACH ROW EXECUTE FUNCTION skip_name_keys();
+CREATE FUNCTION no_spam() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN IF NEW.customer_email LIKE '%@spam.example' THEN RETURN NULL; END IF; RETURN NEW; END $$;
+CREATE TRIGGER aa_no_spam BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION no_spam();
+RESET client_min_messages;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Skip Ann', 'skip-ann@example.com', 'k1'),
+         ('11111111-1111-1111-1111-111111111111', 'Spammer', 'x@spam.example', 'k2');
+INSERT INTO customers (company_id, customer_name) VALUES ('11111111-1111-1111-1111-111111111111', 'Skip Bob');
+SET client_min_messages = warning;
+SELECT v.session_id, c.customer_name FROM "VC Usage" v LEFT JOIN customers c ON c.id = v.customer_id
+ WHERE v.session_id IN ('k1', 'k2') ORDER BY 1;
+SELECT c.customer_name, string_agg(k.key_type, ',' ORDER BY k.key_type) AS keys
+  FROM customers c LEFT JOIN customer_matching_keys k ON k.customer_id = c.id
+ WHERE c.customer_name LIKE 'Skip %' GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS events_without_customer FROM customer_events WHERE customer_id IS NULL;
+DROP TRIGGER skip_name_keys ON customer_matching_keys;
+DROP TRIGGER aa_no_spam ON customers;
+SELECT * FROM crm_native.verify_metrics();
+SELECT * FROM orphans();

@@ -405,15 +405,24 @@ LocalTransactionId last_created_lxid = InvalidLocalTransactionId;
 pg_uuid_t last_created;
 
 // A new customer and its 'created' event, in one statement; its matching
-// keys and audit row come from the customers triggers, row by row.
-void create_customer(const ChatRow* row, pg_uuid_t* out) {
+// keys and audit row come from the customers triggers, row by row. False
+// when no customer was written: an application's BEFORE INSERT trigger on
+// customers skipped the row (returned NULL). The chat is then stored
+// unlinked, with a WARNING, and no event is written (the plpgsql trigger
+// wrote a 'created' event naming no customer).
+bool create_customer(const ChatRow* row, pg_uuid_t* out) {
     Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
     const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
                            row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
-    if (store::run(row->rel, Statement::SyncCreateCustomer, values, nulls) != 1 || !get_uuid(0, 1, out))
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: customer insert returned no row")));
+    if (store::run(row->rel, Statement::SyncCreateCustomer, values, nulls) != 1 || !get_uuid(0, 1, out)) {
+        ereport(WARNING, (errcode(ERRCODE_WARNING),
+                          errmsg("crm_native: customer sync left this chat row unlinked: the new customer was not "
+                                 "written (a BEFORE INSERT trigger on customers skipped it)")));
+        return false;
+    }
     last_created_lxid = MyProc->lxid;
     last_created = *out;
+    return true;
 }
 
 // --- Concurrency: key locks -------------------------------------------------
@@ -534,8 +543,9 @@ void fail_if_changed_meanwhile(const ChatRow* row, const pg_uuid_t* expected) {
                     errhint("The transaction might succeed if retried.")));
 }
 
-// Links an unlinked chat (steps 3-5); returns the customer.
-void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
+// Links an unlinked chat (steps 3-5): true and the customer, or false when
+// the new customer was not written (create_customer).
+bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
     // A transaction that holds the bulk lock (a bulk import past
     // crm_native.sync_key_lock_limit new customers) waits for the row's key
     // holders BEFORE its lookup, and then needs only that one lookup: no
@@ -572,7 +582,7 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             if (m.touched || update_customer(row, &m, true)) {
                 crm::pg::trigger_stats::customer_matched();  // trigger_stats
                 *out = m.id;
-                return;
+                return true;
             }
             continue;  // deleted, merged or filled meanwhile: look again
         }
@@ -583,9 +593,9 @@ void sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             continue;  // look again now that no one else can create these keys
         }
         if (IsolationUsesXactSnapshot()) fail_if_changed_meanwhile(row, nullptr);
-        create_customer(row, out);
+        if (!create_customer(row, out)) return false;
         crm::pg::trigger_stats::customer_created();  // trigger_stats
-        return;
+        return true;
     }
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                     errmsg("could not sync the chat to a customer: the matching customer kept changing concurrently"),
@@ -782,9 +792,9 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
 
     pg_uuid_t linked_to;
-    const bool link = customer_null;
+    bool link = customer_null;
     if (link) {
-        sync_unlinked(&row, &linked_to);  // 3.-5.
+        link = sync_unlinked(&row, &linked_to);  // 3.-5.
     } else {
         sync_linked(&row, customer_id);  // UPDATE of a linked row: fill only
     }
