@@ -168,3 +168,33 @@ VALUES ('11111111-1111-4111-8111-111111111111', 'ann@x.com', 's1', 'm20', '2024-
 SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) - :m0 AS metrics_reads FROM pg_stat_xact_user_tables WHERE relid = 'customer_metrics'::regclass;
 COMMIT;
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+
+-- Only the queries running when a trigger took the exact path stay on it: a
+-- plpgsql loop that catches one error (a rolled-back subtransaction) and
+-- goes on inserting chats of a customer with a long history recomputes that
+-- history once, not for every later chat of the loop (it did until the
+-- client's statement ended: 20 recomputations of 1,000 chats here).
+INSERT INTO "VC Usage" (company_id, customer_email, session_id, user_message, created_at)
+  SELECT '11111111-1111-4111-8111-111111111111', 'long@x.com', 'l' || (i % 50), 'long-' || i,
+         '2023-01-01'::timestamptz + i * interval '1 hour'
+    FROM generate_series(1, 1000) i;
+BEGIN;
+SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) AS v0 FROM pg_stat_xact_user_tables WHERE relid = '"VC Usage"'::regclass \gset
+DO $$
+BEGIN
+  INSERT INTO "VC Usage" (company_id, customer_email, session_id, user_message)
+    VALUES ('11111111-1111-4111-8111-111111111111', 'long@x.com', 'l1', 'loop-0');
+  BEGIN
+    PERFORM 1 / 0;
+  EXCEPTION WHEN division_by_zero THEN NULL;
+  END;
+  FOR i IN 1..20 LOOP
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id, user_message)
+      VALUES ('11111111-1111-4111-8111-111111111111', 'long@x.com', 'l' || i, 'loop-' || i);
+  END LOOP;
+END $$;
+SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) - :v0 < 2500 AS history_read_once
+  FROM pg_stat_xact_user_tables WHERE relid = '"VC Usage"'::regclass;
+COMMIT;
+SELECT m.total_conversations FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'long@x.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

@@ -758,21 +758,27 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
 // path; otherwise (or after a subtransaction abort, which takes changes out
 // of the count) it recomputes each customer it touched from the
 // conversations: exact whatever the others did. Once one trigger has taken
-// that path, every later metrics trigger on the table takes it too until
-// the client's statement ends: a recomputation in the middle of an
-// enclosing statement (from an application's row trigger) counts part of
-// that statement's changes, and the enclosing statement's own comparison
-// could then balance by chance (a cross-partition UPDATE is two counted
-// changes for one transition row). When the client's statement ends, every
-// statement trigger inside it has fired and nothing is left uncounted. A
-// change no metrics trigger ever sees (triggers disabled) also leaves the
-// next statement on the exact path, once.
+// that path, every later metrics trigger of a query that was already
+// running then takes it too: a recomputation in the middle of an enclosing
+// statement (from an application's row trigger) counts part of that
+// statement's changes, and the enclosing statement's own comparison could
+// then balance by chance (a cross-partition UPDATE is two counted changes
+// for one transition row); the other triggers of the same query (an
+// upsert's INSERT after its UPDATE) likewise. Such a query started before
+// the decision, so its snapshot's command id is at most the command id of
+// the decision; a query started after it (the next statement of a plpgsql
+// loop, or of the client) has a later one, and is judged by the counts
+// again (it used to stay exact until the client's statement ended: after
+// one caught error, every chat of a loop recomputed its customer's whole
+// history). A change no metrics trigger ever sees (triggers disabled) also
+// leaves the next statement on the exact path, once.
 struct CountedChanges {
     Oid home;  // hash key
     LocalTransactionId lxid;
     uint64 subxact_aborts;
     int64 changes;  // chat_row_changes() when the last metrics trigger on home ended
-    TimestampTz exact_statement;  // the client statement (its start) that took the exact path, or 0
+    bool exact;         // a metrics trigger on home took the exact path in this transaction,
+    CommandId exact_at;  // at this command id: queries whose snapshot is not later stay exact
 };
 HTAB* counted_changes = nullptr;
 uint64 subxact_aborts = 0;
@@ -798,13 +804,19 @@ bool alone(Relation rel, int64 own_changes) {
     // Nothing counted yet in this transaction: its count starts at 0.
     int64 before = same_transaction ? entry->changes : 0;
     bool trusted = !same_transaction || entry->subxact_aborts == subxact_aborts;
-    TimestampTz statement = GetCurrentStatementStartTimestamp();
-    bool exact_already = same_transaction && entry->exact_statement == statement;
+    // The query this trigger belongs to started before the last exact
+    // decision: its snapshot's command id is not later (no snapshot: as if so).
+    bool exact_already = same_transaction && entry->exact &&
+                         (!ActiveSnapshotSet() || GetActiveSnapshot()->curcid <= entry->exact_at);
     bool is_alone = trusted && !exact_already && now - before == own_changes;
+    if (!same_transaction) entry->exact = false;
     entry->lxid = MyProc->lxid;
     entry->subxact_aborts = subxact_aborts;
     entry->changes = now;
-    entry->exact_statement = is_alone ? (same_transaction ? entry->exact_statement : 0) : statement;
+    if (!is_alone) {
+        entry->exact = true;
+        entry->exact_at = GetCurrentCommandId(false);
+    }
     return is_alone;
 }
 
