@@ -42,11 +42,15 @@ CALL crm_native.relink_chats();
 ROLLBACK;
 SELECT count(*) AS linked_so_far FROM "VC Usage" WHERE customer_id IS NOT NULL;
 
--- An application trigger that fails on chat 9 stands for an error or a
--- cancel in the middle of a run: the batches before it stay committed.
+-- An application trigger that fails on chat 9 with a serialization failure
+-- stands for a transient error or a cancel in the middle of a run: the run
+-- stops there, and the batches before it stay committed. (An error that is
+-- not transient skips the chat instead: at the end of this file.)
 CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.customer_email = 'boom@a.example' THEN RAISE EXCEPTION 'boom on chat %', NEW.id; END IF;
+  IF NEW.customer_email = 'boom@a.example' THEN
+    RAISE EXCEPTION 'boom on chat %', NEW.id USING ERRCODE = 'serialization_failure';
+  END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER boom BEFORE UPDATE ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION boom();
@@ -94,4 +98,26 @@ RESET ROLE;
 SELECT v.id, c.customer_name IS NOT NULL AS linked, c.customer_email
   FROM "VC Usage" v LEFT JOIN customers c ON c.id = v.customer_id WHERE v.id >= 20 ORDER BY v.id;
 CALL crm_native.relink_chats();
+SELECT count(*) AS metrics_differences FROM crm_native.verify_metrics();
+
+-- A chat whose sync fails every time (its new customer breaks an
+-- application's CHECK) no longer stops every run at its batch: that batch
+-- is linked chat by chat, the failing chat is left unlinked with a warning
+-- that names it, and the run goes on (before, each run failed on the same
+-- batch and the chats after it were never linked).
+SET session_replication_role = replica;
+INSERT INTO "VC Usage" (id, company_id, customer_name, customer_email, session_id)
+  SELECT 100 + i, 'aaaaaaaa-0000-0000-0000-000000000001',
+         CASE WHEN i = 5 THEN 'A name far too long for the check' ELSE 'Short ' || i END,
+         'short' || i || '@a.example', 'short' || i
+    FROM generate_series(1, 12) i;
+RESET session_replication_role;
+ALTER TABLE customers ADD CONSTRAINT short_name CHECK (length(customer_name) < 20) NOT VALID;
+SET client_min_messages = warning;
+CALL crm_native.relink_chats(batch_size => 4);
+RESET client_min_messages;
+SELECT count(*) FILTER (WHERE customer_id IS NOT NULL) AS linked, count(*) FILTER (WHERE customer_id IS NULL) AS unlinked,
+       string_agg(id::text, ',') FILTER (WHERE customer_id IS NULL) AS unlinked_ids
+  FROM "VC Usage" WHERE id > 100;
+ALTER TABLE customers DROP CONSTRAINT short_name;
 SELECT count(*) AS metrics_differences FROM crm_native.verify_metrics();

@@ -949,3 +949,16 @@ Datum required_columns(FunctionCallInfo fcinfo) {
 Datum crm_required_columns(PG_FUNCTION_ARGS) {
     return crm::pg::run_guarded([&]() -> Datum { return crm::pg::store::required_columns(fcinfo); });
 }
+
+// crm_native._written_here(xid): whether a row's xmin is this transaction
+// or one of its subtransactions (relink_chats counts the customers it
+// created; its batches run inside subtransactions, whose rows carry their
+// own xid, not pg_current_xact_id()).
+extern "C" {
+PG_FUNCTION_INFO_V1(crm_written_here);
+Datum crm_written_here(PG_FUNCTION_ARGS);
+}
+
+Datum crm_written_here(PG_FUNCTION_ARGS) {
+    PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
+}

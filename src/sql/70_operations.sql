@@ -292,6 +292,12 @@ $$;
 -- (trg_vc_usage_customer_sync_update fires for an UPDATE naming a contact
 -- column, and syncs a row that is still unlinked). A row linked meanwhile by
 -- someone else is skipped (the WHERE clause is rechecked on its new version).
+-- Whether a row's xmin is this transaction or one of its subtransactions:
+-- the batches below run in subtransactions (to skip a chat that cannot be
+-- linked), whose rows carry their own xid.
+CREATE FUNCTION crm_native._written_here(xmin xid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_written_here' LANGUAGE C STRICT STABLE;
+
 CREATE FUNCTION crm_native._relink_batch(target_schema text, batch_size int, progress crm_native.relink_progress)
 RETURNS crm_native.relink_progress
 LANGUAGE plpgsql
@@ -304,6 +310,12 @@ DECLARE
     ids text[];
     linked_to uuid[];
     batch_last text;
+    relink_sql text;
+    one_id text;
+    one_linked uuid[];
+    one_count bigint;
+    failure_message text;
+    failure_state text;
     n_seen bigint;
     n_linked bigint;
     n_created bigint;
@@ -324,20 +336,47 @@ BEGIN
     n_seen := coalesce(cardinality(ids), 0);
     IF n_seen > 0 THEN
         batch_last := ids[n_seen];
-        EXECUTE format('WITH relinked AS (
-                            UPDATE %1$I.%2$I u SET customer_email = u.customer_email
-                             WHERE u.id = ANY ($1::%3$s[]) AND u.customer_id IS NULL
-                            RETURNING u.customer_id)
-                        SELECT array_agg(DISTINCT r.customer_id) FILTER (WHERE r.customer_id IS NOT NULL),
-                               count(r.customer_id)
-                          FROM relinked r', target_schema, 'VC Usage', id_type)
-           INTO linked_to, n_linked USING ids;
+        relink_sql := format('WITH relinked AS (
+                                UPDATE %1$I.%2$I u SET customer_email = u.customer_email
+                                 WHERE u.id = ANY ($1::%3$s[]) AND u.customer_id IS NULL
+                                RETURNING u.customer_id)
+                            SELECT array_agg(DISTINCT r.customer_id) FILTER (WHERE r.customer_id IS NOT NULL),
+                                   count(r.customer_id)
+                              FROM relinked r', target_schema, 'VC Usage', id_type);
+        BEGIN
+            EXECUTE relink_sql INTO linked_to, n_linked USING ids;
+        EXCEPTION
+            WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN
+                RAISE;  -- transient: the batch fails, the next run tries it again
+            WHEN OTHERS THEN
+                -- A chat whose sync fails every time (its customer breaks an
+                -- application's CHECK, say) would stop every run at this
+                -- batch: link the batch chat by chat, and leave each chat
+                -- that fails unlinked, with a warning naming it and why.
+                linked_to := '{}';
+                n_linked := 0;
+                FOREACH one_id IN ARRAY ids LOOP
+                    BEGIN
+                        EXECUTE relink_sql INTO one_linked, one_count USING ARRAY[one_id];
+                        linked_to := linked_to || coalesce(one_linked, '{}');
+                        n_linked := n_linked + one_count;
+                    EXCEPTION
+                        WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN
+                            RAISE;
+                        WHEN OTHERS THEN
+                            GET STACKED DIAGNOSTICS failure_message = MESSAGE_TEXT, failure_state = RETURNED_SQLSTATE;
+                            RAISE WARNING '%: chat % of %.% left unlinked: % (SQLSTATE %)', fn, one_id,
+                                          quote_ident(target_schema), quote_ident('VC Usage'), failure_message,
+                                          failure_state;
+                    END;
+                END LOOP;
+        END;
         -- customers this transaction created for them: their 'created'
         -- event is ours (a separate statement: the UPDATE's own snapshot
         -- does not see what its triggers wrote)
         EXECUTE format('SELECT count(DISTINCT e.customer_id) FROM %I.customer_events e
                          WHERE e.customer_id = ANY ($1) AND e.event_type = ''created''
-                           AND e.xmin = pg_current_xact_id()::xid', target_schema)
+                           AND crm_native._written_here(e.xmin)', target_schema)
            INTO n_created USING linked_to;
     END IF;
 

@@ -19,3 +19,10 @@ UPDATE crm_native.native_trigger
              ' FOR EACH ROW WHEN ((old.lifecycle_stage IS DISTINCT FROM new.lifecycle_stage))'
              ' EXECUTE FUNCTION crm_native.lifecycle_tracking()'
  WHERE trigger_name = 'trg_customers_lifecycle_tracking';
+
+-- relink_chats() links a batch chat by chat when the batch fails, leaving a
+-- chat that cannot be linked with a warning (_relink_batch, below); it
+-- counts the customers it created with this helper, since the batches now
+-- run in subtransactions.
+CREATE FUNCTION crm_native._written_here(xmin xid) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_written_here' LANGUAGE C STRICT STABLE;
