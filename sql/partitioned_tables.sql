@@ -62,49 +62,20 @@ DELETE FROM "VC Usage" WHERE session_id = 's1' AND created_at = '2024-05-01';
 SELECT c.customer_email, m.total_conversations, m.total_sessions, m.first_interaction_at::date, m.last_interaction_at::date
   FROM customers c JOIN customer_metrics m ON m.customer_id = c.id ORDER BY 1;
 SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
--- A chat still linked to a customer soft-deleted since moves too: for the
--- row triggers the move is an INSERT into the new partition that names the
--- customer, but its link did not change (before, 23503 "the customer is
--- soft-deleted"; the plpgsql triggers let it move). Also from a function,
--- past an application trigger whose statements advance the command counter,
--- and back again later in the same transaction.
+-- Known limit (docs/contract.md, step 1): a chat still linked to a customer
+-- soft-deleted since cannot move to another partition, since the move is an
+-- INSERT into the new partition that names the customer (23503). Telling a
+-- move from a new row inside the trigger was tried and reverted: a copy of
+-- the moved row made by the same statement (a writable CTE, MERGE) or a move
+-- by a function the INSERT calls looked the same.
 INSERT INTO "VC Usage" (company_id, customer_email, session_id, created_at)
-  VALUES ('11111111-1111-1111-1111-111111111111', 'gone@example.com', 'g1', '2026-05-01'),
-         ('11111111-1111-1111-1111-111111111111', 'gone@example.com', 'g2', '2026-05-02'),
-         ('11111111-1111-1111-1111-111111111111', 'live@example.com', 'l1', '2026-05-03');
+  VALUES ('11111111-1111-1111-1111-111111111111', 'gone@example.com', 'g1', '2026-05-01');
 UPDATE customers SET deleted_at = now() WHERE customer_email = 'gone@example.com';
-UPDATE "VC Usage" SET created_at = '2024-05-01' WHERE session_id = 'g1';
-CREATE TABLE move_side (n int);
-CREATE FUNCTION move_side() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN INSERT INTO move_side VALUES (1); RETURN NEW; END $$;
-CREATE TRIGGER a_move_side BEFORE INSERT OR UPDATE ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION move_side();
-BEGIN;
-DO $$ BEGIN UPDATE "VC Usage" SET created_at = '2024-05-02' WHERE session_id = 'g2'; END $$;
-UPDATE "VC Usage" SET created_at = '2026-05-01' WHERE session_id = 'g1';
-UPDATE "VC Usage" SET created_at = '2024-05-01' WHERE session_id = 'g1';
-COMMIT;
-DROP TRIGGER a_move_side ON "VC Usage";
-SELECT p.relname AS partition, v.session_id FROM "VC Usage" v JOIN pg_class p ON p.oid = v.tableoid
-  JOIN customers c ON c.id = v.customer_id WHERE c.customer_email = 'gone@example.com' ORDER BY 2;
--- Still refused: a new chat naming that customer, straight into a
--- partition; a copy of a moved chat (same id) into another partition; a
--- chat deleted and inserted again by one statement (no move); a move that
--- also links the chat to that customer.
 \set VERBOSITY sqlstate
-INSERT INTO archive.chats_2024 (company_id, customer_id, session_id, created_at)
-  SELECT company_id, customer_id, 'g3', '2024-06-01' FROM "VC Usage" WHERE session_id = 'g2';
-INSERT INTO "VC Usage" (id, company_id, customer_id, session_id, created_at)
-  SELECT id, company_id, customer_id, 'g4', '2026-06-01' FROM "VC Usage" WHERE session_id = 'g2';
-WITH d AS (DELETE FROM "VC Usage" WHERE session_id = 'g2' RETURNING *)
-INSERT INTO "VC Usage" (id, company_id, customer_id, session_id, created_at)
-  SELECT id, company_id, customer_id, 'g5', '2026-07-01' FROM d;
-UPDATE "VC Usage" SET created_at = '2024-05-03',
-       customer_id = (SELECT id FROM customers WHERE customer_email = 'gone@example.com')
- WHERE session_id = 'l1';
+UPDATE "VC Usage" SET created_at = '2024-05-01' WHERE session_id = 'g1';
 \set VERBOSITY default
-DELETE FROM "VC Usage" WHERE session_id IN ('g1', 'g2', 'l1');
-DELETE FROM customers WHERE customer_email IN ('gone@example.com', 'live@example.com');
-SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
+DELETE FROM "VC Usage" WHERE session_id = 'g1';
+DELETE FROM customers WHERE customer_email = 'gone@example.com';
 
 -- The CRM schema's "VC Usage" itself a partition of another schema's table
 -- (every tenant schema's chats under one table): the triggers install()

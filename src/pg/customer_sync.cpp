@@ -635,11 +635,7 @@ void sync_linked(const ChatRow* row, Datum customer_id) {
 // own company; otherwise the statement fails (a tenant must not count its
 // chats in another tenant's customer). Under row-level security another
 // company's customer is invisible, so it reads as "no such customer".
-// A chat that an UPDATE moves between partitions arrives here as an INSERT
-// into the new partition; its link was checked by the UPDATE trigger on the
-// old one when the UPDATE changed it, so a move alone never fails the check
-// (the plpgsql triggers let it move too).
-void check_linked_customer(Relation rel, HeapTuple chat, bool is_insert, Datum customer_id, Datum company_id) {
+void check_linked_customer(Relation rel, Datum customer_id, Datum company_id) {
     Datum values[1] = {customer_id};
     store::run(rel, Statement::SyncLinkedCustomer, values, nullptr, 1);
     // Nothing to lock: missing, or (row-level security) visible but not
@@ -658,7 +654,6 @@ void check_linked_customer(Relation rel, HeapTuple chat, bool is_insert, Datum c
             problem = "the customer is soft-deleted";
     }
     if (problem == nullptr) return;
-    if (is_insert && store::moving_between_partitions(rel, chat)) return;
     char* customer_text = DatumGetCString(DirectFunctionCall1(uuid_out, customer_id));
     char* company_text = DatumGetCString(DirectFunctionCall1(uuid_out, company_id));
     ereport(ERROR, (errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
@@ -773,7 +768,7 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
     if (!customer_null && (is_insert || link_changed(t, td->tg_trigtuple, tuple, desc))) {
         if (SPI_connect() != SPI_OK_CONNECT)
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
-        check_linked_customer(rel, tuple, is_insert, customer_id, row.company_id);
+        check_linked_customer(rel, customer_id, row.company_id);
         SPI_finish();
     }
     if (is_insert && !customer_null) return PointerGetDatum(tuple);

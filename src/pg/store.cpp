@@ -8,7 +8,6 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 extern "C" {
 #include "access/genam.h"
-#include "access/heapam.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -18,7 +17,6 @@ extern "C" {
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_inherits.h"
 #include "funcapi.h"
-#include "storage/bufmgr.h"
 #include "pgstat.h"
 #include "parser/parse_coerce.h"
 #include "nodes/pg_list.h"
@@ -536,13 +534,7 @@ char* expand(const StatementSpec* spec, Relation rel) {
         if (colon != nullptr) *colon = '\0';
         const char* kind = colon != nullptr ? name : "";
         int t = table_index(colon != nullptr ? colon + 1 : name);
-        if (colon == nullptr && std::strcmp(name, "chat_id_type") == 0) {
-            // The chat id column's type (its base type for a domain),
-            // schema-qualified: the cast target of an id passed as text.
-            Form_pg_attribute id = find_attribute(rel, "id");
-            if (id == nullptr) elog(ERROR, "crm_native: {chat_id_type} on a table without an id column in %s", spec->name);
-            appendStringInfoString(&sql, format_type_extended(getBaseType(id->atttypid), -1, FORMAT_TYPE_FORCE_QUALIFY));
-        } else if (colon == nullptr && std::strcmp(name, "self") == 0) {
+        if (colon == nullptr && std::strcmp(name, "self") == 0) {
             const char* self = placement->is_shard ? RelationGetRelationName(rel) : get_rel_name(home);
             if (self == nullptr) elog(ERROR, "crm_native: relation %u not found", home);
             appendStringInfoString(&sql, quote_qualified_identifier(schema, self));
@@ -753,58 +745,6 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
 
 bool detached_from_home(const TriggerData* data) {
     return on_partition(data->tg_trigger) && home_relid(data->tg_relation) == RelationGetRelid(data->tg_relation);
-}
-
-bool moving_between_partitions(Relation rel, HeapTuple row) {
-    if (!rel->rd_rel->relispartition) return false;
-    const char* trigger = "crm_native.customer_sync";
-    TupleDesc desc = RelationGetDescr(rel);
-    AttrNumber att_id = require_column(trigger, rel, Table::Chats, "id");
-    AttrNumber att_customer = require_column(trigger, rel, Table::Chats, "customer_id");
-    bool id_null, customer_null;
-    Datum id = heap_getattr(row, att_id, desc, &id_null);
-    Datum customer = heap_getattr(row, att_customer, desc, &customer_null);
-    if (id_null || customer_null) return false;
-    Oid output;
-    bool varlena;
-    getTypeOutputInfo(TupleDescAttr(desc, att_id - 1)->atttypid, &output, &varlena);
-    Datum values[2] = {CStringGetTextDatum(OidOutputFunctionCall(output, id)), customer};
-    const StatementSpec* spec = statement_spec(Statement::SyncMovedChat);
-    SPIPlanPtr plan = plan_for(rel, Statement::SyncMovedChat, 0, spec);
-    // Read-only, so with the statement's own snapshot: the old row, deleted
-    // by this statement, is still visible to it (not to a fresher one).
-    int rc = SPI_execute_plan(plan, values, nullptr, true, 0);
-    if (rc != spec->expected)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg("crm_native: %s failed: %s", spec->name, SPI_result_code_string(rc))));
-    bool moved = false;
-    for (uint64 i = 0; i < SPI_processed && !moved; i++) {
-        bool isnull;
-        Oid partition = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-        if (isnull) continue;
-        ItemPointer tid = reinterpret_cast<ItemPointer>(
-            DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)));
-        if (isnull) continue;
-        Relation old_partition = table_open(partition, AccessShareLock);
-        if (old_partition->rd_rel->relkind == RELKIND_RELATION &&
-            old_partition->rd_tableam == GetHeapamTableAmRoutine()) {
-            HeapTupleData tuple;
-            tuple.t_self = *tid;
-            Buffer buffer;
-            if (heap_fetch(old_partition, SnapshotAny, &tuple, &buffer, true)) {
-                LockBuffer(buffer, BUFFER_LOCK_SHARE);
-                HeapTupleHeader header = tuple.t_data;
-                moved = HeapTupleHeaderIndicatesMovedPartitions(header) &&
-                        !(header->t_infomask & HEAP_XMAX_INVALID) &&
-                        !HEAP_XMAX_IS_LOCKED_ONLY(header->t_infomask) &&
-                        TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetUpdateXid(header));
-                LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
-            }
-            if (BufferIsValid(buffer)) ReleaseBuffer(buffer);
-        }
-        table_close(old_partition, AccessShareLock);
-    }
-    return moved;
 }
 
 uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, long tcount, Snapshot snapshot,

@@ -128,7 +128,6 @@ enum class Statement : uint16 {
     SyncLinkedCustomer,      // is a named customer a live customer of the company?
     SyncMatchVisible,        // the match's conditions without the lock (row-level security)
     SyncLinkedVisible,       // SyncLinkedCustomer without the lock (row-level security)
-    SyncMovedChat,           // a chat's old row, by id (row movement between partitions)
     // matching_keys.cpp, audit_log.cpp, lifecycle.cpp: customers
     KeysInsert,
     KeysDelete,
@@ -177,16 +176,6 @@ HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value
 // track_counts off). *home: that table. The metrics triggers compare it with
 // their own changes (metrics.cpp, "alone").
 int64 chat_row_changes(Relation rel, Oid* home);
-
-// True when `row`, being inserted into the partition rel, is a chat that the
-// running UPDATE moves from another partition of the same table: for
-// PostgreSQL's row triggers that move is a DELETE from the old partition and
-// an INSERT into the new one. Found from the facts, not from the call order:
-// a row of the home table with the same id and customer_id, visible to the
-// statement's snapshot (so deleted by this very statement), whose deletion
-// by this transaction carries PostgreSQL's moved-to-another-partition mark.
-// Reads by id; the caller runs it only on its error path. Connected to SPI.
-bool moving_between_partitions(Relation rel, HeapTuple row);
 
 // ---------------------------------------------------------------------------
 // Writers (each runs one statement; the caller is connected to SPI)

@@ -340,14 +340,6 @@ constexpr StatementSpec kStatements[] = {
     {Statement::SyncLinkedVisible, "customer_sync linked customer without lock",
      PINS("c=id") "SELECT c.company_id, c.deleted_at IS NULL FROM {customers} c WHERE c.id" EQ "$1",
      1, {UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
-    // The old row of a chat an UPDATE moves between partitions
-    // (store::moving_between_partitions). The id is passed as text and cast
-    // to the column's type ({chat_id_type}), so the statement's text, and
-    // with it the plan, changes when the column's type does.
-    {Statement::SyncMovedChat, "customer_sync moved chat",
-     PINS("v=id") "SELECT v.tableoid, v.ctid FROM {self} v"
-     " WHERE v.id" EQ "($1::pg_catalog.text)::{chat_id_type} AND v.customer_id" EQ "$2",
-     2, {TEXTOID, UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
 
     // --- customers triggers ------------------------------------------------
     // All of a customer's new keys in one statement: executor start-up per

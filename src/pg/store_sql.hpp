@@ -26,7 +26,6 @@ struct StatementSpec {
     // fires on; {customers}, {customer_matching_keys}, {customer_events},
     // {customer_audit_log}, {customer_metrics} the table of that name in the
     // same schema. Each becomes a quoted, schema-qualified name.
-    // {chat_id_type}: the type of the chat table's id column, qualified.
     const char* text;
     int nargs;
     Oid argtypes[kMaxStatementArgs];
