@@ -35,14 +35,13 @@ BEGIN
     -- No customer may change while its keys are rewritten: the keys trigger
     -- of a concurrent change would delete the old key before the rewrite
     -- inserts it again from the row it read (a stale key for good), and a
-    -- customer created in between would get its keys twice. SHARE mode
-    -- waits for the writers under way and holds off new ones (chats that
-    -- only link to a customer go on); one customer: its row.
-    IF customer IS NULL THEN
-        EXECUTE format('LOCK TABLE %I.customers IN SHARE MODE', target_schema);
-    ELSE
-        EXECUTE format('SELECT FROM %I.customers c WHERE c.id = $1 FOR NO KEY UPDATE', target_schema) USING customer;
-    END IF;
+    -- customer created in between would get its keys twice. SHARE ROW
+    -- EXCLUSIVE waits for the writers under way and holds off new ones
+    -- (chats that only link to a customer go on), and another rebuild, which
+    -- would otherwise write the keys a second time. One customer too: the
+    -- lock is held only for that customer's rewrite, and a table lock works
+    -- the same on Citus (a row lock by id alone spans the shards).
+    EXECUTE format('LOCK TABLE %I.customers IN SHARE ROW EXCLUSIVE MODE', target_schema);
     EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE $1 IS NULL OR customer_id = $1',
                    target_schema) USING customer;
     EXECUTE format($q$
