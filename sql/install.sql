@@ -246,6 +246,10 @@ DROP SCHEMA subscriber CASCADE;
 -- Every registered trigger reads back from pg_get_triggerdef() as the
 -- registry writes it: verify_schema() and install() compare the two to find
 -- a native trigger defined otherwise.
+-- A varchar lifecycle_stage (pg_get_triggerdef() writes its WHEN with
+-- ::text casts) and quote_all_identifiers on do not make a trigger read as
+-- different (they did: install() re-created the lifecycle trigger at every
+-- call; found by an independent review).
 CREATE SCHEMA drift;
 SET client_min_messages = warning;
 SET search_path = drift, public;
@@ -253,11 +257,19 @@ SET search_path = drift, public;
 \i :schema_file
 \set ECHO all
 RESET search_path;
+ALTER TABLE drift.customers ALTER COLUMN lifecycle_stage TYPE varchar(20);
 SELECT count(*) > 0 AS installed FROM crm_native.install('drift');
-SELECT nt.trigger_name, pg_get_triggerdef(t.oid) = format(nt.ddl, t.tgrelid::regclass, '') AS reads_back
+SELECT nt.trigger_name, crm_native._trigger_as_registered(t.oid, nt, t.tgrelid::regclass, false) AS reads_back
   FROM crm_native.native_trigger nt
   JOIN pg_trigger t ON t.tgname = nt.trigger_name AND t.tgrelid = format('drift.%I', nt.table_name)::regclass
  ORDER BY 1;
+CREATE TEMP TABLE drift_oids AS SELECT oid FROM pg_trigger WHERE tgrelid = 'drift.customers'::regclass;
+SET quote_all_identifiers = on;
+SELECT count(*) AS trigger_problems FROM crm_native.verify_schema('drift') WHERE kind = 'trigger' AND status <> 'ok';
+SELECT count(*) > 0 AS installed FROM crm_native.install('drift');
+RESET quote_all_identifiers;
+SELECT count(*) AS recreated FROM pg_trigger
+ WHERE tgrelid = 'drift.customers'::regclass AND oid NOT IN (SELECT oid FROM drift_oids);
 -- A database restored from a dump of 0.1.0, whose chat UPDATE trigger did
 -- not fire for customer_id and company_id (so a chat could be relinked to
 -- another company's customer): verify_schema() said ok and install()

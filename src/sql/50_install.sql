@@ -186,18 +186,22 @@ $$;
 -- 'partition'): its events, UPDATE OF columns, timing, level, transition
 -- tables, function and arguments, as pg_get_triggerdef() writes them. The
 -- registry's texts are written the way pg_get_triggerdef() writes a
--- definition (sql/install.sql checks that each one reads back unchanged),
--- so a trigger an older version created with another definition (a
--- database restored from an older version's dump keeps it) reads as
--- different.
+-- definition (sql/install.sql checks that each one reads back), so a
+-- trigger an older version created with another definition (a database
+-- restored from an older version's dump keeps it) reads as different. A
+-- WHEN condition is compared by its presence only: pg_get_triggerdef()
+-- writes it with the casts the column's type needs (a varchar
+-- lifecycle_stage gets ::text), which the registry cannot know.
 CREATE FUNCTION crm_native._trigger_as_registered(trigger oid, nt crm_native.native_trigger, rel regclass,
                                                   on_partition boolean)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off
 AS $$
-    SELECT pg_get_triggerdef(trigger)
-           = format(nt.ddl, rel, CASE WHEN on_partition THEN quote_literal('partition') ELSE '' END)
+    SELECT regexp_replace(pg_get_triggerdef(trigger), ' WHEN \(.*\) EXECUTE ', ' WHEN EXECUTE ')
+           = regexp_replace(format(nt.ddl, rel, CASE WHEN on_partition THEN quote_literal('partition') ELSE '' END),
+                            ' WHEN \(.*\) EXECUTE ', ' WHEN EXECUTE ')
 $$;
 
 -- Creates the registered trigger nt on rel (on a partition of nt's table,

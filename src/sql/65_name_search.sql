@@ -57,6 +57,7 @@ CREATE FUNCTION crm_native._search_name_operator(target_schema text, trgm text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
     SELECT CASE WHEN EXISTS (
                 SELECT FROM pg_index i

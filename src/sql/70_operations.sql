@@ -246,6 +246,7 @@ CREATE FUNCTION crm_native._unlinked_chats_index(target_schema text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
     SELECT i.indexrelid::regclass::text
       FROM pg_index i
@@ -621,6 +622,7 @@ CREATE FUNCTION crm_native.verify_operations(target_schema text DEFAULT 'public'
 RETURNS TABLE (operation text, item text, ok boolean, detail text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
 DECLARE
     missing text[];

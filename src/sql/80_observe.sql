@@ -122,6 +122,7 @@ CREATE FUNCTION crm_native._index_columns(idx oid)
 RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
     SELECT array_agg(pg_get_indexdef(i.indexrelid, c.n::int, false)
                      || CASE WHEN opc.opcdefault THEN '' ELSE ' ' || opc.opcname END
@@ -141,6 +142,7 @@ CREATE FUNCTION crm_native._index_signature(idx oid)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
     SELECT am.amname || ' (' || array_to_string(crm_native._index_columns(i.indexrelid), ', ') || ')'
            || coalesce(' WHERE ' || pg_get_expr(i.indpred, i.indrelid), '')
@@ -156,6 +158,7 @@ RETURNS TABLE (table_name text, index_name text, indexrelid oid, relid oid, am t
                predicate text, signature text, is_unique boolean, is_primary boolean, is_valid boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
     SELECT c.relname::text, ic.relname::text, i.indexrelid, i.indrelid, am.amname::text,
            crm_native._index_columns(i.indexrelid), pg_get_expr(i.indpred, i.indrelid),
@@ -192,6 +195,7 @@ CREATE FUNCTION crm_native._index_leading_with(relid oid, cols text[], ordered b
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares deparsed text
 AS $$
     SELECT ic.relname::text
       FROM pg_index i
