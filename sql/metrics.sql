@@ -324,3 +324,28 @@ ALTER TABLE "VC Usage" ALTER COLUMN created_at TYPE timestamptz;
 INSERT INTO "VC Usage" (company_id, customer_email, view_count, user_message)
   VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'mover@example.com', 4, 'b5');
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+
+-- A customer moved to another company before its chats: a chat in the new
+-- company moves the metrics row there; deleting that chat leaves only the
+-- old company's chat, so the row must go back (it stayed with the new
+-- company: that tenant kept a row describing the other tenant's chat, and
+-- the other tenant's delete under row-level security could not see it;
+-- found by an independent review).
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('aaaaaaaa-0000-4000-8000-00000000000a', 'Zed', 'zed@example.com', 'z1');
+UPDATE customers SET company_id = 'bbbbbbbb-0000-4000-8000-00000000000b' WHERE customer_email = 'zed@example.com';
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'Zed', 'zed@example.com', 'z2');
+SELECT c.name AS metrics_company FROM customer_metrics m JOIN companies c ON c.id = m.company_id
+  JOIN customers u ON u.id = m.customer_id WHERE u.customer_email = 'zed@example.com';
+DELETE FROM "VC Usage" WHERE session_id = 'z2';
+SELECT c.name AS metrics_company, m.total_conversations FROM customer_metrics m JOIN companies c ON c.id = m.company_id
+  JOIN customers u ON u.id = m.customer_id WHERE u.customer_email = 'zed@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+SET ROLE crm_app;
+SET app.current_company_id = 'aaaaaaaa-0000-4000-8000-00000000000a';
+DELETE FROM "VC Usage" WHERE session_id = 'z1';
+RESET ROLE;
+SELECT count(*) AS zed_metrics_rows FROM customer_metrics m JOIN customers u ON u.id = m.customer_id
+ WHERE u.customer_email = 'zed@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

@@ -134,6 +134,7 @@ enum ExistingColumn {
     kExProbed,
     kExProbedFirst,
     kExProbedLast,
+    kExCompanyGone,  // bool: the statement only took chats away, and none of the stored company is left
 };
 
 using crm::pg::store::Statement;
@@ -577,6 +578,12 @@ void maintain(ChatTable* set, Statement fold_plan, Statement existing_plan, bool
         MetricsOutcome out = crm::core::apply_delta(old_row, delta, sessions_delta,
                                                     probed ? &probed_first : nullptr,
                                                     probed ? &probed_last : nullptr);
+        // The row's company has no chat of the customer left (the customer
+        // was moved to another company and this statement took away its
+        // last chat of the stored one): the company must come from the
+        // chats that are left, so recount the customer.
+        if (out.action == MetricsAction::Update && bool_col(t, d, kExCompanyGone))
+            out.action = MetricsAction::Recompute;
         switch (out.action) {
             case MetricsAction::Update:
                 metrics_row_values(customer, company, company_null, out.new_row, &updates[kRowParams * update_count],

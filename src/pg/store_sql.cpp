@@ -206,7 +206,7 @@ namespace {
     "        AND NOT (v.id" EQ "ANY (SELECT ids.id FROM ids)) LIMIT 1) IS NULL)"                                  \
     "  " MINUS "(SELECT " COUNT_ALL " FROM pg_catalog.unnest(f.removed_only) r(s) WHERE (SELECT 1 FROM {self} v" \
     "     WHERE v.session_id" EQ "r.s AND " SAME_CUSTOMER("f.customer_id") " LIMIT 1) IS NULL),"           \
-    "  nd.probe, pr.lo, pr.hi"                                                                            \
+    "  nd.probe, pr.lo, pr.hi, cg.company_gone"                                                           \
     " FROM f CROSS JOIN LATERAL (SELECT m.total_conversations, m.total_sessions, m.total_views,"          \
     "    m.first_interaction_at, m.last_interaction_at, m.company_id FROM {customer_metrics} m"           \
     "    WHERE m.customer_id" EQ "f.customer_id LIMIT 1) m"                                               \
@@ -224,6 +224,9 @@ namespace {
     "                       AND t.customer_id" EQ "f.customer_id AND t.created_at IS NOT NULL"            \
     "                     ORDER BY t.created_at DESC LIMIT 1) AS hi) x"                                   \
     "    WHERE nd.probe) pr ON true"                                                                      \
+    " CROSS JOIN LATERAL (SELECT f.new_company IS NULL AND m.company_id IS NOT NULL AND NOT EXISTS ("      \
+    "    SELECT 1 FROM {self} t WHERE t.company_id" EQ "m.company_id AND t.customer_id" EQ "f.customer_id)" \
+    "    AS company_gone) cg"                                                                             \
     " WHERE NOT (f.customer_id" EQ "ANY ($1::pg_catalog.uuid[]))"
 
 // A whole metrics row: customer_id, company_id, total_conversations,
