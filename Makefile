@@ -40,7 +40,7 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # scripts in src/sql/released/, add them to DATA, and retarget these lines.
 PREV_VERSION      = 0.6.0
 UPGRADE_FRAGMENTS =
-UPGRADE_FUNCTIONS = _partition_ddl_end _trigger_as_registered _create_native_trigger verify_schema rebuild_matching_keys _relink_batch _search_name_operator _unlinked_chats_index verify_operations _index_columns _index_signature _schema_indexes _index_leading_with
+UPGRADE_FUNCTIONS = _partition_ddl_end _trigger_as_registered _create_native_trigger verify_schema rebuild_matching_keys _relink_batch _search_name_operator _unlinked_chats_index verify_operations _index_columns _index_signature _schema_indexes _index_leading_with _customer_keys _search_keys
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql \
                 src/sql/released/$(EXTENSION)--0.3.0--0.4.0.sql src/sql/released/$(EXTENSION)--0.4.0--0.5.0.sql \

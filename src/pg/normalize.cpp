@@ -248,6 +248,46 @@ Datum normalize_sql(FunctionCallInfo fcinfo, KeyType type, const char* region, b
     PG_RETURN_NULL();  // not reached
 }
 
+// crm_native._matching_key(key_type, value): the key the keys trigger
+// writes for value with the current settings, or NULL when it writes none:
+// an empty value, or one it cannot normalize (in a LATIN1 database a key
+// LATIN1 cannot store). Maintenance and search read keys with it, so one
+// such customer does not fail rebuild_matching_keys() or health() for the
+// whole database. Out of memory and internal failures still raise.
+Datum matching_key_sql(FunctionCallInfo fcinfo) {
+    text* kind = PG_GETARG_TEXT_PP(0);
+    const char* k = VARDATA_ANY(kind);
+    const std::size_t klen = VARSIZE_ANY_EXHDR(kind);
+    KeyType type;
+    if (klen == 4 && std::memcmp(k, "name", 4) == 0) {
+        type = KeyType::Name;
+    } else if (klen == 5 && std::memcmp(k, "email", 5) == 0) {
+        type = KeyType::Email;
+    } else if (klen == 5 && std::memcmp(k, "phone", 5) == 0) {
+        type = KeyType::Phone;
+    } else {
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("crm_native._matching_key: unknown key type (name, email or phone)")));
+    }
+    text* input = PG_GETARG_TEXT_PP(1);
+    char* key = nullptr;
+    std::size_t key_len = 0;
+    Failure failure = Failure::None;
+    char errbuf[crm::core::kMessageCapacity];
+    const NormalizeResult result = normalize_with(
+        type, VARDATA_ANY(input), VARSIZE_ANY_EXHDR(input), type == KeyType::Phone ? current_default_region() : nullptr,
+        type == KeyType::Email && email_provider_rules_setting, VARHDRSZ, &key, &key_len, &failure, errbuf, sizeof errbuf);
+    if (result == NormalizeResult::Normalized) {
+        text* out = reinterpret_cast<text*>(key - VARHDRSZ);
+        SET_VARSIZE(out, VARHDRSZ + key_len);
+        PG_RETURN_TEXT_P(out);
+    }
+    if (result == NormalizeResult::Empty || failure == Failure::InvalidArgument) PG_RETURN_NULL();
+    ereport(ERROR, (errcode(failure == Failure::OutOfMemory ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR),
+                    errmsg("%s", errbuf)));
+    PG_RETURN_NULL();  // not reached
+}
+
 // Runs the libraries' one-time start-up; returns the milliseconds it took
 // (about 0 once done in this backend), or -1 with errbuf set on failure.
 double timed_warm_up(char* errbuf, std::size_t errcap) noexcept {
@@ -306,6 +346,7 @@ void define_normalization_gucs() {
 
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_normalize_email);
+PG_FUNCTION_INFO_V1(crm_matching_key);
 PG_FUNCTION_INFO_V1(crm_normalize_email_rules);
 PG_FUNCTION_INFO_V1(crm_normalize_phone);
 PG_FUNCTION_INFO_V1(crm_normalize_phone_region);
@@ -315,6 +356,10 @@ PG_FUNCTION_INFO_V1(crm_normalization_warm_up);
 }
 
 using crm::pg::KeyType;
+
+Datum crm_matching_key(PG_FUNCTION_ARGS) {
+    return crm::pg::run_guarded([&]() -> Datum { return crm::pg::matching_key_sql(fcinfo); });
+}
 
 // crm_native.normalize_email(text): provider rules per the GUC.
 Datum crm_normalize_email(PG_FUNCTION_ARGS) {

@@ -10,6 +10,13 @@
 -- A customer's matching keys as the native keys trigger writes them: one
 -- row per non-empty normalized name, email and phone. Written with unnest
 -- rather than VALUES so that Citus can push it down to the shards.
+-- The key the keys trigger writes for a value with the current settings, or
+-- NULL when it writes none (empty, or a value it cannot normalize, such as
+-- a key a LATIN1 database cannot store): one such customer must not fail a
+-- rebuild, health() or a search. Out of memory still raises.
+CREATE FUNCTION crm_native._matching_key(key_type text, value text) RETURNS text
+    AS 'MODULE_PATHNAME', 'crm_matching_key' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
 CREATE FUNCTION crm_native._customer_keys(name text, email text, phone text)
 RETURNS TABLE (key_type text, key_value text, normalized_value text)
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -17,8 +24,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT k.key_type, k.key_value, k.normalized_value
       FROM unnest(ARRAY['name', 'email', 'phone'], ARRAY[name, email, phone],
-                  ARRAY[crm_native.normalize_name(name), crm_native.normalize_email(email),
-                        crm_native.normalize_phone(phone)]) AS k (key_type, key_value, normalized_value)
+                  ARRAY[crm_native._matching_key('name', name), crm_native._matching_key('email', email),
+                        crm_native._matching_key('phone', phone)]) AS k (key_type, key_value, normalized_value)
      WHERE k.normalized_value IS NOT NULL
 $$;
 

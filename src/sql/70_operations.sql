@@ -86,10 +86,10 @@ AS $$
 DECLARE
     is_email boolean := strpos(q, '@') > 0;
 BEGIN
-    email_key := crm_native.normalize_email(q);
-    phone_key := CASE WHEN NOT is_email THEN crm_native.normalize_phone(q) END;
+    email_key := crm_native._matching_key('email', q);
+    phone_key := CASE WHEN NOT is_email THEN crm_native._matching_key('phone', q) END;
     try_names := NOT is_email AND NOT (phone_key IS NOT NULL AND q !~ '[[:alpha:]]');
-    name_key := CASE WHEN try_names THEN crm_native.normalize_name(q) END;
+    name_key := CASE WHEN try_names THEN crm_native._matching_key('name', q) END;
 END
 $$;
 

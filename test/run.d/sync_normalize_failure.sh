@@ -41,6 +41,15 @@ SELECT 'customers=' || count(*) FROM customers;
 SELECT 'keys=' || string_agg(key_type || ':' || normalized_value, ',' ORDER BY key_type)
   FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id WHERE c.customer_name = 'José';
 SELECT 'search=' || count(*) FROM crm_native.search_customers('00000000-0000-0000-0000-00000000000a', 'JOSÉ@example.com');
+-- a customer whose name key LATIN1 cannot store gets no name key, and does
+-- not fail the rebuild, health() or a search for the whole database (the
+-- search still finds it by trigram similarity of the name)
+INSERT INTO customers (company_id, customer_name, customer_email)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'µ Tech', 'info@mu.example');
+SELECT 'rebuilt_keys=' || crm_native.rebuild_matching_keys();
+SELECT 'micro_keys=' || string_agg(k.key_type, ',' ORDER BY k.key_type)
+  FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id WHERE c.customer_name = 'µ Tech';
+SELECT 'micro_search=' || count(*) FROM crm_native.search_customers('00000000-0000-0000-0000-00000000000a', 'µ Tech');
 SELECT 'health_runs=' || (count(*) > 0) FROM crm_native.health();
 SQL
 )
@@ -48,7 +57,8 @@ echo "$out"
 fail=0
 grep -q "WARNING:  crm_native: customer sync skipped for this chat row: could not normalize its customer_name: .*cannot store" <<<"$out" \
   || { echo "FAIL: no WARNING naming the reason"; fail=1; }
-for want in chats=4 jose_one_customer=1 micro_unlinked=1 linked=1 customers=2 keys=email:josé@example.com,name:josé search=1 health_runs=true; do
+for want in chats=4 jose_one_customer=1 micro_unlinked=1 linked=1 customers=2 keys=email:josé@example.com,name:josé search=1 \
+            rebuilt_keys=5 micro_keys=email micro_search=1 health_runs=true; do
   grep -qx "$want" <<<"$out" || { echo "FAIL: expected $want"; fail=1; }
 done
 

@@ -26,3 +26,9 @@ UPDATE crm_native.native_trigger
 -- run in subtransactions.
 CREATE FUNCTION crm_native._written_here(xmin xid) RETURNS boolean
     AS 'MODULE_PATHNAME', 'crm_written_here' LANGUAGE C STRICT STABLE;
+
+-- Maintenance, health() and search read keys with _matching_key(), which
+-- gives NULL where the keys trigger writes no key (a key a LATIN1 database
+-- cannot store), instead of failing for the whole database.
+CREATE FUNCTION crm_native._matching_key(key_type text, value text) RETURNS text
+    AS 'MODULE_PATHNAME', 'crm_matching_key' LANGUAGE C STRICT STABLE PARALLEL SAFE;
