@@ -121,3 +121,17 @@ SELECT count(*) FILTER (WHERE customer_id IS NOT NULL) AS linked, count(*) FILTE
   FROM "VC Usage" WHERE id > 100;
 ALTER TABLE customers DROP CONSTRAINT short_name;
 SELECT count(*) AS metrics_differences FROM crm_native.verify_metrics();
+-- An error no single chat causes (here permission denied) is not skipped:
+-- the run stops, as for a transient error.
+SET session_replication_role = replica;
+INSERT INTO "VC Usage" (id, company_id, customer_name, customer_email, session_id)
+  VALUES (200, 'aaaaaaaa-0000-0000-0000-000000000001', 'Priv', 'priv@a.example', 'priv');
+RESET session_replication_role;
+CREATE FUNCTION denied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'denied on chat %', NEW.id USING ERRCODE = 'insufficient_privilege'; END $$;
+CREATE TRIGGER denied BEFORE UPDATE ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION denied();
+SET client_min_messages = warning;
+CALL crm_native.relink_chats();
+RESET client_min_messages;
+DROP TRIGGER denied ON "VC Usage";
+SELECT count(*) AS still_unlinked FROM "VC Usage" WHERE id = 200 AND customer_id IS NULL;

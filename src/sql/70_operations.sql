@@ -347,8 +347,11 @@ BEGIN
         BEGIN
             EXECUTE relink_sql INTO linked_to, n_linked USING ids;
         EXCEPTION
-            WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN
-                RAISE;  -- transient: the batch fails, the next run tries it again
+            -- transient, or nothing a single chat causes (resources, the
+            -- system, privileges): the batch fails, the next run tries again
+            WHEN serialization_failure OR deadlock_detected OR lock_not_available OR insufficient_resources
+                 OR program_limit_exceeded OR system_error OR operator_intervention OR insufficient_privilege THEN
+                RAISE;
             WHEN OTHERS THEN
                 -- A chat whose sync fails every time (its customer breaks an
                 -- application's CHECK, say) would stop every run at this
@@ -362,7 +365,9 @@ BEGIN
                         linked_to := linked_to || coalesce(one_linked, '{}');
                         n_linked := n_linked + one_count;
                     EXCEPTION
-                        WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN
+                        WHEN serialization_failure OR deadlock_detected OR lock_not_available
+                             OR insufficient_resources OR program_limit_exceeded OR system_error
+                             OR operator_intervention OR insufficient_privilege THEN
                             RAISE;
                         WHEN OTHERS THEN
                             GET STACKED DIAGNOSTICS failure_message = MESSAGE_TEXT, failure_state = RETURNED_SQLSTATE;
