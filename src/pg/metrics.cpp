@@ -784,7 +784,7 @@ struct CountedChanges {
     LocalTransactionId lxid;
     uint64 subxact_aborts;
     int64 changes;  // chat_row_changes() when the last metrics trigger on home ended
-    bool exact;         // a metrics trigger on home took the exact path in this transaction,
+    bool exact;          // a metrics trigger on home took the exact path in this transaction
     CommandId exact_at;  // at this command id: queries whose snapshot is not later stay exact
 };
 HTAB* counted_changes = nullptr;

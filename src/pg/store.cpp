@@ -900,5 +900,7 @@ Datum crm_written_here(PG_FUNCTION_ARGS);
 }
 
 Datum crm_written_here(PG_FUNCTION_ARGS) {
-    PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
+    return crm::pg::run_guarded([&]() -> Datum {
+        PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
+    });
 }
