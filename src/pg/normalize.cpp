@@ -220,9 +220,12 @@ const char* current_default_region() {
 }
 
 // Shared body of the SQL functions: C-style, ereport only with no C++ object
-// alive.
-Datum normalize_sql(FunctionCallInfo fcinfo, KeyType type, const char* region, bool provider_rules) {
-    text* input = PG_GETARG_TEXT_PP(0);
+// alive. The text is argument input_arg; with null_if_invalid, a value that
+// cannot be normalized gives NULL (as the keys trigger writes no key for it)
+// rather than an error.
+Datum normalize_sql(FunctionCallInfo fcinfo, KeyType type, const char* region, bool provider_rules,
+                    int input_arg = 0, bool null_if_invalid = false) {
+    text* input = PG_GETARG_TEXT_PP(input_arg);
     char* key = nullptr;
     std::size_t key_len = 0;
     Failure failure = Failure::None;
@@ -239,6 +242,7 @@ Datum normalize_sql(FunctionCallInfo fcinfo, KeyType type, const char* region, b
         case NormalizeResult::Empty:
             PG_RETURN_NULL();
         case NormalizeResult::Failed:
+            if (null_if_invalid && failure == Failure::InvalidArgument) PG_RETURN_NULL();
             break;
     }
     const int sqlstate = failure == Failure::InvalidArgument ? ERRCODE_INVALID_PARAMETER_VALUE
@@ -269,23 +273,8 @@ Datum matching_key_sql(FunctionCallInfo fcinfo) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("crm_native._matching_key: unknown key type (name, email or phone)")));
     }
-    text* input = PG_GETARG_TEXT_PP(1);
-    char* key = nullptr;
-    std::size_t key_len = 0;
-    Failure failure = Failure::None;
-    char errbuf[crm::core::kMessageCapacity];
-    const NormalizeResult result = normalize_with(
-        type, VARDATA_ANY(input), VARSIZE_ANY_EXHDR(input), type == KeyType::Phone ? current_default_region() : nullptr,
-        type == KeyType::Email && email_provider_rules_setting, VARHDRSZ, &key, &key_len, &failure, errbuf, sizeof errbuf);
-    if (result == NormalizeResult::Normalized) {
-        text* out = reinterpret_cast<text*>(key - VARHDRSZ);
-        SET_VARSIZE(out, VARHDRSZ + key_len);
-        PG_RETURN_TEXT_P(out);
-    }
-    if (result == NormalizeResult::Empty || failure == Failure::InvalidArgument) PG_RETURN_NULL();
-    ereport(ERROR, (errcode(failure == Failure::OutOfMemory ? ERRCODE_OUT_OF_MEMORY : ERRCODE_INTERNAL_ERROR),
-                    errmsg("%s", errbuf)));
-    PG_RETURN_NULL();  // not reached
+    return normalize_sql(fcinfo, type, type == KeyType::Phone ? current_default_region() : nullptr,
+                         type == KeyType::Email && email_provider_rules_setting, 1, true);
 }
 
 // Runs the libraries' one-time start-up; returns the milliseconds it took
