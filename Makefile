@@ -15,7 +15,7 @@
 #   such a library loads only into a server started with libasan preloaded.
 
 EXTENSION  = crm_native
-EXTVERSION = 0.7.0
+EXTVERSION = 0.8.0
 MODULE_big = crm_native
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
@@ -38,13 +38,13 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # fragments or changed, as the fragments define them (CREATE OR REPLACE).
 # When this version is released, freeze the generated install and upgrade
 # scripts in src/sql/released/, add them to DATA, and retarget these lines.
-PREV_VERSION      = 0.6.0
+PREV_VERSION      = 0.7.0
 UPGRADE_FRAGMENTS =
-UPGRADE_FUNCTIONS = _partition_ddl_end _trigger_as_registered _create_native_trigger verify_schema rebuild_matching_keys _relink_batch _search_name_operator _unlinked_chats_index verify_operations _index_columns _index_signature _schema_indexes _index_leading_with _customer_keys _search_keys
+UPGRADE_FUNCTIONS =
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql \
                 src/sql/released/$(EXTENSION)--0.3.0--0.4.0.sql src/sql/released/$(EXTENSION)--0.4.0--0.5.0.sql \
-                src/sql/released/$(EXTENSION)--0.5.0--0.6.0.sql
+                src/sql/released/$(EXTENSION)--0.5.0--0.6.0.sql src/sql/released/$(EXTENSION)--0.6.0--0.7.0.sql
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 

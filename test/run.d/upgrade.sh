@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Upgrade from every released version (src/sql/released/crm_native--X.sql:
-# 0.1.0 to 0.6.0) to the current one (CHANGELOG.md); UPGRADE_FROM=X checks one.
+# 0.1.0 to 0.7.0) to the current one (CHANGELOG.md); UPGRADE_FROM=X checks one.
 #
 # Two databases from the reference schema (crm_template without crm_native):
 #   up     CREATE EXTENSION crm_native VERSION 'X' from the install script
