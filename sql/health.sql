@@ -17,6 +17,19 @@ INSERT INTO "VC Usage" (company_id, session_id) VALUES ('00000000-0000-0000-0000
 SELECT check_name, status, value FROM crm_native.health();
 SELECT detail FROM crm_native.health() WHERE check_name LIKE 'customer_metrics%' OR check_name LIKE 'trigger%';
 
+-- A role that may read the application's tables but not trigger_stats
+-- (every database's statistics) gets 'unknown' with the reason; before,
+-- health() failed as a whole with "permission denied for view".
+CREATE ROLE crm_monitor;
+GRANT USAGE ON SCHEMA crm_native TO crm_monitor;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO crm_monitor;
+SET ROLE crm_monitor;
+SELECT status, detail FROM crm_native.health() WHERE check_name LIKE 'trigger%';
+RESET ROLE;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM crm_monitor;
+REVOKE USAGE ON SCHEMA crm_native FROM crm_monitor;
+DROP ROLE crm_monitor;
+
 -- The sample size is stated.
 SELECT value, detail FROM crm_native.health(metrics_sample => 2) WHERE check_name LIKE 'customer_metrics%';
 SELECT value, detail FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';

@@ -40,6 +40,121 @@ CREATE TABLE crm_native.replaced_trigger (
 );
 SELECT pg_catalog.pg_extension_config_dump('crm_native.replaced_trigger', '');
 
+-- The schemas install() put the native triggers on. uninstall() refuses a
+-- schema with native triggers that is in neither registry (renamed after
+-- install(), or restored from a dump of the schema alone, which leaves out
+-- crm_native's records): it would drop them and restore nothing. Dumped by
+-- pg_dump with the data.
+CREATE TABLE crm_native.installed_schema (
+    schema_name  text PRIMARY KEY,
+    installed_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('crm_native.installed_schema', '');
+
+-- Both registries are readable by every role (what they hold, the catalogs
+-- show anyway) and written only by the extension's owner: uninstall()
+-- replays the recorded definitions, often as a superuser before DROP
+-- EXTENSION, so no other role may write them (before 0.8.0 table owners were
+-- granted write access, and could make uninstall() run any SQL). install()
+-- and uninstall() write them through the SECURITY DEFINER functions below,
+-- which record only what the catalogs say and forget only what no native
+-- trigger stands in for.
+GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC;
+
+-- Whether target_schema's CRM tables carry a registered native trigger
+-- (partitions elsewhere do not count: they belong to their table's schema).
+CREATE FUNCTION crm_native._has_native_triggers(target_schema text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT FROM crm_native.native_trigger nt
+          JOIN pg_namespace n ON n.nspname = target_schema
+          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = nt.table_name
+          JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+          JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace)
+$$;
+
+-- Records the application trigger trigger_oid as install() is about to drop
+-- it: everything from the catalogs (pg_get_triggerdef() under search_path
+-- pg_catalog: fully qualified), and only a trigger the registry replaces
+-- that does not call crm_native. Calling it yourself records the truth about
+-- an existing trigger, which install() would record anyway.
+CREATE FUNCTION crm_native._record_replaced_trigger(trigger_oid oid)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- uninstall() compares it with pg_get_triggerdef()
+AS $$
+    INSERT INTO crm_native.replaced_trigger
+           (schema_name, table_name, trigger_name, definition, enabled, comment, function_name)
+    SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled,
+           obj_description(t.oid, 'pg_trigger'), p.oid::regprocedure::text
+      FROM pg_trigger t
+      JOIN pg_class c ON c.oid = t.tgrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE t.oid = trigger_oid AND NOT t.tgisinternal
+       AND p.pronamespace <> 'crm_native'::regnamespace
+       AND EXISTS (SELECT FROM crm_native.native_trigger nt WHERE nt.replaces = t.tgname AND nt.table_name = c.relname)
+    ON CONFLICT (schema_name, table_name, trigger_name) DO UPDATE
+        SET definition = excluded.definition, enabled = excluded.enabled, comment = excluded.comment,
+            function_name = excluded.function_name, replaced_at = excluded.replaced_at
+$$;
+
+-- Forgets a record once no native trigger stands in for it on its table
+-- (uninstall() has restored it, the table is gone, or the record is stale):
+-- nobody can make uninstall() forget the triggers of an installed schema.
+CREATE FUNCTION crm_native._forget_replaced_trigger(target_schema text, tbl text, trg text)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM crm_native.replaced_trigger rt
+     WHERE rt.schema_name = target_schema AND rt.table_name = tbl AND rt.trigger_name = trg
+       AND NOT EXISTS (
+           SELECT FROM crm_native.native_trigger nt
+             JOIN pg_namespace n ON n.nspname = rt.schema_name
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = rt.table_name
+             JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+             JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
+            WHERE nt.replaces = rt.trigger_name AND nt.table_name = rt.table_name)
+$$;
+
+-- install() records its schema once the native triggers are on it;
+-- uninstall() forgets it once they are gone.
+CREATE FUNCTION crm_native._record_installed_schema(target_schema text)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO crm_native.installed_schema (schema_name)
+    SELECT target_schema WHERE crm_native._has_native_triggers(target_schema)
+    ON CONFLICT (schema_name) DO NOTHING
+$$;
+
+CREATE FUNCTION crm_native._forget_installed_schema(target_schema text)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM crm_native.installed_schema s
+     WHERE s.schema_name = target_schema AND NOT crm_native._has_native_triggers(target_schema)
+$$;
+
+-- Creates the recorded application trigger rel.trg from its definition:
+-- only if it is exactly one CREATE TRIGGER of that name on that table, and
+-- with the rights of the table's owner (src/pg/trigger_restore.cpp).
+CREATE FUNCTION crm_native._restore_trigger(rel regclass, trg text, definition text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'crm_restore_trigger'
+LANGUAGE C STRICT VOLATILE;
+
 -- Everything target_schema lacks, in the words of install()'s error message:
 -- 'table customer_events', 'column customers.merged_into_customer_id',
 -- 'column customers.id has type text, expected uuid'.
@@ -373,18 +488,11 @@ BEGIN
                      JOIN pg_proc p ON p.oid = t.tgfoid
                     WHERE nt.replaces = r.replaces AND nt.table_name = r.tbl
                       AND p.pronamespace = 'crm_native'::regnamespace) THEN
-                DELETE FROM crm_native.replaced_trigger rt
-                 WHERE rt.schema_name = target_schema AND rt.table_name = r.tbl AND rt.trigger_name = r.replaces;
+                PERFORM crm_native._forget_replaced_trigger(target_schema, r.tbl, r.replaces);
             END IF;
             CONTINUE;
         END IF;
-        INSERT INTO crm_native.replaced_trigger
-               (schema_name, table_name, trigger_name, definition, enabled, comment, function_name)
-        VALUES (target_schema, r.tbl, r.replaces, pg_get_triggerdef(app.oid), app.tgenabled,
-                obj_description(app.oid, 'pg_trigger'), app.fn)
-        ON CONFLICT (schema_name, table_name, trigger_name) DO UPDATE
-            SET definition = excluded.definition, enabled = excluded.enabled, comment = excluded.comment,
-                function_name = excluded.function_name, replaced_at = excluded.replaced_at;
+        PERFORM crm_native._record_replaced_trigger(app.oid);
         EXECUTE format('DROP TRIGGER %I ON %s', r.replaces, rel);
     END LOOP;
 
@@ -404,6 +512,7 @@ BEGIN
             PERFORM crm_native._add_partition_triggers(target_schema, registered);
         END IF;
     END LOOP;
+    PERFORM crm_native._record_installed_schema(target_schema);
 
     -- 2b. A native statement-level trigger set to fire on a logical
     --     replication subscriber (ENABLE ALWAYS or REPLICA, copied from the
@@ -462,6 +571,7 @@ CREATE FUNCTION crm_native.uninstall(target_schema text DEFAULT 'public')
 RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET quote_all_identifiers = off  -- compares pg_get_triggerdef() with the records
 SET crm_native.attach_partition_triggers = off  -- it places the triggers itself
 AS $$
 #variable_conflict use_column
@@ -472,21 +582,29 @@ DECLARE
     orphaned text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
-    -- The records name their schema. A schema renamed after install() has
-    -- none under its new name, and uninstall() would drop the native
-    -- triggers and restore nothing; refuse while records name a schema that
-    -- no longer exists (renamed, or dropped) and none name this one.
-    SELECT string_agg(DISTINCT quote_ident(rt.schema_name), ', ') INTO orphaned
-      FROM crm_native.replaced_trigger rt
-     WHERE to_regnamespace(quote_ident(rt.schema_name)) IS NULL;
-    IF orphaned IS NOT NULL
+    -- The records name their schema. A schema with native triggers and no
+    -- record of install() under its name (renamed after install(), or
+    -- restored from a dump of the schema alone) would lose its native
+    -- triggers and get nothing back: refuse.
+    IF NOT EXISTS (SELECT FROM crm_native.installed_schema s WHERE s.schema_name = target_schema)
        AND NOT EXISTS (SELECT FROM crm_native.replaced_trigger rt WHERE rt.schema_name = target_schema)
-       AND EXISTS (SELECT FROM crm_native.status(target_schema) st WHERE st.implementation = 'native') THEN
-        RAISE EXCEPTION 'crm_native.uninstall: no application trigger of schema % is recorded, but triggers are recorded for schema % which no longer exists',
-                        quote_ident(target_schema), orphaned
+       AND crm_native._has_native_triggers(target_schema) THEN
+        SELECT string_agg(DISTINCT quote_ident(known.schema_name), ', ') INTO orphaned
+          FROM (SELECT s.schema_name FROM crm_native.installed_schema s
+                UNION SELECT rt.schema_name FROM crm_native.replaced_trigger rt) known
+         WHERE to_regnamespace(quote_ident(known.schema_name)) IS NULL;
+        RAISE EXCEPTION 'crm_native.uninstall: schema % has native triggers, but no record of install() under that name',
+                        quote_ident(target_schema)
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'uninstall() restores the triggers install() recorded under the schema''s name; renamed after install(), the schema has none under its new name. Nothing was changed.',
-                  HINT = 'Rename the schema back, call uninstall(), and rename it again. If that schema is gone for good, DELETE FROM crm_native.replaced_trigger WHERE schema_name = ... first.';
+                  DETAIL = 'uninstall() puts back the application triggers install() recorded under the schema''s name; '
+                           'here it would drop the native triggers and restore nothing. '
+                           || CASE WHEN orphaned IS NOT NULL
+                                   THEN format('Records name schemas that no longer exist: %s (renamed?). ', orphaned)
+                                   ELSE 'Restored from a dump of the schema alone (pg_dump -n leaves out crm_native''s records)? ' END
+                           || 'Nothing was changed.',
+                  HINT = 'Renamed after install(): rename it back, call uninstall(), and rename it again. '
+                         'To drop the native triggers and restore nothing, a superuser first runs '
+                         || format('INSERT INTO crm_native.installed_schema (schema_name) VALUES (%L).', target_schema);
     END IF;
     -- On Citus a shard move copies the shell table's triggers onto the moved
     -- shard, the statement-level TRUNCATE trigger too, which Citus otherwise
@@ -568,16 +686,16 @@ BEGIN
                     USING ERRCODE = 'duplicate_object',
                           DETAIL = format('Existing: %s; recorded: %s', current_def, r.definition);
             ELSIF NOT FOUND THEN
-                EXECUTE r.definition;
+                PERFORM crm_native._restore_trigger(rel, r.trigger_name, r.definition);
                 PERFORM crm_native._set_trigger_enabled(rel, r.trigger_name, r.enabled);
                 IF r.comment IS NOT NULL THEN
                     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', r.trigger_name, rel, r.comment);
                 END IF;
             END IF;
         END IF;
-        DELETE FROM crm_native.replaced_trigger rt
-         WHERE rt.schema_name = r.schema_name AND rt.table_name = r.table_name AND rt.trigger_name = r.trigger_name;
+        PERFORM crm_native._forget_replaced_trigger(r.schema_name, r.table_name, r.trigger_name);
     END LOOP;
+    PERFORM crm_native._forget_installed_schema(target_schema);
 
     RETURN QUERY SELECT * FROM crm_native.status(target_schema);
 END

@@ -81,7 +81,7 @@ BEGIN
          ORDER BY 1, 3, 4, 5
     LOOP
         BEGIN
-            PERFORM crm_native._add_partition_triggers(r.target_schema, r.registered, r.new_table);
+            PERFORM crm_native._add_partition_triggers(r.target_schema::text, r.registered, r.new_table);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'crm_native: could not put trigger "%" on %, a new partition of %.%: %',
                           r.trigger_name, r.new_table, quote_ident(r.target_schema), quote_ident(r.table_name), SQLERRM

@@ -600,6 +600,9 @@ CREATE FUNCTION crm_native._trigger_stats(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'crm_trigger_stats'
 LANGUAGE C STRICT VOLATILE;
+-- read through the view, which only its owner and the roles it is granted
+-- to may: it shows every database's statistics
+REVOKE ALL ON FUNCTION crm_native._trigger_stats() FROM PUBLIC;
 
 -- One row per (database, native trigger function, table) called since the
 -- last reset. Times in milliseconds; p50/p95/p99 from a fixed histogram (at
@@ -653,6 +656,7 @@ DECLARE
     sample_note text;
     r record;
     stats_available boolean := true;
+    stats_problem text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.health', target_schema);
     IF metrics_sample IS NOT NULL AND metrics_sample < 1 THEN
@@ -771,6 +775,11 @@ BEGIN
         detail := detail || sample_note;
     EXCEPTION WHEN object_not_in_prerequisite_state THEN
         stats_available := false;
+        stats_problem := 'crm_native.trigger_stats needs crm_native in shared_preload_libraries';
+    WHEN insufficient_privilege THEN
+        stats_available := false;
+        stats_problem := 'this role may not read crm_native.trigger_stats (it shows every database''s '
+                         'native trigger statistics; a superuser can GRANT SELECT on it)';
     END;
     RETURN NEXT;
 
@@ -778,7 +787,7 @@ BEGIN
     IF NOT stats_available THEN
         check_name := 'trigger p99 within the seed''s budgets';
         status := 'unknown'; value := NULL;
-        detail := 'crm_native.trigger_stats needs crm_native in shared_preload_libraries';
+        detail := stats_problem;
         RETURN NEXT;
         RETURN;
     END IF;

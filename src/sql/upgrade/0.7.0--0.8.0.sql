@@ -3,3 +3,55 @@
 -- file to make crm_native--0.7.0--0.8.0.sql; test/run.d/upgrade.sh proves
 -- that an updated 0.7.0 has exactly the objects of a fresh 0.8.0.
 \echo Use "ALTER EXTENSION crm_native UPDATE TO '0.8.0'" to load this file. \quit
+
+-- The schemas install() put the native triggers on (uninstall() refuses a
+-- schema with native triggers that no registry names): every schema whose
+-- CRM tables carry a registered native trigger, or that has records.
+CREATE TABLE crm_native.installed_schema (
+    schema_name  text PRIMARY KEY,
+    installed_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('crm_native.installed_schema', '');
+INSERT INTO crm_native.installed_schema (schema_name)
+SELECT n.nspname
+  FROM crm_native.native_trigger nt
+  JOIN pg_catalog.pg_class c ON c.relname = nt.table_name
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
+UNION
+SELECT rt.schema_name FROM crm_native.replaced_trigger rt;
+
+-- The registries are written only by the extension's owner (through
+-- install() and uninstall()): uninstall() replays the recorded definitions.
+-- The write access that docs/install.md had table owners granted on
+-- replaced_trigger up to 0.7.0 is taken back; reading stays open to all.
+DO $revoke$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END AS grantee
+          FROM pg_catalog.pg_class c
+          CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+          LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+         WHERE c.oid = 'crm_native.replaced_trigger'::regclass AND a.grantee <> c.relowner
+           AND a.privilege_type <> 'SELECT'
+    LOOP
+        EXECUTE 'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON crm_native.replaced_trigger FROM '
+                || r.grantee;
+    END LOOP;
+END
+$revoke$;
+GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC;
+
+-- uninstall() restores a recorded trigger only if its definition is one
+-- CREATE TRIGGER of that trigger on that table, as the table's owner.
+CREATE FUNCTION crm_native._restore_trigger(rel regclass, trg text, definition text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'crm_restore_trigger'
+LANGUAGE C STRICT VOLATILE;
+
+-- The trigger statistics are read through the view trigger_stats, which
+-- shows every database's: its function is no longer callable by every role.
+REVOKE ALL ON FUNCTION crm_native._trigger_stats() FROM PUBLIC;

@@ -1,0 +1,34 @@
+-- The extension's schema must belong to the role creating (or updating) the
+-- extension, or to a superuser, and nobody else may create objects in it.
+-- CREATE EXTENSION adopts an existing schema named crm_native whoever owns
+-- it; its owner could then replace or overload the functions that the
+-- SECURITY DEFINER event trigger calls, and run code as a superuser (found
+-- by an independent tester).
+DO $check$
+DECLARE
+    owner_oid oid;
+    creators text;
+BEGIN
+    SELECT n.nspowner INTO owner_oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'crm_native';
+    IF owner_oid <> (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = owner_oid) THEN
+        RAISE EXCEPTION 'crm_native: schema crm_native belongs to role %, which is not a superuser',
+                        pg_catalog.quote_ident((SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = owner_oid))
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The extension''s functions live in that schema; its owner could replace them and run code as a superuser.',
+                  HINT = 'Drop that schema, or ALTER SCHEMA crm_native OWNER TO a superuser, then create the extension.';
+    END IF;
+    SELECT pg_catalog.string_agg(CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                                 ELSE pg_catalog.quote_ident((SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = a.grantee)) END, ', ')
+      INTO creators
+      FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+     WHERE n.nspname = 'crm_native' AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+       AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a.grantee), false);
+    IF creators IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native: roles other than its owner may create objects in schema crm_native: %', creators
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'They could overload the extension''s functions and run code as whoever calls them.',
+                  HINT = 'REVOKE CREATE ON SCHEMA crm_native FROM those roles, then create (or update) the extension.';
+    END IF;
+END
+$check$;
