@@ -348,9 +348,11 @@ BEGIN
             EXECUTE relink_sql INTO linked_to, n_linked USING ids;
         EXCEPTION
             -- transient, or nothing a single chat causes (resources, the
-            -- system, privileges): the batch fails, the next run tries again
+            -- system, privileges, a read-only transaction or a standby):
+            -- the batch fails, the next run tries again
             WHEN serialization_failure OR deadlock_detected OR lock_not_available OR insufficient_resources
-                 OR program_limit_exceeded OR system_error OR operator_intervention OR insufficient_privilege THEN
+                 OR program_limit_exceeded OR system_error OR operator_intervention OR insufficient_privilege
+                 OR read_only_sql_transaction THEN
                 RAISE;
             WHEN OTHERS THEN
                 -- A chat whose sync fails every time (its customer breaks an
@@ -367,7 +369,7 @@ BEGIN
                     EXCEPTION
                         WHEN serialization_failure OR deadlock_detected OR lock_not_available
                              OR insufficient_resources OR program_limit_exceeded OR system_error
-                             OR operator_intervention OR insufficient_privilege THEN
+                             OR operator_intervention OR insufficient_privilege OR read_only_sql_transaction THEN
                             RAISE;
                         WHEN OTHERS THEN
                             GET STACKED DIAGNOSTICS failure_message = MESSAGE_TEXT, failure_state = RETURNED_SQLSTATE;
