@@ -43,6 +43,26 @@ CREATE FUNCTION crm_native.version_info() RETURNS jsonb
 COMMENT ON FUNCTION crm_native.version_info() IS
     'Versions of crm_native, ICU and libphonenumber (build-time version) that matching keys depend on';
 
+-- The library this backend runs must be the one this script was written
+-- for. A server that preloads crm_native keeps the library it started with
+-- after a newer package replaced the file; a connection keeps the one it
+-- loaded first. Either would fail further down with "could not find
+-- function" (or, worse, run old code under new SQL): say what to do instead.
+DO $check$
+DECLARE
+    loaded text := crm_native.version_info()->>'crm_native';
+    wanted text := (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'crm_native');
+BEGIN
+    IF loaded IS DISTINCT FROM wanted THEN
+        RAISE EXCEPTION 'crm_native: this backend runs the crm_native % library, not %', loaded, wanted
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Restart PostgreSQL after installing a new crm_native package (required with '
+                         'shared_preload_libraries = ''crm_native''), or at least open a new connection '
+                         'for CREATE EXTENSION (docs/deployment.md, "Upgrading").';
+    END IF;
+END
+$check$;
+
 -- Loads the normalizers' library data now; returns the milliseconds it took
 -- in this backend (about 0 once loaded). Safe for anyone to call.
 CREATE FUNCTION crm_native._normalization_warm_up() RETURNS double precision

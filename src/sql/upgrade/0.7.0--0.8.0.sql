@@ -4,6 +4,24 @@
 -- that an updated 0.7.0 has exactly the objects of a fresh 0.8.0.
 \echo Use "ALTER EXTENSION crm_native UPDATE TO '0.8.0'" to load this file. \quit
 
+-- The library this backend runs must be 0.8.0's: a server that preloads
+-- crm_native keeps the library it started with after a newer package
+-- replaced the file, and the functions below would fail with "could not
+-- find function".
+DO $check$
+DECLARE
+    loaded text := crm_native.version_info()->>'crm_native';
+BEGIN
+    IF loaded IS DISTINCT FROM '0.8.0' THEN
+        RAISE EXCEPTION 'crm_native: this backend runs the crm_native % library, not 0.8.0', loaded
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Restart PostgreSQL after installing the new crm_native package (required with '
+                         'shared_preload_libraries = ''crm_native''), then run ALTER EXTENSION crm_native UPDATE '
+                         'in a new connection (docs/deployment.md, "Upgrading").';
+    END IF;
+END
+$check$;
+
 -- The schemas install() put the native triggers on (uninstall() refuses a
 -- schema with native triggers that no registry names): every schema whose
 -- CRM tables carry a registered native trigger, or that has records.
