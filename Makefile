@@ -89,13 +89,22 @@ override BITCODE_CXXFLAGS += -std=c++17 -Isrc $(ICU_CFLAGS)
 src/core/%.o: override CPPFLAGS := -Isrc $(ICU_CFLAGS) -D_GNU_SOURCE -DCRM_CORE_TU
 src/core/%.bc: override CPPFLAGS := -Isrc $(ICU_CFLAGS) -D_GNU_SOURCE -DCRM_CORE_TU
 
+# The first statement of the install and upgrade scripts: every top-level
+# statement runs with pg_catalog alone on the path. CREATE EXTENSION puts the
+# extension's schema and pg_trgm's (which a tenant may own) on it, and an
+# operator or function there with the exact argument types would win over
+# pg_catalog's, and run as the superuser (found by an independent review).
+SCRIPT_SEARCH_PATH = SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) Makefile
 	@{ printf '%s\n' '-- crm_native $(EXTVERSION): generated from src/sql/*.sql, do not edit'; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION crm_native" to load this file. \quit'; \
+	   printf '%s\n' "$(SCRIPT_SEARCH_PATH)"; \
 	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
 
 $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql $(SQL_FRAGMENTS) Makefile
 	@{ printf '%s\n' '-- crm_native $(PREV_VERSION) -> $(EXTVERSION): generated from src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql and src/sql/*.sql, do not edit'; \
+	   printf '%s\n' "$(SCRIPT_SEARCH_PATH)"; \
 	   cat src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql; \
 	   for f in $(UPGRADE_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; \
 	   for fn in $(UPGRADE_FUNCTIONS); do \

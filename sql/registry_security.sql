@@ -68,21 +68,47 @@ UPDATE crm_native.replaced_trigger SET definition = replace(definition, 'CREATE 
 SELECT count(*) FROM crm_native.uninstall();
 ROLLBACK;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'crm_mallory';
+-- nor a trigger that calls (or whose WHEN clause calls) a function of a
+-- role whose rights the table's owner does not have: a record planted up to
+-- 0.7.0 would have run that role's code as whoever writes the table
+CREATE FUNCTION public.mallory_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE FUNCTION public.mallory_spy(customers) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+ALTER FUNCTION public.mallory_audit() OWNER TO crm_mallory;
+ALTER FUNCTION public.mallory_spy(customers) OWNER TO crm_mallory;
+BEGIN;
+UPDATE crm_native.replaced_trigger SET definition = replace(definition, 'public.log_customer_changes()', 'public.mallory_audit()')
+ WHERE trigger_name = 'trg_customers_audit_log';
+SELECT count(*) FROM crm_native.uninstall();
+ROLLBACK;
+BEGIN;
+UPDATE crm_native.replaced_trigger SET definition = replace(definition, 'WHEN (', 'WHEN (public.mallory_spy(new.*) AND ')
+ WHERE trigger_name = 'trg_customers_lifecycle_tracking';
+SELECT count(*) FROM crm_native.uninstall();
+ROLLBACK;
+-- and while another role may write the registries (a grant made by hand,
+-- or restored from a 0.7.0 dump), uninstall() replays nothing
+GRANT UPDATE (definition) ON crm_native.replaced_trigger TO crm_mallory;
+SELECT count(*) FROM crm_native.uninstall();
+REVOKE ALL ON crm_native.replaced_trigger FROM crm_mallory;
+GRANT DELETE ON crm_native.installed_schema TO PUBLIC;
+SELECT count(*) FROM crm_native.uninstall();
+REVOKE DELETE ON crm_native.installed_schema FROM PUBLIC;
+SELECT crm_native._registry_writers() AS writers;
 
 -- 3. A trigger is restored with its table's owner's rights: a superuser's
 --    uninstall() cannot give customers a trigger function its owner may
 --    not call.
-CREATE ROLE crm_table_owner;
-ALTER TABLE public.customers OWNER TO crm_table_owner;
+CREATE ROLE crm_registry_owner;
+ALTER TABLE public.customers OWNER TO crm_registry_owner;
 REVOKE EXECUTE ON FUNCTION public.log_customer_changes() FROM PUBLIC;
 SELECT count(*) FROM crm_native.uninstall();
-GRANT EXECUTE ON FUNCTION public.log_customer_changes() TO crm_table_owner;
+GRANT EXECUTE ON FUNCTION public.log_customer_changes() TO crm_registry_owner;
 SELECT trigger_name, implementation, function FROM crm_native.uninstall()
  WHERE table_name = 'customers' ORDER BY 1;
 SELECT count(*) AS records FROM crm_native.replaced_trigger;
 SELECT count(*) AS installed_schemas FROM crm_native.installed_schema;
 ALTER TABLE public.customers OWNER TO CURRENT_USER;
-REVOKE EXECUTE ON FUNCTION public.log_customer_changes() FROM crm_table_owner;
+REVOKE EXECUTE ON FUNCTION public.log_customer_changes() FROM crm_registry_owner;
 GRANT EXECUTE ON FUNCTION public.log_customer_changes() TO PUBLIC;
 
 -- 4. A schema with native triggers but no record of install() under its
@@ -125,6 +151,33 @@ DROP SCHEMA bare_app CASCADE;
 DELETE FROM crm_native.replaced_trigger WHERE schema_name = 'gone_app';
 DELETE FROM crm_native.installed_schema WHERE schema_name = 'gone_app';
 
+-- A record planted through the SECURITY DEFINER writer for a schema of the
+-- same name before it existed is not replayed: nothing stood in for it.
+SELECT current_database() AS dbname \gset
+GRANT CREATE ON DATABASE :"dbname" TO crm_mallory;
+SET ROLE crm_mallory;
+CREATE SCHEMA planted;
+CREATE TABLE planted.customers (id int);
+CREATE TRIGGER trg_customers_audit_log AFTER INSERT ON planted.customers
+    FOR EACH ROW EXECUTE FUNCTION public.mallory_audit();
+SELECT crm_native._record_replaced_trigger(t.oid)
+  FROM pg_trigger t WHERE t.tgrelid = 'planted.customers'::regclass;
+DROP SCHEMA planted CASCADE;
+RESET ROLE;
+REVOKE CREATE ON DATABASE :"dbname" FROM crm_mallory;
+SELECT schema_name, table_name, trigger_name FROM crm_native.replaced_trigger;
+CREATE SCHEMA planted;
+SET client_min_messages = warning;
+SET search_path = planted, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+RESET search_path;
+RESET client_min_messages;
+SELECT count(*) AS triggers_left FROM crm_native.uninstall('planted');
+SELECT count(*) AS records FROM crm_native.replaced_trigger;
+DROP SCHEMA planted CASCADE;
+
 -- 6. CREATE EXTENSION refuses a schema crm_native that another role owns,
 --    or in which another role may create objects.
 DROP EXTENSION crm_native;
@@ -135,8 +188,48 @@ ALTER SCHEMA crm_native OWNER TO CURRENT_USER;
 GRANT CREATE ON SCHEMA crm_native TO crm_mallory;
 CREATE EXTENSION crm_native;
 REVOKE CREATE ON SCHEMA crm_native FROM crm_mallory;
+-- ... or that still holds another role's objects (given to a superuser, the
+-- schema keeps them): an overload there would win over the extension's
+CREATE FUNCTION crm_native._customer_keys(varchar, varchar, varchar) RETURNS SETOF record LANGUAGE sql AS 'SELECT NULL::record';
+ALTER FUNCTION crm_native._customer_keys(varchar, varchar, varchar) OWNER TO crm_mallory;
+CREATE EXTENSION crm_native;
+DROP FUNCTION crm_native._customer_keys(varchar, varchar, varchar);
 CREATE EXTENSION crm_native;
 SELECT extversion IS NOT NULL AS created FROM pg_extension WHERE extname = 'crm_native';
-REVOKE USAGE ON SCHEMA crm_native FROM crm_mallory;
+
+-- 7. The install and upgrade scripts resolve their operators in pg_catalog
+--    only. CREATE EXTENSION puts pg_trgm's schema on the path (a tenant's,
+--    when it loaded pg_trgm there), and an operator there with the exact
+--    argument types ran as the superuser during ALTER EXTENSION UPDATE
+--    (found by an independent review).
+CREATE TABLE public.operator_calls (called_by name);
+CREATE FUNCTION public.spy_eq(oid, regclass) RETURNS boolean LANGUAGE sql
+    AS 'INSERT INTO public.operator_calls VALUES (current_user); SELECT $1 OPERATOR(pg_catalog.=) $2::oid';
+CREATE FUNCTION public.spy_eq(oid, regnamespace) RETURNS boolean LANGUAGE sql
+    AS 'INSERT INTO public.operator_calls VALUES (current_user); SELECT $1 OPERATOR(pg_catalog.=) $2::oid';
+CREATE FUNCTION public.spy_eq(oid, int4) RETURNS boolean LANGUAGE sql
+    AS 'INSERT INTO public.operator_calls VALUES (current_user); SELECT $1 OPERATOR(pg_catalog.=) $2::oid';
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.spy_eq);
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regnamespace, FUNCTION = public.spy_eq);
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = int4, FUNCTION = public.spy_eq);
+DROP EXTENSION crm_native;
+CREATE EXTENSION crm_native;
+DROP EXTENSION crm_native;
+SET client_min_messages = warning;
+CREATE EXTENSION crm_native VERSION '0.7.0';
+RESET client_min_messages;
+DELETE FROM public.operator_calls;  -- 0.7.0's own script is as released
+ALTER EXTENSION crm_native UPDATE;
+SELECT count(*) AS operator_calls FROM public.operator_calls;
+DROP OPERATOR public.= (oid, regclass);
+DROP OPERATOR public.= (oid, regnamespace);
+DROP OPERATOR public.= (oid, int4);
+DROP FUNCTION public.spy_eq(oid, regclass);
+DROP FUNCTION public.spy_eq(oid, regnamespace);
+DROP FUNCTION public.spy_eq(oid, int4);
+DROP TABLE public.operator_calls;
+
+DROP FUNCTION public.mallory_audit();
+DROP FUNCTION public.mallory_spy(customers);
 DROP ROLE crm_mallory;
-DROP ROLE crm_table_owner;
+DROP ROLE crm_registry_owner;

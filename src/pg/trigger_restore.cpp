@@ -22,6 +22,7 @@ extern "C" {
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -52,8 +53,8 @@ namespace {
                            why),
                     errdetail("Recorded: %s", definition),
                     errhint("crm_native.replaced_trigger holds what install() read from pg_get_triggerdef(); "
-                            "a record edited since is refused. Correct or delete the record, then call "
-                            "uninstall() again.")));
+                            "a record edited since is refused. Check it against the application's migrations; "
+                            "correct it, or delete it and create the trigger by hand after uninstall().")));
 }
 
 Datum restore_trigger(FunctionCallInfo fcinfo) {
@@ -89,6 +90,8 @@ Datum restore_trigger(FunctionCallInfo fcinfo) {
     GetUserIdAndSecContext(&caller, &security_context);
     SetUserIdAndSecContext(owner, security_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     int guc_level = NewGUCNestLevel();  // settings the statement changes end with it
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                            0, false);
     // An error below aborts the (sub)transaction, which restores the user id
     // and the settings, as for PostgreSQL's own maintenance commands.
     if (SPI_connect() != SPI_OK_CONNECT) ereport(ERROR, (errmsg("crm_native: SPI_connect failed")));
@@ -96,6 +99,38 @@ Datum restore_trigger(FunctionCallInfo fcinfo) {
     if (rc != SPI_OK_UTILITY)
         ereport(ERROR, (errmsg("crm_native: restoring trigger \"%s\" returned %s", trigger_name,
                                SPI_result_code_string(rc))));
+    // The owner could create a trigger calling anybody's function it may
+    // execute; a record planted by another role (possible up to 0.7.0, when
+    // table owners could write the registry) would run that role's code as
+    // whoever writes the table. A restored trigger calls only functions (its
+    // own, its WHEN clause's, their operators') of the table's owner, of a
+    // superuser, or of a role the (non-superuser) owner has the rights of: a
+    // superuser has every role's rights, which would let any role's function
+    // through.
+    Oid argtypes[3] = {OIDOID, TEXTOID, OIDOID};
+    Datum args[3] = {ObjectIdGetDatum(relid), CStringGetTextDatum(trigger_name), ObjectIdGetDatum(owner)};
+    rc = SPI_execute_with_args(
+        "SELECT string_agg(DISTINCT p.oid::regprocedure::text || ' of ' || quote_ident(r.rolname), ', ')"
+        "  FROM pg_trigger t"
+        "  JOIN pg_depend d ON d.classid = 'pg_trigger'::regclass AND d.objid = t.oid"
+        "  JOIN pg_proc p ON p.oid = CASE d.refclassid WHEN 'pg_proc'::regclass THEN d.refobjid"
+        "                                 WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o"
+        "                                                                     WHERE o.oid = d.refobjid) END"
+        "  JOIN pg_roles r ON r.oid = p.proowner"
+        " WHERE t.tgrelid = $1 AND t.tgname = $2 AND NOT t.tgisinternal"
+        "   AND p.proowner <> $3 AND NOT r.rolsuper"
+        "   AND NOT ((SELECT NOT o.rolsuper FROM pg_roles o WHERE o.oid = $3) AND pg_has_role($3, p.proowner, 'USAGE'))",
+        3, argtypes, args, nullptr, false, 1);  // not read-only: it must see the new trigger
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        ereport(ERROR, (errmsg("crm_native: checking restored trigger \"%s\" returned %s", trigger_name,
+                               SPI_result_code_string(rc))));
+    bool isnull;
+    Datum foreign = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (!isnull)
+        refuse(relid, trigger_name,
+               psprintf("it calls functions of roles whose rights the table's owner does not have: %s",
+                        TextDatumGetCString(foreign)),
+               definition);
     SPI_finish();
     AtEOXact_GUC(false, guc_level);
     SetUserIdAndSecContext(caller, security_context);

@@ -61,6 +61,31 @@ SELECT pg_catalog.pg_extension_config_dump('crm_native.installed_schema', '');
 -- trigger stands in for.
 GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC;
 
+-- The roles, other than superusers and the registries' owner, that may
+-- write a registry (a GRANT made by hand, or restored from a dump of 0.7.0,
+-- whose docs asked for it); NULL when none. uninstall() refuses to replay
+-- records while there are any.
+CREATE FUNCTION crm_native._registry_writers()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(DISTINCT CASE w.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, ', ')
+      FROM (SELECT a.grantee, c.relowner
+              FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+             WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+               AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+            UNION ALL
+            SELECT a.grantee, c.relowner
+              FROM pg_class c
+              JOIN pg_attribute att ON att.attrelid = c.oid
+              CROSS JOIN LATERAL aclexplode(att.attacl) a
+             WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+               AND a.privilege_type IN ('INSERT', 'UPDATE')) w
+      LEFT JOIN pg_roles r ON r.oid = w.grantee
+     WHERE w.grantee <> w.relowner AND NOT coalesce(r.rolsuper, false)
+$$;
+
 -- Whether target_schema's CRM tables carry a registered native trigger
 -- (partitions elsewhere do not count: they belong to their table's schema).
 CREATE FUNCTION crm_native._has_native_triggers(target_schema text)
@@ -580,6 +605,8 @@ DECLARE
     rel regclass;
     current_def text;
     orphaned text;
+    writers text;
+    stood_in_for text[];
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
     -- The records name their schema. A schema with native triggers and no
@@ -635,10 +662,28 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+    -- The records are replayed as trusted: nobody but the extension's owner
+    -- may have written them.
+    writers := crm_native._registry_writers();
+    IF writers IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.uninstall: roles other than its owner may write crm_native''s registries: %', writers
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'uninstall() replays the recorded trigger definitions; such a role could have rewritten them. Nothing was changed.',
+                  HINT = format('REVOKE ALL ON crm_native.replaced_trigger, crm_native.installed_schema FROM %s CASCADE; '
+                                'GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC; '
+                                'then check the records against the application''s migrations.', writers);
+    END IF;
     PERFORM crm_native._lock_trigger_tables(target_schema);
 
     -- 1. Drop the registered native triggers (only those calling crm_native),
-    --    on partitions too.
+    --    on partitions too, and note which application triggers they stood
+    --    in for: only those are put back (a record nothing stands in for is
+    --    stale, or was planted for a schema of that name before it existed).
+    SELECT coalesce(array_agg(format('%I.%I', nt.table_name, nt.replaces)), '{}') INTO stood_in_for
+      FROM crm_native.native_trigger nt
+      JOIN pg_class c ON c.relname = nt.table_name AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+      JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+      JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace;
     FOR r IN
         SELECT nt.table_name AS tbl, nt.trigger_name AS trg, t.tgrelid
           FROM crm_native.native_trigger nt
@@ -673,7 +718,13 @@ BEGIN
          WHERE rt.schema_name = target_schema ORDER BY rt.table_name, rt.trigger_name
     LOOP
         rel := to_regclass(format('%I.%I', target_schema, r.table_name));
-        IF rel IS NULL THEN
+        IF rel IS NOT NULL AND NOT format('%I.%I', r.table_name, r.trigger_name) = ANY (stood_in_for) THEN
+            RAISE WARNING 'crm_native.uninstall: trigger "%" on % is not restored: no native trigger stood in for it',
+                          r.trigger_name, rel
+                USING DETAIL = format('The recorded definition was: %s', r.definition),
+                      HINT = 'A record is replayed only where install() put a native trigger in place of it. '
+                             'Create the trigger by hand if the application needs it.';
+        ELSIF rel IS NULL THEN
             RAISE WARNING 'crm_native.uninstall: table %.% is gone; its trigger "%" is not restored',
                           quote_ident(target_schema), quote_ident(r.table_name), r.trigger_name
                 USING DETAIL = format('The recorded definition was: %s', r.definition);

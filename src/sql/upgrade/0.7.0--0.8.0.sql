@@ -36,29 +36,40 @@ SELECT n.nspname
   JOIN pg_catalog.pg_class c ON c.relname = nt.table_name
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
-  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
+  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::pg_catalog.regnamespace::oid
 UNION
-SELECT rt.schema_name FROM crm_native.replaced_trigger rt;
+SELECT rt.schema_name FROM crm_native.replaced_trigger rt
+ WHERE pg_catalog.to_regnamespace(pg_catalog.quote_ident(rt.schema_name)) IS NOT NULL;
 
 -- The registries are written only by the extension's owner (through
 -- install() and uninstall()): uninstall() replays the recorded definitions.
 -- The write access that docs/install.md had table owners granted on
--- replaced_trigger up to 0.7.0 is taken back; reading stays open to all.
+-- replaced_trigger up to 0.7.0 is taken back, column grants and grants
+-- passed on included; reading stays open to all. Records written through
+-- such a grant are not trusted either: uninstall() restores only one CREATE
+-- TRIGGER of the recorded trigger, as the table's owner, calling only
+-- functions of the owner or a superuser, and only where a native trigger
+-- stands in for it.
 DO $revoke$
 DECLARE
     r record;
 BEGIN
     FOR r IN
-        SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END AS grantee
+        SELECT DISTINCT pg_catalog.quote_ident(g.rolname) AS grantee
           FROM pg_catalog.pg_class c
           CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-          LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
-         WHERE c.oid = 'crm_native.replaced_trigger'::regclass AND a.grantee <> c.relowner
-           AND a.privilege_type <> 'SELECT'
+          JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+         WHERE c.oid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid AND a.grantee <> c.relowner
+        UNION
+        SELECT DISTINCT pg_catalog.quote_ident(g.rolname)
+          FROM pg_catalog.pg_attribute att
+          CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
+          JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+         WHERE att.attrelid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid
     LOOP
-        EXECUTE 'REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON crm_native.replaced_trigger FROM '
-                || r.grantee;
+        EXECUTE 'REVOKE ALL ON crm_native.replaced_trigger FROM ' || r.grantee || ' CASCADE';
     END LOOP;
+    REVOKE ALL ON crm_native.replaced_trigger FROM PUBLIC CASCADE;
 END
 $revoke$;
 GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC;
