@@ -46,3 +46,22 @@ SELECT objsubid, count(*) AS locks, max(mode) AS mode
 SELECT count(*) AS customers, count(DISTINCT v.customer_id) AS linked_to
   FROM customers c JOIN "VC Usage" v ON v.customer_id = c.id WHERE v.customer_name LIKE 'Bulk %';
 COMMIT;
+
+-- A megabyte of name or email is refused before ICU reads it (a 50 MB name
+-- took 10 s that no cancel or statement_timeout could interrupt; found by
+-- an independent tester): the chat is stored, unlinked with a warning, or
+-- linked by its other keys. A key over 2 kB would not fit the keys index
+-- (the chat INSERT failed there): refused the same way.
+SET statement_timeout = '5s';
+SELECT clock_timestamp() AS t0 \gset
+INSERT INTO "VC Usage" (company_id, customer_name, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', repeat('Ab Cd ', 200000), 'long-name');
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', repeat('Ab Cd ', 200000), 'long.name@example.com', 'long-name-email');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', repeat('a', 3000) || '@example.com', 'long-email');
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 seconds' AS prompt;
+RESET statement_timeout;
+SELECT v.session_id, v.customer_id IS NOT NULL AS linked, c.customer_email
+  FROM "VC Usage" v LEFT JOIN customers c ON c.id = v.customer_id
+ WHERE v.session_id LIKE 'long-%' ORDER BY 1;

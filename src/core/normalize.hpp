@@ -28,6 +28,17 @@ namespace crm::core {
 // and fullwidth digits (3 bytes each in UTF-8).
 constexpr std::size_t kMaxPhoneInputBytes = 250;
 
+// Name and email input longer than this (in bytes) is refused
+// (std::invalid_argument) before any work: ICU's normalization of a 50 MB
+// name took 10 s, with no way to cancel it from PostgreSQL. And a key longer
+// than kMaxKeyBytes is refused after normalizing: the keys index
+// (company_id, key_type, normalized_value) cannot hold an entry much over
+// 2.6 kB, and a chat whose key failed the index INSERT would be lost.
+// Refused, a key is a normalization failure: the chat is stored unlinked
+// with a warning (or links by its other keys, for a name).
+constexpr std::size_t kMaxKeyInputBytes = 65536;
+constexpr std::size_t kMaxKeyBytes = 2048;
+
 // Region used when the caller names none (the GUC's default).
 constexpr const char* kDefaultPhoneRegion = "US";
 

@@ -56,11 +56,13 @@ void apply_gmail_rules(std::string& email) {
 }  // namespace
 
 std::optional<std::string> normalize_email(std::string_view raw, EmailOptions options) {
+    text::require_key_input_length(raw, "email");
     const std::string_view trimmed = text::trim_space(raw);
     if (trimmed.empty()) return std::nullopt;
     std::string email = lower_case(trimmed);
     if (options.provider_rules) apply_gmail_rules(email);
     if (email.empty()) return std::nullopt;
+    text::require_key_length(email, "email");
     return email;
 }
 

@@ -30,7 +30,7 @@ const icu::Normalizer2& nfkc_casefold() {
 }  // namespace
 
 std::optional<std::string> normalize_name(std::string_view raw) {
-    text::require_icu_length(raw);
+    text::require_key_input_length(raw, "name");
     // Invalid UTF-8 becomes U+FFFD here, so the key is always valid UTF-8.
     const icu::UnicodeString source =
         icu::UnicodeString::fromUTF8(icu::StringPiece(raw.data(), static_cast<int32_t>(raw.size())));
@@ -55,6 +55,7 @@ std::optional<std::string> normalize_name(std::string_view raw) {
     if (collapsed.isEmpty()) return std::nullopt;
     std::string out;
     collapsed.toUTF8String(out);
+    text::require_key_length(out, "name");
     return out;
 }
 

@@ -1,17 +1,34 @@
 #include "core/normalize_text.hpp"
 
+#include "core/normalize.hpp"
+
 #include <unicode/uchar.h>
 #include <unicode/utf8.h>
 
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 namespace crm::core::text {
 
 void require_icu_length(std::string_view s) {
     if (s.size() > static_cast<std::size_t>(std::numeric_limits<int32_t>::max()))
         throw std::length_error("crm_native: text too long to normalize");
+}
+
+void require_key_input_length(std::string_view s, const char* what) {
+    if (s.size() > kMaxKeyInputBytes)
+        throw std::invalid_argument(std::string("crm_native: ") + what + " of " + std::to_string(s.size()) +
+                                    " bytes is too long to be a matching key (at most " +
+                                    std::to_string(kMaxKeyInputBytes) + " bytes)");
+}
+
+void require_key_length(std::string_view key, const char* what) {
+    if (key.size() > kMaxKeyBytes)
+        throw std::invalid_argument(std::string("crm_native: the ") + what + " key would be " +
+                                    std::to_string(key.size()) + " bytes long, more than a matching key may be (" +
+                                    std::to_string(kMaxKeyBytes) + " bytes)");
 }
 
 std::string_view trim_space(std::string_view raw) {

@@ -22,6 +22,11 @@ std::string ascii_lower(std::string_view s);
 // (PostgreSQL text is at most 1 GB, so this only guards direct callers).
 void require_icu_length(std::string_view s);
 
+// std::invalid_argument naming `what` unless s has at most kMaxKeyInputBytes
+// (input) or kMaxKeyBytes (a normalized key); see normalize.hpp.
+void require_key_input_length(std::string_view s, const char* what);
+void require_key_length(std::string_view key, const char* what);
+
 }  // namespace crm::core::text
 
 namespace crm::core::detail {

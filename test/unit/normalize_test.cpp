@@ -15,6 +15,8 @@
 #include "core/normalize.hpp"
 
 using crm::core::EmailOptions;
+using crm::core::kMaxKeyBytes;
+using crm::core::kMaxKeyInputBytes;
 using crm::core::normalize_email;
 using crm::core::normalize_name;
 using crm::core::normalize_phone;
@@ -309,13 +311,29 @@ BOOST_AUTO_TEST_CASE(keys_are_stable) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(a_megabyte_name) {
-    std::string big;
-    for (int i = 0; i < 100000; ++i) big += "Ab  Cd \xEF\xAC\x81";
+BOOST_AUTO_TEST_CASE(a_long_name_within_the_bounds) {
+    std::string big;  // 65,408 bytes in, mostly spaces: a 1,532-byte key
+    for (int i = 0; i < 511; ++i) big += "Ab" + std::string(126, ' ');
+    BOOST_TEST_REQUIRE(big.size() <= kMaxKeyInputBytes);
     const auto key = normalize_name(big);
     BOOST_TEST_REQUIRE(key.has_value());
     BOOST_TEST(key->find("  ") == std::string::npos);
-    BOOST_TEST(key->substr(0, 10) == "ab cd fiab");
+    BOOST_TEST(key->substr(0, 8) == "ab ab ab");
+    BOOST_TEST(key->size() <= kMaxKeyBytes);
+}
+
+// Over 64 kB of input, or over 2 kB of key, is refused (a normalization
+// failure: the chat is stored unlinked), before ICU sees a megabyte.
+BOOST_AUTO_TEST_CASE(a_megabyte_name_is_refused) {
+    std::string big;
+    for (int i = 0; i < 100000; ++i) big += "Ab  Cd \xEF\xAC\x81";
+    BOOST_CHECK_THROW(normalize_name(big), std::invalid_argument);
+    BOOST_CHECK_THROW(normalize_name(std::string(kMaxKeyInputBytes + 1, ' ')), std::invalid_argument);
+    // a ligature folds to "fi": 1,024 of them give a 2,048-byte key, one more is too long
+    std::string ligatures;
+    for (int i = 0; i < 1024; ++i) ligatures += "\xEF\xAC\x81";
+    BOOST_TEST(normalize_name(ligatures)->size() == 2048u);
+    BOOST_CHECK_THROW(normalize_name(ligatures + "\xEF\xAC\x81"), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -351,6 +369,14 @@ BOOST_AUTO_TEST_CASE(real_world_emails) {
             BOOST_TEST(show(normalize_email(c.input, EmailOptions{c.provider_rules})) == c.expected);
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(long_emails_are_refused) {
+    BOOST_TEST(normalize_email(std::string(kMaxKeyBytes, 'A'))->size() == kMaxKeyBytes);
+    BOOST_CHECK_THROW(normalize_email(std::string(kMaxKeyBytes + 1, 'A')), std::invalid_argument);
+    BOOST_CHECK_THROW(normalize_email(std::string(1048576, 'A')), std::invalid_argument);
+    // surrounding spaces count against the input bound only
+    BOOST_TEST(normalize_email("  " + std::string(kMaxKeyBytes, 'a') + "  ")->size() == kMaxKeyBytes);
 }
 
 BOOST_AUTO_TEST_CASE(rules_are_off_by_default) {
