@@ -349,3 +349,26 @@ RESET ROLE;
 SELECT count(*) AS zed_metrics_rows FROM customer_metrics m JOIN customers u ON u.id = m.customer_id
  WHERE u.customer_email = 'zed@example.com';
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+
+-- A customer whose company changed while a chat stayed in the old one has
+-- its metrics row in the old company, hidden from the new company's role.
+-- The exact path (here after a rolled-back savepoint) cannot lock or create
+-- it: a clear 42501 that names the cause, where it raised 40001 "might
+-- succeed if retried", which a retry loop would repeat for ever (found by an
+-- independent tester; plpgsql fails here too, with 23505).
+INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+  VALUES ('aaaaaaaa-0000-4000-8000-00000000000a', 'split@example.com', 's-a');
+UPDATE customers SET company_id = 'bbbbbbbb-0000-4000-8000-00000000000b' WHERE customer_email = 'split@example.com';
+\set VERBOSITY terse
+BEGIN;
+SET LOCAL ROLE crm_app;
+SET LOCAL app.current_company_id = 'bbbbbbbb-0000-4000-8000-00000000000b';
+SAVEPOINT s;
+INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'split@example.com', 's-b1');
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'split@example.com', 's-b2');
+ROLLBACK;
+\set VERBOSITY default
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

@@ -448,6 +448,20 @@ void recompute_exact(ChatTable* set, Datum customer) {
         if (create_row(set, customer, company, company_null, row)) return;
         // created concurrently: lock it and recompute it
     }
+    // Under READ COMMITTED each attempt reads what committed before it, so a
+    // row that conflicts three times and is never seen is hidden from this
+    // role: row-level security, the row being another company's (a customer
+    // whose company changed while chats stayed in the old one). Retrying
+    // would fail the same way: say so, rather than 40001 (found by an
+    // independent tester).
+    if (!IsolationUsesXactSnapshot() && crm::pg::store::row_security_applies(set->rel, Table::Metrics))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("crm_native: the customer's metrics row exists but row-level security hides it from "
+                               "this role"),
+                        errdetail("The row belongs to another company than the chats this statement changed: the "
+                                  "customer has chats in two companies."),
+                        errhint("A customer's chats belong to its company: move them (or the customer) as a role "
+                                "that sees both companies.")));
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                     errmsg("crm_native: the customer's metrics row kept appearing and vanishing concurrently"),
                     errhint("The transaction might succeed if retried.")));

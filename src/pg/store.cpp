@@ -22,6 +22,7 @@ extern "C" {
 #include "nodes/pg_list.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/relcache.h"
+#include "utils/rls.h"
 #include "utils/ruleutils.h"
 #include "utils/fmgroids.h"
 #include "utils/syscache.h"
@@ -812,6 +813,11 @@ void insert_audit_row(Relation customers, const AuditRow* row) {
                            row->changed_by_null ? 'n' : ' ',
                            '\0'};
     run(customers, Statement::AuditInsert, values, nulls);
+}
+
+bool row_security_applies(Relation rel, Table table) {
+    const citus::Placement* placement = citus::placement_for(rel, kTableName, kTableCount, invalidations);
+    return check_enable_rls(target_relid(rel, placement, static_cast<int>(table)), InvalidOid, true) == RLS_ENABLED;
 }
 
 int64 chat_row_changes(Relation rel, Oid* home) {

@@ -169,6 +169,10 @@ uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, 
 // the row is what "NEW.column := value" would have made.
 HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value);
 
+// Whether row-level security applies to the current role on the relation
+// that plays `table` for a trigger on rel.
+bool row_security_applies(Relation rel, Table table);
+
 // The row changes (inserts, updates, deletes) the current transaction has
 // made so far to the chat table rel plays a part of (its home table, and
 // every partition of a partitioned one), in its live subtransactions, as
