@@ -609,6 +609,17 @@ DECLARE
     stood_in_for text[];
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
+    -- The records are replayed as trusted: nobody but the extension's owner
+    -- may have written them.
+    writers := crm_native._registry_writers();
+    IF writers IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.uninstall: roles other than its owner may write crm_native''s registries: %', writers
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'uninstall() replays the recorded trigger definitions; such a role could have rewritten them. Nothing was changed.',
+                  HINT = format('REVOKE ALL ON crm_native.replaced_trigger, crm_native.installed_schema FROM %s CASCADE; '
+                                'GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC; '
+                                'then check the records against the application''s migrations.', writers);
+    END IF;
     -- The records name their schema. A schema with native triggers and no
     -- record of install() under its name (renamed after install(), or
     -- restored from a dump of the schema alone) would lose its native
@@ -661,17 +672,6 @@ BEGIN
                     USING HINT = 'docs/citus.md, "Shard moves", has the command that drops them.';
             END IF;
         END LOOP;
-    END IF;
-    -- The records are replayed as trusted: nobody but the extension's owner
-    -- may have written them.
-    writers := crm_native._registry_writers();
-    IF writers IS NOT NULL THEN
-        RAISE EXCEPTION 'crm_native.uninstall: roles other than its owner may write crm_native''s registries: %', writers
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'uninstall() replays the recorded trigger definitions; such a role could have rewritten them. Nothing was changed.',
-                  HINT = format('REVOKE ALL ON crm_native.replaced_trigger, crm_native.installed_schema FROM %s CASCADE; '
-                                'GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC; '
-                                'then check the records against the application''s migrations.', writers);
     END IF;
     PERFORM crm_native._lock_trigger_tables(target_schema);
 
