@@ -141,23 +141,19 @@ SELECT count(*) AS merge_log_rows FROM customer_merge_log;
 UPDATE customers SET customer_email = 'cy@a.example' WHERE id = 'a0000000-0000-0000-0000-000000000005';
 CREATE TEMP TABLE keys_after_merges AS
   SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
+CREATE TEMP VIEW keys_changed AS
+  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
+   EXCEPT ALL SELECT * FROM keys_after_merges)
+  UNION ALL
+  (SELECT * FROM keys_after_merges
+   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys);
 SELECT c.customer_name, k.key_type, k.key_value FROM keys_after_merges k JOIN customers c ON c.id = k.customer_id
  WHERE k.company_id = 'aaaaaaaa-0000-0000-0000-000000000001' ORDER BY 1, 2, 3;
 SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
 SELECT crm_native.rebuild_matching_keys() AS keys;
-SELECT count(*) AS keys_changed FROM (
-  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
-   EXCEPT ALL SELECT * FROM keys_after_merges)
-  UNION ALL
-  (SELECT * FROM keys_after_merges
-   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys)) d;
+SELECT count(*) AS keys_changed FROM keys_changed;
 SELECT crm_native.rebuild_matching_keys(customer => 'a0000000-0000-0000-0000-000000000001') AS keys;
-SELECT count(*) AS keys_changed FROM (
-  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
-   EXCEPT ALL SELECT * FROM keys_after_merges)
-  UNION ALL
-  (SELECT * FROM keys_after_merges
-   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys)) d;
+SELECT count(*) AS keys_changed FROM keys_changed;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
   ('aaaaaaaa-0000-0000-0000-000000000001', 'bo@a.example', 's-after-rebuild');
 SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-after-rebuild';
