@@ -73,6 +73,7 @@ SELECT rolsuper FROM pg_roles WHERE rolname = 'crm_mallory';
 -- 0.7.0 would have run that role's code as whoever writes the table
 CREATE FUNCTION public.mallory_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
 CREATE FUNCTION public.mallory_spy(customers) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE FUNCTION public.mallory_spy_text(text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 ALTER FUNCTION public.mallory_audit() OWNER TO crm_mallory;
 ALTER FUNCTION public.mallory_spy(customers) OWNER TO crm_mallory;
 BEGIN;
@@ -93,7 +94,45 @@ REVOKE ALL ON crm_native.replaced_trigger FROM crm_mallory;
 GRANT DELETE ON crm_native.installed_schema TO PUBLIC;
 SELECT count(*) FROM crm_native.uninstall();
 REVOKE DELETE ON crm_native.installed_schema FROM PUBLIC;
-SELECT crm_native._registry_writers() AS writers;
+SELECT crm_native._registry_problems() AS problems;
+-- nor while a role may put triggers on them, or a trigger is on them: the
+-- SECURITY DEFINER writers, which any role may call, write them as the
+-- extension's owner, and refuse to (a trigger there made its owner a
+-- superuser; found by an independent review)
+GRANT TRIGGER ON crm_native.replaced_trigger TO crm_mallory;
+SELECT crm_native._registry_problems() AS problems;
+CREATE FUNCTION public.mallory_escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN EXECUTE 'ALTER ROLE crm_mallory SUPERUSER'; RETURN NULL; END $$;
+ALTER FUNCTION public.mallory_escalate() OWNER TO crm_mallory;
+SET ROLE crm_mallory;
+CREATE TRIGGER mallory_t AFTER DELETE ON crm_native.replaced_trigger
+    FOR EACH STATEMENT EXECUTE FUNCTION public.mallory_escalate();
+SELECT crm_native._forget_replaced_trigger('x', 'x', 'x');
+SELECT crm_native._record_installed_schema('public');
+RESET ROLE;
+SELECT count(*) FROM crm_native.uninstall();
+SELECT rolsuper FROM pg_roles WHERE rolname = 'crm_mallory';
+DROP TRIGGER mallory_t ON crm_native.replaced_trigger;
+REVOKE TRIGGER ON crm_native.replaced_trigger FROM crm_mallory;
+DROP FUNCTION public.mallory_escalate();
+-- a domain's CHECK runs code too: a WHEN clause that casts to another
+-- role's domain is refused like a call of its function
+CREATE DOMAIN public.mallory_watched AS text CHECK (public.mallory_spy_text(VALUE));
+ALTER DOMAIN public.mallory_watched OWNER TO crm_mallory;
+BEGIN;
+UPDATE crm_native.replaced_trigger
+   SET definition = replace(definition, 'FOR EACH ROW', 'FOR EACH ROW WHEN ((new.customer_email)::public.mallory_watched IS NOT NULL)')
+ WHERE trigger_name = 'trg_customers_matching_keys_sync';
+SELECT count(*) FROM crm_native.uninstall();
+ROLLBACK;
+-- and a record nobody has vouched for (written before 0.8.0, when table
+-- owners could write the registry, or restored from such a dump) is not
+-- replayed until a superuser has checked it: one CREATE TRIGGER of the
+-- right name on the right table can still be a BEFORE trigger that drops
+-- every row (found by an independent review)
+UPDATE crm_native.replaced_trigger SET verified = false WHERE trigger_name = 'trg_customers_audit_log';
+SELECT count(*) FROM crm_native.uninstall();
+UPDATE crm_native.replaced_trigger SET verified = true;
 
 -- 3. A trigger is restored with its table's owner's rights: a superuser's
 --    uninstall() cannot give customers a trigger function its owner may
@@ -229,7 +268,35 @@ DROP FUNCTION public.spy_eq(oid, regnamespace);
 DROP FUNCTION public.spy_eq(oid, int4);
 DROP TABLE public.operator_calls;
 
+-- 8. search_customers() calls pg_trgm's similarity() and operator with
+--    text arguments: pg_trgm's schema may be a tenant's, and its overload
+--    for a varchar customer_name ran as whoever searched (found by an
+--    independent review).
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+RESET client_min_messages;
+ALTER TABLE customers ALTER COLUMN customer_name TYPE varchar(200);
+INSERT INTO companies (id, name) VALUES ('5ea7c400-0000-4000-8000-000000000001', 'Search');
+INSERT INTO "VC Usage" (company_id, customer_name, session_id)
+  VALUES ('5ea7c400-0000-4000-8000-000000000001', 'Secret Person', 'sp');
+CREATE TABLE public.similarity_calls (called_by name, name text);
+GRANT INSERT ON public.similarity_calls TO PUBLIC;
+GRANT CREATE ON SCHEMA public TO crm_mallory;
+SELECT extnamespace::regnamespace AS trgm_schema FROM pg_extension WHERE extname = 'pg_trgm';
+SET ROLE crm_mallory;
+CREATE FUNCTION public.similarity(varchar, text) RETURNS real LANGUAGE sql
+    AS 'INSERT INTO public.similarity_calls VALUES (current_user, $1); SELECT 1::real';
+RESET ROLE;
+SELECT customer_name FROM crm_native.search_customers('5ea7c400-0000-4000-8000-000000000001', 'Secret Persn');
+SELECT count(*) AS overload_calls FROM public.similarity_calls;
+DROP FUNCTION public.similarity(varchar, text);
+REVOKE CREATE ON SCHEMA public FROM crm_mallory;
+DROP TABLE public.similarity_calls;
+SELECT count(*) AS triggers_left FROM crm_native.uninstall();
+
 DROP FUNCTION public.mallory_audit();
 DROP FUNCTION public.mallory_spy(customers);
+DROP DOMAIN public.mallory_watched;
+DROP FUNCTION public.mallory_spy_text(text);
 DROP ROLE crm_mallory;
 DROP ROLE crm_registry_owner;

@@ -156,3 +156,20 @@ INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id) 
 SELECT customer_email, customer_phone FROM customers
  WHERE customer_email IN ('vee@example.com', 'dash@example.com', 'tab@example.com') ORDER BY 1;
 SELECT count(*) AS contact_info_added FROM customer_events WHERE event_type = 'contact_info_added';
+
+-- Customer ids of a domain over uuid (install() accepts it): search,
+-- verify_metrics(), a merge and the keys rebuild return and compare them as
+-- uuid (search_customers() and verify_metrics() failed with "structure of
+-- query does not match function result type"; found by an independent review).
+CREATE DOMAIN customer_uuid AS uuid CHECK (VALUE IS NOT NULL);
+ALTER TABLE customers ALTER COLUMN id TYPE customer_uuid;
+ALTER TABLE customer_metrics ALTER COLUMN customer_id TYPE customer_uuid;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id) VALUES
+  ('11111111-1111-1111-1111-111111111111', 'Domain Person', 'dp@example.com', 'dom-1'),
+  ('11111111-1111-1111-1111-111111111111', 'Other Domain Person', 'odp@example.com', 'dom-2');
+SELECT customer_name FROM crm_native.search_customers('11111111-1111-1111-1111-111111111111', 'Domain Persn');
+SELECT crm_native.merge_customers((SELECT id FROM customers WHERE customer_email = 'odp@example.com'),
+                                  (SELECT id FROM customers WHERE customer_email = 'dp@example.com')) IS NOT NULL AS merged;
+SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
+SELECT status FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

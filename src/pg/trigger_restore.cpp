@@ -102,24 +102,34 @@ Datum restore_trigger(FunctionCallInfo fcinfo) {
     // The owner could create a trigger calling anybody's function it may
     // execute; a record planted by another role (possible up to 0.7.0, when
     // table owners could write the registry) would run that role's code as
-    // whoever writes the table. A restored trigger calls only functions (its
-    // own, its WHEN clause's, their operators') of the table's owner, of a
-    // superuser, or of a role the (non-superuser) owner has the rights of: a
-    // superuser has every role's rights, which would let any role's function
-    // through.
+    // whoever writes the table. A restored trigger depends only on
+    // functions, operators and types (a domain's CHECK runs code) of the
+    // table's owner, of a superuser, or of a role the (non-superuser) owner
+    // has the rights of: a superuser has every role's rights, which would
+    // let any role's object through.
     Oid argtypes[3] = {OIDOID, TEXTOID, OIDOID};
     Datum args[3] = {ObjectIdGetDatum(relid), CStringGetTextDatum(trigger_name), ObjectIdGetDatum(owner)};
     rc = SPI_execute_with_args(
-        "SELECT string_agg(DISTINCT p.oid::regprocedure::text || ' of ' || quote_ident(r.rolname), ', ')"
+        "SELECT string_agg(DISTINCT x.what || ' of ' || quote_ident(r.rolname), ', ')"
         "  FROM pg_trigger t"
         "  JOIN pg_depend d ON d.classid = 'pg_trigger'::regclass AND d.objid = t.oid"
-        "  JOIN pg_proc p ON p.oid = CASE d.refclassid WHEN 'pg_proc'::regclass THEN d.refobjid"
-        "                                 WHEN 'pg_operator'::regclass THEN (SELECT o.oprcode::oid FROM pg_operator o"
-        "                                                                     WHERE o.oid = d.refobjid) END"
-        "  JOIN pg_roles r ON r.oid = p.proowner"
+        "  CROSS JOIN LATERAL ("
+        "        SELECT 'function ' || p.oid::regprocedure AS what, p.proowner AS owner FROM pg_proc p"
+        "         WHERE d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid"
+        "        UNION ALL"
+        "        SELECT 'operator ' || o.oid::regoperator, o.oprowner FROM pg_operator o"
+        "         WHERE d.refclassid = 'pg_operator'::regclass AND o.oid = d.refobjid"
+        "        UNION ALL"
+        "        SELECT 'function ' || o.oprcode::regprocedure, p.proowner FROM pg_operator o"
+        "          JOIN pg_proc p ON p.oid = o.oprcode"
+        "         WHERE d.refclassid = 'pg_operator'::regclass AND o.oid = d.refobjid"
+        "        UNION ALL"
+        "        SELECT 'type ' || y.oid::regtype, y.typowner FROM pg_type y"
+        "         WHERE d.refclassid = 'pg_type'::regclass AND y.oid = d.refobjid) x"
+        "  JOIN pg_roles r ON r.oid = x.owner"
         " WHERE t.tgrelid = $1 AND t.tgname = $2 AND NOT t.tgisinternal"
-        "   AND p.proowner <> $3 AND NOT r.rolsuper"
-        "   AND NOT ((SELECT NOT o.rolsuper FROM pg_roles o WHERE o.oid = $3) AND pg_has_role($3, p.proowner, 'USAGE'))",
+        "   AND x.owner <> $3 AND NOT r.rolsuper"
+        "   AND NOT ((SELECT NOT o.rolsuper FROM pg_roles o WHERE o.oid = $3) AND pg_has_role($3, x.owner, 'USAGE'))",
         3, argtypes, args, nullptr, false, 1);  // not read-only: it must see the new trigger
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         ereport(ERROR, (errmsg("crm_native: checking restored trigger \"%s\" returned %s", trigger_name,
@@ -128,7 +138,7 @@ Datum restore_trigger(FunctionCallInfo fcinfo) {
     Datum foreign = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     if (!isnull)
         refuse(relid, trigger_name,
-               psprintf("it calls functions of roles whose rights the table's owner does not have: %s",
+               psprintf("it uses objects of roles whose rights the table's owner does not have: %s",
                         TextDatumGetCString(foreign)),
                definition);
     SPI_finish();

@@ -77,8 +77,8 @@ BEGIN
               FROM %1$I."VC Usage" v
              WHERE v.customer_id IS NOT NULL
              GROUP BY v.customer_id)
-        SELECT coalesce(e.customer_id, m.customer_id),
-               e.companies[1], m.company_id,
+        SELECT coalesce(e.customer_id, m.customer_id)::uuid,   -- ::uuid: a domain over uuid is accepted
+               e.companies[1]::uuid, m.company_id::uuid,
                e.n, m.total_conversations,
                e.s, m.total_sessions,
                e.w, m.total_views,

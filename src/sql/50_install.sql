@@ -36,6 +36,11 @@ CREATE TABLE crm_native.replaced_trigger (
     comment       text,               -- COMMENT ON TRIGGER, if any
     function_name text NOT NULL,      -- the function it called (information only)
     replaced_at   timestamptz NOT NULL DEFAULT now(),
+    -- written by install() from the catalogs (0.8.0). Records from earlier
+    -- versions (whose docs had table owners granted write access) or
+    -- restored from their dumps are false until a superuser has checked
+    -- them: uninstall() does not replay them before.
+    verified      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (schema_name, table_name, trigger_name)
 );
 SELECT pg_catalog.pg_extension_config_dump('crm_native.replaced_trigger', '');
@@ -61,29 +66,62 @@ SELECT pg_catalog.pg_extension_config_dump('crm_native.installed_schema', '');
 -- trigger stands in for.
 GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC;
 
--- The roles, other than superusers and the registries' owner, that may
--- write a registry (a GRANT made by hand, or restored from a dump of 0.7.0,
--- whose docs asked for it); NULL when none. uninstall() refuses to replay
--- records while there are any.
-CREATE FUNCTION crm_native._registry_writers()
+-- What would let a role other than the extension's owner change the
+-- registries: a grant to write them or to put triggers on them (made by
+-- hand, or restored from a dump of 0.7.0, whose docs asked for write
+-- access), and any trigger on them, which would run as the extension's
+-- owner when install() and uninstall() write them. NULL when nothing.
+-- uninstall() refuses while there is anything; the writers below refuse
+-- while there is a trigger.
+CREATE FUNCTION crm_native._registry_problems()
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT string_agg(DISTINCT CASE w.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, ', ')
-      FROM (SELECT a.grantee, c.relowner
-              FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-             WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
-               AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+    SELECT string_agg(problem, '; ' ORDER BY problem)
+      FROM (SELECT DISTINCT format('%s may %s %s', CASE w.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,
+                                   w.privilege_type, w.rel) AS problem
+              FROM (SELECT a.grantee, a.privilege_type, c.relowner, c.oid::regclass AS rel
+                      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+                     WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+                       AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')
+                    UNION ALL
+                    SELECT a.grantee, a.privilege_type, c.relowner, c.oid::regclass
+                      FROM pg_class c
+                      JOIN pg_attribute att ON att.attrelid = c.oid
+                      CROSS JOIN LATERAL aclexplode(att.attacl) a
+                     WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+                       AND a.privilege_type IN ('INSERT', 'UPDATE')) w
+              LEFT JOIN pg_roles r ON r.oid = w.grantee
+             WHERE w.grantee <> w.relowner AND NOT coalesce(r.rolsuper, false)
             UNION ALL
-            SELECT a.grantee, c.relowner
-              FROM pg_class c
-              JOIN pg_attribute att ON att.attrelid = c.oid
-              CROSS JOIN LATERAL aclexplode(att.attacl) a
-             WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
-               AND a.privilege_type IN ('INSERT', 'UPDATE')) w
-      LEFT JOIN pg_roles r ON r.oid = w.grantee
-     WHERE w.grantee <> w.relowner AND NOT coalesce(r.rolsuper, false)
+            SELECT format('trigger %I on %s', t.tgname, t.tgrelid::regclass)
+              FROM pg_trigger t
+             WHERE t.tgrelid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+               AND NOT t.tgisinternal) p
+$$;
+
+-- The SECURITY DEFINER writers below write the registries as the
+-- extension's owner: a trigger on them would run as that owner.
+CREATE FUNCTION crm_native._require_registries_untriggered()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_triggers text;
+BEGIN
+    SELECT string_agg(format('%I on %s', t.tgname, t.tgrelid::regclass), ', ') INTO found_triggers
+      FROM pg_trigger t
+     WHERE t.tgrelid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+       AND NOT t.tgisinternal;
+    IF found_triggers IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native: triggers on crm_native''s registries: %', found_triggers
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'install() and uninstall() write the registries as the extension''s owner; such a trigger would run as that owner.',
+                  HINT = 'A superuser drops them (and revokes TRIGGER on the registries).';
+    END IF;
+END
 $$;
 
 -- Whether target_schema's CRM tables carry a registered native trigger
@@ -113,10 +151,11 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET quote_all_identifiers = off  -- uninstall() compares it with pg_get_triggerdef()
 AS $$
+    SELECT crm_native._require_registries_untriggered();
     INSERT INTO crm_native.replaced_trigger
-           (schema_name, table_name, trigger_name, definition, enabled, comment, function_name)
+           (schema_name, table_name, trigger_name, definition, enabled, comment, function_name, verified)
     SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled,
-           obj_description(t.oid, 'pg_trigger'), p.oid::regprocedure::text
+           obj_description(t.oid, 'pg_trigger'), p.oid::regprocedure::text, true
       FROM pg_trigger t
       JOIN pg_class c ON c.oid = t.tgrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -126,7 +165,7 @@ AS $$
        AND EXISTS (SELECT FROM crm_native.native_trigger nt WHERE nt.replaces = t.tgname AND nt.table_name = c.relname)
     ON CONFLICT (schema_name, table_name, trigger_name) DO UPDATE
         SET definition = excluded.definition, enabled = excluded.enabled, comment = excluded.comment,
-            function_name = excluded.function_name, replaced_at = excluded.replaced_at
+            function_name = excluded.function_name, replaced_at = excluded.replaced_at, verified = true
 $$;
 
 -- Forgets a record once no native trigger stands in for it on its table
@@ -138,6 +177,7 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT crm_native._require_registries_untriggered();
     DELETE FROM crm_native.replaced_trigger rt
      WHERE rt.schema_name = target_schema AND rt.table_name = tbl AND rt.trigger_name = trg
        AND NOT EXISTS (
@@ -157,6 +197,7 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT crm_native._require_registries_untriggered();
     INSERT INTO crm_native.installed_schema (schema_name)
     SELECT target_schema WHERE crm_native._has_native_triggers(target_schema)
     ON CONFLICT (schema_name) DO NOTHING
@@ -168,6 +209,7 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT crm_native._require_registries_untriggered();
     DELETE FROM crm_native.installed_schema s
      WHERE s.schema_name = target_schema AND NOT crm_native._has_native_triggers(target_schema)
 $$;
@@ -605,20 +647,37 @@ DECLARE
     rel regclass;
     current_def text;
     orphaned text;
-    writers text;
+    problems text;
     stood_in_for text[];
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
     -- The records are replayed as trusted: nobody but the extension's owner
     -- may have written them.
-    writers := crm_native._registry_writers();
-    IF writers IS NOT NULL THEN
-        RAISE EXCEPTION 'crm_native.uninstall: roles other than its owner may write crm_native''s registries: %', writers
+    problems := crm_native._registry_problems();
+    IF problems IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.uninstall: crm_native''s registries are open to other roles: %', problems
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'uninstall() replays the recorded trigger definitions; such a role could have rewritten them. Nothing was changed.',
-                  HINT = format('REVOKE ALL ON crm_native.replaced_trigger, crm_native.installed_schema FROM %s CASCADE; '
-                                'GRANT SELECT ON crm_native.replaced_trigger, crm_native.installed_schema TO PUBLIC; '
-                                'then check the records against the application''s migrations.', writers);
+                  HINT = 'A superuser revokes those privileges (REVOKE ALL ON crm_native.replaced_trigger, '
+                         'crm_native.installed_schema FROM ... CASCADE; GRANT SELECT ON both TO PUBLIC), drops '
+                         'those triggers, and checks the records against the application''s migrations.';
+    END IF;
+    -- Records nobody has vouched for (written before 0.8.0, when table
+    -- owners could write the registry, or restored from such a dump) are
+    -- not replayed: a role could have turned an AFTER trigger into a BEFORE
+    -- trigger that drops every row, or added WHEN (false).
+    SELECT string_agg(format('%I on %I.%I', rt.trigger_name, rt.schema_name, rt.table_name), ', ') INTO problems
+      FROM crm_native.replaced_trigger rt
+     WHERE rt.schema_name = target_schema AND NOT rt.verified;
+    IF problems IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.uninstall: records not yet checked: %', problems
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'They were written before 0.8.0 (or restored from a dump of it), when other roles could write '
+                           'crm_native.replaced_trigger. Nothing was changed.',
+                  HINT = format('A superuser compares each definition with the application''s migrations '
+                                '(SELECT trigger_name, definition FROM crm_native.replaced_trigger WHERE schema_name = %L), '
+                                'corrects any that differ, then runs UPDATE crm_native.replaced_trigger SET verified = true '
+                                'WHERE schema_name = %L.', target_schema, target_schema);
     END IF;
     -- The records name their schema. A schema with native triggers and no
     -- record of install() under its name (renamed after install(), or

@@ -82,7 +82,8 @@ BEGIN
         END IF;
         CONTINUE WHEN owners IS NOT NULL AND NOT holder = ANY (owners);
         RETURN QUERY
-            SELECT holder, merged.company_id, k.key_type, k.key_value, k.normalized_value, merged.created_at, merged.id
+            SELECT holder, merged.company_id::uuid, k.key_type, k.key_value, k.normalized_value,
+                   merged.created_at::timestamptz, merged.id::uuid  -- the columns may be domains
               FROM crm_native._customer_keys(merged.customer_name, merged.customer_email, merged.customer_phone) k
              WHERE holder = merged.id
                 OR NOT EXISTS (SELECT FROM crm_native._customer_keys(hop.customer_name, hop.customer_email,

@@ -109,7 +109,10 @@ $$;
 -- that customer is live; none for a chain that loops, leaves the company or
 -- runs over 64 hops); name hits are live customers. The chain is a recursive
 -- CTE, not a function call, so that on Citus the whole statement runs on the
--- company's shard. Only the top max_results
+-- company's shard. The name is cast to text for similarity() and the
+-- operator: pg_trgm's schema may be a tenant's, and an overload there for
+-- a varchar column would otherwise win (found by an independent review).
+-- Only the top max_results
 -- unmerged name hits are kept: each is its own survivor, so no better
 -- survivor can be cut off; merged name hits (rare) are all resolved.
 CREATE FUNCTION crm_native._search_query(target_schema text, trgm text)
@@ -132,9 +135,9 @@ AS $f$
                AND (c.deleted_at IS NULL OR c.merged_into_customer_id IS NOT NULL)
         ), name_hits AS MATERIALIZED (
             SELECT c.id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
-                   %2$I.similarity(c.customer_name, $2) AS score
+                   %2$I.similarity(c.customer_name::text, $2::text) AS score
               FROM %1$I.customers c
-             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name OPERATOR(%3$s) $2
+             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name::text OPERATOR(%3$s) $2::text
                AND (c.company_id = $1) IS TRUE   -- a filter: no btree on company_id instead of the GIN
         ), hits AS (
             SELECT holder, merged, rank, matched_by, score FROM key_hits
@@ -163,7 +166,7 @@ AS $f$
              WHERE r.survivor IS NOT NULL
              ORDER BY r.survivor, r.rank, r.score DESC
         )
-        SELECT c.id, c.customer_name::text, c.customer_email::text, c.customer_phone::text,
+        SELECT c.id::uuid, c.customer_name::text, c.customer_email::text, c.customer_phone::text,
                b.matched_by::text, b.score
           FROM best b
           JOIN %1$I.customers c ON c.id = b.survivor

@@ -22,6 +22,50 @@ BEGIN
 END
 $check$;
 
+-- A trigger on the registry would run as the extension's owner whenever
+-- this script, install() or uninstall() write it (any role granted TRIGGER
+-- on it, or write access as 0.7.0's docs asked, could create one).
+DO $triggers$
+DECLARE
+    found_triggers text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.tgname), ', ') INTO found_triggers
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgrelid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid AND NOT t.tgisinternal;
+    IF found_triggers IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native: triggers on crm_native.replaced_trigger: %', found_triggers
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'They would run as the extension''s owner.',
+                  HINT = 'Drop them, then update the extension.';
+    END IF;
+END
+$triggers$;
+
+-- Records are replayed by uninstall() only once verified: those written
+-- while no other role could write the registry are; if one could (0.7.0's
+-- docs asked for write access for table owners), a superuser checks them
+-- first (uninstall() says how).
+ALTER TABLE crm_native.replaced_trigger ADD COLUMN verified boolean NOT NULL DEFAULT false;
+DO $verified$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.pg_class c
+         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+          LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+         WHERE c.oid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid AND a.grantee <> c.relowner
+           AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')
+           AND NOT coalesce(r.rolsuper, false))
+       AND NOT EXISTS (
+        SELECT FROM pg_catalog.pg_attribute att
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
+          LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+         WHERE att.attrelid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid
+           AND a.privilege_type IN ('INSERT', 'UPDATE') AND NOT coalesce(r.rolsuper, false)) THEN
+        UPDATE crm_native.replaced_trigger SET verified = true;
+    END IF;
+END
+$verified$;
+
 -- The schemas install() put the native triggers on (uninstall() refuses a
 -- schema with native triggers that no registry names): every schema whose
 -- CRM tables carry a registered native trigger, or that has records.
