@@ -33,3 +33,26 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The schema must be the CRM schema (missing_objects(), in 50_install.sql:
+-- the six tables as tables, with the columns and types the triggers read)
+-- before a function reads it: a view or a column of another type in their
+-- place would run the schema owner's code as the caller, a superuser
+-- maybe (found by an independent review).
+CREATE FUNCTION crm_native._require_crm_schema(fn text, target_schema text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text[];
+BEGIN
+    PERFORM crm_native._require_schema(fn, target_schema);
+    missing := crm_native.missing_objects(target_schema);
+    IF cardinality(missing) > 0 THEN
+        RAISE EXCEPTION '%: schema "%" is not a CRM schema crm_native can read: %', fn, target_schema,
+                        array_to_string(missing, '; ')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;

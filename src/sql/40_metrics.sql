@@ -65,6 +65,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    PERFORM crm_native._require_crm_schema('crm_native.verify_metrics', target_schema);
     RETURN QUERY EXECUTE format($q$
         WITH expected AS (
             SELECT v.customer_id,

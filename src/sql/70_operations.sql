@@ -199,8 +199,10 @@ BEGIN
         RAISE EXCEPTION '%: max_results must be at least 1 (got %)', fn, coalesce(max_results::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM crm_native._require_schema(fn, target_schema);
-    IF to_regclass(format('%I.companies', target_schema)) IS NOT NULL THEN
+    PERFORM crm_native._require_crm_schema(fn, target_schema);
+    -- companies only when it is a table (not a view of the schema owner's)
+    IF (SELECT c.relkind IN ('r', 'p') FROM pg_class c
+         WHERE c.oid = to_regclass(format('%I.companies', target_schema))) THEN
         EXECUTE format('SELECT EXISTS (SELECT FROM %I.companies c WHERE c.id = $1)', target_schema)
            INTO company_known USING search_customers.company_id;
         IF NOT company_known THEN

@@ -93,6 +93,16 @@ q -d upgrade_up -c "ALTER EXTENSION crm_native UPDATE" >"$OUT/update.log" 2>&1 \
   || { cat "$OUT/update.log"; problem "ALTER EXTENSION crm_native UPDATE failed"; }
 got=$(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")
 [ "$got" = "$VERSION" ] || problem "after the update the extension is at $got, not $VERSION"
+# Records written before 0.8.0 are replayed only once a superuser has
+# checked them (README, "Upgrading"): uninstall() refuses before, and
+# changes nothing; then the check is recorded, as the README says.
+if q -d upgrade_up -c "SELECT crm_native.uninstall()" >/dev/null 2>&1; then
+  problem "uninstall() replayed records written before 0.8.0 that nobody had checked"
+else
+  say "uninstall() refuses the records written before 0.8.0 until they are checked"
+fi
+q -d upgrade_up -c "UPDATE crm_native.replaced_trigger SET verified = true" >/dev/null \
+  || problem "could not mark the records checked"
 q -d upgrade_up -f "$OUT/part_b.sql" >"$OUT/up_b.log" 2>&1 || { tail -5 "$OUT/up_b.log"; problem "second half failed after the update"; }
 for part in a b; do
   q -d upgrade_fresh -f "$OUT/part_$part.sql" >"$OUT/fresh_$part.log" 2>&1 || { tail -5 "$OUT/fresh_$part.log"; problem "half $part failed on $VERSION"; }

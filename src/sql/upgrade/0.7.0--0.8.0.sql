@@ -41,30 +41,12 @@ BEGIN
 END
 $triggers$;
 
--- Records are replayed by uninstall() only once verified: those written
--- while no other role could write the registry are; if one could (0.7.0's
--- docs asked for write access for table owners), a superuser checks them
--- first (uninstall() says how).
+-- Records are replayed by uninstall() only once verified. Those written
+-- before 0.8.0 are not: 0.7.0's docs had table owners granted write access
+-- to the registry, and whether anyone used it (even a grant since revoked)
+-- cannot be told now. A superuser compares them with the application's
+-- migrations and marks them (uninstall() says how; README, "Upgrading").
 ALTER TABLE crm_native.replaced_trigger ADD COLUMN verified boolean NOT NULL DEFAULT false;
-DO $verified$
-BEGIN
-    IF NOT EXISTS (
-        SELECT FROM pg_catalog.pg_class c
-         CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-          LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-         WHERE c.oid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid AND a.grantee <> c.relowner
-           AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'TRIGGER')
-           AND NOT coalesce(r.rolsuper, false))
-       AND NOT EXISTS (
-        SELECT FROM pg_catalog.pg_attribute att
-         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
-          LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-         WHERE att.attrelid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid
-           AND a.privilege_type IN ('INSERT', 'UPDATE') AND NOT coalesce(r.rolsuper, false)) THEN
-        UPDATE crm_native.replaced_trigger SET verified = true;
-    END IF;
-END
-$verified$;
 
 -- The schemas install() put the native triggers on (uninstall() refuses a
 -- schema with native triggers that no registry names): every schema whose
