@@ -102,7 +102,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_FRAGMENTS) Makefile
 	   printf '%s\n' "$(SCRIPT_SEARCH_PATH)"; \
 	   for f in $(SQL_FRAGMENTS); do printf '\n-- ---- %s\n' "$$f"; cat "$$f"; done; } > $@
 
-$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql $(SQL_FRAGMENTS) Makefile
+$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql $(wildcard src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql) $(SQL_FRAGMENTS) Makefile
 	@{ printf '%s\n' '-- crm_native $(PREV_VERSION) -> $(EXTVERSION): generated from src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql and src/sql/*.sql, do not edit'; \
 	   printf '%s\n' "$(SCRIPT_SEARCH_PATH)"; \
 	   cat src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).sql; \
@@ -110,7 +110,9 @@ $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: src/sql/upgrade/$(PREV_VERSION
 	   for fn in $(UPGRADE_FUNCTIONS); do \
 	     printf '\n-- ---- crm_native.%s() as src/sql/*.sql defines it\n' "$$fn"; \
 	     sed -n "/^CREATE FUNCTION crm_native.$$fn(/,/^\$$[a-z]*\$$;$$/p" $(SQL_FRAGMENTS) | sed '1s/^CREATE FUNCTION/CREATE OR REPLACE FUNCTION/'; \
-	   done; } > $@
+	   done; \
+	   post=src/sql/upgrade/$(PREV_VERSION)--$(EXTVERSION).post.sql; \
+	   if [ -f $$post ]; then printf '\n-- ---- %s\n' "$$post"; cat $$post; fi; } > $@
 
 all: $(DATA_built)
 

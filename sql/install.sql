@@ -154,9 +154,10 @@ SELECT * FROM crm_native.install('no such schema');
 SELECT * FROM crm_native.status('no such schema');
 
 -- A table owner that is not a superuser installs and uninstalls with the
--- one privilege docs/install.md lists: USAGE on schema crm_native (the
--- registries are readable by every role and written through install() and
--- uninstall() only; sql/registry_security.sql).
+-- privileges docs/install.md lists: USAGE on schema crm_native and EXECUTE
+-- on the four registry writers (the registries are readable by every role
+-- and written through install() and uninstall() only;
+-- sql/registry_security.sql).
 CREATE ROLE crm_table_owner;
 CREATE SCHEMA owned AUTHORIZATION crm_table_owner;
 SET client_min_messages = warning;
@@ -169,6 +170,9 @@ RESET ROLE;
 RESET search_path;
 RESET client_min_messages;
 GRANT USAGE ON SCHEMA crm_native TO crm_table_owner;
+GRANT EXECUTE ON FUNCTION crm_native._record_replaced_trigger(oid), crm_native._forget_replaced_trigger(text, text, text),
+                          crm_native._record_installed_schema(text), crm_native._forget_installed_schema(text)
+  TO crm_table_owner;
 SET ROLE crm_table_owner;
 SET client_min_messages = error;
 SELECT count(*) FILTER (WHERE implementation = 'native') AS native_triggers FROM crm_native.install('owned');
@@ -176,6 +180,9 @@ SELECT count(*) FILTER (WHERE implementation = 'native') AS native_triggers FROM
 RESET client_min_messages;
 RESET ROLE;
 DROP SCHEMA owned CASCADE;
+REVOKE EXECUTE ON FUNCTION crm_native._record_replaced_trigger(oid), crm_native._forget_replaced_trigger(text, text, text),
+                          crm_native._record_installed_schema(text), crm_native._forget_installed_schema(text)
+  FROM crm_table_owner;
 REVOKE USAGE ON SCHEMA crm_native FROM crm_table_owner;
 DROP ROLE crm_table_owner;
 

@@ -215,6 +215,17 @@ AS $$
      WHERE s.schema_name = target_schema AND NOT crm_native._has_native_triggers(target_schema)
 $$;
 
+-- The writers are keyed by schema name, and a schema name can be freed
+-- (renamed, dropped) and taken by another role: any role that may call
+-- them could then put its own record under another application's name, or
+-- forget that application's records (found by an independent review). So
+-- nobody but the extension's owner (a superuser) may call them; a superuser
+-- grants EXECUTE to the table owners it trusts with install() and
+-- uninstall() (docs/install.md, "Security decisions").
+REVOKE ALL ON FUNCTION crm_native._record_replaced_trigger(oid), crm_native._forget_replaced_trigger(text, text, text),
+                       crm_native._record_installed_schema(text), crm_native._forget_installed_schema(text)
+  FROM PUBLIC;
+
 -- Creates the recorded application trigger rel.trg from its definition:
 -- only if it is exactly one CREATE TRIGGER of that name on that table, and
 -- with the rights of the table's owner (src/pg/trigger_restore.cpp).
@@ -650,6 +661,7 @@ DECLARE
     orphaned text;
     problems text;
     stood_in_for text[];
+    lock_timeout_before text := current_setting('lock_timeout');
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
     -- The records are replayed as trusted: nobody but the extension's owner
@@ -760,20 +772,26 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
     END LOOP;
-    -- 1b. Partition triggers DETACH left behind, in any schema.
+    -- 1b. Partition triggers DETACH left behind, in any schema. Other
+    --     roles' tables: whatever stops a drop there (a lock held, a clone
+    --     its parent's trigger requires, no privilege) is a warning, and
+    --     waits at most a second, never the uninstall() failing or hanging
+    --     (found by an independent review).
+    PERFORM set_config('lock_timeout', '1s', true);
     FOR r IN
         SELECT l.trigger_name AS tgname, l.rel FROM crm_native._left_partition_triggers() l
     LOOP
         BEGIN
             EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
-        EXCEPTION WHEN insufficient_privilege THEN
+        EXCEPTION WHEN undefined_object THEN
+            NULL;  -- gone with its parent's, dropped just before
+        WHEN OTHERS THEN
             RAISE WARNING 'crm_native.uninstall: cannot drop trigger "%" on %, left there by DETACH PARTITION: %',
                           r.tgname, r.rel, SQLERRM
                 USING HINT = 'It does nothing there; its owner can drop it.';
-        WHEN undefined_object THEN
-            NULL;  -- gone with its parent's, dropped just before (found by an independent review)
         END;
     END LOOP;
+    PERFORM set_config('lock_timeout', lock_timeout_before, true);
 
     -- 2. Put back what install() replaced, exactly as it was.
     FOR r IN

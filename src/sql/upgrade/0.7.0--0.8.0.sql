@@ -110,3 +110,4 @@ LANGUAGE C STRICT VOLATILE;
 -- The trigger statistics are read through the view trigger_stats, which
 -- shows every database's: its function is no longer callable by every role.
 REVOKE ALL ON FUNCTION crm_native._trigger_stats() FROM PUBLIC;
+
