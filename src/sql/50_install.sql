@@ -125,19 +125,30 @@ BEGIN
 END
 $$;
 
--- Whether target_schema's CRM tables carry a registered native trigger
--- (partitions elsewhere do not count: they belong to their table's schema).
+-- The registered native triggers on target_schema's CRM tables (partitions
+-- elsewhere do not count: they belong to their table's schema), each with
+-- the application trigger it stands in for. The one answer to "is this
+-- schema installed" and "does a native trigger stand in for this record",
+-- for install(), uninstall(), the registry writers and the upgrade.
+CREATE FUNCTION crm_native._native_stand_ins(target_schema text)
+RETURNS TABLE (table_name text, replaces text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nt.table_name, nt.replaces
+      FROM crm_native.native_trigger nt
+      JOIN pg_namespace n ON n.nspname = target_schema
+      JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = nt.table_name
+      JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
+      JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
+$$;
+
 CREATE FUNCTION crm_native._has_native_triggers(target_schema text)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
-        SELECT FROM crm_native.native_trigger nt
-          JOIN pg_namespace n ON n.nspname = target_schema
-          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = nt.table_name
-          JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
-          JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace)
+    SELECT EXISTS (SELECT FROM crm_native._native_stand_ins(target_schema))
 $$;
 
 -- Records the application trigger trigger_oid as install() is about to drop
@@ -181,13 +192,8 @@ AS $$
     SELECT crm_native._require_registries_untriggered();
     DELETE FROM crm_native.replaced_trigger rt
      WHERE rt.schema_name = target_schema AND rt.table_name = tbl AND rt.trigger_name = trg
-       AND NOT EXISTS (
-           SELECT FROM crm_native.native_trigger nt
-             JOIN pg_namespace n ON n.nspname = rt.schema_name
-             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = rt.table_name
-             JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
-             JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
-            WHERE nt.replaces = rt.trigger_name AND nt.table_name = rt.table_name)
+       AND NOT EXISTS (SELECT FROM crm_native._native_stand_ins(rt.schema_name) s
+                        WHERE s.table_name = rt.table_name AND s.replaces = rt.trigger_name)
 $$;
 
 -- install() records its schema once the native triggers are on it;
@@ -474,7 +480,8 @@ AS $$
        AND NOT EXISTS (SELECT FROM pg_partition_ancestors(t.tgrelid) a
                          JOIN pg_trigger h ON h.tgrelid = a.relid
                         WHERE a.relid <> t.tgrelid AND h.tgfoid = t.tgfoid AND h.tgnargs = 0)
-     ORDER BY 2::text, 1
+     -- a table before its partitions: dropping its trigger drops their clones
+     ORDER BY (SELECT count(*) FROM pg_partition_ancestors(t.tgrelid)), t.tgrelid::regclass::text, t.tgname
 $$;
 
 -- Puts the registered trigger nt (on_partitions) on every partition of
@@ -607,7 +614,7 @@ BEGIN
            AND t.tgtype::int & 32 = 0  -- not TRUNCATE (the apply worker fires those)
            AND t.tgenabled IN ('A', 'R')
            AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
-         ORDER BY 2::text, 1
+         ORDER BY t.tgrelid::regclass::text, t.tgname
     LOOP
         RAISE WARNING 'crm_native.install: trigger "%" on % is ENABLE %, but logical replication applies changes without firing statement triggers',
                       r.tgname, r.rel, CASE r.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END
@@ -752,11 +759,8 @@ BEGIN
     --    on partitions too, and note which application triggers they stood
     --    in for: only those are put back (a record nothing stands in for is
     --    stale, or was planted for a schema of that name before it existed).
-    SELECT coalesce(array_agg(format('%I.%I', nt.table_name, nt.replaces)), '{}') INTO stood_in_for
-      FROM crm_native.native_trigger nt
-      JOIN pg_class c ON c.relname = nt.table_name AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
-      JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
-      JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace;
+    SELECT coalesce(array_agg(format('%I.%I', s.table_name, s.replaces)), '{}') INTO stood_in_for
+      FROM crm_native._native_stand_ins(target_schema) s;
     FOR r IN
         SELECT nt.table_name AS tbl, nt.trigger_name AS trg, t.tgrelid
           FROM crm_native.native_trigger nt

@@ -93,6 +93,12 @@ q -d upgrade_up -c "ALTER EXTENSION crm_native UPDATE" >"$OUT/update.log" 2>&1 \
   || { cat "$OUT/update.log"; problem "ALTER EXTENSION crm_native UPDATE failed"; }
 got=$(qv -d upgrade_up -c "SELECT extversion FROM pg_extension WHERE extname = 'crm_native'")
 [ "$got" = "$VERSION" ] || problem "after the update the extension is at $got, not $VERSION"
+# The update records the installed schemas as install() does (uninstall()
+# refuses a schema with native triggers that no registry names).
+a=$(qv -d upgrade_up -c "SELECT string_agg(schema_name, ',' ORDER BY schema_name) FROM crm_native.installed_schema")
+b=$(qv -d upgrade_fresh -c "SELECT string_agg(schema_name, ',' ORDER BY schema_name) FROM crm_native.installed_schema")
+if [ -n "$a" ] && [ "$a" = "$b" ]; then say "installed_schema after the update: $a, as install() records it"
+else problem "installed_schema after the update: '$a'; after install(): '$b'"; fi
 # Records written before 0.8.0 are replayed only once a superuser has
 # checked them (README, "Upgrading"): uninstall() refuses before, and
 # changes nothing; then the check is recorded, as the README says.

@@ -4,3 +4,12 @@
 REVOKE ALL ON FUNCTION crm_native._record_replaced_trigger(oid), crm_native._forget_replaced_trigger(text, text, text),
                        crm_native._record_installed_schema(text), crm_native._forget_installed_schema(text)
   FROM PUBLIC;
+
+-- The schemas install() put the native triggers on: every schema whose CRM
+-- tables carry a registered native trigger, or that has records.
+INSERT INTO crm_native.installed_schema (schema_name)
+SELECT n.nspname FROM pg_catalog.pg_namespace n
+ WHERE crm_native._has_native_triggers(n.nspname::pg_catalog.text)
+UNION
+SELECT rt.schema_name FROM crm_native.replaced_trigger rt
+ WHERE pg_catalog.to_regnamespace(pg_catalog.quote_ident(rt.schema_name)) IS NOT NULL;

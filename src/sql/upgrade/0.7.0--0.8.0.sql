@@ -56,16 +56,8 @@ CREATE TABLE crm_native.installed_schema (
     installed_at timestamptz NOT NULL DEFAULT now()
 );
 SELECT pg_catalog.pg_extension_config_dump('crm_native.installed_schema', '');
-INSERT INTO crm_native.installed_schema (schema_name)
-SELECT n.nspname
-  FROM crm_native.native_trigger nt
-  JOIN pg_catalog.pg_class c ON c.relname = nt.table_name
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = nt.trigger_name AND NOT t.tgisinternal
-  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::pg_catalog.regnamespace::oid
-UNION
-SELECT rt.schema_name FROM crm_native.replaced_trigger rt
- WHERE pg_catalog.to_regnamespace(pg_catalog.quote_ident(rt.schema_name)) IS NOT NULL;
+-- Filled at the end (0.7.0--0.8.0.post.sql), with the function that
+-- answers which schemas carry native triggers.
 
 -- The registries are written only by the extension's owner (through
 -- install() and uninstall()): uninstall() replays the recorded definitions.
