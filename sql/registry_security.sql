@@ -317,6 +317,20 @@ SELECT count(*) AS triggers_left FROM crm_native.uninstall();
 GRANT pg_write_all_data TO crm_mallory;
 SELECT crm_native._registry_problems() LIKE '%crm_mallory may update crm_native.replaced_trigger%' AS noticed;
 REVOKE pg_write_all_data FROM crm_mallory;
+--    A NOINHERIT member gets the privilege with SET ROLE: it counts too.
+ALTER ROLE crm_mallory NOINHERIT;
+GRANT pg_write_all_data TO crm_mallory;
+SELECT crm_native._registry_problems() LIKE '%crm_mallory may update crm_native.replaced_trigger as pg_write_all_data%' AS noticed_noinherit;
+REVOKE pg_write_all_data FROM crm_mallory;
+CREATE ROLE crm_mallory_writers;
+GRANT INSERT (definition) ON crm_native.replaced_trigger TO crm_mallory_writers;
+GRANT crm_mallory_writers TO crm_mallory;
+SELECT crm_native._registry_problems() LIKE '%crm_mallory may insert crm_native.replaced_trigger as crm_mallory_writers%' AS noticed_noinherit_column;
+REVOKE crm_mallory_writers FROM crm_mallory;
+REVOKE ALL ON crm_native.replaced_trigger FROM crm_mallory_writers;
+DROP ROLE crm_mallory_writers;
+ALTER ROLE crm_mallory INHERIT;
+SELECT crm_native._registry_problems() IS NULL AS nothing_left;
 
 -- 10. verify_metrics() and search_customers() read only a CRM schema: a
 --     view in place of one of its tables would run the view owner's code as

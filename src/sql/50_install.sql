@@ -96,6 +96,24 @@ AS $$
                AND NOT has_table_privilege(r.oid, c.oid, p.privilege)
                AND has_any_column_privilege(r.oid, c.oid, p.privilege)
             UNION ALL
+            -- a NOINHERIT member of a role that holds the privilege (a
+            -- grantee, or pg_write_all_data) gets it with SET ROLE
+            SELECT format('%s may %s %s as %s', quote_ident(r.rolname), lower(p.privilege), c.oid::regclass, quote_ident(x.rolname))
+              FROM pg_class c
+              CROSS JOIN (VALUES ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'), ('TRIGGER')) AS p (privilege)
+              JOIN pg_roles x ON NOT x.rolsuper AND x.oid <> c.relowner
+                             AND (x.rolname = 'pg_write_all_data'
+                                  OR x.oid IN (SELECT a.grantee FROM aclexplode(c.relacl) a
+                                               UNION
+                                               SELECT a.grantee FROM pg_attribute att, aclexplode(att.attacl) a
+                                                WHERE att.attrelid = c.oid))
+              JOIN pg_roles r ON NOT r.rolsuper AND r.oid <> c.relowner AND r.oid >= 16384 AND r.oid <> x.oid
+                             AND pg_has_role(r.oid, x.oid, 'MEMBER')
+             WHERE c.oid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
+               AND NOT has_table_privilege(r.oid, c.oid, p.privilege)
+               AND (has_table_privilege(x.oid, c.oid, p.privilege)
+                    OR p.privilege IN ('INSERT', 'UPDATE') AND has_any_column_privilege(x.oid, c.oid, p.privilege))
+            UNION ALL
             SELECT format('trigger %I on %s', t.tgname, t.tgrelid::regclass)
               FROM pg_trigger t
              WHERE t.tgrelid IN ('crm_native.replaced_trigger'::regclass, 'crm_native.installed_schema'::regclass)
