@@ -157,7 +157,17 @@ NormalizeResult normalize_with(KeyType type, const char* raw, std::size_t len, c
     // is refused. Both conversions are PostgreSQL's own; server text always
     // converts to UTF-8.
     const int encoding = GetDatabaseEncoding();
-    const bool convert = encoding != PG_UTF8 && encoding != PG_SQL_ASCII && has_non_ascii(raw, len);
+    // Text the core refuses by its length alone goes to it as it is, neither
+    // scanned, converted nor verified: converting 300 MB took seconds no
+    // cancel could stop (found by an independent review). A conversion to
+    // UTF-8 shrinks text by at most a quarter (a 4-byte EUC_TW character
+    // becomes 3 bytes), so over twice the core's bound is over it in UTF-8
+    // too, and the core gives the same answer for both.
+    const std::size_t core_bound =
+        type == KeyType::Phone ? crm::core::kMaxPhoneInputBytes : crm::core::kMaxKeyInputBytes;
+    const bool too_long_anyway = len > 2 * core_bound;
+    const bool convert =
+        !too_long_anyway && encoding != PG_UTF8 && encoding != PG_SQL_ASCII && has_non_ascii(raw, len);
     char* utf8 = nullptr;
     if (convert) {
         utf8 = converted_copy(encoding, PG_UTF8, raw, len);
@@ -172,7 +182,7 @@ NormalizeResult normalize_with(KeyType type, const char* raw, std::size_t len, c
     // SQL_ASCII stores any bytes. Bytes that are not UTF-8 (Latin-1 text,
     // say) would each read as U+FFFD, and "m\xfcller" and "m\xf6ller" would
     // get one key: refuse them rather than merge different people.
-    if (encoding == PG_SQL_ASCII && has_non_ascii(raw, len) &&
+    if (encoding == PG_SQL_ASCII && !too_long_anyway && has_non_ascii(raw, len) &&
         !pg_verify_mbstr(PG_UTF8, raw, static_cast<int>(len), true)) {
         *failure = Failure::InvalidArgument;
         write_error(errbuf, errcap,

@@ -88,13 +88,40 @@ VALUES ('00000000-0000-0000-0000-00000000000a', E'JOS\xc3\x89@example.com', 'u2'
 SELECT 'latin1_unlinked=' || count(*) FROM "VC Usage" WHERE customer_id IS NULL AND session_id IN ('l1', 'l2');
 SELECT 'utf8_one_customer=' || count(DISTINCT customer_id) FROM "VC Usage" WHERE session_id IN ('u1', 'u2');
 SELECT 'customers=' || count(*) FROM customers;
+-- text too long for the core is refused by length before it is checked for
+-- UTF-8 (which reads all of it): the reason names the length
+INSERT INTO "VC Usage" (company_id, customer_name, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', repeat(E'\xfc', 140000), 'big');
+SELECT 'long_name_stored_unlinked=' || count(*) FROM "VC Usage" WHERE customer_id IS NULL AND session_id = 'big';
 SQL
 )
 echo "$out2"
+grep -q 'WARNING:  crm_native: customer sync skipped for this chat row: could not normalize its customer_name: .*name of 140000 bytes is too long' <<<"$out2" \
+  || { echo "FAIL: SQL_ASCII: the 140,000-byte name was not refused by its length"; fail=1; }
+grep -qx 'long_name_stored_unlinked=1' <<<"$out2" || { echo "FAIL: SQL_ASCII: the chat with a long name was not stored unlinked"; fail=1; }
 [ "$(grep -c 'WARNING:  crm_native: customer sync skipped for this chat row: could not normalize its customer_email: .*not valid UTF-8' <<<"$out2")" -eq 2 ] \
   || { echo "FAIL: SQL_ASCII: no WARNING for each non-UTF-8 email"; fail=1; }
 for want in latin1_unlinked=2 utf8_one_customer=1 customers=1; do
   grep -qx "$want" <<<"$out2" || { echo "FAIL: SQL_ASCII: expected $want"; fail=1; }
+done
+
+# In a database that is neither UTF-8 nor SQL_ASCII, text the core refuses by
+# its length is refused before it is converted to UTF-8 (converting 300 MB
+# took seconds that no cancel could stop). Told apart without a clock: a
+# WIN1252 byte with no Unicode equivalent (0x81) fails the conversion, so
+# the reason names the conversion if it ran and the length if it did not.
+DB3=sync_win1252_$$
+cleanup3() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB3" >/dev/null 2>&1 || true; cleanup2; }
+trap cleanup3 EXIT
+psql_q -d postgres -c "CREATE DATABASE $DB3 TEMPLATE template0 ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C'" >/dev/null
+PGOPTIONS="-c client_min_messages=error" psql_q -d "$DB3" -c "CREATE EXTENSION crm_native CASCADE" >/dev/null
+for case in "normalize_name:140000:name of 140000 bytes is too long" \
+            "normalize_email:140000:email of 140000 bytes is too long" \
+            "normalize_name:100:could not be converted to UTF-8" \
+            "normalize_phone:501:^\$"; do
+  IFS=: read -r fn n want <<<"$case"
+  got=$(psql -X -At -d "$DB3" -c "SELECT crm_native.$fn(repeat(convert_from('\\x81'::bytea, 'WIN1252'), $n))" 2>&1 || true)
+  grep -q "$want" <<<"$got" || { echo "FAIL: WIN1252: $fn of $n bytes: expected '$want', got '$got'"; fail=1; }
 done
 [ $fail -eq 0 ] && echo "sync_normalize_failure: ok"
 exit $fail
