@@ -137,6 +137,14 @@ void resolve(Relation rel, const char* const* tables, int ntables, Placement* ou
 
 }  // namespace
 
+void forget_dropped_placements(bool (*gone)(Oid)) {
+    if (entries == nullptr) return;
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, entries);
+    for (Entry* entry; (entry = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr;)
+        if (gone(entry->relid)) hash_search(entries, entry, HASH_REMOVE, nullptr);
+}
+
 const Placement* placement_for(Relation rel, const char* const* tables, int ntables, uint64 invalidations) {
     if (ntables > kMaxTables) elog(ERROR, "crm_native: too many tables for a Citus placement");
     if (entries == nullptr) {

@@ -38,4 +38,8 @@ struct Placement {
 // this node. The result lives until the next call.
 const Placement* placement_for(Relation rel, const char* const* tables, int ntables, uint64 invalidations);
 
+// Removes the placements of the relations `gone` says no longer exist
+// (store.cpp, "Forgetting dropped relations").
+void forget_dropped_placements(bool (*gone)(Oid relid));
+
 }  // namespace crm::pg::citus

@@ -120,6 +120,14 @@ void invalidate_relation(Datum, Oid relid) {
         if (relid == InvalidOid || t->relid == relid) t->attrs_valid = false;
 }
 
+void forget_dropped(bool (*gone)(Oid)) {
+    if (sync_targets == nullptr) return;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, sync_targets);
+    for (SyncTarget* t; (t = static_cast<SyncTarget*>(hash_seq_search(&status))) != nullptr;)
+        if (gone(t->relid)) hash_search(sync_targets, t, HASH_REMOVE, nullptr);
+}
+
 SyncTarget* get_target(Relation rel) {
     if (sync_targets == nullptr) {
         HASHCTL ctl;
@@ -129,6 +137,7 @@ SyncTarget* get_target(Relation rel) {
         ctl.hcxt = TopMemoryContext;
         sync_targets = hash_create("crm_native customer sync targets", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
         CacheRegisterRelcacheCallback(invalidate_relation, 0);
+        store::on_dropped_relations(forget_dropped);
     }
     Oid relid = RelationGetRelid(rel);
     bool found;

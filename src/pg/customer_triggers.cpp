@@ -32,6 +32,18 @@ void invalidate_relation(Datum, Oid relid) {
     }
 }
 
+void forget_dropped(bool (*gone)(Oid)) {
+    if (relations == nullptr) return;
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, relations);
+    for (CustomerRel* entry; (entry = static_cast<CustomerRel*>(hash_seq_search(&scan))) != nullptr;) {
+        if (!gone(entry->relid)) continue;
+        if (entry->cxt != nullptr) crm::pg::retire_memory_context(entry->cxt);
+        entry->cxt = nullptr;
+        hash_search(relations, entry, HASH_REMOVE, nullptr);
+    }
+}
+
 void ensure_hash() {
     if (relations != nullptr) return;
     HASHCTL ctl;
@@ -41,6 +53,7 @@ void ensure_hash() {
     ctl.hcxt = CacheMemoryContext;
     relations = hash_create("crm_native customers relations", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
     CacheRegisterRelcacheCallback(invalidate_relation, (Datum)0);
+    crm::pg::store::on_dropped_relations(forget_dropped);
 }
 
 // Types whose to_jsonb() values are equal exactly when the binary images are

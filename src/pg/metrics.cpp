@@ -193,7 +193,21 @@ void find_chat_columns(ChatTable* set, Relation rel) {
     }
 }
 
+void forget_dropped(bool (*gone)(Oid)) {
+    for (ChatTable** link = &chat_tables; *link != nullptr;) {
+        ChatTable* set = *link;
+        if (!gone(set->relid)) {
+            link = &set->next;
+            continue;
+        }
+        *link = set->next;
+        if (set->desc != nullptr) crm::pg::retire_tuple_desc(set->desc);
+        pfree(set);
+    }
+}
+
 ChatTable* chat_table_for(Relation rel) {
+    if (chat_tables == nullptr) crm::pg::store::on_dropped_relations(forget_dropped);
     ChatTable* set = chat_tables;
     for (; set != nullptr; set = set->next)
         if (set->relid == RelationGetRelid(rel)) break;
@@ -860,8 +874,11 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Stat
     if (!exact && event == TRIGGER_EVENT_INSERT && td->tg_newtable != nullptr &&
         tuplestore_tuple_count(td->tg_newtable) == 1) {
         ChatTable* set = chat_table_for(rel);
+        const int outer_class = set->size_class;  // as below
         set->size_class = 0;
-        if (insert_one_chat(set, td->tg_newtable)) {
+        const bool done = insert_one_chat(set, td->tg_newtable);
+        set->size_class = outer_class;
+        if (done) {
             SPI_finish();
             return PointerGetDatum(nullptr);
         }
@@ -871,8 +888,15 @@ Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Stat
     if (event == TRIGGER_EVENT_DELETE || event == TRIGGER_EVENT_UPDATE)
         register_transition_table(kOldRows, td->tg_oldtable, rel);
     ChatTable* set = chat_table_for(rel);
+    // A nested statement on the same table (an application trigger that
+    // writes chats) sets its own class: the outer one's is put back, so
+    // that its remaining statements use the plans made for its size. (An
+    // error in between ends the outer statement too, unless an exception
+    // block catches it; then only the choice of plan is off.)
+    const int outer_class = set->size_class;
     set->size_class = changed > kBulkRows ? 1 : 0;
     maintain(set, fold, existing, exact);
+    set->size_class = outer_class;
     SPI_finish();
     return PointerGetDatum(nullptr);
 }
@@ -884,8 +908,10 @@ Datum metrics_truncate(FunctionCallInfo fcinfo) {
         crm::pg::store::kAfter | crm::pg::store::kForEachStatement | crm::pg::store::kOnTruncate);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "crm_native: SPI_connect failed");
     ChatTable* set = chat_table_for(td->tg_relation);
+    const int outer_class = set->size_class;  // as in run_fold
     set->size_class = 0;
     run_plan(set, Statement::MetricsDeleteAll, nullptr, nullptr);
+    set->size_class = outer_class;
     // TRUNCATE resets the table's counters: count from here (no row left).
     (void)alone(td->tg_relation, 0);
     SPI_finish();

@@ -103,6 +103,13 @@ enum Fires : uint32 {
 // other than `fires` says (e.g. kAfter | kForEachRow | kOnInsert | kOnUpdate).
 TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 fires);
 
+// A cache keyed by relation registers `forget`, which removes the entries of
+// the relations `gone` says no longer exist. trigger_call() runs every
+// registered one after an invalidation, before the trigger does anything
+// (store.cpp, "Forgetting dropped relations").
+using ForgetDropped = void (*)(bool (*gone)(Oid relid));
+void on_dropped_relations(ForgetDropped forget);
+
 // True for a trigger install() attached to a partition (kOnPartitions) whose
 // table is no longer a partition below a table with the same trigger
 // function attached without arguments (DETACH PARTITION keeps the trigger):
