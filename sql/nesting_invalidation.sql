@@ -125,3 +125,30 @@ DROP TRIGGER skip_name_keys ON customer_matching_keys;
 DROP TRIGGER aa_no_spam ON customers;
 SELECT * FROM crm_native.verify_metrics();
 SELECT * FROM orphans();
+
+-- An application trigger on customer_metrics that renames chat columns and
+-- writes chats while the outer metrics trigger is running: the nested call
+-- rebuilds the outer call's column numbers (session_id is now a char(10),
+-- not a type the fast path reads). The outer call read the slot at index -1
+-- afterwards and crashed the server (found by an independent tester); it
+-- reads the chat's values before any statement now.
+ALTER TABLE "VC Usage" ADD COLUMN alt_sess char(10);
+CREATE FUNCTION rename_under_metrics() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('x.renamed', true) = '1' THEN RETURN NEW; END IF;
+    PERFORM set_config('x.renamed', '1', true);
+    ALTER TABLE public."VC Usage" RENAME COLUMN session_id TO sess_old;
+    ALTER TABLE public."VC Usage" RENAME COLUMN alt_sess TO session_id;
+    UPDATE public."VC Usage" SET customer_email = customer_email WHERE false;
+    INSERT INTO public.customer_metrics (customer_id, company_id, total_conversations, total_sessions, total_views)
+      VALUES (NEW.customer_id, NEW.company_id, 0, 0, 0);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER a_rename_under_metrics BEFORE INSERT ON customer_metrics
+  FOR EACH ROW EXECUTE FUNCTION rename_under_metrics();
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id, view_count, alt_sess)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Renamed Ann', 'renamed-ann@example.com', 'rn1', 1, 'zz');
+SELECT m.total_conversations, m.total_sessions, m.total_views
+  FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'renamed-ann@example.com';
+DROP TRIGGER a_rename_under_metrics ON customer_metrics;
+SELECT * FROM orphans();

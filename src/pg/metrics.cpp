@@ -710,6 +710,13 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
     Datum company = v[set->att_company - 1];
     bool company_null = n[set->att_company - 1];
     bool has_session = !n[set->att_session - 1];
+    // Everything read through set's column numbers is read now: the
+    // statements below run application code (a trigger on customer_metrics),
+    // which may rename a chat column and write chats, and the nested call
+    // rebuilds set for the new columns (found by an independent tester: the
+    // outer call then read the slot at index -1 and the server crashed).
+    Datum session = v[set->att_session - 1];
+    Datum chat_id = CStringGetTextDatum(OutputFunctionCall(&set->id_output, v[set->att_id - 1]));
     CustomerDelta delta;
     delta.conversations = 1;
     delta.views = n[set->att_views - 1] ? 0 : integer_value(set->views_type, v[set->att_views - 1]);
@@ -764,8 +771,8 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
                                 Int64GetDatum(r.views),
                                 TimestampTzGetDatum(r.first.value),
                                 TimestampTzGetDatum(r.last.value),
-                                v[set->att_session - 1],
-                                CStringGetTextDatum(OutputFunctionCall(&set->id_output, v[set->att_id - 1]))};
+                                session,
+                                chat_id};
             char nulls[10] = {' ', company_null ? 'n' : ' ', ' ', ' ', ' ', ' ',
                               r.first.present ? ' ' : 'n', r.last.present ? ' ' : 'n',
                               has_session ? ' ' : 'n', ' '};
