@@ -396,8 +396,13 @@ bool update_customer(const ChatRow* row, const Match* m, bool require_unmerged) 
     };
     const char nulls[9] = {' ', ' ', fill_email ? ' ' : 'n', fill_phone ? ' ' : 'n', ' ', ' ',
                            nfields > 0 ? ' ' : 'n', ' ', '\0'};
-    if (store::run(row->rel, nfields > 0 ? Statement::SyncFillContact : Statement::SyncLockMatch, values, nulls) > 0)
+    if (nfields == 0) {
+        if (store::run(row->rel, Statement::SyncLockMatch, values, nulls) > 0) return true;
+    } else if (store::run(row->rel, Statement::SyncFillContact, values, nulls) > 0) {
+        Datum event[3] = {UUIDPGetDatum(&m->id), row->company_id, values[6]};
+        store::run(row->rel, Statement::SyncContactEvent, event, "   ");
         return true;
+    }
     // No row: the customer changed since it was read, or row-level security
     // lets this role see the customer but not update (so not lock) it: a
     // locking read and an UPDATE see rows through the UPDATE policies too.
@@ -413,22 +418,36 @@ bool update_customer(const ChatRow* row, const Match* m, bool require_unmerged) 
 LocalTransactionId last_created_lxid = InvalidLocalTransactionId;
 pg_uuid_t last_created;
 
-// A new customer and its 'created' event, in one statement; its matching
-// keys and audit row come from the customers triggers, row by row. False
-// when no customer was written: an application's BEFORE INSERT trigger on
-// customers skipped the row (returned NULL). The chat is then stored
-// unlinked, with a WARNING, and no event is written (the plpgsql trigger
-// wrote a 'created' event naming no customer).
+// A new customer, then its 'created' event; its matching keys and audit
+// row come from the customers triggers, which run in between (as with the
+// plpgsql trigger's two statements). False when no customer was written: an
+// application's BEFORE INSERT trigger on customers skipped the row (returned
+// NULL). The chat is then stored unlinked, with a WARNING, and no event is
+// written (the plpgsql trigger wrote a 'created' event naming no customer).
 bool create_customer(const ChatRow* row, pg_uuid_t* out) {
-    Datum values[5] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone], row->session_id};
-    const char nulls[6] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
-                           row->contact_null[kPhone] ? 'n' : ' ', row->session_id_null ? 'n' : ' ', '\0'};
+    Datum values[4] = {row->company_id, row->contact[kName], row->contact[kEmail], row->contact[kPhone]};
+    const char nulls[5] = {' ', row->contact_null[kName] ? 'n' : ' ', row->contact_null[kEmail] ? 'n' : ' ',
+                           row->contact_null[kPhone] ? 'n' : ' ', '\0'};
     if (store::run(row->rel, Statement::SyncCreateCustomer, values, nulls) != 1 || !get_uuid(0, 1, out)) {
         ereport(WARNING, (errcode(ERRCODE_WARNING),
                           errmsg("crm_native: customer sync left this chat row unlinked: the new customer was not "
                                  "written (a BEFORE INSERT trigger on customers skipped it)")));
         return false;
     }
+    // A chat is never linked to another company's customer: an application
+    // trigger that moved the new customer elsewhere is refused, not followed.
+    pg_uuid_t company;
+    if (!get_uuid(0, 2, &company) ||
+        std::memcmp(&company, DatumGetUUIDP(row->company_id), sizeof company) != 0)
+        ereport(ERROR, (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+                        errmsg("crm_native: the chat's new customer was written with another company_id"),
+                        errdetail("A trigger on customers changed the company_id the customer sync inserted; "
+                                  "a chat is never linked to a customer of another company."),
+                        errhint("Application triggers on customers may change other columns of a new customer, "
+                                "not company_id.")));
+    Datum event[3] = {UUIDPGetDatum(out), row->company_id, row->session_id};
+    const char event_nulls[4] = {' ', ' ', row->session_id_null ? 'n' : ' ', '\0'};
+    store::run(row->rel, Statement::SyncCreatedEvent, event, event_nulls);
     last_created_lxid = MyProc->lxid;
     last_created = *out;
     return true;

@@ -474,13 +474,14 @@ void conflict_key(Relation rel, const citus::Placement* placement, int t, String
     AttrNumber customer = customer_att != nullptr ? customer_att->attnum : 0;
     AttrNumber company = company_att != nullptr ? company_att->attnum : 0;
     int best = 0;  // key columns of the best index found: 1 or 2
+    bool deferrable = false;  // a key that would do, but is DEFERRABLE
     List* indexes = RelationGetIndexList(target);
     ListCell* lc;
     foreach (lc, indexes) {
         HeapTuple tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
         if (!HeapTupleIsValid(tuple)) continue;
         Form_pg_index index = reinterpret_cast<Form_pg_index>(GETSTRUCT(tuple));
-        bool usable = index->indisunique && index->indimmediate && index->indisvalid &&
+        bool usable = index->indisunique && index->indisvalid &&
                       heap_attisnull(tuple, Anum_pg_index_indexprs, nullptr) &&
                       heap_attisnull(tuple, Anum_pg_index_indpred, nullptr) &&
                       index->indnkeyatts <= (placement->is_shard ? 2 : 1);
@@ -490,11 +491,21 @@ void conflict_key(Relation rel, const citus::Placement* placement, int t, String
             has_customer |= (a == customer && customer != 0);
             usable = (a == customer && customer != 0) || (a == company && company != 0);
         }
-        if (usable && has_customer && (best == 0 || index->indnkeyatts < best)) best = index->indnkeyatts;
+        if (usable && has_customer && !index->indimmediate) deferrable = true;
+        else if (usable && has_customer && (best == 0 || index->indnkeyatts < best)) best = index->indnkeyatts;
         ReleaseSysCache(tuple);
     }
     list_free(indexes);
     relation_close(target, NoLock);
+    if (best == 0 && deferrable)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                        errmsg("crm_native: the unique key of table \"%s\" on %s is DEFERRABLE", kTableName[t],
+                               placement->is_shard ? "customer_id or (customer_id, company_id)" : "customer_id"),
+                        errdetail("The metrics triggers insert-or-update one row per customer with INSERT ... "
+                                  "ON CONFLICT, which cannot use a deferrable key."),
+                        errhint("Add a unique index that is not deferrable: CREATE UNIQUE INDEX CONCURRENTLY ON "
+                                "%s (%s).",
+                                kTableName[t], placement->is_shard ? "customer_id, company_id" : "customer_id")));
     if (best == 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
                         errmsg("crm_native: table \"%s\" has no unique key on %s", kTableName[t],

@@ -128,10 +128,12 @@ enum class Statement : uint16 {
     SyncLookupEmailOrPhone,  // both keys, email holders first
     SyncProbe,               // who holds the email / phone key
     SyncChain,               // one merge hop, by primary key
-    SyncFillContact,         // fill missing email/phone + 'contact_info_added' event
+    SyncFillContact,         // fill missing email/phone
+    SyncContactEvent,        // its 'contact_info_added' event
     SyncLockMatch,           // lock the match when nothing is filled
     SyncLockHolder,          // lock the probe's single holder when it is the match
-    SyncCreateCustomer,      // a new customer + its 'created' event
+    SyncCreateCustomer,      // a new customer
+    SyncCreatedEvent,        // its 'created' event
     SyncLinkedCustomer,      // is a named customer a live customer of the company?
     SyncMatchVisible,        // the match's conditions without the lock (row-level security)
     SyncLinkedVisible,       // SyncLinkedCustomer without the lock (row-level security)

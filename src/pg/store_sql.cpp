@@ -275,22 +275,28 @@ constexpr StatementSpec kStatements[] = {
      PINS("c=id") "SELECT c.merged_into_customer_id, c.deleted_at IS NULL, " MISSING("c.customer_email") ", " MISSING(
          "c.customer_phone") " FROM {customers} c WHERE c.id" EQ "$1 AND " CUSTOMER_IN_COMPANY("$2"),
      2, {UUIDOID, UUIDOID}, SPI_OK_SELECT, PlanMode::Auto, false},
-    // Fill the customer's missing email/phone ($3/$4, NULL: keep), set
-    // updated_at, record 'contact_info_added' when $7 names filled columns.
-    // Applies only while MATCH_UNCHANGED holds; else no row comes back and
-    // the caller looks up again. Being an UPDATE, it waits for a concurrent
-    // soft delete or merge of the customer and then re-checks the conditions
-    // on the new version.
+    // Fill the customer's missing email/phone ($3/$4, NULL: keep) and set
+    // updated_at. Applies only while MATCH_UNCHANGED holds; else no row
+    // comes back and the caller looks up again. Being an UPDATE, it waits
+    // for a concurrent soft delete or merge of the customer and then
+    // re-checks the conditions on the new version. The 'contact_info_added'
+    // event is a statement of its own, after this one's triggers, as in the
+    // plpgsql trigger: a policy or CHECK on customer_events that reads
+    // customers sees the filled row, and an event trigger sees its keys.
     {Statement::SyncFillContact, "customer_sync contact fill",
-     PINS("c=id") "WITH u AS (UPDATE {customers} c SET"
+     PINS("c=id") "UPDATE {customers} c SET"
      " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
      " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
-     " updated_at = pg_catalog.now()" MATCH_UNCHANGED " RETURNING c.id, c.company_id),"
-     " e AS (INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
-     " event_data) SELECT {default_values:customer_events}u.id, u.company_id, 'contact_info_added', pg_catalog.jsonb_build_object('fields', $7)"
-     " FROM u WHERE $7 IS NOT NULL)"
-     " SELECT u.id FROM u",
-     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
+     " updated_at = pg_catalog.now()" MATCH_UNCHANGED " RETURNING c.id",
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_UPDATE_RETURNING,
+     PlanMode::Auto, false},
+    // The fill's event: customer $1 of company $2 (the chat's: the fill
+    // required the customer to be in it), the columns filled $3.
+    {Statement::SyncContactEvent, "customer_sync contact_info_added event",
+     "INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
+     " event_data) VALUES ({default_values:customer_events}$1, $2, 'contact_info_added',"
+     " pg_catalog.jsonb_build_object('fields'::pg_catalog.text, $3))",
+     3, {UUIDOID, UUIDOID, TEXTARRAYOID}, SPI_OK_INSERT, PlanMode::Auto, false},
     // The same match when nothing is filled (a returning customer's chat, the
     // common case): the customer row is not written (no UPDATE, no audit
     // row; docs/contract.md, sync step 4). The row lock (FOR NO KEY UPDATE,
@@ -314,17 +320,21 @@ constexpr StatementSpec kStatements[] = {
      " AND (NOT ($4 AND " MISSING("c.customer_phone") ")) IS TRUE"
      " FOR NO KEY UPDATE OF c",
      4, {UUIDOID, UUIDOID, BOOLOID, BOOLOID}, SPI_OK_SELECT, PlanMode::Auto, false},
-    // A new customer from the chat and its 'created' event. Its matching keys
-    // and audit row come from the customers triggers.
+    // A new customer from the chat. Its matching keys and audit row come
+    // from the customers triggers; its 'created' event is the next
+    // statement, after them, as in the plpgsql trigger.
     {Statement::SyncCreateCustomer, "customer_sync customer insert",
-     "WITH c AS (INSERT INTO {customers}"
+     "INSERT INTO {customers}"
      " ({default_columns:customers}company_id, customer_name, customer_email, customer_phone, source,"
-     " created_by_user_id) VALUES ({default_values:customers}$1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id),"
-     " e AS (INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
-     " event_data) SELECT {default_values:customer_events}c.id, c.company_id, 'created', pg_catalog.jsonb_build_object('source', 'chat', 'session_id', $5)"
-     " FROM c)"
-     " SELECT c.id FROM c",
-     5, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, SPI_OK_SELECT, PlanMode::Auto, false},
+     " created_by_user_id) VALUES ({default_values:customers}$1, $2, $3, $4, 'chat', NULL) RETURNING id, company_id",
+     4, {UUIDOID, TEXTOID, TEXTOID, TEXTOID}, SPI_OK_INSERT_RETURNING, PlanMode::Auto, false},
+    // The new customer's event: customer $1 of company $2, the chat's session $3.
+    {Statement::SyncCreatedEvent, "customer_sync created event",
+     "INSERT INTO {customer_events} ({default_columns:customer_events}customer_id, company_id, event_type,"
+     " event_data) VALUES ({default_values:customer_events}$1, $2, 'created',"
+     " pg_catalog.jsonb_build_object('source'::pg_catalog.text, 'chat'::pg_catalog.text,"
+     " 'session_id'::pg_catalog.text, $3))",
+     3, {UUIDOID, UUIDOID, TEXTOID}, SPI_OK_INSERT, PlanMode::Auto, false},
     // A chat's own customer_id (preset on INSERT, or changed by UPDATE): is it
     // a live customer of the chat's company? Primary key only; locked like a
     // match, so a concurrent soft delete waits for this chat.

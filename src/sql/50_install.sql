@@ -546,6 +546,7 @@ DECLARE
     app record;
     rel regclass;
     registered crm_native.native_trigger;
+    metrics_rules text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.install', target_schema);
     missing := crm_native.missing_objects(target_schema);
@@ -556,6 +557,22 @@ BEGIN
                   HINT = 'crm_native attaches to the CRM schema of its design (tables customers, "VC Usage", '
                          'customer_matching_keys, customer_events, customer_audit_log, customer_metrics); '
                          'SELECT * FROM crm_native.required_column lists what it needs.';
+    END IF;
+    -- The metrics triggers write customer_metrics with INSERT ... ON
+    -- CONFLICT, which PostgreSQL refuses on a table with INSERT or UPDATE
+    -- rules: every chat of a linked customer would fail.
+    SELECT string_agg(quote_ident(rw.rulename), ', ' ORDER BY rw.rulename) INTO metrics_rules
+      FROM pg_rewrite rw
+      JOIN pg_class c ON c.oid = rw.ev_class
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = target_schema AND c.relname = 'customer_metrics' AND rw.ev_type IN ('2', '3');
+    IF metrics_rules IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.install: %.customer_metrics has INSERT or UPDATE rules: %',
+                        quote_ident(target_schema), metrics_rules
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The metrics triggers write customer_metrics with INSERT ... ON CONFLICT, which PostgreSQL '
+                           'refuses on a table with INSERT or UPDATE rules.',
+                  HINT = 'Replace the rules with triggers (AFTER INSERT OR UPDATE ... FOR EACH ROW).';
     END IF;
     -- distributed with Citus: what the shard-local triggers need (90_citus.sql)
     SELECT string_agg(cp.problem, '; '), string_agg(cp.fix, ' ')

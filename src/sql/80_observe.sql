@@ -212,7 +212,8 @@ AS $$
        -- unique: on exactly these columns, or on a schema distributed with
        -- Citus (which requires the distribution column in every key) per
        -- tenant, with company_id after them
-       AND (NOT must_be_unique OR (i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+       -- (and not DEFERRABLE: ON CONFLICT cannot use a deferrable key)
+       AND (NOT must_be_unique OR (i.indisunique AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL
                                    AND (i.indnkeyatts = cardinality(cols)
                                         OR (i.indnkeyatts = cardinality(cols) + 1
                                             AND keys.k[i.indnkeyatts] = 'company_id'
