@@ -477,12 +477,26 @@ struct CompanyKeyLocks {
     pg_uuid_t company;  // hash key
     int taken;
 };
-LocalTransactionId key_lock_lxid = InvalidLocalTransactionId;
-HTAB* key_locks_by_company = nullptr;  // in TopTransactionContext
+HTAB* key_locks_by_company = nullptr;  // in TopTransactionContext: forgotten when it ends
 int key_locks_taken = 0;
 
+// When the transaction ends (its locks with it), not by comparing local
+// transaction ids, which wrap (an independent review).
+void forget_key_locks(XactEvent event, void*) {
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) {
+        key_locks_by_company = nullptr;
+        key_locks_taken = 0;
+    }
+}
+
 CompanyKeyLocks* company_key_locks(const ChatRow* row) {
-    if (MyProc->lxid != key_lock_lxid || key_locks_by_company == nullptr) {
+    if (key_locks_by_company == nullptr) {
+        static bool callback_registered = false;
+        if (!callback_registered) {
+            RegisterXactCallback(forget_key_locks, nullptr);
+            callback_registered = true;
+        }
         HASHCTL ctl;
         std::memset(&ctl, 0, sizeof ctl);
         ctl.keysize = sizeof(pg_uuid_t);
@@ -490,7 +504,6 @@ CompanyKeyLocks* company_key_locks(const ChatRow* row) {
         ctl.hcxt = TopTransactionContext;
         key_locks_by_company = hash_create("crm_native key locks per company", 16, &ctl,
                                            HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-        key_lock_lxid = MyProc->lxid;
         key_locks_taken = 0;
     }
     bool found;

@@ -193,7 +193,15 @@ void find_chat_columns(ChatTable* set, Relation rel) {
     }
 }
 
+HTAB* counted_changes = nullptr;  // see alone(), below
+
 void forget_dropped(bool (*gone)(Oid)) {
+    if (counted_changes != nullptr) {
+        HASH_SEQ_STATUS scan;
+        hash_seq_init(&scan, counted_changes);
+        for (void* entry; (entry = hash_seq_search(&scan)) != nullptr;)
+            if (gone(*static_cast<Oid*>(entry))) hash_search(counted_changes, entry, HASH_REMOVE, nullptr);
+    }
     for (ChatTable** link = &chat_tables; *link != nullptr;) {
         ChatTable* set = *link;
         if (!gone(set->relid)) {
@@ -822,7 +830,6 @@ struct CountedChanges {
     bool exact;          // a metrics trigger on home took the exact path in this transaction
     CommandId exact_at;  // at this command id: queries whose snapshot is not later stay exact
 };
-HTAB* counted_changes = nullptr;
 uint64 subxact_aborts = 0;
 
 void note_subxact_abort(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {

@@ -259,9 +259,10 @@ int table_index(const char* name) {
 // at home on the nearest ancestor that has the same trigger function without
 // arguments (PostgreSQL does not clone statement triggers). A
 // partition has one home: install() on two schemas, one's "VC Usage" a
-// partition of the other's, is not supported. Neither map is pruned: a
+// partition of the other's, is not supported. Neither map goes stale: a
 // trigger's origin never changes (DETACH drops the clones), and a
-// partition's home is written at every call.
+// partition's home is written at every call. Both lose the entries of a
+// dropped partition ("Forgetting dropped relations", below).
 struct OidToOid {
     Oid key;  // hash key
     Oid value;
