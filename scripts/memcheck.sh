@@ -39,7 +39,7 @@ cd "$ROOT" || exit 1
 # comparison of changed columns), two isolation races, and any regress or
 # isolation test whose name says nesting, invalidation or batch.
 DEFAULT_TESTS="regress:guard regress:metrics regress:metrics_shapes regress:sync_cancel regress:install regress:data_access regress:index_pins
-  regress:partitioned_tables regress:schema_types pgtap:custtrig_vs_plpgsql
+  regress:partitioned_tables regress:schema_types regress:app_constraints pgtap:custtrig_vs_plpgsql
   isolation:sync_race_read_committed isolation:metrics_read_committed
   regress:*nesting* isolation:*nesting* regress:*invalidation* isolation:*invalidation*
   regress:*batch* isolation:*batch*"

@@ -103,3 +103,11 @@ CREATE RULE log_metrics AS ON INSERT TO customer_metrics DO ALSO INSERT INTO rul
 SELECT count(*) FROM crm_native.install();
 DROP RULE log_metrics ON customer_metrics;
 SELECT count(*) = 0 AS metrics_agree FROM crm_native.verify_metrics();
+
+-- 7. install() warns about an application BEFORE trigger on
+--    customer_metrics: the rows are updated in place by each chat's delta.
+CREATE FUNCTION touch_metrics() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER a_touch_metrics BEFORE UPDATE ON customer_metrics FOR EACH ROW EXECUTE FUNCTION touch_metrics();
+SET client_min_messages = warning;
+SELECT count(*) FROM crm_native.install();
+DROP TRIGGER a_touch_metrics ON customer_metrics;

@@ -434,15 +434,18 @@ bool create_customer(const ChatRow* row, pg_uuid_t* out) {
                                  "written (a BEFORE INSERT trigger on customers skipped it)")));
         return false;
     }
-    // A chat is never linked to another company's customer: an application
-    // trigger that moved the new customer elsewhere is refused, not followed.
+    // A BEFORE INSERT trigger that put the new customer in another company
+    // is refused, not followed: the sync would link the chat across
+    // companies. (What the application does to the customer afterwards, an
+    // AFTER trigger or a rule that moves it, is its own move of a customer
+    // with its chats, as under the plpgsql trigger; docs/contract.md.)
     pg_uuid_t company;
     if (!get_uuid(0, 2, &company) ||
         std::memcmp(&company, DatumGetUUIDP(row->company_id), sizeof company) != 0)
         ereport(ERROR, (errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
                         errmsg("crm_native: the chat's new customer was written with another company_id"),
-                        errdetail("A trigger on customers changed the company_id the customer sync inserted; "
-                                  "a chat is never linked to a customer of another company."),
+                        errdetail("A BEFORE INSERT trigger on customers changed the company_id the customer sync "
+                                  "inserted; the chat would be linked to a customer of another company."),
                         errhint("Application triggers on customers may change other columns of a new customer, "
                                 "not company_id.")));
     Datum event[3] = {UUIDPGetDatum(out), row->company_id, row->session_id};

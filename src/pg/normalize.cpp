@@ -162,7 +162,10 @@ NormalizeResult normalize_with(KeyType type, const char* raw, std::size_t len, c
     // cancel could stop (found by an independent review). A conversion to
     // UTF-8 shrinks text by at most a quarter (a 4-byte EUC_TW character
     // becomes 3 bytes), so over twice the core's bound is over it in UTF-8
-    // too, and the core gives the same answer for both.
+    // too, and the core gives the answer it would have given after the
+    // conversion. (Text with a character UTF-8 lacks is refused as such
+    // only below that length; above it, by its length: no phone key, or an
+    // error for a name or email.)
     const std::size_t core_bound =
         type == KeyType::Phone ? crm::core::kMaxPhoneInputBytes : crm::core::kMaxKeyInputBytes;
     const bool too_long_anyway = len > 2 * core_bound;

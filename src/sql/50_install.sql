@@ -657,6 +657,27 @@ BEGIN
                   HINT = 'Replicate customer_metrics from the publisher instead, or run crm_native.rebuild_metrics() on the subscriber (docs/metrics.md, "Logical replication").';
     END LOOP;
 
+    -- customer_metrics is updated in place by each chat's delta: a BEFORE
+    -- row trigger of the application that skips or changes its rows leaves
+    -- them wrong from then on (docs/contract.md, "Deliberate differences").
+    FOR r IN
+        SELECT t.tgname, t.tgrelid::regclass AS rel
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relname = 'customer_metrics'
+           AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+           AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+           AND t.tgtype::int & 1 = 1  -- FOR EACH ROW
+           AND t.tgtype::int & 2 = 2  -- BEFORE
+           AND t.tgtype::int & (4 | 16) <> 0  -- INSERT or UPDATE
+         ORDER BY t.tgname
+    LOOP
+        RAISE WARNING 'crm_native.install: BEFORE trigger "%" on % may skip or change the metrics rows the native triggers write',
+                      r.tgname, r.rel
+            USING DETAIL = 'The metrics triggers add each chat''s delta to the stored row: a value the trigger changed is carried on, and a skipped write leaves the row behind.',
+                  HINT = 'Make it an AFTER trigger, or check with crm_native.verify_metrics() (docs/contract.md, "Deliberate differences").';
+    END LOOP;
+
     -- 3. A trigger under another name that still calls one of the application's
     --    known trigger functions would now run next to its native replacement.
     FOR r IN
