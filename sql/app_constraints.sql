@@ -111,3 +111,19 @@ CREATE TRIGGER a_touch_metrics BEFORE UPDATE ON customer_metrics FOR EACH ROW EX
 SET client_min_messages = warning;
 SELECT count(*) FROM crm_native.install();
 DROP TRIGGER a_touch_metrics ON customer_metrics;
+
+-- 8. An unconditional DO INSTEAD NOTHING rule on customer_events: the
+--    events are dropped, everything else is written, as under plpgsql (it
+--    failed every new customer, contact fill and stage change with XX000
+--    "SPI_OK_REWRITTEN"; found by an independent tester).
+CREATE RULE no_events AS ON INSERT TO customer_events DO INSTEAD NOTHING;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Gus', 'gus@example.com', 's9');
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'gus@example.com', '+1 212 555 0102', 's10');
+UPDATE customers SET lifecycle_stage = 'lead' WHERE customer_email = 'gus@example.com';
+SELECT c.customer_phone, c.lifecycle_stage, count(DISTINCT k.key_type) AS keys, count(e.*) AS events
+  FROM customers c LEFT JOIN customer_matching_keys k ON k.customer_id = c.id
+  LEFT JOIN customer_events e ON e.customer_id = c.id
+ WHERE c.customer_email = 'gus@example.com' GROUP BY 1, 2;
+DROP RULE no_events ON customer_events;

@@ -152,3 +152,35 @@ SELECT m.total_conversations, m.total_sessions, m.total_views
   FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'renamed-ann@example.com';
 DROP TRIGGER a_rename_under_metrics ON customer_metrics;
 SELECT * FROM orphans();
+
+-- The same without a crash to hide it, so that it fails deterministically
+-- if the outer call ever reads through the rebuilt column numbers again:
+-- customer_name (text) becomes session_id under the outer call, which must
+-- still pass the chat's own session 'rs1'. The customer's earlier chat has
+-- session 'rs1' and the name 'Probe Ann'; the session probe then reads the
+-- renamed column, so the outer call's session decides total_sessions: 1 for
+-- the chat's session ('rs1' is no customer_name), 0 had it passed the name.
+ALTER TABLE "VC Usage" RENAME COLUMN session_id TO alt_sess;
+ALTER TABLE "VC Usage" RENAME COLUMN sess_old TO session_id;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Probe Ann', 'probe-ann@example.com', 'rs1');
+DELETE FROM customer_metrics m USING customers c
+ WHERE c.id = m.customer_id AND c.customer_email = 'probe-ann@example.com';
+CREATE FUNCTION rename_name_under_metrics() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('x.renamed_name', true) = '1' THEN RETURN NEW; END IF;
+    PERFORM set_config('x.renamed_name', '1', true);
+    ALTER TABLE public."VC Usage" RENAME COLUMN session_id TO sess_kept;
+    ALTER TABLE public."VC Usage" RENAME COLUMN customer_name TO session_id;
+    UPDATE public."VC Usage" SET customer_email = customer_email WHERE false;
+    INSERT INTO public.customer_metrics (customer_id, company_id, total_conversations, total_sessions, total_views)
+      VALUES (NEW.customer_id, NEW.company_id, 0, 0, 0);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER a_rename_name_under_metrics BEFORE INSERT ON customer_metrics
+  FOR EACH ROW EXECUTE FUNCTION rename_name_under_metrics();
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Probe Ann', 'probe-ann@example.com', 'rs1');
+SELECT m.total_conversations, m.total_sessions
+  FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'probe-ann@example.com';
+DROP TRIGGER a_rename_name_under_metrics ON customer_metrics;
