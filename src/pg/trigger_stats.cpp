@@ -29,7 +29,9 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 }
@@ -106,7 +108,8 @@ bool error_counted = false;  // the error unwinding now was counted by an inner 
 struct CacheSlot {
     Oid fnoid;
     Oid relid;
-    int slot;
+    int slot;        // -1: the table was full
+    uint64 full_at;  // relcache_invalidations then
 };
 CacheSlot cache[kCacheSize];
 int cache_used = 0;
@@ -152,9 +155,59 @@ void qualified_name(char* out, Oid nsp, const char* name) {
     snprintf(out, kNameLen, "%s.%s", schema != nullptr ? schema : "?", name != nullptr ? name : "?");
 }
 
-// The entry slot of (this database, fnoid, relid), created when new; -1
-// when the table is full.
+// Relcache invalidations seen by this backend: a relation dropped anywhere
+// sends one. A "table full" answer is remembered until the next one, when a
+// slot of a dropped relation may be free to take.
+uint64 relcache_invalidations = 0;
+void note_relcache_invalidation(Datum, Oid) { relcache_invalidations++; }
+
+// A slot of this database whose table no longer exists (a dropped partition,
+// say), taken over for (fnoid, relid); -1 when there is none. The catalog is
+// read with no lock of the table held; the slot is taken only if its key is
+// still the one read.
+int take_dropped_slot(Oid fnoid, Oid relid, const char* function_name, const char* table_name) {
+    struct Candidate {
+        int slot;
+        Oid fnoid;
+        Oid relid;
+    } candidates[kMaxEntries];
+    int n = 0;
+    LWLockAcquire(state->lock, LW_SHARED);
+    for (int i = 0; i < state->num_entries; i++) {
+        const Entry* e = &state->entries[i];
+        if (e->dbid == MyDatabaseId) candidates[n++] = {i, e->fnoid, e->relid};
+    }
+    LWLockRelease(state->lock);
+    for (int i = 0; i < n; i++) {
+        CHECK_FOR_INTERRUPTS();
+        if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(candidates[i].relid))) continue;
+        int taken = -1;
+        LWLockAcquire(state->lock, LW_EXCLUSIVE);
+        Entry* e = &state->entries[candidates[i].slot];
+        if (key_is(e, candidates[i].fnoid, candidates[i].relid)) {
+            SpinLockAcquire(&e->mutex);
+            std::memset(&e->c, 0, sizeof e->c);
+            e->fnoid = fnoid;
+            e->relid = relid;
+            std::memcpy(e->function_name, function_name, kNameLen);
+            std::memcpy(e->table_name, table_name, kNameLen);
+            SpinLockRelease(&e->mutex);
+            taken = candidates[i].slot;
+        }
+        LWLockRelease(state->lock);
+        if (taken >= 0) return taken;
+    }
+    return -1;
+}
+
+// The entry slot of (this database, fnoid, relid), created when new, or
+// taken over from a dropped table when the table is full; -1 when full.
 pg_noinline int find_entry(Oid fnoid, Oid relid) {
+    static bool watching = false;
+    if (!watching) {
+        CacheRegisterRelcacheCallback(note_relcache_invalidation, (Datum)0);
+        watching = true;
+    }
     uint64 generation = pg_atomic_read_u64(&state->generation);
     if (generation != cache_generation) {
         cache_used = 0;
@@ -162,7 +215,9 @@ pg_noinline int find_entry(Oid fnoid, Oid relid) {
         cache_generation = generation;
     }
     for (int i = 0; i < cache_used; i++)
-        if (cache[i].fnoid == fnoid && cache[i].relid == relid) return cache[i].slot;
+        if (cache[i].fnoid == fnoid && cache[i].relid == relid &&
+            (cache[i].slot >= 0 || cache[i].full_at == relcache_invalidations))
+            return cache[i].slot;
 
     int slot = -1;
     LWLockAcquire(state->lock, LW_SHARED);
@@ -191,12 +246,18 @@ pg_noinline int find_entry(Oid fnoid, Oid relid) {
             state->num_entries++;
         }
         LWLockRelease(state->lock);
-        if (slot < 0) return -1;
+        if (slot < 0) slot = take_dropped_slot(fnoid, relid, function_name, table_name);
     }
-    CacheSlot* c = &cache[cache_used < kCacheSize ? cache_used++ : cache_next++ % kCacheSize];
+    // Remembered, a "full" answer too: a full table must not cost every
+    // call catalog lookups and the exclusive lock.
+    CacheSlot* c = nullptr;
+    for (int i = 0; i < cache_used && c == nullptr; i++)
+        if (cache[i].fnoid == fnoid && cache[i].relid == relid) c = &cache[i];
+    if (c == nullptr) c = &cache[cache_used < kCacheSize ? cache_used++ : cache_next++ % kCacheSize];
     c->fnoid = fnoid;
     c->relid = relid;
     c->slot = slot;
+    c->full_at = relcache_invalidations;
     return slot;
 }
 

@@ -163,6 +163,35 @@ SQL
 check "4 clients x 250 chats: calls, created + matched" \
   "$(stat customer_sync 'calls, customers_created + customers_matched')" "1000 1000"
 
+# --- 4b. a full table takes over the slots of dropped tables -----------------
+# (hourly partitions dropped left their slots taken: once 256 were, live
+# tables were no longer counted, and every call of theirs took the
+# exclusive lock again; found by an independent tester)
+FULL_DB=ts_full
+q -d postgres -c "CREATE DATABASE $FULL_DB" || exit 1
+for f in reference/*.sql; do q -d "$FULL_DB" -f "$f" >/dev/null || exit 1; done
+q -d "$FULL_DB" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
+q -d "$FULL_DB" -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" || exit 1
+q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+q -d "$FULL_DB" <<'SQL' || exit 1
+DO $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        EXECUTE format('CREATE TABLE scratch_%s (LIKE "VC Usage")', i);
+        EXECUTE format('CREATE TRIGGER t AFTER TRUNCATE ON scratch_%s FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()', i);
+    END LOOP;
+END $$;
+SELECT format('TRUNCATE scratch_%s', i) FROM generate_series(1, 300) i \gexec
+SQL
+check "300 tables measured: the table is full, calls not counted" \
+  "$(qa -d "$FULL_DB" -c "SELECT entries = max_entries AND dropped_calls > 0 FROM crm_native.trigger_stats_info()")" t
+q -d "$FULL_DB" >/dev/null <<'SQL' || exit 1
+SELECT format('DROP TABLE scratch_%s', i) FROM generate_series(1, 300) i \gexec
+SQL
+q -d "$FULL_DB" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id) VALUES ('00000000-0000-0000-0000-00000000000a', 'full@example.com', 'f1')" || exit 1
+check "after the tables were dropped, a chat into a live table is counted" \
+  "$(qa -d "$FULL_DB" -c "SELECT calls FROM crm_native.trigger_stats WHERE function = 'crm_native.customer_sync' AND database = current_database()")" 1
+
 # --- 5. overhead (informational) ----------------------------------------------
 if [ "$PGBENCH_SECONDS" != 0 ]; then
   for run in 1 2; do
