@@ -1,5 +1,6 @@
 // Citus shards: see citus_shards.hpp.
 #include "pg/citus_shards.hpp"
+#include "pg/store.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -137,13 +138,7 @@ void resolve(Relation rel, const char* const* tables, int ntables, Placement* ou
 
 }  // namespace
 
-void forget_dropped_placements(bool (*gone)(Oid)) {
-    if (entries == nullptr) return;
-    HASH_SEQ_STATUS scan;
-    hash_seq_init(&scan, entries);
-    for (Entry* entry; (entry = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr;)
-        if (gone(entry->relid)) hash_search(entries, entry, HASH_REMOVE, nullptr);
-}
+void forget_dropped_placements(bool (*gone)(Oid)) { store::forget_gone_entries(entries, gone); }
 
 const Placement* placement_for(Relation rel, const char* const* tables, int ntables, uint64 invalidations) {
     if (ntables > kMaxTables) elog(ERROR, "crm_native: too many tables for a Citus placement");

@@ -120,13 +120,7 @@ void invalidate_relation(Datum, Oid relid) {
         if (relid == InvalidOid || t->relid == relid) t->attrs_valid = false;
 }
 
-void forget_dropped(bool (*gone)(Oid)) {
-    if (sync_targets == nullptr) return;
-    HASH_SEQ_STATUS status;
-    hash_seq_init(&status, sync_targets);
-    for (SyncTarget* t; (t = static_cast<SyncTarget*>(hash_seq_search(&status))) != nullptr;)
-        if (gone(t->relid)) hash_search(sync_targets, t, HASH_REMOVE, nullptr);
-}
+void forget_dropped(bool (*gone)(Oid)) { store::forget_gone_entries(sync_targets, gone); }
 
 SyncTarget* get_target(Relation rel) {
     if (sync_targets == nullptr) {

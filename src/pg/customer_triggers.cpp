@@ -33,15 +33,11 @@ void invalidate_relation(Datum, Oid relid) {
 }
 
 void forget_dropped(bool (*gone)(Oid)) {
-    if (relations == nullptr) return;
-    HASH_SEQ_STATUS scan;
-    hash_seq_init(&scan, relations);
-    for (CustomerRel* entry; (entry = static_cast<CustomerRel*>(hash_seq_search(&scan))) != nullptr;) {
-        if (!gone(entry->relid)) continue;
-        if (entry->cxt != nullptr) crm::pg::retire_memory_context(entry->cxt);
-        entry->cxt = nullptr;
-        hash_search(relations, entry, HASH_REMOVE, nullptr);
-    }
+    crm::pg::store::forget_gone_entries(relations, gone, [](void* entry) {
+        CustomerRel* e = static_cast<CustomerRel*>(entry);
+        if (e->cxt != nullptr) crm::pg::retire_memory_context(e->cxt);
+        e->cxt = nullptr;
+    });
 }
 
 void ensure_hash() {

@@ -196,12 +196,7 @@ void find_chat_columns(ChatTable* set, Relation rel) {
 HTAB* counted_changes = nullptr;  // see alone(), below
 
 void forget_dropped(bool (*gone)(Oid)) {
-    if (counted_changes != nullptr) {
-        HASH_SEQ_STATUS scan;
-        hash_seq_init(&scan, counted_changes);
-        for (void* entry; (entry = hash_seq_search(&scan)) != nullptr;)
-            if (gone(*static_cast<Oid*>(entry))) hash_search(counted_changes, entry, HASH_REMOVE, nullptr);
-    }
+    crm::pg::store::forget_gone_entries(counted_changes, gone);
     for (ChatTable** link = &chat_tables; *link != nullptr;) {
         ChatTable* set = *link;
         if (!gone(set->relid)) {

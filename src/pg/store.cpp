@@ -682,6 +682,10 @@ const ChatHeaps* chat_heaps_of(Oid home) {
 // cannot be dropped (CheckTableNotInUse), nor one another backend's
 // statement has locked. Plans and what a plan may point into are retired
 // all the same, freed at the end of the top-level transaction.
+// forget_gone_entries() reads the relation at the start of each key.
+static_assert(offsetof(PlanEntry, key) == 0 && offsetof(PlanKey, relid) == 0, "plans are keyed by relation first");
+static_assert(offsetof(PartitionHome, key) == 0 && offsetof(PartitionHomeKey, rel) == 0, "so are partition homes");
+static_assert(offsetof(OidToOid, key) == 0 && offsetof(ChatHeaps, home) == 0, "and homes and chat heaps");
 constexpr int kMaxForgetters = 8;
 ForgetDropped forgetters[kMaxForgetters];
 int forgetter_count = 0;
@@ -689,50 +693,31 @@ uint64 swept_at = 0;
 
 bool relation_gone(Oid relid) { return !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)); }
 
-// Removes from `map` every entry whose relation is gone, after `release`
-// (if any) has released what the entry holds. True if it removed any.
-template <typename Entry>
-bool forget_in(HTAB* map, Oid (*relid_of)(const Entry*), void (*release)(Entry*)) {
-    if (map == nullptr) return false;
-    bool forgot = false;
-    HASH_SEQ_STATUS scan;
-    hash_seq_init(&scan, map);
-    for (Entry* entry; (entry = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr;) {
-        if (!relation_gone(relid_of(entry))) continue;
-        if (release != nullptr) release(entry);
-        hash_search(map, entry, HASH_REMOVE, nullptr);  // the entry just returned: allowed
-        forgot = true;
-    }
-    return forgot;
-}
-
 void forget_dropped_relations() {
     if (swept_at == invalidations) return;
     const uint64 sweeping_at = invalidations;  // a lookup below may move it on: then again next time
     bool forgot = false;
-    forgot |= forget_in<PlanEntry>(
-        plans, [](const PlanEntry* e) { return e->key.relid; },
-        [](PlanEntry* e) {  // each field cleared at once: an error half-way leaves nothing freed twice
-            crm::pg::retire_plan(e->plan);
-            e->plan = nullptr;
-            if (e->desc != nullptr) crm::pg::retire_tuple_desc(e->desc);
-            e->desc = nullptr;
-            if (e->text != nullptr) pfree(e->text);
-            e->text = nullptr;
-        });
-    forgot |= forget_in<PartitionHome>(partition_homes, [](const PartitionHome* e) { return e->key.rel; }, nullptr);
-    forgot |= forget_in<OidToOid>(homes, [](const OidToOid* e) { return e->key; }, nullptr);
-    forgot |= forget_in<ChatHeaps>(chat_heaps, [](const ChatHeaps* e) { return e->home; }, [](ChatHeaps* e) {
+    forgot |= forget_gone_entries(plans, relation_gone, [](void* entry) {
+        PlanEntry* e = static_cast<PlanEntry*>(entry);  // each field cleared at once: an error half-way frees nothing twice
+        crm::pg::retire_plan(e->plan);
+        e->plan = nullptr;
+        if (e->desc != nullptr) crm::pg::retire_tuple_desc(e->desc);
+        e->desc = nullptr;
+        if (e->text != nullptr) pfree(e->text);
+        e->text = nullptr;
+    });
+    forgot |= forget_gone_entries(partition_homes, relation_gone);
+    forgot |= forget_gone_entries(homes, relation_gone);
+    forgot |= forget_gone_entries(chat_heaps, relation_gone, [](void* entry) {
+        ChatHeaps* e = static_cast<ChatHeaps*>(entry);
         if (e->heaps != nullptr) pfree(e->heaps);
         e->heaps = nullptr;
     });
     // Keyed by trigger, and a dropped partition's clones are gone with it;
     // recomputed on demand, so all go.
     if (forgot && clone_origins != nullptr) {
-        HASH_SEQ_STATUS scan;
-        hash_seq_init(&scan, clone_origins);
-        for (OidToOid* entry; (entry = static_cast<OidToOid*>(hash_seq_search(&scan))) != nullptr;)
-            hash_search(clone_origins, entry, HASH_REMOVE, nullptr);
+        hash_destroy(clone_origins);
+        clone_origins = nullptr;
     }
     citus::forget_dropped_placements(relation_gone);
     for (int i = 0; i < forgetter_count; i++) forgetters[i](relation_gone);
@@ -825,6 +810,20 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
     forget_dropped_relations();
     note_home(data);
     return data;
+}
+
+bool forget_gone_entries(HTAB* map, bool (*gone)(Oid), void (*release)(void*)) {
+    if (map == nullptr) return false;
+    bool forgot = false;
+    HASH_SEQ_STATUS scan;
+    hash_seq_init(&scan, map);
+    for (void* entry; (entry = hash_seq_search(&scan)) != nullptr;) {
+        if (!gone(*static_cast<const Oid*>(entry))) continue;  // the key begins with the relation
+        if (release != nullptr) release(entry);
+        hash_search(map, entry, HASH_REMOVE, nullptr);  // the entry just returned: allowed
+        forgot = true;
+    }
+    return forgot;
 }
 
 void on_dropped_relations(ForgetDropped forget) {

@@ -109,6 +109,11 @@ TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 f
 // (store.cpp, "Forgetting dropped relations").
 using ForgetDropped = void (*)(bool (*gone)(Oid relid));
 void on_dropped_relations(ForgetDropped forget);
+// What a forget function calls on a hash table whose key begins with a
+// relation's OID: removes the entries of relations `gone` says no longer
+// exist, after `release` (if given) released what each holds. True if it
+// removed any.
+bool forget_gone_entries(HTAB* map, bool (*gone)(Oid relid), void (*release)(void* entry) = nullptr);
 
 // True for a trigger install() attached to a partition (kOnPartitions) whose
 // table is no longer a partition below a table with the same trigger
