@@ -155,6 +155,19 @@ void qualified_name(char* out, Oid nsp, const char* name) {
     snprintf(out, kNameLen, "%s.%s", schema != nullptr ? schema : "?", name != nullptr ? name : "?");
 }
 
+// Makes slot e the entry of (this database, fnoid, relid), counts zeroed.
+// The caller holds the lock exclusively.
+void claim(Entry* e, Oid fnoid, Oid relid, const char* function_name, const char* table_name) {
+    SpinLockAcquire(&e->mutex);
+    std::memset(&e->c, 0, sizeof e->c);
+    e->dbid = MyDatabaseId;
+    e->fnoid = fnoid;
+    e->relid = relid;
+    std::memcpy(e->function_name, function_name, kNameLen);
+    std::memcpy(e->table_name, table_name, kNameLen);
+    SpinLockRelease(&e->mutex);
+}
+
 // Relcache invalidations seen by this backend: a relation dropped anywhere
 // sends one. A "table full" answer is remembered until the next one, when a
 // slot of a dropped relation may be free to take.
@@ -185,13 +198,7 @@ int take_dropped_slot(Oid fnoid, Oid relid, const char* function_name, const cha
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         Entry* e = &state->entries[candidates[i].slot];
         if (key_is(e, candidates[i].fnoid, candidates[i].relid)) {
-            SpinLockAcquire(&e->mutex);
-            std::memset(&e->c, 0, sizeof e->c);
-            e->fnoid = fnoid;
-            e->relid = relid;
-            std::memcpy(e->function_name, function_name, kNameLen);
-            std::memcpy(e->table_name, table_name, kNameLen);
-            SpinLockRelease(&e->mutex);
+            claim(e, fnoid, relid, function_name, table_name);
             taken = candidates[i].slot;
         }
         LWLockRelease(state->lock);
@@ -234,15 +241,7 @@ pg_noinline int find_entry(Oid fnoid, Oid relid) {
             if (key_is(&state->entries[i], fnoid, relid)) slot = i;
         if (slot < 0 && state->num_entries < kMaxEntries) {
             slot = state->num_entries;
-            Entry* e = &state->entries[slot];
-            SpinLockAcquire(&e->mutex);
-            std::memset(&e->c, 0, sizeof e->c);
-            e->dbid = MyDatabaseId;
-            e->fnoid = fnoid;
-            e->relid = relid;
-            std::memcpy(e->function_name, function_name, kNameLen);
-            std::memcpy(e->table_name, table_name, kNameLen);
-            SpinLockRelease(&e->mutex);
+            claim(&state->entries[slot], fnoid, relid, function_name, table_name);
             state->num_entries++;
         }
         LWLockRelease(state->lock);
