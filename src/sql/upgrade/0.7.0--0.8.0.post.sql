@@ -1,4 +1,9 @@
 -- After the functions 0.8.0 defines (the Makefile appends this file last).
+-- A trigger on the registry (any role granted TRIGGER on it, or write
+-- access as 0.7.0's docs asked, could create one) would run as the
+-- extension's owner whenever install() or uninstall() write it: the update
+-- refuses it as the writers do (the script is one transaction).
+SELECT crm_native._require_registries_untriggered();
 -- The registry writers are the extension owner's (50_install.sql): nobody
 -- else may call them unless a superuser grants it.
 REVOKE ALL ON FUNCTION crm_native._record_replaced_trigger(oid), crm_native._forget_replaced_trigger(text, text, text),

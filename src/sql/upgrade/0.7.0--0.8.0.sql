@@ -22,25 +22,6 @@ BEGIN
 END
 $check$;
 
--- A trigger on the registry would run as the extension's owner whenever
--- this script, install() or uninstall() write it (any role granted TRIGGER
--- on it, or write access as 0.7.0's docs asked, could create one).
-DO $triggers$
-DECLARE
-    found_triggers text;
-BEGIN
-    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.tgname), ', ') INTO found_triggers
-      FROM pg_catalog.pg_trigger t
-     WHERE t.tgrelid = 'crm_native.replaced_trigger'::pg_catalog.regclass::oid AND NOT t.tgisinternal;
-    IF found_triggers IS NOT NULL THEN
-        RAISE EXCEPTION 'crm_native: triggers on crm_native.replaced_trigger: %', found_triggers
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'They would run as the extension''s owner.',
-                  HINT = 'Drop them, then update the extension.';
-    END IF;
-END
-$triggers$;
-
 -- Records are replayed by uninstall() only once verified. Those written
 -- before 0.8.0 are not: 0.7.0's docs had table owners granted write access
 -- to the registry, and whether anyone used it (even a grant since revoked)
