@@ -34,6 +34,7 @@ extern "C" {
 #include "pg/index_pins.hpp"
 #include "pg/retired_plans.hpp"
 #include "pg/store_sql.hpp"
+#include "pg/trigger_stats.hpp"
 
 namespace crm::pg::store {
 
@@ -846,6 +847,7 @@ uint64 run(Relation rel, Statement statement, Datum* values, const char* nulls, 
     int rc = snapshot != InvalidSnapshot
                  ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, true, tcount)
                  : SPI_execute_plan(plan, values, nulls, false, tcount);
+    crm::pg::trigger_stats::statement_completed();  // trigger_stats
     // An application's unconditional DO INSTEAD rule on the table (NOTHING,
     // or a command that does not set the tag) rewrote a plain write away:
     // it wrote nothing here, as the plpgsql trigger's INSERT did not.

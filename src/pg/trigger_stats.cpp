@@ -363,6 +363,10 @@ Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
     return result;
 }
 
+void statement_completed() {
+    error_counted = false;
+}
+
 void customer_created() {
     if (Frame* f = current()) f->created++;
 }

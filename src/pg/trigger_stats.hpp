@@ -13,7 +13,8 @@
 // The trigger files call it in few, marked places (// trigger_stats):
 //   - each extern "C" trigger entry point: return measured(fcinfo, body);
 //   - customer_sync.cpp: customer_created(), customer_matched(),
-//     chat_unlinked()/normalized() and lock_acquire() at its decision points.
+//     chat_unlinked()/normalized() and lock_acquire() at its decision points;
+//   - store.cpp: statement_completed() after each statement it runs.
 // All are C-style: no C++ object with a destructor, nothing throws.
 #pragma once
 
@@ -37,6 +38,11 @@ void define();
 // counted (as a serialization failure for SQLSTATE 40001, once, by the
 // innermost native trigger it passes) and re-thrown.
 Datum measured(FunctionCallInfo fcinfo, PGFunction body);
+
+// A statement a trigger ran (store::run) returned: an error an inner
+// trigger counted was caught on the way (an exception block), so the next
+// error an outer trigger sees is a new one, and is counted.
+void statement_completed();
 
 // customer_sync's decisions, counted for the current measured call.
 void customer_created();

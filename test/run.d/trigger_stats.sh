@@ -129,6 +129,41 @@ check "customer_sync in LATIN1: unlinked because not normalized" \
   "$(qa -F ' ' -d "$L1" -c "SELECT calls, unlinked_no_contact, unlinked_normalize_failed FROM crm_native.trigger_stats
      WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "1 0 1"
 
+# --- 1b. an error caught inside a trigger, then the outer call's own error --
+# (the inner chat's error, caught by the application's exception block,
+# left the outer chat's error uncounted: each is counted once now)
+E=ts_errors
+q -d postgres -c "CREATE DATABASE $E" || exit 1
+for f in reference/*.sql; do q -d "$E" -f "$f" >/dev/null || exit 1; done
+q -d "$E" <<'SQL' >/dev/null || exit 1
+CREATE EXTENSION crm_native CASCADE;
+SELECT crm_native.install();
+INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A');
+-- after the native triggers on customers (z_): a new customer's welcome chat
+-- names no company, its sync fails, and the application catches that
+CREATE FUNCTION welcome() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+    VALUES ('99999999-9999-9999-9999-999999999999', 'welcome@example.com', 'welcome');
+  EXCEPTION WHEN foreign_key_violation THEN NULL;
+  END;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER z_welcome AFTER INSERT ON customers FOR EACH ROW EXECUTE FUNCTION welcome();
+-- then the outer chat's 'created' event is refused
+CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'no events today'; END $$;
+CREATE TRIGGER refuse_event BEFORE INSERT ON customer_events FOR EACH ROW EXECUTE FUNCTION refuse_event();
+SELECT crm_native.trigger_stats_reset();
+SQL
+err=$(q -d "$E" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+  VALUES ('00000000-0000-0000-0000-00000000000a', 'outer@example.com', 'outer')" 2>&1)
+check "the outer chat fails with the application's error" "$(grep -c 'no events today' <<<"$err")" 1
+check "customer_sync: the inner and the outer call, each error counted once" \
+  "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
+     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
+
 # --- 2. crm_native.trigger_stats = off ----------------------------------------
 q -d "$DB" -c "SET crm_native.trigger_stats = off" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
   VALUES ('00000000-0000-0000-0000-00000000000a', 'off@example.com', 'off')" || exit 1
