@@ -467,9 +467,11 @@ bool create_customer(const ChatRow* row, pg_uuid_t* out) {
 // Key locks taken in this transaction, per company (a company's own count
 // decides when it switches to its bulk lock, so importing into one company
 // never puts another company's new customers behind a bulk lock), and in
-// all (past kMaxCompaniesFactor times the limit every company switches: the
-// shared lock table stays bounded).
-constexpr int kMaxCompaniesFactor = 16;
+// all (past kMaxCompaniesFactor times the limit every company switches: a
+// transaction holds at most that many key locks and one bulk lock per
+// company it creates customers for; at 16 times, three imports across
+// 1,000 companies filled the default shared lock table, 53200).
+constexpr int kMaxCompaniesFactor = 2;
 struct CompanyKeyLocks {
     pg_uuid_t company;  // hash key
     int taken;
