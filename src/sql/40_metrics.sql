@@ -78,13 +78,14 @@ BEGIN
               FROM %1$I."VC Usage" v
              WHERE v.customer_id IS NOT NULL
              GROUP BY v.customer_id)
-        SELECT coalesce(e.customer_id, m.customer_id)::uuid,   -- ::uuid: a domain over uuid is accepted
+        -- (the casts: a domain over each listed type is accepted)
+        SELECT coalesce(e.customer_id, m.customer_id)::uuid,
                e.companies[1]::uuid, m.company_id::uuid,
-               e.n, m.total_conversations,
-               e.s, m.total_sessions,
-               e.w, m.total_views,
-               e.f, m.first_interaction_at,
-               e.l, m.last_interaction_at
+               e.n, m.total_conversations::bigint,
+               e.s, m.total_sessions::bigint,
+               e.w, m.total_views::bigint,
+               e.f::timestamptz, m.first_interaction_at::timestamptz,
+               e.l::timestamptz, m.last_interaction_at::timestamptz
           FROM expected e
           FULL JOIN %1$I.customer_metrics m ON m.customer_id = e.customer_id
          WHERE e.customer_id IS NULL OR m.customer_id IS NULL

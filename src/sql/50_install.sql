@@ -258,6 +258,68 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'crm_restore_trigger'
 LANGUAGE C STRICT VOLATILE;
 
+-- What install() requires of the CRM tables beyond their columns and types
+-- (missing_objects() lists these problems too, verify_schema() reports them
+-- with a fix): the columns that are never NULL, a unique chat id, and a chat
+-- table without inheritance children.
+CREATE FUNCTION crm_native._schema_requirements(target_schema text)
+RETURNS TABLE (ordinal int, object text, problem text, fix text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH cols AS (
+        SELECT r.ordinal, r.table_name, r.column_name, c.oid AS relid, c.relkind, a.attnum, a.attnotnull
+          FROM crm_native.required_column r
+          JOIN pg_namespace n ON n.nspname = target_schema
+          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name AND c.relkind IN ('r', 'p')
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = r.column_name AND a.attnum > 0 AND NOT a.attisdropped
+    )
+    -- never NULL: the chat id tells a chat from the others; a chat and a
+    -- customer belong to one company (a chat without one was stored
+    -- unlinked, and could name any company's customer)
+    SELECT c.ordinal, format('%I.%I', c.table_name, c.column_name),
+           format('column %I.%I must be NOT NULL (%s)', c.table_name, c.column_name, why.reason),
+           format('ALTER TABLE %I.%I ALTER COLUMN %I SET NOT NULL', target_schema, c.table_name, c.column_name)
+      FROM cols c
+      JOIN (VALUES ('VC Usage', 'id', 'the chats'' primary key'),
+                   ('VC Usage', 'company_id', 'the customer sync matches and creates customers within the chat''s company'),
+                   ('customers', 'company_id', 'a customer belongs to one company')) AS why (table_name, column_name, reason)
+        ON why.table_name = c.table_name AND why.column_name = c.column_name
+     WHERE NOT c.attnotnull
+    UNION ALL
+    -- unique: the metrics triggers pair an updated chat's old and new
+    -- versions by id (duplicates counted a chat twice; found by an
+    -- independent tester). A partitioned table's key includes the partition
+    -- key as well.
+    SELECT c.ordinal, format('%I.%I', c.table_name, c.column_name),
+           format('column %I.%I must be unique: no valid unique index or primary key has it as a key column '
+                  '(the metrics triggers pair the old and new versions of an updated chat by it)',
+                  c.table_name, c.column_name),
+           CASE WHEN c.relkind = 'r'
+                THEN format('ALTER TABLE %I.%I ADD PRIMARY KEY (%I)', target_schema, c.table_name, c.column_name) END
+      FROM cols c
+     WHERE c.table_name = 'VC Usage' AND c.column_name = 'id'
+       AND NOT EXISTS (SELECT FROM pg_index i
+                        WHERE i.indrelid = c.relid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+                          AND c.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))
+    UNION ALL
+    -- A plain table's inheritance children: a row written into a child fires
+    -- none of the chat table's triggers, yet an UPDATE or DELETE through the
+    -- chat table puts the child's rows in its transition tables (the metrics
+    -- went negative; found by an independent tester). Partitions are fine.
+    SELECT c.ordinal, format('%I', c.table_name),
+           format('table %I has inheritance children that are not partitions (%s): the triggers do not see the rows '
+                  'written into them, but see them updated or deleted through %I',
+                  c.table_name, string_agg(i.inhrelid::regclass::text, ', ' ORDER BY i.inhrelid::regclass::text),
+                  c.table_name),
+           string_agg(format('ALTER TABLE %s NO INHERIT %I.%I', i.inhrelid::regclass, target_schema, c.table_name), '; '
+                      ORDER BY i.inhrelid::regclass::text)
+      FROM cols c
+      JOIN pg_inherits i ON i.inhparent = c.relid
+     WHERE c.table_name = 'VC Usage' AND c.column_name = 'id' AND c.relkind = 'r'
+     GROUP BY c.ordinal, c.table_name
+$$;
+
 -- Everything target_schema lacks, in the words of install()'s error message:
 -- 'table customer_events', 'column customers.merged_into_customer_id',
 -- 'column customers.id has type text, expected uuid'.
@@ -283,7 +345,7 @@ AS $$
                CASE WHEN a.attnum IS NULL
                     THEN format('column %I.%I', r.table_name, r.column_name)
                     ELSE format('column %I.%I has type %s, expected %s', r.table_name, r.column_name,
-                                format_type(a.atttypid, NULL), r.types[1])
+                                format_type(a.atttypid, NULL), array_to_string(r.types, ' or '))
                END
         FROM crm_native.required_column r
         JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
@@ -291,16 +353,7 @@ AS $$
                                 AND a.attnum > 0 AND NOT a.attisdropped
         WHERE a.attnum IS NULL OR NOT (a.atttypid::regtype = ANY (r.types))
         UNION ALL
-        -- never NULL: the chat id tells a chat from the others; a customer
-        -- belongs to one company (its keys, events and metrics carry it)
-        SELECT r.ordinal, format('column %I.%I must be NOT NULL (%s)', r.table_name, r.column_name, why.reason)
-        FROM crm_native.required_column r
-        JOIN (VALUES ('VC Usage', 'id', 'the chats'' primary key'),
-                     ('customers', 'company_id', 'a customer belongs to one company')) AS why (table_name, column_name, reason)
-          ON why.table_name = r.table_name AND why.column_name = r.column_name
-        JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
-        JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE NOT a.attnotnull
+        SELECT q.ordinal, q.problem FROM crm_native._schema_requirements(target_schema) q
     )
     SELECT coalesce(array_agg(problem ORDER BY ordinal, problem), '{}') FROM problems
 $$;
@@ -551,7 +604,7 @@ BEGIN
     PERFORM crm_native._require_schema('crm_native.install', target_schema);
     missing := crm_native.missing_objects(target_schema);
     IF cardinality(missing) > 0 THEN
-        RAISE EXCEPTION 'crm_native.install: schema "%" is missing: %', target_schema,
+        RAISE EXCEPTION 'crm_native.install: schema "%" lacks what the native triggers need: %', target_schema,
                         array_to_string(missing, '; ')
             USING ERRCODE = 'undefined_object',
                   HINT = 'crm_native attaches to the CRM schema of its design (tables customers, "VC Usage", '
@@ -676,6 +729,24 @@ BEGIN
                       r.tgname, r.rel
             USING DETAIL = 'The metrics triggers add each chat''s delta to the stored row: a value the trigger changed is carried on, and a skipped write leaves the row behind.',
                   HINT = 'Make it an AFTER trigger, or check with crm_native.verify_metrics() (docs/contract.md, "Deliberate differences").';
+    END LOOP;
+
+    -- A generated column the customer sync reads has no value yet in a
+    -- BEFORE trigger: the sync sees NULL there, as the plpgsql trigger did.
+    FOR r IN
+        SELECT a.attname, a.attrelid::regclass AS rel
+          FROM pg_attribute a
+          JOIN pg_class c ON c.oid = a.attrelid
+         WHERE c.relname = 'VC Usage'
+           AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = target_schema)
+           AND a.attname IN ('company_id', 'customer_id', 'customer_name', 'customer_email', 'customer_phone', 'session_id')
+           AND a.attgenerated <> '' AND NOT a.attisdropped
+         ORDER BY a.attnum
+    LOOP
+        RAISE WARNING 'crm_native.install: column % of % is generated: the customer sync reads it as NULL',
+                      r.attname, r.rel
+            USING DETAIL = 'The sync is a BEFORE trigger, and a generated column is computed after BEFORE triggers, as the plpgsql trigger saw it too.',
+                  HINT = 'Have the application write the value into the column itself if chats should be matched by it.';
     END LOOP;
 
     -- 3. A trigger under another name that still calls one of the application's

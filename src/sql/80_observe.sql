@@ -464,6 +464,11 @@ BEGIN
       LEFT JOIN pg_class c ON c.relnamespace = nsp AND c.relname = rc.table_name AND c.relkind IN ('r', 'p')
       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = rc.column_name AND a.attnum > 0 AND NOT a.attisdropped
      ORDER BY rc.ordinal;
+    -- what install() requires beyond the columns' types
+    RETURN QUERY
+    SELECT q.object, 'column', 'different', q.problem, q.fix
+      FROM crm_native._schema_requirements(target_schema) q
+     ORDER BY q.ordinal, q.object;
 
     -- 4. Every foreign key of the schema's tables, and the index that leads
     --    with its referencing columns (deleting a referenced row, a company or
