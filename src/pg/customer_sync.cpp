@@ -49,7 +49,10 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
+#include "common/cryptohash.h"
 #include "common/hashfn.h"
+#include "common/sha2.h"
+#include "storage/fd.h"
 }
 #pragma GCC diagnostic pop
 
@@ -165,7 +168,6 @@ struct ChatRow {
     bool contact_null[kKeySlots];
     bool has_key[kKeySlots];   // normalized to a non-empty key
     Datum key[kKeySlots];      // normalized key (text)
-    uint64 key_hash[kKeySlots];
     Datum session_id;
     bool session_id_null;
 };
@@ -188,11 +190,6 @@ bool matches_by(const ChatRow* row, int k) {
     return true;
 }
 
-// The key lock of (company, key type, normalized key).
-uint64 key_hash(const pg_uuid_t* company, int slot, const char* key, int len) {
-    uint64 seed = hash_bytes_extended(company->data, UUID_LEN, static_cast<uint64>(slot + 1));
-    return hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), len, seed);
-}
 
 bool get_bool(uint64 rowno, int col) {
     bool isnull;
@@ -478,6 +475,7 @@ struct CompanyKeyLocks {
 };
 HTAB* key_locks_by_company = nullptr;  // in TopTransactionContext: forgotten when it ends
 int key_locks_taken = 0;
+bool bulk_lock_taken = false;  // some company's, in this transaction
 
 // When the transaction ends (its locks with it), not by comparing local
 // transaction ids, which wrap (an independent review).
@@ -486,6 +484,7 @@ void forget_key_locks(XactEvent event, void*) {
         event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) {
         key_locks_by_company = nullptr;
         key_locks_taken = 0;
+        bulk_lock_taken = false;
     }
 }
 
@@ -512,12 +511,108 @@ CompanyKeyLocks* company_key_locks(const ChatRow* row) {
     return entry;
 }
 
-void set_key_tag(LOCKTAG* tag, uint64 hash) {
+// --- Lock tags ---------------------------------------------------------------
+//
+// The tags are in pg_locks, which every role may read. So they are keyed
+// with a secret: a tenant cannot compute another company's tag for a
+// guessed email and watch whether that company is creating that customer
+// right now (found by an independent tester; the tags were plain hashes).
+// A tag is the first 64 bits of SHA-256 over the secret, the tag's kind
+// (the key type, or the bulk lock), the company and the normalized key.
+// The secret is 32 random bytes in the data directory's file
+// crm_native_lock_secret, made by the first backend that needs it; every
+// backend of the server reads the same bytes (locks are per server), and no
+// database role but a superuser (or pg_read_server_files) can read it.
+constexpr const char* kLockSecretFile = "crm_native_lock_secret";
+constexpr int kLockSecretLength = 32;
+uint8 lock_secret[kLockSecretLength];
+bool lock_secret_loaded = false;
+
+// True when the file held the secret (read into lock_secret).
+bool read_lock_secret() {
+    int fd = OpenTransientFile(kLockSecretFile, O_RDONLY | PG_BINARY);
+    if (fd < 0) {
+        if (errno == ENOENT) return false;
+        ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not open file \"%s\": %m", kLockSecretFile)));
+    }
+    int n = static_cast<int>(read(fd, lock_secret, kLockSecretLength));
+    int saved_errno = errno;
+    CloseTransientFile(fd);
+    if (n != kLockSecretLength) {
+        errno = saved_errno;
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("crm_native: file \"%s\" holds %d bytes, expected %d", kLockSecretFile, n < 0 ? 0 : n,
+                               kLockSecretLength),
+                        errhint("Delete the file while no transaction creates customers; the next chat makes a new one.")));
+    }
+    return true;
+}
+
+void load_lock_secret() {
+    if (lock_secret_loaded) return;
+    if (!read_lock_secret()) {
+        // Written under a name of this backend's, then linked to the shared
+        // name, which fails if another backend got there first: everyone
+        // then reads the one file that won.
+        char own[64];
+        snprintf(own, sizeof own, "%s.%d", kLockSecretFile, MyProcPid);
+        uint8 bytes[kLockSecretLength];
+        if (!pg_strong_random(bytes, kLockSecretLength))
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native: could not generate random bytes")));
+        int fd = OpenTransientFile(own, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+        if (fd < 0)
+            ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not create file \"%s\": %m", own)));
+        if (write(fd, bytes, kLockSecretLength) != kLockSecretLength || pg_fsync(fd) != 0) {
+            int saved_errno = errno;
+            CloseTransientFile(fd);
+            unlink(own);
+            errno = saved_errno;
+            ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not write file \"%s\": %m", own)));
+        }
+        CloseTransientFile(fd);
+        if (link(own, kLockSecretFile) != 0 && errno != EEXIST) {
+            int saved_errno = errno;
+            unlink(own);
+            errno = saved_errno;
+            ereport(ERROR, (errcode_for_file_access(),
+                            errmsg("crm_native: could not create file \"%s\": %m", kLockSecretFile)));
+        }
+        unlink(own);
+        if (!read_lock_secret())
+            ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: file \"%s\" vanished", kLockSecretFile)));
+    }
+    lock_secret_loaded = true;
+}
+
+constexpr uint8 kBulkTagKind = 0xFF;  // key tags: the key slot
+
+uint64 keyed_tag_hash(uint8 kind, const pg_uuid_t* company, const char* key, size_t len) {
+    load_lock_secret();
+    uint8 digest[PG_SHA256_DIGEST_LENGTH];
+    pg_cryptohash_ctx* ctx = pg_cryptohash_create(PG_SHA256);
+    if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, lock_secret, kLockSecretLength) < 0 ||
+        pg_cryptohash_update(ctx, &kind, 1) < 0 || pg_cryptohash_update(ctx, company->data, UUID_LEN) < 0 ||
+        pg_cryptohash_update(ctx, reinterpret_cast<const uint8*>(key), len) < 0 ||
+        pg_cryptohash_final(ctx, digest, sizeof digest) < 0) {
+        const char* why = pg_cryptohash_error(ctx);
+        pg_cryptohash_free(ctx);
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native: could not compute a lock tag: %s", why)));
+    }
+    pg_cryptohash_free(ctx);
+    uint64 hash;
+    std::memcpy(&hash, digest, sizeof hash);
+    return hash;
+}
+
+// The key lock of (company, key type, normalized key).
+void set_key_tag(LOCKTAG* tag, const ChatRow* row, int slot) {
+    const text* key = DatumGetTextPP(row->key[slot]);
+    uint64 hash = keyed_tag_hash(static_cast<uint8>(slot), &row->company, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kKeyLockClass);
 }
 
 void set_bulk_tag(LOCKTAG* tag, const ChatRow* row) {
-    uint64 hash = hash_bytes_extended(row->company.data, UUID_LEN, 0);
+    uint64 hash = keyed_tag_hash(kBulkTagKind, &row->company, "", 0);
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kBulkLockClass);
 }
 
@@ -526,7 +621,7 @@ void wait_for_key_holders(const ChatRow* row) {
     for (int k = 0; k < kKeySlots; k++) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
-        set_key_tag(&tag, row->key_hash[k]);
+        set_key_tag(&tag, row, k);
         (void)crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock);  // waits for a current holder; trigger_stats
         LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
     }
@@ -536,6 +631,7 @@ void wait_for_key_holders(const ChatRow* row) {
 // A local lock table lookup: a subtransaction that took it and rolled back
 // released it.
 bool holds_bulk_lock(const ChatRow* row) {
+    if (!bulk_lock_taken) return false;  // (spares most chats the tag's hash)
     LOCKTAG bulk;
     set_bulk_tag(&bulk, row);
     return LockHeldByMe(&bulk, ExclusiveLock);
@@ -547,23 +643,55 @@ void lock_keys_for_create(const ChatRow* row) {
     set_bulk_tag(&bulk, row);
     if (company->taken >= sync_key_lock_limit ||
         key_locks_taken >= static_cast<int64>(sync_key_lock_limit) * kMaxCompaniesFactor) {
+        bulk_lock_taken = true;
         (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
         wait_for_key_holders(row);
         return;
     }
-    // Fixed order (email, phone, name): no deadlock between single rows.
-    for (int k = 0; k < kKeySlots; k++) {
-        if (!matches_by(row, k)) continue;
-        LOCKTAG tag;
-        set_key_tag(&tag, row->key_hash[k]);
-        if (crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock) == LOCKACQUIRE_OK) {  // trigger_stats
-            company->taken++;
-            key_locks_taken++;
+    // Never wait while holding one of the row's locks: take each key lock
+    // and check the bulk lock only if free; when one is not, give back what
+    // this call took, wait for that holder to end, and start over. So a chat
+    // that waits holds none of the row's locks and cannot deadlock with
+    // their holders. It matters across tenants: row-level security refuses
+    // a chat that names another company only after this BEFORE trigger, and
+    // such a chat held that company's key lock while it waited for the
+    // next one, aborting the other company's transaction (found by an
+    // independent tester). (Locks an earlier row of the transaction took
+    // stay held, as they must until it ends.)
+    for (;;) {
+        LOCKTAG taken[kKeySlots];
+        int n_taken = 0;
+        LOCKTAG busy;
+        LOCKMODE busy_mode = NoLock;
+        for (int k = 0; k < kKeySlots && busy_mode == NoLock; k++) {
+            if (!matches_by(row, k)) continue;
+            LOCKTAG tag;
+            set_key_tag(&tag, row, k);
+            if (LockHeldByMe(&tag, ExclusiveLock)) continue;  // an earlier row's
+            if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+                busy = tag;
+                busy_mode = ExclusiveLock;
+            } else {
+                taken[n_taken++] = tag;
+            }
         }
-    }
-    if (!LockHeldByMe(&bulk, ExclusiveLock)) {
-        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ShareLock);  // waits for a bulk importer; trigger_stats
-        LockRelease(&bulk, ShareLock, false);
+        if (busy_mode == NoLock && !LockHeldByMe(&bulk, ExclusiveLock)) {
+            if (LockAcquire(&bulk, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+                busy = bulk;  // a bulk importer of the company
+                busy_mode = ShareLock;
+            } else {
+                LockRelease(&bulk, ShareLock, false);
+            }
+        }
+        if (busy_mode == NoLock) {
+            company->taken += n_taken;
+            key_locks_taken += n_taken;
+            return;
+        }
+        for (int i = 0; i < n_taken; i++) LockRelease(&taken[i], ExclusiveLock, false);
+        (void)crm::pg::trigger_stats::lock_acquire(&busy, busy_mode);  // waits for the holder; trigger_stats
+        LockRelease(&busy, busy_mode, false);
+        CHECK_FOR_INTERRUPTS();
     }
 }
 
@@ -764,7 +892,6 @@ bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow
         if (result[k] != NormalizeResult::Normalized) continue;
         row->has_key[k] = true;
         row->key[k] = CStringGetTextDatum(key);
-        row->key_hash[k] = key_hash(&row->company, k, key, static_cast<int>(std::strlen(key)));
     }
     row->session_id = new_column(tuple, t->att_session_id, desc, &row->session_id_null);
     return true;
