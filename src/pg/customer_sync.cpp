@@ -477,6 +477,21 @@ HTAB* key_locks_by_company = nullptr;  // in TopTransactionContext: forgotten wh
 int key_locks_taken = 0;
 bool bulk_lock_taken = false;  // some company's, in this transaction
 
+// Which subtransaction took which of the counted locks, in order (ids grow
+// within a transaction): a subtransaction that rolls back releases its
+// locks, so its counts are taken back. An import that catches each failed
+// row's error would otherwise take its company's bulk lock while holding no
+// key lock at all, and make the company's other new customers wait (found
+// by an independent tester).
+struct CountedLocks {
+    SubTransactionId subxact;
+    CompanyKeyLocks* company;  // dynahash entries never move
+    int taken;
+};
+CountedLocks* counted = nullptr;  // TopTransactionContext
+int counted_used = 0;
+int counted_size = 0;
+
 // When the transaction ends (its locks with it), not by comparing local
 // transaction ids, which wrap (an independent review).
 void forget_key_locks(XactEvent event, void*) {
@@ -485,7 +500,31 @@ void forget_key_locks(XactEvent event, void*) {
         key_locks_by_company = nullptr;
         key_locks_taken = 0;
         bulk_lock_taken = false;
+        counted = nullptr;
+        counted_used = counted_size = 0;
     }
+}
+
+void forget_rolled_back_key_locks(SubXactEvent event, SubTransactionId subxact, SubTransactionId, void*) {
+    if (event != SUBXACT_EVENT_ABORT_SUB) return;
+    while (counted_used > 0 && counted[counted_used - 1].subxact >= subxact) {
+        const CountedLocks& c = counted[--counted_used];
+        c.company->taken -= c.taken;
+        key_locks_taken -= c.taken;
+    }
+}
+
+void count_key_locks(CompanyKeyLocks* company, int taken) {
+    if (counted_used == counted_size) {
+        const int size = counted_size == 0 ? 64 : counted_size * 2;
+        const Size bytes = sizeof(CountedLocks) * static_cast<Size>(size);
+        counted = static_cast<CountedLocks*>(counted == nullptr ? MemoryContextAlloc(TopTransactionContext, bytes)
+                                                                : repalloc(counted, bytes));
+        counted_size = size;
+    }
+    counted[counted_used++] = {GetCurrentSubTransactionId(), company, taken};
+    company->taken += taken;
+    key_locks_taken += taken;
 }
 
 CompanyKeyLocks* company_key_locks(const ChatRow* row) {
@@ -493,6 +532,7 @@ CompanyKeyLocks* company_key_locks(const ChatRow* row) {
         static bool callback_registered = false;
         if (!callback_registered) {
             RegisterXactCallback(forget_key_locks, nullptr);
+            RegisterSubXactCallback(forget_rolled_back_key_locks, nullptr);
             callback_registered = true;
         }
         HASHCTL ctl;
@@ -684,8 +724,7 @@ void lock_keys_for_create(const ChatRow* row) {
             }
         }
         if (busy_mode == NoLock) {
-            company->taken += n_taken;
-            key_locks_taken += n_taken;
+            if (n_taken > 0) count_key_locks(company, n_taken);
             return;
         }
         for (int i = 0; i < n_taken; i++) LockRelease(&taken[i], ExclusiveLock, false);

@@ -100,6 +100,7 @@ struct Frame {
     uint64 unlinked[2];
     uint64 lock_waits;
     uint64 lock_wait_ns;
+    uint64 waiting_since;  // now_ns() when the wait under way began; 0: none
 };
 Frame frames[kMaxDepth];
 int depth = 0;
@@ -350,6 +351,7 @@ Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
     }
     PG_CATCH();
     {
+        if (frame->waiting_since != 0) frame->lock_wait_ns += now_ns() - frame->waiting_since;
         depth--;
         const bool count_error = !error_counted;
         error_counted = true;
@@ -389,10 +391,14 @@ int lock_acquire(const LOCKTAG* tag, int mode) {
     if (f == nullptr) return LockAcquire(tag, mode, false, false);
     LockAcquireResult r = LockAcquire(tag, mode, false, true);
     if (r != LOCKACQUIRE_NOT_AVAIL) return r;
-    const uint64 start = now_ns();
-    r = LockAcquire(tag, mode, false, false);
+    // Counted before it blocks: a wait that ends in an error (lock_timeout,
+    // a cancel, a deadlock) is counted too, its time by measured()'s catch
+    // (found by an independent tester).
     f->lock_waits++;
-    f->lock_wait_ns += now_ns() - start;
+    f->waiting_since = now_ns();
+    r = LockAcquire(tag, mode, false, false);
+    f->lock_wait_ns += now_ns() - f->waiting_since;
+    f->waiting_since = 0;
     return r;
 }
 

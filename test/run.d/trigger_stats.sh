@@ -164,6 +164,31 @@ check "customer_sync: the inner and the outer call, each error counted once" \
   "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
      WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
 
+# --- 1c. a lock wait that ends in an error is counted, with its time ---------
+# (lock_waits counted only waits that ended with the lock)
+W=ts_waits
+q -d postgres -c "CREATE DATABASE $W" || exit 1
+for f in reference/*.sql; do q -d "$W" -f "$f" >/dev/null || exit 1; done
+q -d "$W" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" \
+  -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" >/dev/null || exit 1
+# a transaction that creates the customer and holds its key lock for 4 s
+q -d "$W" -c "BEGIN" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+  VALUES ('00000000-0000-0000-0000-00000000000a', 'waited@example.com', 'holder')" -c "SELECT pg_sleep(4)" -c "COMMIT" \
+  >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 1 50); do
+  [ "$(qa -d "$W" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 17234")" = 1 ] && break
+  sleep 0.1
+done
+q -d "$W" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+err=$(q -d "$W" -c "SET lock_timeout = '300ms'" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+  VALUES ('00000000-0000-0000-0000-00000000000a', 'waited@example.com', 'waiter')" 2>&1)
+wait "$holder"
+check "the waiting chat ends with the lock timeout" "$(grep -c 'lock timeout' <<<"$err")" 1
+check "customer_sync: the failed call, its error and its wait (with at least 0.25 s of it)" \
+  "$(qa -F ' ' -d "$W" -c "SELECT calls, errors, lock_waits, lock_wait_ms >= 250 FROM crm_native.trigger_stats
+     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "1 1 1 t"
+
 # --- 2. crm_native.trigger_stats = off ----------------------------------------
 q -d "$DB" -c "SET crm_native.trigger_stats = off" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
   VALUES ('00000000-0000-0000-0000-00000000000a', 'off@example.com', 'off')" || exit 1
