@@ -709,6 +709,10 @@ BEGIN
                    target_schema,
                    CASE WHEN metrics_sample IS NULL THEN '' ELSE 'ORDER BY random() LIMIT ' || metrics_sample END);
     GET DIAGNOSTICS sampled = ROW_COUNT;
+    -- its size for the planner: a sample of 1,000 is probed by primary key,
+    -- not hash-joined to a scan of the whole metrics table (found by an
+    -- independent tester at 200,000 customers)
+    ANALYZE crm_native_health_sample;
     sample_note := CASE WHEN metrics_sample IS NULL THEN format('all %s customers checked', total)
                         WHEN sampled >= total THEN format('sample of %s: all %s customers checked', metrics_sample, total)
                         ELSE format('random sample of %s of %s customers (metrics_sample => NULL checks all)', sampled, total) END;
