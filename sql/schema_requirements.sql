@@ -81,3 +81,15 @@ SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
 UPDATE customer_metrics SET total_views = 7
  WHERE customer_id = (SELECT id FROM customers WHERE customer_email = 'dee@x.com');
 SELECT expected_views, actual_views FROM crm_native.verify_metrics();
+
+-- 6. A chat column renamed after install(): a statement that changes no
+--    chat runs no metrics statement (the plpgsql row trigger did not
+--    fire); one that does fails with an error that names the column (it
+--    named the SQL of the metrics statements: "column n.view_count does not
+--    exist at character 547").
+ALTER TABLE "VC Usage" RENAME view_count TO views;
+UPDATE "VC Usage" SET user_message = 'none' WHERE false;
+UPDATE "VC Usage" SET user_message = 'one' WHERE session_id = 'd1';
+ALTER TABLE "VC Usage" RENAME views TO view_count;
+UPDATE "VC Usage" SET user_message = 'one' WHERE session_id = 'd1';
+SELECT user_message FROM "VC Usage" WHERE session_id = 'd1';
