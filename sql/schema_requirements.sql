@@ -20,15 +20,20 @@ ALTER TABLE "VC Usage" ALTER COLUMN company_id SET NOT NULL;
 ALTER TABLE "VC Usage" DROP CONSTRAINT "VC Usage_pkey";
 SELECT count(*) FROM crm_native.install();
 SELECT object, kind, status, detail, fix FROM crm_native.verify_schema() WHERE kind = 'column' AND status <> 'ok';
--- a unique index that has id as a key column besides others will do (a
--- partitioned table's key includes its partition key); one with a predicate
--- or id only INCLUDEd will not
+-- none of these makes id unique: a predicate, id only INCLUDEd, another
+-- column besides it (with (id, session_id) two chats may share an id), a
+-- DEFERRABLE key
 CREATE UNIQUE INDEX vc_usage_id_partial ON "VC Usage" (id) WHERE customer_id IS NOT NULL;
 CREATE UNIQUE INDEX vc_usage_session_incl_id ON "VC Usage" (session_id) INCLUDE (id);
+CREATE UNIQUE INDEX vc_usage_id_session ON "VC Usage" (id, session_id);
+ALTER TABLE "VC Usage" ADD CONSTRAINT vc_usage_id_deferred UNIQUE (id) DEFERRABLE;
 SELECT cardinality(crm_native.missing_objects()) AS problems;
-CREATE UNIQUE INDEX vc_usage_id_created ON "VC Usage" (id, created_at);
+-- (id, company_id) is accepted: a Citus table's key must include company_id
+-- (and a partitioned table's its partition key); the ids must still be unique
+CREATE UNIQUE INDEX vc_usage_id_company ON "VC Usage" (id, company_id);
 SELECT cardinality(crm_native.missing_objects()) AS problems;
-DROP INDEX vc_usage_id_partial, vc_usage_session_incl_id, vc_usage_id_created;
+DROP INDEX vc_usage_id_partial, vc_usage_session_incl_id, vc_usage_id_session, vc_usage_id_company;
+ALTER TABLE "VC Usage" DROP CONSTRAINT vc_usage_id_deferred;
 ALTER TABLE "VC Usage" ADD PRIMARY KEY (id);
 
 -- 3. A plain inheritance child: its rows fire none of the chat table's

@@ -34,7 +34,7 @@ BEGIN
 END
 $$;
 
--- The schema must be the CRM schema (missing_objects(), in 50_install.sql:
+-- The schema must be the CRM schema (_missing_columns(), in 50_install.sql:
 -- the six tables as tables, with the columns and types the triggers read)
 -- before a function reads it: a view or a column of another type in their
 -- place would run the schema owner's code as the caller, a superuser
@@ -48,7 +48,7 @@ DECLARE
     missing text[];
 BEGIN
     PERFORM crm_native._require_schema(fn, target_schema);
-    missing := crm_native.missing_objects(target_schema);
+    missing := ARRAY(SELECT m.problem FROM crm_native._missing_columns(target_schema) m ORDER BY m.ordinal, m.problem);
     IF cardinality(missing) > 0 THEN
         RAISE EXCEPTION '%: schema "%" is not a CRM schema crm_native can read: %', fn, target_schema,
                         array_to_string(missing, '; ')

@@ -289,19 +289,32 @@ AS $$
     UNION ALL
     -- unique: the metrics triggers pair an updated chat's old and new
     -- versions by id (duplicates counted a chat twice; found by an
-    -- independent tester). A partitioned table's key includes the partition
-    -- key as well.
+    -- independent tester). A valid, immediate unique index or primary key on
+    -- id, to which only the partition key's columns and company_id may be
+    -- added: a partitioned table's key must include its partition key, a
+    -- Citus table's its distribution column (company_id). The ids must then
+    -- still be unique (docs/contract.md).
     SELECT c.ordinal, format('%I.%I', c.table_name, c.column_name),
-           format('column %I.%I must be unique: no valid unique index or primary key has it as a key column '
-                  '(the metrics triggers pair the old and new versions of an updated chat by it)',
+           format('column %I.%I must be unique: no valid, immediate unique index or primary key on it '
+                  '(with at most the partition key or company_id besides; the metrics triggers pair the old '
+                  'and new versions of an updated chat by it)',
                   c.table_name, c.column_name),
            CASE WHEN c.relkind = 'r'
-                THEN format('ALTER TABLE %I.%I ADD PRIMARY KEY (%I)', target_schema, c.table_name, c.column_name) END
+                THEN format('ALTER TABLE %I.%I ADD UNIQUE (%I)', target_schema, c.table_name, c.column_name) END
       FROM cols c
      WHERE c.table_name = 'VC Usage' AND c.column_name = 'id'
-       AND NOT EXISTS (SELECT FROM pg_index i
-                        WHERE i.indrelid = c.relid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
-                          AND c.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))
+       AND NOT EXISTS (
+           SELECT FROM pg_index i
+            CROSS JOIN LATERAL (SELECT (i.indkey::int2[])[0:i.indnkeyatts - 1] AS keys) k
+            WHERE i.indrelid = c.relid AND i.indisunique AND i.indisvalid AND i.indimmediate
+              AND i.indpred IS NULL AND c.attnum = ANY (k.keys)
+              AND NOT EXISTS (
+                  SELECT FROM unnest(k.keys) key_column
+                   WHERE key_column <> c.attnum
+                     AND key_column NOT IN (SELECT a.attnum FROM pg_attribute a
+                                             WHERE a.attrelid = c.relid AND a.attname = 'company_id')
+                     AND key_column NOT IN (SELECT unnest(pt.partattrs::int2[]) FROM pg_partitioned_table pt
+                                             WHERE pt.partrelid = c.relid)))
     UNION ALL
     -- A plain table's inheritance children: a row written into a child fires
     -- none of the chat table's triggers, yet an UPDATE or DELETE through the
@@ -320,11 +333,14 @@ AS $$
      GROUP BY c.ordinal, c.table_name
 $$;
 
--- Everything target_schema lacks, in the words of install()'s error message:
--- 'table customer_events', 'column customers.merged_into_customer_id',
--- 'column customers.id has type text, expected uuid'.
-CREATE FUNCTION crm_native.missing_objects(target_schema text DEFAULT 'public')
-RETURNS text[]
+-- The tables and columns target_schema lacks, or has with another type, in
+-- the words of install()'s error message: 'table customer_events', 'column
+-- customers.merged_into_customer_id', 'column customers.id has type text,
+-- expected uuid'. What every function that reads the schema requires
+-- (_require_crm_schema): a view or a column of another type in their place
+-- could run the schema owner's code.
+CREATE FUNCTION crm_native._missing_columns(target_schema text)
+RETURNS TABLE (ordinal int, problem text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -334,28 +350,38 @@ AS $$
         LEFT JOIN pg_namespace n ON n.nspname = target_schema
         LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
         GROUP BY t.table_name, c.oid, c.relkind
-    ), problems AS (
-        SELECT ordinal, format('table %I', table_name) AS problem
-        FROM tables WHERE relid IS NULL
-        UNION ALL
-        SELECT ordinal, format('table %I is not a table (relkind %s)', table_name, relkind)
-        FROM tables WHERE relid IS NOT NULL AND relkind NOT IN ('r', 'p')
-        UNION ALL
-        SELECT r.ordinal,
-               CASE WHEN a.attnum IS NULL
-                    THEN format('column %I.%I', r.table_name, r.column_name)
-                    ELSE format('column %I.%I has type %s, expected %s', r.table_name, r.column_name,
-                                format_type(a.atttypid, NULL), array_to_string(r.types, ' or '))
-               END
-        FROM crm_native.required_column r
-        JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
-        LEFT JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name
-                                AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE a.attnum IS NULL OR NOT (a.atttypid::regtype = ANY (r.types))
-        UNION ALL
-        SELECT q.ordinal, q.problem FROM crm_native._schema_requirements(target_schema) q
     )
-    SELECT coalesce(array_agg(problem ORDER BY ordinal, problem), '{}') FROM problems
+    SELECT ordinal, format('table %I', table_name) AS problem
+    FROM tables WHERE relid IS NULL
+    UNION ALL
+    SELECT ordinal, format('table %I is not a table (relkind %s)', table_name, relkind)
+    FROM tables WHERE relid IS NOT NULL AND relkind NOT IN ('r', 'p')
+    UNION ALL
+    SELECT r.ordinal,
+           CASE WHEN a.attnum IS NULL
+                THEN format('column %I.%I', r.table_name, r.column_name)
+                ELSE format('column %I.%I has type %s, expected %s', r.table_name, r.column_name,
+                            format_type(a.atttypid, NULL), array_to_string(r.types, ' or '))
+           END
+    FROM crm_native.required_column r
+    JOIN tables t ON t.table_name = r.table_name AND t.relid IS NOT NULL AND t.relkind IN ('r', 'p')
+    LEFT JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = r.column_name
+                            AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE a.attnum IS NULL OR NOT (a.atttypid::regtype = ANY (r.types))
+$$;
+
+-- Everything install() needs that target_schema lacks: the tables and
+-- columns (_missing_columns), then the schema's requirements
+-- (_schema_requirements). Empty when install() can attach the triggers.
+CREATE FUNCTION crm_native.missing_objects(target_schema text DEFAULT 'public')
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(p.problem ORDER BY p.ordinal, p.problem), '{}')
+      FROM (SELECT m.ordinal, m.problem FROM crm_native._missing_columns(target_schema) m
+            UNION ALL
+            SELECT q.ordinal, q.problem FROM crm_native._schema_requirements(target_schema) q) p
 $$;
 
 -- Each trigger on the tables crm_native attaches to, and what implements it.

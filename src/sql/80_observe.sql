@@ -696,7 +696,7 @@ BEGIN
 
     -- The customers the recomputation checks: a random sample, or all.
     IF to_regclass(format('%I.customers', target_schema)) IS NULL
-       OR cardinality(crm_native.missing_objects(target_schema)) > 0 THEN
+       OR EXISTS (SELECT FROM crm_native._missing_columns(target_schema)) THEN
         check_name := 'data checks'; status := 'error'; value := NULL;
         detail := 'skipped: the schema lacks what the triggers use (see the schema checks)';
         RETURN NEXT;
