@@ -684,9 +684,34 @@ void lock_keys_for_create(const ChatRow* row) {
     if (company->taken >= sync_key_lock_limit ||
         key_locks_taken >= static_cast<int64>(sync_key_lock_limit) * kMaxCompaniesFactor) {
         bulk_lock_taken = true;
-        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
-        wait_for_key_holders(row);
-        return;
+        if (LockHeldByMe(&bulk, ExclusiveLock)) {
+            // Held since an earlier row: waiting with it cannot be helped.
+            wait_for_key_holders(row);
+            return;
+        }
+        // Taken for this row: as below, never wait while holding it. A
+        // key holder of the company (that transaction's next new customer
+        // checks the bulk lock) would deadlock with us; across companies
+        // that aborted the other company's transaction (found by an
+        // independent review).
+        for (;;) {
+            (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
+            LOCKTAG busy;
+            bool any_busy = false;
+            for (int k = 0; k < kKeySlots && !any_busy; k++) {
+                if (!matches_by(row, k)) continue;
+                set_key_tag(&busy, row, k);
+                if (LockAcquire(&busy, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+                    any_busy = true;
+                else
+                    LockRelease(&busy, ExclusiveLock, false);  // keeps it if held already
+            }
+            if (!any_busy) return;
+            LockRelease(&bulk, ExclusiveLock, false);
+            (void)crm::pg::trigger_stats::lock_acquire(&busy, ExclusiveLock);  // waits for the holder; trigger_stats
+            LockRelease(&busy, ExclusiveLock, false);
+            CHECK_FOR_INTERRUPTS();
+        }
     }
     // Never wait while holding one of the row's locks: take each key lock
     // and check the bulk lock only if free; when one is not, give back what
