@@ -583,7 +583,9 @@ bool read_lock_secret() {
         ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
                         errmsg("crm_native: file \"%s\" holds %d bytes, expected %d", kLockSecretFile, n < 0 ? 0 : n,
                                kLockSecretLength),
-                        errhint("Delete the file while no transaction creates customers; the next chat makes a new one.")));
+                        errhint("Stop the server, delete the file and start the server: the next chat makes a new one. "
+                                "(Never delete it while the server runs: backends that read it before and after "
+                                "would not exclude each other.)")));
     }
     return true;
 }
@@ -602,8 +604,9 @@ void load_lock_secret() {
         int fd = OpenTransientFile(own, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
         if (fd < 0)
             ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not create file \"%s\": %m", own)));
+        errno = 0;
         if (write(fd, bytes, kLockSecretLength) != kLockSecretLength || pg_fsync(fd) != 0) {
-            int saved_errno = errno;
+            int saved_errno = errno != 0 ? errno : ENOSPC;  // a short write sets none
             CloseTransientFile(fd);
             unlink(own);
             errno = saved_errno;
