@@ -17,6 +17,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -105,6 +106,7 @@ struct Frame {
 Frame frames[kMaxDepth];
 int depth = 0;
 bool error_counted = false;  // the error unwinding now was counted by an inner call
+uint64 counted_error = 0;     // its fingerprint (error_fingerprint)
 
 struct CacheSlot {
     Oid fnoid;
@@ -328,6 +330,27 @@ void define() {
     shmem_startup_hook = startup_shmem;
 }
 
+// What tells one error from another: its SQLSTATE, the source position that
+// raised it and its message. An error re-thrown on the way out (a PL/pgSQL
+// block without a matching handler) keeps all three; a new one raised
+// after an exception block caught the inner one (in the same statement)
+// has its own. Out of memory is not copied (that could fail again).
+uint64 error_fingerprint(MemoryContext cxt) {
+    const int code = geterrcode();
+    if (code == ERRCODE_OUT_OF_MEMORY) return static_cast<uint64>(code);
+    MemoryContext old = MemoryContextSwitchTo(cxt);  // not ErrorContext
+    ErrorData* e = CopyErrorData();
+    uint64 h = hash_bytes_extended(reinterpret_cast<const unsigned char*>(&code), sizeof code,
+                                   static_cast<uint64>(e->lineno));
+    if (e->filename != nullptr)
+        h = hash_bytes_extended(reinterpret_cast<const unsigned char*>(e->filename), std::strlen(e->filename), h);
+    if (e->message != nullptr)
+        h = hash_bytes_extended(reinterpret_cast<const unsigned char*>(e->message), std::strlen(e->message), h);
+    FreeErrorData(e);
+    MemoryContextSwitchTo(old);
+    return h;
+}
+
 Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
     if (state == nullptr || !stats_enabled || !CALLED_AS_TRIGGER(fcinfo) || depth >= kMaxDepth) return body(fcinfo);
     const TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
@@ -344,6 +367,7 @@ Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
     depth++;
     error_counted = false;
     const uint64 start = now_ns();
+    MemoryContext caller = CurrentMemoryContext;
     volatile Datum result = 0;
     PG_TRY();
     {
@@ -353,8 +377,10 @@ Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
     {
         if (frame->waiting_since != 0) frame->lock_wait_ns += now_ns() - frame->waiting_since;
         depth--;
-        const bool count_error = !error_counted;
+        const uint64 fingerprint = error_fingerprint(caller);
+        const bool count_error = !(error_counted && fingerprint == counted_error);
         error_counted = true;
+        counted_error = fingerprint;
         record(slot, fnoid, relid, rows, start, frame, count_error,
                count_error && geterrcode() == ERRCODE_T_R_SERIALIZATION_FAILURE);
         PG_RE_THROW();

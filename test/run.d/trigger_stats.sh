@@ -163,6 +163,28 @@ check "the outer chat fails with the application's error" "$(grep -c 'no events 
 check "customer_sync: the inner and the outer call, each error counted once" \
   "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
      WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
+# and when the application raises its own error right after catching the
+# inner one, in the same statement (found by an independent review)
+q -d "$E" <<'SQL' >/dev/null || exit 1
+DROP TRIGGER refuse_event ON customer_events;
+CREATE OR REPLACE FUNCTION welcome() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+    VALUES ('99999999-9999-9999-9999-999999999999', 'welcome@example.com', 'welcome');
+  EXCEPTION WHEN foreign_key_violation THEN
+    RAISE EXCEPTION 'no welcome today';
+  END;
+  RETURN NULL;
+END $$;
+SELECT crm_native.trigger_stats_reset();
+SQL
+err=$(q -d "$E" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+  VALUES ('00000000-0000-0000-0000-00000000000a', 'outer2@example.com', 'outer2')" 2>&1)
+check "the outer chat fails with the application's second error" "$(grep -c 'no welcome today' <<<"$err")" 1
+check "customer_sync: the inner error and the application's own, each counted once" \
+  "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
+     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
 
 # --- 1c. a lock wait that ends in an error is counted, with its time ---------
 # (lock_waits counted only waits that ended with the lock)
