@@ -338,5 +338,9 @@ INSERT INTO kept_plans SELECT 5, count(*) FROM pg_backend_memory_contexts WHERE 
 SELECT format('DO $$BEGIN PERFORM pg_temp.partition_round(%s); END$$', i) FROM generate_series(6, 15) i \gexec
 \set ECHO all
 INSERT INTO kept_plans SELECT 15, count(*) FROM pg_backend_memory_contexts WHERE name = 'CachedPlanSource';
-SELECT max(plans) FILTER (WHERE after_rounds = 15) <= max(plans) FILTER (WHERE after_rounds = 5) AS plans_not_kept
+-- (each dropped partition kept several plans: 10 more rounds kept dozens;
+-- a few are allowed for what else a connection may plan once, such as a
+-- path of the event trigger's PL/pgSQL first taken in a later round: CI
+-- once counted more after 15 rounds than after 5, never reproduced)
+SELECT max(plans) FILTER (WHERE after_rounds = 15) <= max(plans) FILTER (WHERE after_rounds = 5) + 4 AS plans_not_kept
   FROM kept_plans;
