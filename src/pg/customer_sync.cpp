@@ -680,7 +680,15 @@ bool holds_bulk_lock(const ChatRow* row) {
     return LockHeldByMe(&bulk, ExclusiveLock);
 }
 
-void lock_keys_for_create(const ChatRow* row) {
+// Makes this transaction the only creator of the row's keys: true. Or, when
+// another transaction held one of the locks, waits for it to end without
+// holding any of the row's locks, and returns false: the caller looks the
+// customer up again (the other one may have created it) before it tries
+// again. Retrying the locks at once instead livelocked: a conditional
+// request fails while others queue for the lock, so of twenty chats of the
+// same new customer each was granted the lock in turn, gave it back and
+// queued again, forever (found by an independent tester).
+bool lock_keys_for_create(const ChatRow* row) {
     CompanyKeyLocks* company = company_key_locks(row);
     LOCKTAG bulk;
     set_bulk_tag(&bulk, row);
@@ -690,35 +698,33 @@ void lock_keys_for_create(const ChatRow* row) {
         if (LockHeldByMe(&bulk, ExclusiveLock)) {
             // Held since an earlier row: waiting with it cannot be helped.
             wait_for_key_holders(row);
-            return;
+            return true;
         }
         // Taken for this row: as below, never wait while holding it. A
         // key holder of the company (that transaction's next new customer
         // checks the bulk lock) would deadlock with us; across companies
         // that aborted the other company's transaction (found by an
         // independent review).
-        for (;;) {
-            (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
-            LOCKTAG busy;
-            bool any_busy = false;
-            for (int k = 0; k < kKeySlots && !any_busy; k++) {
-                if (!matches_by(row, k)) continue;
-                set_key_tag(&busy, row, k);
-                if (LockAcquire(&busy, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-                    any_busy = true;
-                else
-                    LockRelease(&busy, ExclusiveLock, false);  // keeps it if held already
-            }
-            if (!any_busy) return;
-            LockRelease(&bulk, ExclusiveLock, false);
-            (void)crm::pg::trigger_stats::lock_acquire(&busy, ExclusiveLock);  // waits for the holder; trigger_stats
-            LockRelease(&busy, ExclusiveLock, false);
-            CHECK_FOR_INTERRUPTS();
+        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
+        LOCKTAG busy;
+        bool any_busy = false;
+        for (int k = 0; k < kKeySlots && !any_busy; k++) {
+            if (!matches_by(row, k)) continue;
+            set_key_tag(&busy, row, k);
+            if (LockAcquire(&busy, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+                any_busy = true;
+            else
+                LockRelease(&busy, ExclusiveLock, false);  // keeps it if held already
         }
+        if (!any_busy) return true;
+        LockRelease(&bulk, ExclusiveLock, false);
+        (void)crm::pg::trigger_stats::lock_acquire(&busy, ExclusiveLock);  // waits for the holder; trigger_stats
+        LockRelease(&busy, ExclusiveLock, false);
+        return false;
     }
     // Never wait while holding one of the row's locks: take each key lock
     // and check the bulk lock only if free; when one is not, give back what
-    // this call took, wait for that holder to end, and start over. So a chat
+    // this call took and wait for that holder to end. So a chat
     // that waits holds none of the row's locks and cannot deadlock with
     // their holders. It matters across tenants: row-level security refuses
     // a chat that names another company only after this BEFORE trigger, and
@@ -726,7 +732,7 @@ void lock_keys_for_create(const ChatRow* row) {
     // next one, aborting the other company's transaction (found by an
     // independent tester). (Locks an earlier row of the transaction took
     // stay held, as they must until it ends.)
-    for (;;) {
+    {
         LOCKTAG taken[kKeySlots];
         int n_taken = 0;
         LOCKTAG busy;
@@ -753,12 +759,12 @@ void lock_keys_for_create(const ChatRow* row) {
         }
         if (busy_mode == NoLock) {
             if (n_taken > 0) count_key_locks(company, n_taken);
-            return;
+            return true;
         }
         for (int i = 0; i < n_taken; i++) LockRelease(&taken[i], ExclusiveLock, false);
         (void)crm::pg::trigger_stats::lock_acquire(&busy, busy_mode);  // waits for the holder; trigger_stats
         LockRelease(&busy, busy_mode, false);
-        CHECK_FOR_INTERRUPTS();
+        return false;
     }
 }
 
@@ -796,6 +802,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
         locked = true;
     }
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
+        CHECK_FOR_INTERRUPTS();
         Match m;
         lookup(row, &m, InvalidSnapshot);
         if (m.found) {
@@ -806,8 +813,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             // with the key may be the match now (email first).
             const bool fills = fills_email(row, &m) || fills_phone(row, &m);
             if (fills && !locked) {
-                lock_keys_for_create(row);
-                locked = true;
+                locked = lock_keys_for_create(row);  // false: waited for another creator
                 attempt--;
                 continue;
             }
@@ -822,10 +828,9 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             continue;  // deleted, merged or filled meanwhile: look again
         }
         if (!locked) {
-            lock_keys_for_create(row);
-            locked = true;
+            locked = lock_keys_for_create(row);  // false: waited for another creator
             attempt--;
-            continue;  // look again now that no one else can create these keys
+            continue;  // look again: now no one else can create these keys, or one did
         }
         if (IsolationUsesXactSnapshot()) fail_if_changed_meanwhile(row, nullptr);
         if (!create_customer(row, out)) return false;
@@ -854,8 +859,7 @@ void sync_linked(const ChatRow* row, Datum customer_id) {
         if (!fills_email(row, &m) && !fills_phone(row, &m)) return;
         // The key it gains: locked as by a customer's creator (sync_unlinked).
         if (!locked) {
-            lock_keys_for_create(row);
-            locked = true;
+            locked = lock_keys_for_create(row);  // false: waited for another creator
             attempt--;
             continue;
         }

@@ -39,7 +39,7 @@ for t in $TARGETS; do
   fi
   # -timeout: one input taking over 10 s is a hang (the phone bound must
   # keep libphonenumber far below that).
-  if ! "$bin" -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+  if ! "$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
        -artifact_prefix="$WORK/$t/artifacts/" "$WORK/$t/corpus" "$seeds" >"$WORK/$t/fuzz.log" 2>&1; then
     echo "fuzz: $t failed (artifacts in $WORK/$t/artifacts):"; tail -40 "$WORK/$t/fuzz.log"; status=1; continue
   fi

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Many chats of the same new customer at once (a burst of one visitor's
+# messages through several connections): while one transaction creates the
+# customer and holds its key lock, 20 others wait; once it commits, every one
+# of them links to that customer. The sync used to retry the key lock right
+# after each wait, and a conditional lock request fails while others queue
+# for it: the waiters passed the lock around and queued again forever (found
+# by an independent tester; 19 waiters were all still stuck at 45 s).
+# Checked without a clock beyond a generous bound: every waiter finishes
+# within 30 s (statement_timeout), one customer, 21 chats linked to it; then
+# the same with the email and a phone (two key locks per chat).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PGUSER=${PGUSER:-postgres}
+DB=sync_pileup_$$
+WAITERS=20
+q() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+cleanup() { psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+WORK=$(mktemp -d)
+
+q -d postgres -c "CREATE DATABASE $DB" >/dev/null || exit 1
+for f in "$ROOT"/reference/*.sql; do q -d "$DB" -f "$f" >/dev/null || exit 1; done
+q -d "$DB" -c "CREATE EXTENSION IF NOT EXISTS pg_trgm" -c "CREATE EXTENSION crm_native" -c "SELECT crm_native.install()" \
+  -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" >/dev/null || exit 1
+
+fail=0
+pileup() {  # pileup LABEL EMAIL PHONE-or-empty
+  local label=$1 email=$2 phone=${3:-} phone_sql="NULL" pids=() i rc
+  [ -n "$phone" ] && phone_sql="'$phone'"
+  q -d "$DB" -c "BEGIN" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, customer_phone, session_id)
+      VALUES ('00000000-0000-0000-0000-00000000000a', '$email', $phone_sql, '$label-holder')" \
+    -c "SELECT pg_sleep(3)" -c "COMMIT" >"$WORK/$label.holder" 2>&1 &
+  local holder=$!
+  for i in $(seq 1 50); do  # until the holder sleeps with the customer's key locks
+    [ "$(q -d "$DB" -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+        AND state = 'active' AND query = 'SELECT pg_sleep(3)'")" = 1 ] && break
+    sleep 0.1
+  done
+  for i in $(seq 1 "$WAITERS"); do
+    q -d "$DB" -c "SET statement_timeout = '30s'" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, customer_phone, session_id)
+        VALUES ('00000000-0000-0000-0000-00000000000a', '$email', $phone_sql, '$label-$i')" >"$WORK/$label.$i" 2>&1 &
+    pids+=($!)
+  done
+  wait "$holder" || { echo "FAIL: $label: the holder failed: $(cat "$WORK/$label.holder")"; fail=1; }
+  local failed=0
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}"; rc=$?
+    [ $rc -eq 0 ] || { failed=$((failed + 1)); echo "  $label waiter $((i + 1)): $(grep -m1 ERROR "$WORK/$label.$((i + 1))")"; }
+  done
+  local result
+  result=$(q -d "$DB" -At -F ' ' -c "SELECT count(DISTINCT v.customer_id), count(*) FILTER (WHERE v.customer_id IS NOT NULL),
+      (SELECT count(*) FROM customers WHERE customer_email = '$email')
+      FROM \"VC Usage\" v WHERE v.session_id LIKE '$label-%'")
+  if [ "$failed" -eq 0 ] && [ "$result" = "1 $((WAITERS + 1)) 1" ]; then
+    echo "ok: $label: $WAITERS waiters, then all linked to the one customer ($result)"
+  else
+    echo "FAIL: $label: $failed of $WAITERS waiters failed; customers linked, chats linked, customers with the email: $result (expected 1 $((WAITERS + 1)) 1)"
+    fail=1
+  fi
+}
+pileup email pileup@example.com
+pileup email_phone pileup2@example.com '+1 212 555 0142'
+rm -rf "$WORK"
+[ $fail -eq 0 ] && echo PASS || echo FAIL
+exit $fail
