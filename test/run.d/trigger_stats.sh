@@ -157,12 +157,16 @@ BEGIN RAISE EXCEPTION 'no events today'; END $$;
 CREATE TRIGGER refuse_event BEFORE INSERT ON customer_events FOR EACH ROW EXECUTE FUNCTION refuse_event();
 SELECT crm_native.trigger_stats_reset();
 SQL
-err=$(q -d "$E" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
-  VALUES ('00000000-0000-0000-0000-00000000000a', 'outer@example.com', 'outer')" 2>&1)
-check "the outer chat fails with the application's error" "$(grep -c 'no events today' <<<"$err")" 1
-check "customer_sync: the inner and the outer call, each error counted once" \
-  "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
-     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
+outer_chat_errors() {  # outer_chat_errors EMAIL ERROR-TEXT WHAT: the chat fails with it; 2 calls, 2 errors
+  local err
+  err=$(q -d "$E" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+    VALUES ('00000000-0000-0000-0000-00000000000a', '$1', '$1')" 2>&1)
+  check "the outer chat fails with the application's error ($2)" "$(grep -c "$2" <<<"$err")" 1
+  check "customer_sync: the inner and the outer call, each error counted once ($3)" \
+    "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
+       WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
+}
+outer_chat_errors outer@example.com 'no events today' 'the outer error in a later statement'
 # and when the application raises its own error right after catching the
 # inner one, in the same statement (found by an independent review)
 q -d "$E" <<'SQL' >/dev/null || exit 1
@@ -179,12 +183,7 @@ BEGIN
 END $$;
 SELECT crm_native.trigger_stats_reset();
 SQL
-err=$(q -d "$E" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
-  VALUES ('00000000-0000-0000-0000-00000000000a', 'outer2@example.com', 'outer2')" 2>&1)
-check "the outer chat fails with the application's second error" "$(grep -c 'no welcome today' <<<"$err")" 1
-check "customer_sync: the inner error and the application's own, each counted once" \
-  "$(qa -F ' ' -d "$E" -c "SELECT calls, errors FROM crm_native.trigger_stats
-     WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "2 2"
+outer_chat_errors outer2@example.com 'no welcome today' 'the application raises right after catching'
 
 # --- 1c. a lock wait that ends in an error is counted, with its time ---------
 # (lock_waits counted only waits that ended with the lock)
