@@ -680,15 +680,39 @@ bool holds_bulk_lock(const ChatRow* row) {
     return LockHeldByMe(&bulk, ExclusiveLock);
 }
 
+// A key lock the row's sync waited for and kept (lock_keys_for_create).
+struct KeptLock {
+    bool held;
+    LOCKTAG tag;
+};
+
+// Gives back the kept lock, before the sync waits for another one.
+void release_kept(KeptLock* kept) {
+    if (!kept->held) return;
+    LockRelease(&kept->tag, ExclusiveLock, false);
+    kept->held = false;
+}
+
+// Waits for the holder of key lock `busy` to end and keeps the lock it hands
+// over. Given back at once, a conditional request for it would fail while
+// others queue for it, and they would pass it around forever: twenty chats
+// of one new customer did, when its creator rolled back or when each chat
+// filled the same new email into its own customer (found by independent
+// testers).
+void wait_and_keep(const LOCKTAG* busy, KeptLock* kept, CompanyKeyLocks* company) {
+    (void)crm::pg::trigger_stats::lock_acquire(busy, ExclusiveLock);  // waits for the holder; trigger_stats
+    kept->held = true;
+    kept->tag = *busy;
+    count_key_locks(company, 1);
+}
+
 // Makes this transaction the only creator of the row's keys: true. Or, when
-// another transaction held one of the locks, waits for it to end without
-// holding any of the row's locks, and returns false: the caller looks the
-// customer up again (the other one may have created it) before it tries
-// again. Retrying the locks at once instead livelocked: a conditional
-// request fails while others queue for the lock, so of twenty chats of the
-// same new customer each was granted the lock in turn, gave it back and
-// queued again, forever (found by an independent tester).
-bool lock_keys_for_create(const ChatRow* row) {
+// another transaction held one of the locks, waits for it to end holding
+// none of the row's other locks, keeps that one (wait_and_keep), and returns
+// false: the caller looks the customer up again (the other one may have
+// created it) and calls again with the same `kept`, which then takes the
+// rest.
+bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
     CompanyKeyLocks* company = company_key_locks(row);
     LOCKTAG bulk;
     set_bulk_tag(&bulk, row);
@@ -718,54 +742,58 @@ bool lock_keys_for_create(const ChatRow* row) {
         }
         if (!any_busy) return true;
         LockRelease(&bulk, ExclusiveLock, false);
-        (void)crm::pg::trigger_stats::lock_acquire(&busy, ExclusiveLock);  // waits for the holder; trigger_stats
-        LockRelease(&busy, ExclusiveLock, false);
+        release_kept(kept);
+        wait_and_keep(&busy, kept, company);
         return false;
     }
     // Never wait while holding one of the row's locks: take each key lock
     // and check the bulk lock only if free; when one is not, give back what
-    // this call took and wait for that holder to end. So a chat
-    // that waits holds none of the row's locks and cannot deadlock with
-    // their holders. It matters across tenants: row-level security refuses
-    // a chat that names another company only after this BEFORE trigger, and
-    // such a chat held that company's key lock while it waited for the
-    // next one, aborting the other company's transaction (found by an
-    // independent tester). (Locks an earlier row of the transaction took
-    // stay held, as they must until it ends.)
-    {
-        LOCKTAG taken[kKeySlots];
-        int n_taken = 0;
-        LOCKTAG busy;
-        LOCKMODE busy_mode = NoLock;
-        for (int k = 0; k < kKeySlots && busy_mode == NoLock; k++) {
-            if (!matches_by(row, k)) continue;
-            LOCKTAG tag;
-            set_key_tag(&tag, row, k);
-            if (LockHeldByMe(&tag, ExclusiveLock)) continue;  // an earlier row's
-            if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
-                busy = tag;
-                busy_mode = ExclusiveLock;
-            } else {
-                taken[n_taken++] = tag;
-            }
+    // this row took and wait for that holder to end. So a chat that waits
+    // holds none of the row's other locks and cannot deadlock with their
+    // holders. It matters across tenants: row-level security refuses a chat
+    // that names another company only after this BEFORE trigger, and such a
+    // chat held that company's key lock while it waited for the next one,
+    // aborting the other company's transaction (found by an independent
+    // tester). (Locks an earlier row of the transaction took stay held, as
+    // they must until it ends.)
+    LOCKTAG taken[kKeySlots];
+    int n_taken = 0;
+    LOCKTAG busy;
+    LOCKMODE busy_mode = NoLock;
+    for (int k = 0; k < kKeySlots && busy_mode == NoLock; k++) {
+        if (!matches_by(row, k)) continue;
+        LOCKTAG tag;
+        set_key_tag(&tag, row, k);
+        if (LockHeldByMe(&tag, ExclusiveLock)) continue;  // kept, or an earlier row's
+        if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+            busy = tag;
+            busy_mode = ExclusiveLock;
+        } else {
+            taken[n_taken++] = tag;
         }
-        if (busy_mode == NoLock && !LockHeldByMe(&bulk, ExclusiveLock)) {
-            if (LockAcquire(&bulk, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
-                busy = bulk;  // a bulk importer of the company
-                busy_mode = ShareLock;
-            } else {
-                LockRelease(&bulk, ShareLock, false);
-            }
-        }
-        if (busy_mode == NoLock) {
-            if (n_taken > 0) count_key_locks(company, n_taken);
-            return true;
-        }
-        for (int i = 0; i < n_taken; i++) LockRelease(&taken[i], ExclusiveLock, false);
-        (void)crm::pg::trigger_stats::lock_acquire(&busy, busy_mode);  // waits for the holder; trigger_stats
-        LockRelease(&busy, busy_mode, false);
-        return false;
     }
+    if (busy_mode == NoLock && !LockHeldByMe(&bulk, ExclusiveLock)) {
+        if (LockAcquire(&bulk, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+            busy = bulk;  // a bulk importer of the company
+            busy_mode = ShareLock;
+        } else {
+            LockRelease(&bulk, ShareLock, false);
+        }
+    }
+    if (busy_mode == NoLock) {
+        if (n_taken > 0) count_key_locks(company, n_taken);
+        return true;
+    }
+    for (int i = 0; i < n_taken; i++) LockRelease(&taken[i], ExclusiveLock, false);
+    release_kept(kept);
+    if (busy_mode == ExclusiveLock) {
+        wait_and_keep(&busy, kept, company);
+    } else {
+        // Share requests are granted together when the importer ends.
+        (void)crm::pg::trigger_stats::lock_acquire(&busy, ShareLock);  // waits for the importer; trigger_stats
+        LockRelease(&busy, ShareLock, false);
+    }
+    return false;
 }
 
 // Under REPEATABLE READ and SERIALIZABLE, after the key locks: the
@@ -797,6 +825,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
     // other levels check the latest snapshot below). This saves the second
     // lookup on the new-customer path of bulk imports.
     bool locked = false;
+    KeptLock kept = {false, {}};
     if (holds_bulk_lock(row)) {
         wait_for_key_holders(row);
         locked = true;
@@ -813,7 +842,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             // with the key may be the match now (email first).
             const bool fills = fills_email(row, &m) || fills_phone(row, &m);
             if (fills && !locked) {
-                locked = lock_keys_for_create(row);  // false: waited for another creator
+                locked = lock_keys_for_create(row, &kept);  // false: waited for another creator
                 attempt--;
                 continue;
             }
@@ -828,7 +857,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
             continue;  // deleted, merged or filled meanwhile: look again
         }
         if (!locked) {
-            locked = lock_keys_for_create(row);  // false: waited for another creator
+            locked = lock_keys_for_create(row, &kept);  // false: waited for another creator
             attempt--;
             continue;  // look again: now no one else can create these keys, or one did
         }
@@ -847,7 +876,9 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
 void sync_linked(const ChatRow* row, Datum customer_id) {
     if (!row->has_key[kEmail] && !row->has_key[kPhone]) return;
     bool locked = false;
+    KeptLock kept = {false, {}};
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
+        CHECK_FOR_INTERRUPTS();
         Datum values[2] = {customer_id, row->company_id};
         run_select(row, Statement::SyncChain, values, nullptr, InvalidSnapshot, 1);
         if (SPI_processed == 0 || !get_bool(0, 2)) return;  // gone, another company's, or deleted
@@ -859,7 +890,7 @@ void sync_linked(const ChatRow* row, Datum customer_id) {
         if (!fills_email(row, &m) && !fills_phone(row, &m)) return;
         // The key it gains: locked as by a customer's creator (sync_unlinked).
         if (!locked) {
-            locked = lock_keys_for_create(row);  // false: waited for another creator
+            locked = lock_keys_for_create(row, &kept);  // false: waited for another creator
             attempt--;
             continue;
         }
