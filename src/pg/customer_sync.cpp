@@ -728,8 +728,13 @@ bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
         // key holder of the company (that transaction's next new customer
         // checks the bulk lock) would deadlock with us; across companies
         // that aborted the other company's transaction (found by an
-        // independent review).
-        (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
+        // independent review). Nor wait for it while keeping a key lock: an
+        // importer holding it may be waiting for that key (found by an
+        // independent tester, by reading).
+        if (LockAcquire(&bulk, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+            release_kept(kept);
+            (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
+        }
         LOCKTAG busy;
         bool any_busy = false;
         for (int k = 0; k < kKeySlots && !any_busy; k++) {
