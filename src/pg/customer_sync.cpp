@@ -12,10 +12,11 @@
 // holder and who lacks nothing the chat brings): one probe of the keys and
 // one SELECT ... FOR NO KEY UPDATE of the holder that also checks it is the match
 // (touch_holder); the customer row is not written. When the chat fills
-// missing contact info: a read of the holder (or the full per-key lookup) and
-// one UPDATE (updated_at, filled contact info and its event in one
-// statement). A new customer costs the probe twice (before and after the key
-// locks) and one INSERT statement (customer + 'created' event).
+// missing contact info: a read of the holder (or the full per-key lookup),
+// its key locks, the lookup again, one UPDATE (updated_at, the filled
+// contact info) and its 'contact_info_added' event. A new customer costs the
+// probe twice (before and after the key locks), the customer's INSERT and
+// its 'created' event.
 // A chat that arrives linked (or whose link or company an UPDATE changes)
 // costs one primary-key read: the customer must be a live customer of the
 // chat's company (docs/contract.md, sync step 1).
@@ -82,6 +83,12 @@ using store::Table;
 constexpr int kMaxMergeHops = 64;
 // Lookups redone when the matched customer changed under us (READ COMMITTED).
 constexpr int kMaxAttempts = 8;
+// Waits for another creator's key lock in one chat's sync. Each wait hands
+// a lock over, so a chat needs one per creator ahead of it; two chats with
+// the same two keys, each keeping the key the other wants next, could swap
+// them forever in lock step (an independent review), so past this many
+// the chat fails with a serialization failure.
+constexpr int kMaxLockWaits = 1000;
 
 // Key locks one transaction takes before it switches to the single bulk lock
 // (crm_native.sync_key_lock_limit): bounds the shared lock table use of bulk
@@ -680,17 +687,34 @@ bool holds_bulk_lock(const ChatRow* row) {
     return LockHeldByMe(&bulk, ExclusiveLock);
 }
 
-// A key lock the row's sync waited for and kept (lock_keys_for_create).
+// A key lock the row's sync waited for and kept (lock_keys_for_create),
+// and how often it waited.
 struct KeptLock {
     bool held;
     LOCKTAG tag;
+    CompanyKeyLocks* company;  // whose count it is in
+    int waits;
 };
 
-// Gives back the kept lock, before the sync waits for another one.
+// Gives back the kept lock, before the sync waits for another one, and
+// takes it out of the count: counted while no longer held, it would switch
+// the transaction to the bulk lock early, and the company's other new
+// customers would wait for that (an independent review).
 void release_kept(KeptLock* kept) {
     if (!kept->held) return;
     LockRelease(&kept->tag, ExclusiveLock, false);
     kept->held = false;
+    count_key_locks(kept->company, -1);
+}
+
+// One more wait of this chat's sync for another creator (kMaxLockWaits).
+void count_lock_wait(KeptLock* kept) {
+    if (++kept->waits <= kMaxLockWaits) return;
+    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                    errmsg("could not sync the chat to a customer: its keys kept passing between concurrent chats"),
+                    errdetail("The chat waited %d times for other transactions creating a customer with its keys.",
+                              kMaxLockWaits),
+                    errhint("The transaction might succeed if retried.")));
 }
 
 // Waits for the holder of key lock `busy` to end and keeps the lock it hands
@@ -700,9 +724,11 @@ void release_kept(KeptLock* kept) {
 // filled the same new email into its own customer (found by independent
 // testers).
 void wait_and_keep(const LOCKTAG* busy, KeptLock* kept, CompanyKeyLocks* company) {
+    count_lock_wait(kept);
     (void)crm::pg::trigger_stats::lock_acquire(busy, ExclusiveLock);  // waits for the holder; trigger_stats
     kept->held = true;
     kept->tag = *busy;
+    kept->company = company;
     count_key_locks(company, 1);
 }
 
@@ -795,6 +821,7 @@ bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
         wait_and_keep(&busy, kept, company);
     } else {
         // Share requests are granted together when the importer ends.
+        count_lock_wait(kept);
         (void)crm::pg::trigger_stats::lock_acquire(&busy, ShareLock);  // waits for the importer; trigger_stats
         LockRelease(&busy, ShareLock, false);
     }
@@ -830,7 +857,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
     // other levels check the latest snapshot below). This saves the second
     // lookup on the new-customer path of bulk imports.
     bool locked = false;
-    KeptLock kept = {false, {}};
+    KeptLock kept = {false, {}, nullptr, 0};
     if (holds_bulk_lock(row)) {
         wait_for_key_holders(row);
         locked = true;
@@ -881,7 +908,7 @@ bool sync_unlinked(const ChatRow* row, pg_uuid_t* out) {
 void sync_linked(const ChatRow* row, Datum customer_id) {
     if (!row->has_key[kEmail] && !row->has_key[kPhone]) return;
     bool locked = false;
-    KeptLock kept = {false, {}};
+    KeptLock kept = {false, {}, nullptr, 0};
     for (int attempt = 0; attempt < kMaxAttempts; attempt++) {
         CHECK_FOR_INTERRUPTS();
         Datum values[2] = {customer_id, row->company_id};
@@ -937,6 +964,14 @@ void check_linked_customer(Relation rel, Datum customer_id, Datum company_id) {
                     errdetail("Key (customer_id)=(%s) is not a live customer of company_id=(%s): %s.", customer_text,
                               company_text, problem),
                     errhint("Leave customer_id NULL to have the chat linked by its contact data.")));
+}
+
+// check_linked_customer in its own SPI connection.
+void checked_link(Relation rel, Datum customer_id, Datum company_id) {
+    if (SPI_connect() != SPI_OK_CONNECT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
+    check_linked_customer(rel, customer_id, company_id);
+    SPI_finish();
 }
 
 // A column of the chat the trigger fired for (NEW). A stored generated
@@ -1052,23 +1087,27 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
 
     // 1. A chat that arrives linked, or whose link or company an UPDATE
     // changes, must name a live customer of its company. An INSERT already
-    // linked is then left as it is.
-    if (!customer_null && (is_insert || link_changed(t, td->tg_trigtuple, tuple, desc))) {
-        if (SPI_connect() != SPI_OK_CONNECT)
-            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
-        check_linked_customer(rel, customer_id, row.company_id);
-        SPI_finish();
+    // linked is then left as it is. The UPDATE trigger also fires for
+    // customer_id and company_id (for this check); it syncs only when the
+    // statement sets a contact column, as the application's trigger (BEFORE
+    // UPDATE OF the three) did.
+    const bool check_link = !customer_null && (is_insert || link_changed(t, td->tg_trigtuple, tuple, desc));
+    const bool syncs = is_insert ? customer_null : sets_contact_column(t, td);
+    if (!syncs) {
+        if (check_link) checked_link(rel, customer_id, row.company_id);
+        return PointerGetDatum(tuple);
     }
-    if (is_insert && !customer_null) return PointerGetDatum(tuple);
-    // The UPDATE trigger also fires for customer_id and company_id (for the
-    // check above); it syncs only when the statement sets a contact column,
-    // as the application's trigger (BEFORE UPDATE OF the three) did.
-    if (is_update && !sets_contact_column(t, td)) return PointerGetDatum(tuple);
 
     // 2. Normalize; nothing to match by leaves the row unlinked.
-    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) return PointerGetDatum(tuple);  // trigger_stats
+    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) {  // trigger_stats
+        if (check_link) checked_link(rel, customer_id, row.company_id);
+        return PointerGetDatum(tuple);
+    }
     if (customer_null && !row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) crm::pg::trigger_stats::chat_unlinked(crm::pg::trigger_stats::Unlinked::NoContact);  // trigger_stats
-    if (!row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) return PointerGetDatum(tuple);
+    if (!row.has_key[kEmail] && !row.has_key[kPhone] && !row.has_key[kName]) {
+        if (check_link) checked_link(rel, customer_id, row.company_id);
+        return PointerGetDatum(tuple);
+    }
 
     MemoryContext caller_cxt = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT)
@@ -1079,7 +1118,14 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
     if (link) {
         link = sync_unlinked(&row, &linked_to);  // 3.-5.
     } else {
-        sync_linked(&row, customer_id);  // UPDATE of a linked row: fill only
+        // An UPDATE of a linked row: fill only. The link check comes after
+        // it: it locks the customer's row, and the fill may wait for a key
+        // lock whose holder waits for that row to fill the same key into
+        // the same customer (a deadlock found by an independent review).
+        // The fill takes no lock of another company's or a deleted
+        // customer, which the check then refuses.
+        sync_linked(&row, customer_id);
+        if (check_link) check_linked_customer(rel, customer_id, row.company_id);
     }
     SPI_finish();
     if (!link) return PointerGetDatum(tuple);
