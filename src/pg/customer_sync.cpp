@@ -29,8 +29,12 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/sysattr.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -53,7 +57,6 @@ extern "C" {
 #include "common/cryptohash.h"
 #include "common/hashfn.h"
 #include "common/sha2.h"
-#include "storage/fd.h"
 }
 #pragma GCC diagnostic pop
 
@@ -566,78 +569,61 @@ CompanyKeyLocks* company_key_locks(const ChatRow* row) {
 // right now (found by an independent tester; the tags were plain hashes).
 // A tag is the first 64 bits of SHA-256 over the secret, the tag's kind
 // (the key type, or the bulk lock), the company and the normalized key.
-// The secret is 32 random bytes in the data directory's file
-// crm_native_lock_secret, made by the first backend that needs it; every
-// backend of the server reads the same bytes (locks are per server), and no
-// database role but a superuser (or pg_read_server_files) can read it.
-constexpr const char* kLockSecretFile = "crm_native_lock_secret";
+// The secret is the database's 32 random bytes in crm_native.lock_secret
+// (25_lock_secret.sql: made by CREATE EXTENSION, carried by WAL to standbys
+// and backups). Only the extension's owner may SELECT it; the trigger
+// reads it here below the permission checks, as whichever role fired it.
 constexpr int kLockSecretLength = 32;
 uint8 lock_secret[kLockSecretLength];
-bool lock_secret_loaded = false;
+Oid lock_secret_relid = InvalidOid;  // the table it was read from
 
-// True when the file held the secret (read into lock_secret).
-bool read_lock_secret() {
-    int fd = OpenTransientFile(kLockSecretFile, O_RDONLY | PG_BINARY);
-    if (fd < 0) {
-        if (errno == ENOENT) return false;
-        ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not open file \"%s\": %m", kLockSecretFile)));
+// False when the database's extension is older than 0.8.0 (no table yet):
+// the tags are then 0.7.0's, unkeyed, so that while a new package rolls
+// out, backends that still run the 0.7.0 library and those that load this
+// one exclude each other until ALTER EXTENSION crm_native UPDATE.
+bool load_lock_secret() {
+    // A lookup by name every time: DROP and CREATE EXTENSION in a running
+    // backend's database makes a new table, with a new secret.
+    Oid schema = get_namespace_oid("crm_native", true);
+    Oid relid = OidIsValid(schema) ? get_relname_relid("lock_secret", schema) : InvalidOid;
+    if (!OidIsValid(relid)) return false;
+    if (relid == lock_secret_relid) return true;
+    Relation rel = table_open(relid, AccessShareLock);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
+    HeapTuple tuple = heap_getnext(scan, ForwardScanDirection);
+    bool ok = false;
+    if (tuple != nullptr && RelationGetDescr(rel)->natts >= 2) {
+        bool isnull;
+        Datum value = heap_getattr(tuple, 2, RelationGetDescr(rel), &isnull);
+        if (!isnull && TupleDescAttr(RelationGetDescr(rel), 1)->atttypid == BYTEAOID) {
+            bytea* secret = DatumGetByteaPP(value);
+            if (VARSIZE_ANY_EXHDR(secret) == kLockSecretLength) {
+                std::memcpy(lock_secret, VARDATA_ANY(secret), kLockSecretLength);
+                ok = true;
+            }
+        }
     }
-    int n = static_cast<int>(read(fd, lock_secret, kLockSecretLength));
-    int saved_errno = errno;
-    CloseTransientFile(fd);
-    if (n != kLockSecretLength) {
-        errno = saved_errno;
+    table_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, AccessShareLock);
+    if (!ok)
         ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-                        errmsg("crm_native: file \"%s\" holds %d bytes, expected %d", kLockSecretFile, n < 0 ? 0 : n,
-                               kLockSecretLength),
-                        errhint("Stop the server, delete the file and start the server: the next chat makes a new one. "
-                                "(Never delete it while the server runs: backends that read it before and after "
-                                "would not exclude each other.)")));
-    }
+                        errmsg("crm_native: table crm_native.lock_secret does not hold a 32-byte secret"),
+                        errhint("Recreate the extension (DROP EXTENSION crm_native CASCADE; CREATE EXTENSION "
+                                "crm_native; SELECT crm_native.install();) while no chats are written.")));
+    lock_secret_relid = relid;
     return true;
-}
-
-void load_lock_secret() {
-    if (lock_secret_loaded) return;
-    if (!read_lock_secret()) {
-        // Written under a name of this backend's, then linked to the shared
-        // name, which fails if another backend got there first: everyone
-        // then reads the one file that won.
-        char own[64];
-        snprintf(own, sizeof own, "%s.%d", kLockSecretFile, MyProcPid);
-        uint8 bytes[kLockSecretLength];
-        if (!pg_strong_random(bytes, kLockSecretLength))
-            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native: could not generate random bytes")));
-        int fd = OpenTransientFile(own, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
-        if (fd < 0)
-            ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not create file \"%s\": %m", own)));
-        errno = 0;
-        if (write(fd, bytes, kLockSecretLength) != kLockSecretLength || pg_fsync(fd) != 0) {
-            int saved_errno = errno != 0 ? errno : ENOSPC;  // a short write sets none
-            CloseTransientFile(fd);
-            unlink(own);
-            errno = saved_errno;
-            ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: could not write file \"%s\": %m", own)));
-        }
-        CloseTransientFile(fd);
-        if (link(own, kLockSecretFile) != 0 && errno != EEXIST) {
-            int saved_errno = errno;
-            unlink(own);
-            errno = saved_errno;
-            ereport(ERROR, (errcode_for_file_access(),
-                            errmsg("crm_native: could not create file \"%s\": %m", kLockSecretFile)));
-        }
-        unlink(own);
-        if (!read_lock_secret())
-            ereport(ERROR, (errcode_for_file_access(), errmsg("crm_native: file \"%s\" vanished", kLockSecretFile)));
-    }
-    lock_secret_loaded = true;
 }
 
 constexpr uint8 kBulkTagKind = 0xFF;  // key tags: the key slot
 
 uint64 keyed_tag_hash(uint8 kind, const pg_uuid_t* company, const char* key, size_t len) {
-    load_lock_secret();
+    if (!load_lock_secret()) {  // 0.7.0's tags
+        if (kind == kBulkTagKind) return hash_bytes_extended(company->data, UUID_LEN, 0);
+        uint64 seed = hash_bytes_extended(company->data, UUID_LEN, static_cast<uint64>(kind) + 1);
+        return hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), static_cast<int>(len), seed);
+    }
     uint8 digest[PG_SHA256_DIGEST_LENGTH];
     pg_cryptohash_ctx* ctx = pg_cryptohash_create(PG_SHA256);
     if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, lock_secret, kLockSecretLength) < 0 ||

@@ -232,5 +232,29 @@ else
 fi
 drop upgrade_part
 
+# 6. Lock tags during the roll-out: before ALTER EXTENSION UPDATE this
+#    library computes 0.7.0's unkeyed tags (so backends still running the
+#    0.7.0 library and those that load this one exclude each other); after
+#    it, tags keyed with the database's crm_native.lock_secret.
+drop upgrade_tags
+q -d postgres -c "CREATE DATABASE upgrade_tags TEMPLATE crm_template" >/dev/null
+PLAIN_TAG="SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objsubid = 17234
+             AND ((classid::bigint << 32) | objid::bigint)
+                 = hashtextextended('tag@example.com',
+                                    uuid_hash_extended('11111111-1111-1111-1111-111111111111', 1))"
+TAG_CHAT="INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+          VALUES ('11111111-1111-1111-1111-111111111111', 'tag@example.com', 'tag')"
+if q -d upgrade_tags -c "DROP EXTENSION crm_native" -c "CREATE EXTENSION crm_native VERSION '$FROM'" -c "SELECT crm_native.install()" \
+     -c "INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'Tags') ON CONFLICT DO NOTHING" >/dev/null; then
+  before=$(qv -d upgrade_tags -c "BEGIN" -c "$TAG_CHAT" -c "$PLAIN_TAG" -c "ROLLBACK" | grep -x '[0-9]*' | head -1)
+  q -d upgrade_tags -c "ALTER EXTENSION crm_native UPDATE" >/dev/null || problem "lock tags: the update failed"
+  after=$(qv -d upgrade_tags -c "BEGIN" -c "$TAG_CHAT" -c "$PLAIN_TAG" -c "ROLLBACK" | grep -x '[0-9]*' | head -1)
+  if [ "$before" = 1 ] && [ "$after" = 0 ]; then say "lock tags: 0.7.0's before the update, keyed after it"
+  else problem "lock tags: plain tag held before the update: ${before:-?} (want 1), after: ${after:-?} (want 0)"; fi
+else
+  problem "lock tags: cannot create a $FROM database"
+fi
+drop upgrade_tags
+
 if [ $fail = 0 ]; then drop upgrade_up; drop upgrade_fresh; say "PASS"; else say "databases upgrade_up, upgrade_fresh kept"; fi
 exit $fail
