@@ -199,3 +199,12 @@ CREATE INDEX idx_customers_name_trgm_leakproof_a ON customers
   WHERE company_id = 'aaaaaaaa-0000-0000-0000-000000000001';
 SELECT crm_native._search_name_operator('public', 'public') AS name_operator;
 DROP INDEX idx_customers_name_trgm_leakproof_a;
+-- a customer found by its exact name key and by similarity (score 1 both)
+-- is listed by its best reason, the key: 'name', whatever order the two
+-- hits arrive in (with 13 namesakes it came out 'similar_name'; found by
+-- an independent tester)
+INSERT INTO companies (id, name) VALUES ('cccccccc-0000-0000-0000-000000000003', 'C');
+INSERT INTO customers (company_id, customer_name)
+SELECT 'cccccccc-0000-0000-0000-000000000003', 'Person ' || g FROM generate_series(1, 13) g;
+SELECT customer_name, matched_by, score FROM crm_native.search_customers('cccccccc-0000-0000-0000-000000000003', 'Person 1')
+ WHERE customer_name = 'Person 1';

@@ -164,7 +164,7 @@ AS $f$
             SELECT DISTINCT ON (r.survivor) r.survivor, r.rank, r.matched_by, r.score
               FROM resolved r
              WHERE r.survivor IS NOT NULL
-             ORDER BY r.survivor, r.rank, r.score DESC
+             ORDER BY r.survivor, r.rank, r.score DESC, r.matched_by = 'similar_name'  -- the exact name key first
         )
         SELECT c.id::uuid, c.customer_name::text, c.customer_email::text, c.customer_phone::text,
                b.matched_by::text, b.score
