@@ -65,3 +65,10 @@ SELECT check_name, status, value FROM crm_native.health() WHERE status NOT IN ('
 -- errors
 SELECT * FROM crm_native.health('no_such_schema');
 SELECT * FROM crm_native.health(metrics_sample => 0);
+-- a read-only transaction (as on a hot standby, or a monitoring role with
+-- default_transaction_read_only) cannot create the sample's temporary
+-- table: the data checks say so, the other checks run (health() used to
+-- fail as a whole; found by an independent tester)
+BEGIN READ ONLY;
+SELECT check_name, status FROM crm_native.health() WHERE check_name NOT LIKE 'trigger p99%';
+ROLLBACK;

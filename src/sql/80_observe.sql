@@ -702,76 +702,89 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    EXECUTE format('SELECT count(*) FROM %I.customers', target_schema) INTO total;
-    CREATE TEMP TABLE IF NOT EXISTS crm_native_health_sample (id uuid PRIMARY KEY) ON COMMIT DROP;
-    TRUNCATE crm_native_health_sample;
-    EXECUTE format('INSERT INTO crm_native_health_sample SELECT c.id FROM %I.customers c %s',
-                   target_schema,
-                   CASE WHEN metrics_sample IS NULL THEN '' ELSE 'ORDER BY random() LIMIT ' || metrics_sample END);
-    GET DIAGNOSTICS sampled = ROW_COUNT;
-    -- its size for the planner: a sample of 1,000 is probed by primary key,
-    -- not hash-joined to a scan of the whole metrics table (found by an
-    -- independent tester at 200,000 customers)
-    ANALYZE crm_native_health_sample;
-    sample_note := CASE WHEN metrics_sample IS NULL THEN format('all %s customers checked', total)
-                        WHEN sampled >= total THEN format('sample of %s: all %s customers checked', metrics_sample, total)
-                        ELSE format('random sample of %s of %s customers (metrics_sample => NULL checks all)', sampled, total) END;
+    -- The sample is a temporary table, which a read-only transaction (a
+    -- hot standby, default_transaction_read_only) cannot create: checks 2
+    -- and 3 are then skipped, the others run.
+    IF current_setting('transaction_read_only')::boolean THEN
+        FOREACH check_name IN ARRAY ARRAY['customer_metrics equal to a recomputation',
+                                          'matching keys equal to the customers'' current values'] LOOP
+            status := 'unknown'; value := NULL;
+            detail := 'skipped: a read-only transaction (or a hot standby) cannot create the sample''s temporary '
+                      'table; run health() in a read-write transaction on the primary, or crm_native.verify_metrics() here';
+            RETURN NEXT;
+        END LOOP;
+    ELSE
+        EXECUTE format('SELECT count(*) FROM %I.customers', target_schema) INTO total;
+        CREATE TEMP TABLE IF NOT EXISTS crm_native_health_sample (id uuid PRIMARY KEY) ON COMMIT DROP;
+        TRUNCATE crm_native_health_sample;
+        EXECUTE format('INSERT INTO crm_native_health_sample SELECT c.id FROM %I.customers c %s',
+                       target_schema,
+                       CASE WHEN metrics_sample IS NULL THEN '' ELSE 'ORDER BY random() LIMIT ' || metrics_sample END);
+        GET DIAGNOSTICS sampled = ROW_COUNT;
+        -- its size for the planner: a sample of 1,000 is probed by primary key,
+        -- not hash-joined to a scan of the whole metrics table (found by an
+        -- independent tester at 200,000 customers)
+        ANALYZE crm_native_health_sample;
+        sample_note := CASE WHEN metrics_sample IS NULL THEN format('all %s customers checked', total)
+                            WHEN sampled >= total THEN format('sample of %s: all %s customers checked', metrics_sample, total)
+                            ELSE format('random sample of %s of %s customers (metrics_sample => NULL checks all)', sampled, total) END;
 
-    -- 2. customer_metrics against a recomputation (verify_metrics' definitions)
-    EXECUTE format($q$
-        WITH s AS (SELECT id FROM crm_native_health_sample),
-        expected AS (
-            SELECT v.customer_id, array_agg(DISTINCT v.company_id) AS companies, count(*)::bigint AS n,
-                   count(DISTINCT v.session_id)::bigint AS s, coalesce(sum(v.view_count), 0)::bigint AS w,
-                   min(v.created_at) AS f, max(v.created_at) AS l
-              FROM %1$I."VC Usage" v JOIN s ON s.id = v.customer_id
-             GROUP BY v.customer_id),
-        actual AS (SELECT m.* FROM %1$I.customer_metrics m JOIN s ON s.id = m.customer_id)
-        SELECT count(*) FROM expected e FULL JOIN actual m ON m.customer_id = e.customer_id
-         WHERE e.customer_id IS NULL OR m.customer_id IS NULL
-            OR (e.n, e.s, e.w, e.f, e.l) IS DISTINCT FROM
-               (m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at, m.last_interaction_at)
-            OR m.company_id IS NULL OR NOT (m.company_id = ANY (e.companies)) $q$, target_schema) INTO n;
-    check_name := 'customer_metrics equal to a recomputation';
-    status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
-    value := n;
-    detail := format('%s customers whose metrics row differs; %s%s', n, sample_note,
-                     CASE WHEN n > 0 THEN format('; SELECT * FROM crm_native.verify_metrics(%L) lists them, '
-                                                 'crm_native.rebuild_metrics(%L) fixes them', target_schema, target_schema)
-                          ELSE '' END);
-    RETURN NEXT;
+        -- 2. customer_metrics against a recomputation (verify_metrics' definitions)
+        EXECUTE format($q$
+            WITH s AS (SELECT id FROM crm_native_health_sample),
+            expected AS (
+                SELECT v.customer_id, array_agg(DISTINCT v.company_id) AS companies, count(*)::bigint AS n,
+                       count(DISTINCT v.session_id)::bigint AS s, coalesce(sum(v.view_count), 0)::bigint AS w,
+                       min(v.created_at) AS f, max(v.created_at) AS l
+                  FROM %1$I."VC Usage" v JOIN s ON s.id = v.customer_id
+                 GROUP BY v.customer_id),
+            actual AS (SELECT m.* FROM %1$I.customer_metrics m JOIN s ON s.id = m.customer_id)
+            SELECT count(*) FROM expected e FULL JOIN actual m ON m.customer_id = e.customer_id
+             WHERE e.customer_id IS NULL OR m.customer_id IS NULL
+                OR (e.n, e.s, e.w, e.f, e.l) IS DISTINCT FROM
+                   (m.total_conversations, m.total_sessions, m.total_views, m.first_interaction_at, m.last_interaction_at)
+                OR m.company_id IS NULL OR NOT (m.company_id = ANY (e.companies)) $q$, target_schema) INTO n;
+        check_name := 'customer_metrics equal to a recomputation';
+        status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
+        value := n;
+        detail := format('%s customers whose metrics row differs; %s%s', n, sample_note,
+                         CASE WHEN n > 0 THEN format('; SELECT * FROM crm_native.verify_metrics(%L) lists them, '
+                                                     'crm_native.rebuild_metrics(%L) fixes them', target_schema, target_schema)
+                              ELSE '' END);
+        RETURN NEXT;
 
-    -- 3. matching keys against the customers' current values
-    EXECUTE format($q$
-        WITH s AS (SELECT id FROM crm_native_health_sample),
-        expected AS (
-            SELECT c.id AS customer_id, c.company_id, k.key_type, k.key_value, k.normalized_value
-              FROM %1$I.customers c JOIN s ON s.id = c.id
-             CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
-             WHERE NOT (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL)
-            UNION ALL
-            -- what merge_customers() moved to a survivor (rebuild_matching_keys() writes the same)
-            (SELECT DISTINCT ON (m.customer_id, m.key_type, m.normalized_value)
-                    m.customer_id, m.company_id, m.key_type, m.key_value, m.normalized_value
-               FROM crm_native._merged_keys(%2$L, $1) m
-              ORDER BY m.customer_id, m.key_type, m.normalized_value, m.contributor_created_at, m.contributor)),
-        actual AS (
-            SELECT k.customer_id, k.company_id, k.key_type::text, k.key_value::text, k.normalized_value::text
-              FROM %1$I.customer_matching_keys k JOIN s ON s.id = k.customer_id),
-        diff AS ((SELECT * FROM expected EXCEPT ALL SELECT * FROM actual)
-                 UNION ALL
-                 (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected))
-        SELECT count(DISTINCT customer_id) FROM diff $q$, target_schema, target_schema) INTO n
-        USING CASE WHEN metrics_sample IS NULL THEN NULL ELSE ARRAY(SELECT id FROM crm_native_health_sample) END;
-    check_name := 'matching keys equal to the customers'' current values';
-    status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
-    value := n;
-    detail := format('%s customers whose keys differ; %s%s', n, sample_note,
-                     CASE WHEN n > 0 THEN format('; SELECT crm_native.rebuild_matching_keys(%L) rewrites them '
-                                                 '(keys written by the plpgsql triggers or another library version differ)',
-                                                 target_schema)
-                          ELSE '' END);
-    RETURN NEXT;
+        -- 3. matching keys against the customers' current values
+        EXECUTE format($q$
+            WITH s AS (SELECT id FROM crm_native_health_sample),
+            expected AS (
+                SELECT c.id AS customer_id, c.company_id, k.key_type, k.key_value, k.normalized_value
+                  FROM %1$I.customers c JOIN s ON s.id = c.id
+                 CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
+                 WHERE NOT (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL)
+                UNION ALL
+                -- what merge_customers() moved to a survivor (rebuild_matching_keys() writes the same)
+                (SELECT DISTINCT ON (m.customer_id, m.key_type, m.normalized_value)
+                        m.customer_id, m.company_id, m.key_type, m.key_value, m.normalized_value
+                   FROM crm_native._merged_keys(%2$L, $1) m
+                  ORDER BY m.customer_id, m.key_type, m.normalized_value, m.contributor_created_at, m.contributor)),
+            actual AS (
+                SELECT k.customer_id, k.company_id, k.key_type::text, k.key_value::text, k.normalized_value::text
+                  FROM %1$I.customer_matching_keys k JOIN s ON s.id = k.customer_id),
+            diff AS ((SELECT * FROM expected EXCEPT ALL SELECT * FROM actual)
+                     UNION ALL
+                     (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected))
+            SELECT count(DISTINCT customer_id) FROM diff $q$, target_schema, target_schema) INTO n
+            USING CASE WHEN metrics_sample IS NULL THEN NULL ELSE ARRAY(SELECT id FROM crm_native_health_sample) END;
+        check_name := 'matching keys equal to the customers'' current values';
+        status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
+        value := n;
+        detail := format('%s customers whose keys differ; %s%s', n, sample_note,
+                         CASE WHEN n > 0 THEN format('; SELECT crm_native.rebuild_matching_keys(%L) rewrites them '
+                                                     '(keys written by the plpgsql triggers or another library version differ)',
+                                                     target_schema)
+                              ELSE '' END);
+        RETURN NEXT;
+    END IF;
 
     -- 4. chats left unlinked although they bring contact data
     EXECUTE format($q$
