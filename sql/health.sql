@@ -72,3 +72,10 @@ SELECT * FROM crm_native.health(metrics_sample => 0);
 BEGIN READ ONLY;
 SELECT check_name, status FROM crm_native.health() WHERE check_name NOT LIKE 'trigger p99%';
 ROLLBACK;
+-- the lock key is the owner's alone: a grant made on it (here, by default
+-- privileges in force when the extension was created, which its script
+-- revokes; or later) is an error
+SELECT check_name, status, value FROM crm_native.health() WHERE check_name LIKE 'lock key%';
+GRANT SELECT ON crm_native.lock_secret TO crm_app;
+SELECT check_name, status, value, detail FROM crm_native.health() WHERE check_name LIKE 'lock key%';
+REVOKE SELECT ON crm_native.lock_secret FROM crm_app;

@@ -35,6 +35,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -588,7 +589,13 @@ bool load_lock_secret() {
     Oid relid = OidIsValid(schema) ? get_relname_relid("lock_secret", schema) : InvalidOid;
     if (!OidIsValid(relid)) return false;
     if (relid == lock_secret_relid) return true;
-    Relation rel = table_open(relid, AccessShareLock);
+    // (Dropped since the lookup: by a DROP EXTENSION, which then drops the
+    // chat table's triggers too, and so waits for this transaction.)
+    Relation rel = try_table_open(relid, AccessShareLock);
+    if (rel == nullptr) return false;
+    if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("crm_native: table crm_native.lock_secret is not a heap table")));
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
     HeapTuple tuple = heap_getnext(scan, ForwardScanDirection);

@@ -694,6 +694,21 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 
+    -- The lock key (25_lock_secret.sql): whoever reads it can tell from
+    -- pg_locks which customers another company is creating right now.
+    SELECT count(DISTINCT a.grantee),
+           string_agg(DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END, ', ')
+      INTO n, sample_note
+      FROM pg_class c, aclexplode(c.relacl) a
+     WHERE c.oid = 'crm_native.lock_secret'::regclass AND a.grantee <> c.relowner;
+    check_name := 'lock key readable only by the extension''s owner';
+    status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
+    value := n;
+    detail := CASE WHEN n = 0 THEN 'no grant on crm_native.lock_secret'
+                   ELSE format('crm_native.lock_secret is granted to %s: revoke it (REVOKE ALL ON crm_native.lock_secret '
+                               'FROM ...); members of pg_read_all_data and superusers read it anyway', sample_note) END;
+    RETURN NEXT;
+
     -- The customers the recomputation checks: a random sample, or all.
     IF to_regclass(format('%I.customers', target_schema)) IS NULL
        OR EXISTS (SELECT FROM crm_native._missing_columns(target_schema)) THEN

@@ -247,10 +247,35 @@ TAG_CHAT="INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
 if q -d upgrade_tags -c "DROP EXTENSION crm_native" -c "CREATE EXTENSION crm_native VERSION '$FROM'" -c "SELECT crm_native.install()" \
      -c "INSERT INTO companies (id, name) VALUES ('11111111-1111-1111-1111-111111111111', 'Tags') ON CONFLICT DO NOTHING" >/dev/null; then
   before=$(qv -d upgrade_tags -c "BEGIN" -c "$TAG_CHAT" -c "$PLAIN_TAG" -c "ROLLBACK" | grep -x '[0-9]*' | head -1)
-  q -d upgrade_tags -c "ALTER EXTENSION crm_native UPDATE" >/dev/null || problem "lock tags: the update failed"
-  after=$(qv -d upgrade_tags -c "BEGIN" -c "$TAG_CHAT" -c "$PLAIN_TAG" -c "ROLLBACK" | grep -x '[0-9]*' | head -1)
-  if [ "$before" = 1 ] && [ "$after" = 0 ]; then say "lock tags: 0.7.0's before the update, keyed after it"
-  else problem "lock tags: plain tag held before the update: ${before:-?} (want 1), after: ${after:-?} (want 0)"; fi
+  # The update while a transaction holds a new customer's unkeyed key lock:
+  # it waits for that transaction, and a chat of the same customer sent
+  # meanwhile waits for the update, then links to that customer (the update
+  # used to commit at once; the chat then computed a keyed tag, did not
+  # wait, and made a second customer).
+  q -d upgrade_tags -c "BEGIN" -c "$TAG_CHAT" -c "SELECT pg_sleep(6)" -c "COMMIT" >"$OUT/tags_holder.log" 2>&1 &
+  holder=$!
+  for _ in $(seq 1 50); do
+    [ "$(qv -d upgrade_tags -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(6)'")" = 1 ] && break
+    sleep 0.1
+  done
+  q -d upgrade_tags -c "ALTER EXTENSION crm_native UPDATE" >"$OUT/tags_update.log" 2>&1 &
+  updater=$!
+  for _ in $(seq 1 20); do  # until the update waits, or is done; the holder sleeps on
+    kill -0 "$updater" 2>/dev/null || break
+    [ "$(qv -d upgrade_tags -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'ALTER EXTENSION%' AND wait_event_type = 'Lock'")" = 1 ] && break
+    sleep 0.1
+  done
+  q -d upgrade_tags -c "SET lock_timeout = '30s'" -c "$TAG_CHAT" >"$OUT/tags_chat.log" 2>&1 || problem "lock tags: the chat sent during the update failed: $(cat "$OUT/tags_chat.log")"
+  wait "$holder" || problem "lock tags: the transaction open across the update failed: $(cat "$OUT/tags_holder.log")"
+  wait "$updater" || problem "lock tags: the update failed: $(cat "$OUT/tags_update.log")"
+  n=$(qv -d upgrade_tags -c "SELECT count(*) FROM customers WHERE customer_email = 'tag@example.com'")
+  if [ "$n" = 1 ]; then say "lock tags: a chat sent while the update waited for an open transaction linked to its customer"
+  else problem "lock tags: $n customers tag@example.com after the update with a transaction open across it"; fi
+  after=$(qv -d upgrade_tags -c "BEGIN" -c "DELETE FROM \"VC Usage\"" -c "DELETE FROM customers" -c "$TAG_CHAT" \
+    -c "SELECT ($PLAIN_TAG) || '/' || (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objsubid = 17234)" \
+    -c "ROLLBACK" | grep -x '[0-9]*/[0-9]*' | head -1)
+  if [ "$before" = 1 ] && [ "$after" = 0/1 ]; then say "lock tags: 0.7.0's before the update, keyed after it"
+  else problem "lock tags: plain tag held before the update: ${before:-?} (want 1), after: plain/all key locks ${after:-?} (want 0/1)"; fi
 else
   problem "lock tags: cannot create a $FROM database"
 fi

@@ -22,6 +22,27 @@ BEGIN
 END
 $check$;
 
+-- The lock tags of the customer sync change when this update commits
+-- (25_lock_secret.sql): a transaction that took 0.7.0's unkeyed key locks
+-- must have ended before any chat computes keyed ones, or both could create
+-- the same customer (found by an independent review). Each such transaction
+-- wrote a chat table that has the native sync trigger, and holds ROW
+-- EXCLUSIVE on it until it ends: this waits for them, and holds new chat
+-- writes until the update commits. (Only the tables the trigger was put on
+-- itself: locking a partitioned table locks its partitions.)
+DO $quiesce$
+DECLARE
+    chats pg_catalog.regclass;
+BEGIN
+    FOR chats IN SELECT DISTINCT t.tgrelid::pg_catalog.regclass
+                   FROM pg_catalog.pg_trigger t
+                  WHERE t.tgfoid = 'crm_native.customer_sync()'::pg_catalog.regprocedure AND t.tgparentid = 0
+                  ORDER BY 1 LOOP
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', chats);
+    END LOOP;
+END
+$quiesce$;
+
 -- Records are replayed by uninstall() only once verified. Those written
 -- before 0.8.0 are not: 0.7.0's docs had table owners granted write access
 -- to the registry, and whether anyone used it (even a grant since revoked)
