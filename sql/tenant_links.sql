@@ -88,3 +88,13 @@ DROP POLICY tenant_update ON customers;
 CREATE POLICY tenant_update ON customers FOR UPDATE
     USING (company_id = current_company_id() AND deleted_at IS NULL)
     WITH CHECK (company_id = current_company_id());
+-- an UPDATE that links a chat to a soft-deleted customer and sets an email
+-- that cannot be normalized is refused at once: the link error alone, no
+-- "sync skipped" WARNING before it (the link's locking check runs after
+-- the fill, an unlocked one first; found by an independent review)
+INSERT INTO customers (id, company_id, customer_name, deleted_at)
+  VALUES ('a1000000-0000-0000-0000-0000000000d1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Gone', now());
+INSERT INTO "VC Usage" (company_id, session_id, user_message)
+  VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'g1', 'gone-link');
+UPDATE "VC Usage" SET customer_id = 'a1000000-0000-0000-0000-0000000000d1',
+       customer_email = repeat('a', 3000) || '@x.example' WHERE user_message = 'gone-link';

@@ -930,13 +930,15 @@ void sync_linked(const ChatRow* row, Datum customer_id) {
 // own company; otherwise the statement fails (a tenant must not count its
 // chats in another tenant's customer). Under row-level security another
 // company's customer is invisible, so it reads as "no such customer".
-void check_linked_customer(Relation rel, Datum customer_id, Datum company_id) {
+// Without `lock`, only the read (the early check of an UPDATE that also
+// fills, which locks after its fill).
+void check_linked_customer(Relation rel, Datum customer_id, Datum company_id, bool lock = true) {
     Datum values[1] = {customer_id};
-    store::run(rel, Statement::SyncLinkedCustomer, values, nullptr, 1);
+    if (lock) store::run(rel, Statement::SyncLinkedCustomer, values, nullptr, 1);
     // Nothing to lock: missing, or (row-level security) visible but not
     // updatable by this role; then it is checked without the lock, as
     // update_customer does for a match.
-    if (SPI_processed == 0) store::run(rel, Statement::SyncLinkedVisible, values, nullptr, 1);
+    if (!lock || SPI_processed == 0) store::run(rel, Statement::SyncLinkedVisible, values, nullptr, 1);
     const char* problem = nullptr;
     if (SPI_processed == 0) {
         problem = "no such customer";
@@ -960,10 +962,10 @@ void check_linked_customer(Relation rel, Datum customer_id, Datum company_id) {
 }
 
 // check_linked_customer in its own SPI connection.
-void checked_link(Relation rel, Datum customer_id, Datum company_id) {
+void checked_link(Relation rel, Datum customer_id, Datum company_id, bool lock = true) {
     if (SPI_connect() != SPI_OK_CONNECT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("crm_native.customer_sync: SPI_connect failed")));
-    check_linked_customer(rel, customer_id, company_id);
+    check_linked_customer(rel, customer_id, company_id, lock);
     SPI_finish();
 }
 
@@ -1090,6 +1092,10 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
         if (check_link) checked_link(rel, customer_id, row.company_id);
         return PointerGetDatum(tuple);
     }
+    // An UPDATE that changes the link and syncs is checked with the lock
+    // only after its fill (below); a read now refuses a bad link before
+    // anything else, as for every other chat.
+    if (check_link) checked_link(rel, customer_id, row.company_id, false);
 
     // 2. Normalize; nothing to match by leaves the row unlinked.
     if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) {  // trigger_stats
