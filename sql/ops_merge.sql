@@ -157,3 +157,54 @@ SELECT count(*) AS keys_changed FROM keys_changed;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
   ('aaaaaaaa-0000-0000-0000-000000000001', 'bo@a.example', 's-after-rebuild');
 SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-after-rebuild';
+-- The merges are read from customer_merge_log, not guessed from the rows
+-- (found by an independent tester):
+-- (1) a customer the application merged itself (merged_into_customer_id
+-- and deleted_at by its own UPDATE) keeps its keys, as the keys trigger
+-- left them: health() reports no difference, the rebuild moves nothing, and
+-- a chat with its email creates a new customer, as under the plpgsql
+-- triggers (a soft-deleted holder is never matched);
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000e1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Old Eve', 'eve.old@a.example'),
+  ('a0000000-0000-0000-0000-0000000000e2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Eve', 'eve@a.example');
+UPDATE customers SET merged_into_customer_id = 'a0000000-0000-0000-0000-0000000000e2', deleted_at = now()
+ WHERE id = 'a0000000-0000-0000-0000-0000000000e1';
+DROP TABLE keys_after_merges CASCADE;
+CREATE TEMP TABLE keys_after_merges AS
+  SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
+CREATE TEMP VIEW keys_changed AS
+  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
+   EXCEPT ALL SELECT * FROM keys_after_merges)
+  UNION ALL
+  (SELECT * FROM keys_after_merges
+   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys);
+SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
+SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
+SELECT count(*) AS keys_changed FROM keys_changed;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'eve.old@a.example', 's-app-merged');
+SELECT c.id IN ('a0000000-0000-0000-0000-0000000000e1', 'a0000000-0000-0000-0000-0000000000e2') AS linked_to_eve,
+       c.customer_email FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-app-merged';
+-- (2) a source merge_customers() merged away and that was purged since
+-- still hands its keys down: health() reports no difference, the rebuild
+-- keeps them on the survivor, and a chat with its email lands there.
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000f1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Old Fay', 'fay.old@a.example'),
+  ('a0000000-0000-0000-0000-0000000000f2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Fay', 'fay@a.example');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000f1', 'a0000000-0000-0000-0000-0000000000f2') IS NOT NULL AS merged;
+DELETE FROM customers WHERE id = 'a0000000-0000-0000-0000-0000000000f1';
+DROP TABLE keys_after_merges CASCADE;
+CREATE TEMP TABLE keys_after_merges AS
+  SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
+CREATE TEMP VIEW keys_changed AS
+  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
+   EXCEPT ALL SELECT * FROM keys_after_merges)
+  UNION ALL
+  (SELECT * FROM keys_after_merges
+   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys);
+SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
+SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
+SELECT count(*) AS keys_changed FROM keys_changed;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'fay.old@a.example', 's-purged');
+SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-purged';

@@ -29,48 +29,59 @@ AS $$
      WHERE k.normalized_value IS NOT NULL
 $$;
 
--- The keys of merged-away customers (merged_into_customer_id and deleted_at
--- set, as merge_customers() leaves a source), where they belong:
--- merge_customers() moves the source's keys that the survivor lacks to the
--- survivor, because the sync never matches a soft-deleted holder (the
--- plpgsql rule). So they belong to the live end of the customer's merge
--- chain (same company, at most 64 hops, the sync's chain rules), less the
--- keys the survivor's own values give; a customer whose chain has no such
--- end keeps its own. One row per contributor and key (the caller keeps the
--- oldest contributor's row of a duplicate). owners: only the keys held by
--- these customers (NULL: all). Used by rebuild_matching_keys() and health(),
--- so that neither undoes nor reports what a merge did (it did both: found
--- by an independent tester). The chain is followed one primary-key read
--- per hop, each with the company (a single-shard query on Citus); merged
--- customers are few.
+-- The matching keys every customer should hold: its own (the keys of its
+-- current name, email and phone, as the keys trigger writes them), and, on
+-- a survivor of merge_customers(), the keys it inherited. merge_customers()
+-- moves the source's keys that the target lacks to the target, because the
+-- sync never matches a soft-deleted holder, and writes a customer_merge_log
+-- row with the source as it was (merge_reason 'crm_native.merge_customers').
+-- So the merges are read from that log, not guessed from the customers: a
+-- customer the application merged itself (merged_into_customer_id and
+-- deleted_at set by its own UPDATE) keeps its own keys, as the keys trigger
+-- left them, and a source purged since still hands its keys down (both got
+-- this wrong: found by an independent tester). An inherited key belongs to
+-- the live end of the target's merge chain (same company, at most 64 hops,
+-- the sync's chain rules), unless that end's own values give it; with no
+-- live end it stays with the source. A source live again (unmerged since)
+-- holds its own keys. owners: only the keys of these customers (NULL:
+-- all). rebuild_matching_keys() writes this, health() compares with it.
 CREATE FUNCTION crm_native._merged_keys(target_schema text, owners uuid[] DEFAULT NULL)
 RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text,
-               contributor_created_at timestamptz, contributor uuid)
+               contributor bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    merged record;
+    merge record;
     hop record;
     holder uuid;
     hops int;
     found_hop boolean;
     hop_rows bigint;
+    contributor bigint := 0;
 BEGIN
-    FOR merged IN EXECUTE format(
-        'SELECT c.id, c.company_id, c.merged_into_customer_id, c.created_at,
-                c.customer_name, c.customer_email, c.customer_phone
-           FROM %I.customers c
-          WHERE c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL
-          ORDER BY c.created_at, c.id', target_schema)
+    IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
+        RETURN;
+    END IF;
+    -- the oldest source first: of two that hand down one key, its values win
+    FOR merge IN EXECUTE format(
+        'SELECT l.source_customer_id AS source, l.target_customer_id AS target, l.company_id,
+                l.merged_data->''source'' AS data, c.id IS NOT NULL AS source_kept
+           FROM %1$I.customer_merge_log l
+           LEFT JOIN %1$I.customers c ON c.id = l.source_customer_id
+          WHERE l.merge_reason = ''crm_native.merge_customers'' AND l.company_id IS NOT NULL
+            AND (c.id IS NULL OR (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL))
+          ORDER BY (l.merged_data->''source''->>''created_at'')::timestamptz, l.source_customer_id',
+        target_schema)
     LOOP
-        holder := merged.merged_into_customer_id;
+        contributor := contributor + 1;
+        holder := merge.target;
         hops := 1;
         LOOP
             EXECUTE format('SELECT c.merged_into_customer_id AS next, c.deleted_at, c.customer_name,
                                    c.customer_email, c.customer_phone
                               FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2', target_schema)
-               INTO hop USING holder, merged.company_id;
+               INTO hop USING holder, merge.company_id;
             GET DIAGNOSTICS hop_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
             found_hop := hop_rows > 0;
             EXIT WHEN NOT found_hop OR hop.next IS NULL OR hops >= 64;
@@ -78,18 +89,48 @@ BEGIN
             hops := hops + 1;
         END LOOP;
         IF NOT found_hop OR hop.next IS NOT NULL OR hop.deleted_at IS NOT NULL THEN
-            holder := merged.id;  -- no live end in the company: its own keys stay its own
+            CONTINUE WHEN NOT merge.source_kept;  -- and purged: they went with it
+            holder := merge.source;  -- no live end in the company: the keys stay with the source
         END IF;
         CONTINUE WHEN owners IS NOT NULL AND NOT holder = ANY (owners);
         RETURN QUERY
-            SELECT holder, merged.company_id::uuid, k.key_type, k.key_value, k.normalized_value,
-                   merged.created_at::timestamptz, merged.id::uuid  -- the columns may be domains
-              FROM crm_native._customer_keys(merged.customer_name, merged.customer_email, merged.customer_phone) k
-             WHERE holder = merged.id
+            SELECT holder, merge.company_id, k.key_type, k.key_value, k.normalized_value, contributor
+              FROM crm_native._customer_keys(merge.data->>'customer_name', merge.data->>'customer_email',
+                                             merge.data->>'customer_phone') k
+             WHERE holder = merge.source
                 OR NOT EXISTS (SELECT FROM crm_native._customer_keys(hop.customer_name, hop.customer_email,
                                                                      hop.customer_phone) own
                                 WHERE own.key_type = k.key_type AND own.normalized_value = k.normalized_value);
     END LOOP;
+END
+$$;
+
+CREATE FUNCTION crm_native._expected_keys(target_schema text, owners uuid[] DEFAULT NULL)
+RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- every customer's own keys, but those of a source merge_customers()
+    -- merged away, whose keys moved
+    RETURN QUERY EXECUTE format($q$
+        SELECT c.id::uuid, c.company_id::uuid, k.key_type, k.key_value, k.normalized_value  -- the columns may be domains
+          FROM %I.customers c
+         CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
+         WHERE ($1 IS NULL OR c.id = ANY ($1)) AND NOT %s$q$,
+        target_schema,
+        CASE WHEN to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN 'false'
+             ELSE format('(c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL
+                           AND EXISTS (SELECT FROM %I.customer_merge_log l
+                                        WHERE l.source_customer_id = c.id
+                                          AND l.merge_reason = ''crm_native.merge_customers''))', target_schema) END)
+        USING owners;
+    -- and the inherited ones, each key once
+    RETURN QUERY
+        SELECT DISTINCT ON (m.customer_id, m.key_type, m.normalized_value)
+               m.customer_id, m.company_id, m.key_type, m.key_value, m.normalized_value
+          FROM crm_native._merged_keys(target_schema, owners) m
+         ORDER BY m.customer_id, m.key_type, m.normalized_value, m.contributor;
 END
 $$;
 
@@ -101,7 +142,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     written bigint;
-    merged_written bigint;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.rebuild_matching_keys', target_schema);
     -- No customer may change while its keys are rewritten: the keys trigger
@@ -116,25 +156,12 @@ BEGIN
     EXECUTE format('LOCK TABLE %I.customers IN SHARE ROW EXCLUSIVE MODE', target_schema);
     EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE $1 IS NULL OR customer_id = $1',
                    target_schema) USING customer;
-    -- each customer's own keys; a merged-away customer's go where
-    -- _merged_keys() puts them
     EXECUTE format($q$
         INSERT INTO %1$I.customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)
-        SELECT c.id, c.company_id, k.key_type, k.key_value, k.normalized_value
-          FROM %1$I.customers c
-         CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
-         WHERE ($1 IS NULL OR c.id = $1)
-           AND NOT (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL)
-         ORDER BY c.id, k.key_type$q$, target_schema) USING customer;
+        SELECT e.customer_id, e.company_id, e.key_type, e.key_value, e.normalized_value
+          FROM crm_native._expected_keys(%2$L, CASE WHEN $1 IS NULL THEN NULL ELSE ARRAY[$1] END) e
+         ORDER BY e.customer_id, e.key_type$q$, target_schema, target_schema) USING customer;
     GET DIAGNOSTICS written = ROW_COUNT;
-    EXECUTE format($q$
-        INSERT INTO %1$I.customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)
-        SELECT DISTINCT ON (m.customer_id, m.key_type, m.normalized_value)
-               m.customer_id, m.company_id, m.key_type, m.key_value, m.normalized_value
-          FROM crm_native._merged_keys(%2$L, CASE WHEN $1 IS NULL THEN NULL ELSE ARRAY[$1] END) m
-         ORDER BY m.customer_id, m.key_type, m.normalized_value, m.contributor_created_at, m.contributor$q$,
-                   target_schema, target_schema) USING customer;
-    GET DIAGNOSTICS merged_written = ROW_COUNT;
-    RETURN written + merged_written;
+    RETURN written;
 END
 $$;
