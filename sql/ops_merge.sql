@@ -169,15 +169,8 @@ INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
   ('a0000000-0000-0000-0000-0000000000e2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Eve', 'eve@a.example');
 UPDATE customers SET merged_into_customer_id = 'a0000000-0000-0000-0000-0000000000e2', deleted_at = now()
  WHERE id = 'a0000000-0000-0000-0000-0000000000e1';
-DROP TABLE keys_after_merges CASCADE;
-CREATE TEMP TABLE keys_after_merges AS
-  SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
-CREATE TEMP VIEW keys_changed AS
-  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
-   EXCEPT ALL SELECT * FROM keys_after_merges)
-  UNION ALL
-  (SELECT * FROM keys_after_merges
-   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys);
+TRUNCATE keys_after_merges;
+INSERT INTO keys_after_merges SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
 SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
 SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
 SELECT count(*) AS keys_changed FROM keys_changed;
@@ -193,15 +186,8 @@ INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
   ('a0000000-0000-0000-0000-0000000000f2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Fay', 'fay@a.example');
 SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000f1', 'a0000000-0000-0000-0000-0000000000f2') IS NOT NULL AS merged;
 DELETE FROM customers WHERE id = 'a0000000-0000-0000-0000-0000000000f1';
-DROP TABLE keys_after_merges CASCADE;
-CREATE TEMP TABLE keys_after_merges AS
-  SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
-CREATE TEMP VIEW keys_changed AS
-  (SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys
-   EXCEPT ALL SELECT * FROM keys_after_merges)
-  UNION ALL
-  (SELECT * FROM keys_after_merges
-   EXCEPT ALL SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys);
+TRUNCATE keys_after_merges;
+INSERT INTO keys_after_merges SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
 SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
 SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
 SELECT count(*) AS keys_changed FROM keys_changed;
