@@ -157,6 +157,17 @@ SELECT count(*) AS keys_changed FROM keys_changed;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
   ('aaaaaaaa-0000-0000-0000-000000000001', 'bo@a.example', 's-after-rebuild');
 SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-after-rebuild';
+-- health()'s keys check, then the whole rebuild, and what it changed
+CREATE FUNCTION pg_temp.health_then_rebuild(OUT health text, OUT keys_changed bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE keys_after_merges;
+    INSERT INTO keys_after_merges
+      SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
+    SELECT h.status || ' ' || h.value INTO health FROM crm_native.health(metrics_sample => NULL) h
+     WHERE h.check_name LIKE 'matching keys%';
+    PERFORM crm_native.rebuild_matching_keys();
+    SELECT count(*) INTO keys_changed FROM keys_changed;
+END $$;
 -- The merges are read from customer_merge_log, not guessed from the rows
 -- (found by an independent tester):
 -- (1) a customer the application merged itself (merged_into_customer_id
@@ -169,11 +180,7 @@ INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
   ('a0000000-0000-0000-0000-0000000000e2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Eve', 'eve@a.example');
 UPDATE customers SET merged_into_customer_id = 'a0000000-0000-0000-0000-0000000000e2', deleted_at = now()
  WHERE id = 'a0000000-0000-0000-0000-0000000000e1';
-TRUNCATE keys_after_merges;
-INSERT INTO keys_after_merges SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
-SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
-SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
-SELECT count(*) AS keys_changed FROM keys_changed;
+SELECT * FROM pg_temp.health_then_rebuild();
 INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
   ('aaaaaaaa-0000-0000-0000-000000000001', 'eve.old@a.example', 's-app-merged');
 SELECT c.id IN ('a0000000-0000-0000-0000-0000000000e1', 'a0000000-0000-0000-0000-0000000000e2') AS linked_to_eve,
@@ -186,11 +193,7 @@ INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
   ('a0000000-0000-0000-0000-0000000000f2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Fay', 'fay@a.example');
 SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000f1', 'a0000000-0000-0000-0000-0000000000f2') IS NOT NULL AS merged;
 DELETE FROM customers WHERE id = 'a0000000-0000-0000-0000-0000000000f1';
-TRUNCATE keys_after_merges;
-INSERT INTO keys_after_merges SELECT customer_id, company_id, key_type, key_value, normalized_value FROM customer_matching_keys;
-SELECT status, value FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
-SELECT crm_native.rebuild_matching_keys() > 0 AS rebuilt;
-SELECT count(*) AS keys_changed FROM keys_changed;
+SELECT * FROM pg_temp.health_then_rebuild();
 INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
   ('aaaaaaaa-0000-0000-0000-000000000001', 'fay.old@a.example', 's-purged');
 SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-purged';
