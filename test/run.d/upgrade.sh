@@ -271,6 +271,24 @@ if q -d upgrade_tags -c "DROP EXTENSION crm_native" -c "CREATE EXTENSION crm_nat
   n=$(qv -d upgrade_tags -c "SELECT count(*) FROM customers WHERE customer_email = 'tag@example.com'")
   if [ "$n" = 1 ]; then say "lock tags: a chat sent while the update waited for an open transaction linked to its customer"
   else problem "lock tags: $n customers tag@example.com after the update with a transaction open across it"; fi
+  # A second chat table, and a transaction that writes it and then the
+  # first while the update runs: the update takes its locks in short tries,
+  # all or none, so neither deadlocks (waiting on each table in turn, the
+  # update and the chat transaction deadlocked).
+  q -d upgrade_tags -c "DROP EXTENSION crm_native CASCADE" -c "CREATE EXTENSION crm_native VERSION '$FROM'" -c "SELECT crm_native.install()" \
+    -c "CREATE TABLE \"VC Usage 2\" (LIKE \"VC Usage\" INCLUDING ALL)" \
+    -c "CREATE TRIGGER sync2 BEFORE INSERT ON \"VC Usage 2\" FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync()" >/dev/null \
+    || problem "lock tags: cannot set up the second chat table"
+  q -d upgrade_tags -c "BEGIN" \
+    -c "INSERT INTO \"VC Usage 2\" (company_id, customer_email, session_id) VALUES ('11111111-1111-1111-1111-111111111111', 'two@example.com', 't2')" \
+    -c "SELECT pg_sleep(2)" \
+    -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id) VALUES ('11111111-1111-1111-1111-111111111111', 'one@example.com', 't1')" \
+    -c "COMMIT" >"$OUT/tags_two.log" 2>&1 &
+  two=$!
+  sleep 0.5
+  q -d upgrade_tags -c "ALTER EXTENSION crm_native UPDATE" >"$OUT/tags_update2.log" 2>&1 || problem "lock tags: the update beside a two-table writer failed: $(cat "$OUT/tags_update2.log")"
+  if wait "$two"; then say "lock tags: a transaction writing two chat tables across the update committed"
+  else problem "lock tags: the transaction writing two chat tables across the update failed: $(cat "$OUT/tags_two.log")"; fi
   after=$(qv -d upgrade_tags -c "BEGIN" -c "DELETE FROM \"VC Usage\"" -c "DELETE FROM customers" -c "$TAG_CHAT" \
     -c "SELECT ($PLAIN_TAG) || '/' || (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objsubid = 17234)" \
     -c "ROLLBACK" | grep -x '[0-9]*/[0-9]*' | head -1)

@@ -27,19 +27,47 @@ $check$;
 -- must have ended before any chat computes keyed ones, or both could create
 -- the same customer (found by an independent review). Each such transaction
 -- wrote a chat table that has the native sync trigger, and holds ROW
--- EXCLUSIVE on it until it ends: this waits for them, and holds new chat
--- writes until the update commits. (Only the tables the trigger was put on
--- itself: locking a partitioned table locks its partitions.)
+-- EXCLUSIVE on it until it ends: SHARE ROW EXCLUSIVE on all of them, held
+-- until the update commits, waits for those and holds off new chat writes.
+-- (Only the tables the trigger was put on itself: locking a partitioned
+-- table locks its partitions.) Taken in short tries, all tables at once or
+-- none: a lock wait of 200 ms at most (less than deadlock_timeout, so a
+-- chat transaction writing two chat tables never becomes a deadlock victim:
+-- the update gives up first), then 200 ms in which chats flow, for up to
+-- ten minutes (found by an independent review: waiting without limit, the
+-- update deadlocked with such a transaction, and every chat queued behind
+-- it while it waited for an idle one).
 DO $quiesce$
 DECLARE
-    chats pg_catalog.regclass;
+    chats text;
+    deadline timestamptz := pg_catalog.clock_timestamp() + interval '10 minutes';
+    caller_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 BEGIN
-    FOR chats IN SELECT DISTINCT t.tgrelid::pg_catalog.regclass
-                   FROM pg_catalog.pg_trigger t
-                  WHERE t.tgfoid = 'crm_native.customer_sync()'::pg_catalog.regprocedure AND t.tgparentid = 0
-                  ORDER BY 1 LOOP
-        EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', chats);
+    SELECT pg_catalog.string_agg(DISTINCT t.tgrelid::pg_catalog.regclass::pg_catalog.text, ', ')
+      INTO chats
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgfoid = 'crm_native.customer_sync()'::pg_catalog.regprocedure AND t.tgparentid = 0;
+    IF chats IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', '200ms', true);
+    LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', chats);
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            IF pg_catalog.clock_timestamp() > deadline THEN
+                RAISE EXCEPTION 'crm_native: the update could not lock the chat tables (%) in ten minutes', chats
+                    USING ERRCODE = 'lock_not_available',
+                          DETAIL = 'The lock tags change with this update; it must wait until no transaction that '
+                                   'wrote chats before it is still open.',
+                          HINT = 'Look for idle transactions, prepared transactions or a long VACUUM on those '
+                                 'tables (pg_locks, pg_stat_activity, pg_prepared_xacts), then update again.';
+            END IF;
+            PERFORM pg_catalog.pg_sleep(0.2);
+        END;
     END LOOP;
+    PERFORM pg_catalog.set_config('lock_timeout', caller_lock_timeout, true);
 END
 $quiesce$;
 
