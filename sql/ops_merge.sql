@@ -197,3 +197,19 @@ SELECT * FROM pg_temp.health_then_rebuild();
 INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
   ('aaaaaaaa-0000-0000-0000-000000000001', 'fay.old@a.example', 's-purged');
 SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-purged';
+-- (3) under row-level security (the reference policies hide soft-deleted
+-- customers from a tenant's role) merge chains break: the rebuild refuses
+-- such a role, and health() skips its keys check, instead of deleting or
+-- reporting keys handed down along a chain (found by an independent
+-- review: a rebuild as crm_app deleted them)
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000f2', 'a0000000-0000-0000-0000-0000000000e2') IS NOT NULL AS merged;
+GRANT USAGE ON SCHEMA crm_native TO crm_app;
+SET app.current_company_id = 'aaaaaaaa-0000-0000-0000-000000000001';
+SET ROLE crm_app;
+SELECT status, detail FROM crm_native.health(metrics_sample => NULL) WHERE check_name LIKE 'matching keys%';
+\set VERBOSITY terse
+SELECT crm_native.rebuild_matching_keys();
+\set VERBOSITY default
+RESET ROLE;
+REVOKE USAGE ON SCHEMA crm_native FROM crm_app;
+SELECT * FROM pg_temp.health_then_rebuild();

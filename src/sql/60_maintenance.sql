@@ -63,15 +63,18 @@ BEGIN
     IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
         RETURN;
     END IF;
-    -- the oldest source first: of two that hand down one key, its values win
+    -- in merge order: of two sources that hand down one key, the first
+    -- merged gave it (merge_customers() drops what the target holds). Only
+    -- rows whose recorded source is the logged one.
     FOR merge IN EXECUTE format(
         'SELECT l.source_customer_id AS source, l.target_customer_id AS target, l.company_id,
                 l.merged_data->''source'' AS data, c.id IS NOT NULL AS source_kept
            FROM %1$I.customer_merge_log l
-           LEFT JOIN %1$I.customers c ON c.id = l.source_customer_id
+           LEFT JOIN %1$I.customers c ON c.id = l.source_customer_id AND c.company_id = l.company_id
           WHERE l.merge_reason = ''crm_native.merge_customers'' AND l.company_id IS NOT NULL
+            AND l.merged_data->''source''->>''id'' = l.source_customer_id::text
             AND (c.id IS NULL OR (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL))
-          ORDER BY (l.merged_data->''source''->>''created_at'')::timestamptz, l.source_customer_id',
+          ORDER BY l.merged_at, l.id',
         target_schema)
     LOOP
         contributor := contributor + 1;
@@ -105,26 +108,49 @@ BEGIN
 END
 $$;
 
+-- The tables _expected_keys() reads, when row-level security applies to the
+-- caller on one of them (NULL: none). Under the reference policies a
+-- tenant's role sees no soft-deleted customer, so merge chains break and
+-- the keys handed down along them seem to belong nowhere: a rebuild as that
+-- role deleted them (found by an independent review).
+CREATE FUNCTION crm_native._keys_hidden_by_row_security(target_schema text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(t, ', ' ORDER BY t)
+      FROM unnest(ARRAY['customers', 'customer_matching_keys', 'customer_merge_log']) t
+     WHERE to_regclass(format('%I.%I', target_schema, t)) IS NOT NULL
+       AND row_security_active(format('%I.%I', target_schema, t))
+$$;
+
 CREATE FUNCTION crm_native._expected_keys(target_schema text, owners uuid[] DEFAULT NULL)
 RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    merged_away uuid[] := '{}';
 BEGIN
-    -- every customer's own keys, but those of a source merge_customers()
-    -- merged away, whose keys moved
+    -- the sources merge_customers() merged away: their keys moved (read
+    -- first, not joined: on Citus the log and the customers join only on
+    -- the distribution column)
+    IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NOT NULL THEN
+        EXECUTE format('SELECT coalesce(array_agg(DISTINCT l.source_customer_id), ''{}'')
+                          FROM %I.customer_merge_log l
+                         WHERE l.merge_reason = ''crm_native.merge_customers''', target_schema)
+           INTO merged_away;
+    END IF;
+    -- every customer's own keys, but those of such a source while it is
+    -- still merged away
     RETURN QUERY EXECUTE format($q$
         SELECT c.id::uuid, c.company_id::uuid, k.key_type, k.key_value, k.normalized_value  -- the columns may be domains
           FROM %I.customers c
          CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
-         WHERE ($1 IS NULL OR c.id = ANY ($1)) AND NOT %s$q$,
-        target_schema,
-        CASE WHEN to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN 'false'
-             ELSE format('(c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL
-                           AND EXISTS (SELECT FROM %I.customer_merge_log l
-                                        WHERE l.source_customer_id = c.id
-                                          AND l.merge_reason = ''crm_native.merge_customers''))', target_schema) END)
-        USING owners;
+         WHERE ($1 IS NULL OR c.id = ANY ($1))
+           AND NOT (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL AND c.id = ANY ($2))$q$,
+        target_schema)
+        USING owners, merged_away;
     -- and the inherited ones, each key once
     RETURN QUERY
         SELECT DISTINCT ON (m.customer_id, m.key_type, m.normalized_value)
@@ -144,6 +170,14 @@ DECLARE
     written bigint;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.rebuild_matching_keys', target_schema);
+    IF crm_native._keys_hidden_by_row_security(target_schema) IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.rebuild_matching_keys: row-level security applies to this role on %',
+                        crm_native._keys_hidden_by_row_security(target_schema)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The rebuild must see every customer, soft-deleted and merged ones too, or it '
+                           'would delete keys it cannot place.',
+                  HINT = 'Run it as the tables'' owner, or a role with BYPASSRLS.';
+    END IF;
     -- No customer may change while its keys are rewritten: the keys trigger
     -- of a concurrent change would delete the old key before the rewrite
     -- inserts it again from the row it read (a stale key for good), and a

@@ -768,31 +768,41 @@ BEGIN
                               ELSE '' END);
         RETURN NEXT;
 
-        -- 3. matching keys against the customers' current values
-        EXECUTE format($q$
-            WITH s AS (SELECT id FROM crm_native_health_sample),
-            expected AS (
-                -- each customer's own keys and what merge_customers() handed down
-                -- (rebuild_matching_keys() writes the same)
-                SELECT e.customer_id, e.company_id, e.key_type, e.key_value, e.normalized_value
-                  FROM crm_native._expected_keys(%2$L, $1) e),
-            actual AS (
-                SELECT k.customer_id, k.company_id, k.key_type::text, k.key_value::text, k.normalized_value::text
-                  FROM %1$I.customer_matching_keys k JOIN s ON s.id = k.customer_id),
-            diff AS ((SELECT * FROM expected EXCEPT ALL SELECT * FROM actual)
-                     UNION ALL
-                     (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected))
-            SELECT count(DISTINCT customer_id) FROM diff $q$, target_schema, target_schema) INTO n
-            USING CASE WHEN metrics_sample IS NULL THEN NULL ELSE ARRAY(SELECT id FROM crm_native_health_sample) END;
-        check_name := 'matching keys equal to the customers'' current values';
-        status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
-        value := n;
-        detail := format('%s customers whose keys differ; %s%s', n, sample_note,
-                         CASE WHEN n > 0 THEN format('; SELECT crm_native.rebuild_matching_keys(%L) rewrites them '
-                                                     '(keys written by the plpgsql triggers or another library version differ)',
-                                                     target_schema)
-                              ELSE '' END);
-        RETURN NEXT;
+        -- 3. matching keys against the customers' current values (not
+        -- under row-level security: merge chains would break)
+        IF crm_native._keys_hidden_by_row_security(target_schema) IS NOT NULL THEN
+            check_name := 'matching keys equal to the customers'' current values';
+            status := 'unknown'; value := NULL;
+            detail := format('skipped: row-level security applies to this role on %s (run health() as the '
+                             'tables'' owner, or a role with BYPASSRLS)',
+                             crm_native._keys_hidden_by_row_security(target_schema));
+            RETURN NEXT;
+        ELSE
+            EXECUTE format($q$
+                WITH s AS (SELECT id FROM crm_native_health_sample),
+                expected AS (
+                    -- each customer's own keys and what merge_customers() handed down
+                    -- (rebuild_matching_keys() writes the same)
+                    SELECT e.customer_id, e.company_id, e.key_type, e.key_value, e.normalized_value
+                      FROM crm_native._expected_keys(%2$L, $1) e),
+                actual AS (
+                    SELECT k.customer_id, k.company_id, k.key_type::text, k.key_value::text, k.normalized_value::text
+                      FROM %1$I.customer_matching_keys k JOIN s ON s.id = k.customer_id),
+                diff AS ((SELECT * FROM expected EXCEPT ALL SELECT * FROM actual)
+                         UNION ALL
+                         (SELECT * FROM actual EXCEPT ALL SELECT * FROM expected))
+                SELECT count(DISTINCT customer_id) FROM diff $q$, target_schema, target_schema) INTO n
+                USING CASE WHEN metrics_sample IS NULL THEN NULL ELSE ARRAY(SELECT id FROM crm_native_health_sample) END;
+            check_name := 'matching keys equal to the customers'' current values';
+            status := CASE WHEN n = 0 THEN 'ok' ELSE 'error' END;
+            value := n;
+            detail := format('%s customers whose keys differ; %s%s', n, sample_note,
+                             CASE WHEN n > 0 THEN format('; SELECT crm_native.rebuild_matching_keys(%L) rewrites them '
+                                                         '(keys written by the plpgsql triggers or another library version differ)',
+                                                         target_schema)
+                                  ELSE '' END);
+            RETURN NEXT;
+        END IF;
     END IF;
 
     -- 4. chats left unlinked although they bring contact data
