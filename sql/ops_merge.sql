@@ -213,3 +213,29 @@ SELECT crm_native.rebuild_matching_keys();
 RESET ROLE;
 REVOKE USAGE ON SCHEMA crm_native FROM crm_app;
 SELECT * FROM pg_temp.health_then_rebuild();
+-- (4) the rebuild replays where merge_customers() moved the keys, from the
+-- log: after it, the application merging the survivor away itself, or
+-- soft-deleting it, leaves the keys on it, as the triggers do, and neither
+-- the check nor the rebuild moves them (they went to the source, or the
+-- application's target; found by an independent review). A chat with such
+-- a key creates a new customer, before and after a rebuild, as under the
+-- plpgsql triggers: a soft-deleted holder is never a candidate.
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000b1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Old Gus', 'gus.old@a.example'),
+  ('a0000000-0000-0000-0000-0000000000b2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Gus', 'gus@a.example'),
+  ('a0000000-0000-0000-0000-0000000000b3', 'aaaaaaaa-0000-0000-0000-000000000001', 'Gus Prime', 'gus.prime@a.example'),
+  ('a0000000-0000-0000-0000-0000000000c1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Old Hal', 'hal.old@a.example'),
+  ('a0000000-0000-0000-0000-0000000000c2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Hal', 'hal@a.example');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000b1', 'a0000000-0000-0000-0000-0000000000b2') IS NOT NULL AS merged,
+       crm_native.merge_customers('a0000000-0000-0000-0000-0000000000c1', 'a0000000-0000-0000-0000-0000000000c2') IS NOT NULL AS merged;
+UPDATE customers SET merged_into_customer_id = 'a0000000-0000-0000-0000-0000000000b3', deleted_at = now()
+ WHERE id = 'a0000000-0000-0000-0000-0000000000b2';
+UPDATE customers SET deleted_at = now() WHERE id = 'a0000000-0000-0000-0000-0000000000c2';
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.key_value IN ('gus.old@a.example', 'hal.old@a.example') ORDER BY 1;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'gus.old@a.example', 's-gus');
+SELECT c.id NOT IN ('a0000000-0000-0000-0000-0000000000b1', 'a0000000-0000-0000-0000-0000000000b2',
+                    'a0000000-0000-0000-0000-0000000000b3') AS new_customer
+  FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-gus';

@@ -35,16 +35,18 @@ $$;
 -- moves the source's keys that the target lacks to the target, because the
 -- sync never matches a soft-deleted holder, and writes a customer_merge_log
 -- row with the source as it was (merge_reason 'crm_native.merge_customers').
--- So the merges are read from that log, not guessed from the customers: a
--- customer the application merged itself (merged_into_customer_id and
+-- So the merges are replayed from that log, not guessed from the customers:
+-- a customer the application merged itself (merged_into_customer_id and
 -- deleted_at set by its own UPDATE) keeps its own keys, as the keys trigger
 -- left them, and a source purged since still hands its keys down (both got
--- this wrong: found by an independent tester). An inherited key belongs to
--- the live end of the target's merge chain (same company, at most 64 hops,
--- the sync's chain rules), unless that end's own values give it; with no
--- live end it stays with the source. A source live again (unmerged since)
--- holds its own keys. owners: only the keys of these customers (NULL:
--- all). rebuild_matching_keys() writes this, health() compares with it.
+-- this wrong: found by an independent tester). A merge's keys go where the
+-- later logged merges moved them on: from its target to the target of the
+-- merge that merged that one away, and so on (same company, at most 64
+-- hops), to the last; there they are expected unless that customer's own
+-- values give them. A last customer purged since took them with it. A
+-- source live again (unmerged since) holds its own keys. owners: only the
+-- keys of these customers (NULL: all). rebuild_matching_keys() writes
+-- this, health() compares with it.
 CREATE FUNCTION crm_native._merged_keys(target_schema text, owners uuid[] DEFAULT NULL)
 RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text,
                contributor bigint)
@@ -52,57 +54,57 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    logged text;  -- the log rows of merge_customers() whose recorded source is the logged one
     merge record;
-    hop record;
     holder uuid;
+    next_holder uuid;
     hops int;
-    found_hop boolean;
-    hop_rows bigint;
+    last record;
+    last_rows bigint;
     contributor bigint := 0;
 BEGIN
     IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
         RETURN;
     END IF;
+    logged := format('%I.customer_merge_log l WHERE l.merge_reason = ''crm_native.merge_customers''
+                        AND l.company_id IS NOT NULL
+                        AND l.merged_data->''source''->>''id'' = l.source_customer_id::text', target_schema);
     -- in merge order: of two sources that hand down one key, the first
-    -- merged gave it (merge_customers() drops what the target holds). Only
-    -- rows whose recorded source is the logged one.
+    -- merged gave it (merge_customers() drops what the target holds); a
+    -- source merged twice (unmerged in between) by its last merge
     FOR merge IN EXECUTE format(
-        'SELECT l.source_customer_id AS source, l.target_customer_id AS target, l.company_id,
-                l.merged_data->''source'' AS data, c.id IS NOT NULL AS source_kept
-           FROM %1$I.customer_merge_log l
-           LEFT JOIN %1$I.customers c ON c.id = l.source_customer_id AND c.company_id = l.company_id
-          WHERE l.merge_reason = ''crm_native.merge_customers'' AND l.company_id IS NOT NULL
-            AND l.merged_data->''source''->>''id'' = l.source_customer_id::text
-            AND (c.id IS NULL OR (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL))
-          ORDER BY l.merged_at, l.id',
-        target_schema)
+        'SELECT m.* FROM (SELECT DISTINCT ON (l.source_customer_id)
+                                 l.id, l.merged_at, l.source_customer_id AS source, l.target_customer_id AS target,
+                                 l.company_id, l.merged_data->''source'' AS data
+                            FROM %1$s
+                           ORDER BY l.source_customer_id, l.merged_at DESC, l.id DESC) m
+           LEFT JOIN %2$I.customers c ON c.id = m.source AND c.company_id = m.company_id
+          WHERE c.id IS NULL OR (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL)
+          ORDER BY m.merged_at, m.id', logged, target_schema)
     LOOP
         contributor := contributor + 1;
         holder := merge.target;
         hops := 1;
         LOOP
-            EXECUTE format('SELECT c.merged_into_customer_id AS next, c.deleted_at, c.customer_name,
-                                   c.customer_email, c.customer_phone
-                              FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2', target_schema)
-               INTO hop USING holder, merge.company_id;
-            GET DIAGNOSTICS hop_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
-            found_hop := hop_rows > 0;
-            EXIT WHEN NOT found_hop OR hop.next IS NULL OR hops >= 64;
-            holder := hop.next;
+            EXECUTE format('SELECT l.target_customer_id FROM %s AND l.source_customer_id = $1 AND l.company_id = $2
+                             ORDER BY l.merged_at DESC, l.id DESC LIMIT 1', logged)
+               INTO next_holder USING holder, merge.company_id;
+            EXIT WHEN next_holder IS NULL OR hops >= 64;
+            holder := next_holder;
             hops := hops + 1;
         END LOOP;
-        IF NOT found_hop OR hop.next IS NOT NULL OR hop.deleted_at IS NOT NULL THEN
-            CONTINUE WHEN NOT merge.source_kept;  -- and purged: they went with it
-            holder := merge.source;  -- no live end in the company: the keys stay with the source
-        END IF;
         CONTINUE WHEN owners IS NOT NULL AND NOT holder = ANY (owners);
+        EXECUTE format('SELECT c.customer_name, c.customer_email, c.customer_phone
+                          FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2', target_schema)
+           INTO last USING holder, merge.company_id;
+        GET DIAGNOSTICS last_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
+        CONTINUE WHEN last_rows = 0;  -- purged: the keys went with it
         RETURN QUERY
             SELECT holder, merge.company_id, k.key_type, k.key_value, k.normalized_value, contributor
               FROM crm_native._customer_keys(merge.data->>'customer_name', merge.data->>'customer_email',
                                              merge.data->>'customer_phone') k
-             WHERE holder = merge.source
-                OR NOT EXISTS (SELECT FROM crm_native._customer_keys(hop.customer_name, hop.customer_email,
-                                                                     hop.customer_phone) own
+             WHERE NOT EXISTS (SELECT FROM crm_native._customer_keys(last.customer_name, last.customer_email,
+                                                                     last.customer_phone) own
                                 WHERE own.key_type = k.key_type AND own.normalized_value = k.normalized_value);
     END LOOP;
 END
