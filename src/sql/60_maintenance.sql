@@ -100,7 +100,7 @@ BEGIN
         GET DIAGNOSTICS last_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
         CONTINUE WHEN last_rows = 0;  -- purged: the keys went with it
         RETURN QUERY
-            SELECT holder, merge.company_id, k.key_type, k.key_value, k.normalized_value, contributor
+            SELECT holder, merge.company_id::uuid, k.key_type, k.key_value, k.normalized_value, contributor  -- a domain maybe
               FROM crm_native._customer_keys(merge.data->>'customer_name', merge.data->>'customer_email',
                                              merge.data->>'customer_phone') k
              WHERE NOT EXISTS (SELECT FROM crm_native._customer_keys(last.customer_name, last.customer_email,
