@@ -170,11 +170,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     written bigint;
+    hidden text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.rebuild_matching_keys', target_schema);
-    IF crm_native._keys_hidden_by_row_security(target_schema) IS NOT NULL THEN
+    hidden := crm_native._keys_hidden_by_row_security(target_schema);
+    IF hidden IS NOT NULL THEN
         RAISE EXCEPTION 'crm_native.rebuild_matching_keys: row-level security applies to this role on %',
-                        crm_native._keys_hidden_by_row_security(target_schema)
+                        hidden
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'The rebuild must see every customer, soft-deleted and merged ones too, or it '
                            'would delete keys it cannot place.',

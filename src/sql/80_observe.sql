@@ -663,6 +663,7 @@ DECLARE
     r record;
     stats_available boolean := true;
     stats_problem text;
+    hidden text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.health', target_schema);
     IF metrics_sample IS NOT NULL AND metrics_sample < 1 THEN
@@ -770,12 +771,13 @@ BEGIN
 
         -- 3. matching keys against the customers' current values (not
         -- under row-level security: merge chains would break)
-        IF crm_native._keys_hidden_by_row_security(target_schema) IS NOT NULL THEN
+        hidden := crm_native._keys_hidden_by_row_security(target_schema);
+        IF hidden IS NOT NULL THEN
             check_name := 'matching keys equal to the customers'' current values';
             status := 'unknown'; value := NULL;
             detail := format('skipped: row-level security applies to this role on %s (run health() as the '
                              'tables'' owner, or a role with BYPASSRLS)',
-                             crm_native._keys_hidden_by_row_security(target_schema));
+                             hidden);
             RETURN NEXT;
         ELSE
             EXECUTE format($q$
