@@ -239,3 +239,42 @@ INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
 SELECT c.id NOT IN ('a0000000-0000-0000-0000-0000000000b1', 'a0000000-0000-0000-0000-0000000000b2',
                     'a0000000-0000-0000-0000-0000000000b3') AS new_customer
   FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-gus';
+-- (5) a merge stands while its source is still merged into that target: a
+-- source unmerged since holds its own keys, and a later merge into it
+-- keeps the keys there (the rebuild followed the old merge on and gave a
+-- third customer's keys to the old target, where that customer's chats then
+-- landed; found by an independent tester). Also when the old target is
+-- merged into the unmerged source (the walk went round the loop).
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000d1', 'aaaaaaaa-0000-0000-0000-000000000001', 'Ida', 'ida@a.example'),
+  ('a0000000-0000-0000-0000-0000000000d2', 'aaaaaaaa-0000-0000-0000-000000000001', 'Jon', 'jon@a.example'),
+  ('a0000000-0000-0000-0000-0000000000d3', 'aaaaaaaa-0000-0000-0000-000000000001', 'Kim', 'kim@a.example');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000d1', 'a0000000-0000-0000-0000-0000000000d2') IS NOT NULL AS merged;
+UPDATE customers SET merged_into_customer_id = NULL, deleted_at = NULL WHERE id = 'a0000000-0000-0000-0000-0000000000d1';
+SELECT * FROM pg_temp.health_then_rebuild();  -- Ida gets her keys back
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000d3', 'a0000000-0000-0000-0000-0000000000d1') IS NOT NULL AS merged;
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000d2', 'a0000000-0000-0000-0000-0000000000d1') IS NOT NULL AS merged;
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.key_type = 'email' AND k.key_value IN ('ida@a.example', 'jon@a.example', 'kim@a.example') ORDER BY 2;
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'kim@a.example', 's-kim'),
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'jon@a.example', 's-jon');
+SELECT v.session_id, c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id
+ WHERE v.session_id IN ('s-kim', 's-jon') ORDER BY 1;
+-- (6) a log row is read for its own company only: a tenant's row naming
+-- another company's merged-away customer (crm_app may write its company's
+-- log) changes nothing for that company (the rebuild stripped the survivor's
+-- inherited keys; found by an independent tester)
+SET app.current_company_id = 'bbbbbbbb-0000-0000-0000-000000000002';
+SET ROLE crm_app;
+INSERT INTO customer_merge_log (company_id, source_customer_id, target_customer_id, merge_reason, merged_data)
+VALUES ('bbbbbbbb-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-0000000000d3',
+        'a0000000-0000-0000-0000-0000000000d1', 'crm_native.merge_customers',
+        '{"source": {"id": "a0000000-0000-0000-0000-0000000000d3", "customer_email": "forged@b.example"}}');
+RESET ROLE;
+RESET app.current_company_id;
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.key_type = 'email' AND k.key_value IN ('kim@a.example', 'forged@b.example') ORDER BY 2;

@@ -39,14 +39,53 @@ $$;
 -- a customer the application merged itself (merged_into_customer_id and
 -- deleted_at set by its own UPDATE) keeps its own keys, as the keys trigger
 -- left them, and a source purged since still hands its keys down (both got
--- this wrong: found by an independent tester). A merge's keys go where the
--- later logged merges moved them on: from its target to the target of the
--- merge that merged that one away, and so on (same company, at most 64
--- hops), to the last; there they are expected unless that customer's own
--- values give them. A last customer purged since took them with it. A
--- source live again (unmerged since) holds its own keys. owners: only the
--- keys of these customers (NULL: all). rebuild_matching_keys() writes
--- this, health() compares with it.
+-- this wrong: found by an independent tester).
+--
+-- A logged merge stands while its source is still merged into that target
+-- and soft-deleted, or purged: per company and source, its latest logged
+-- merge, and only that one. A source unmerged since holds its own keys,
+-- and a later merge into it must not follow its old merge on (a rebuild
+-- moved a third customer's keys to the old target; found by an independent
+-- tester). Per company: a log row a tenant wrote for its own company never
+-- stands for another company's customer (a forged row made the owner's
+-- rebuild strip another tenant's keys; the same tester).
+CREATE FUNCTION crm_native._standing_merges(target_schema text)
+RETURNS TABLE (id uuid, merged_at timestamptz, company_id uuid, source uuid, target uuid, data jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(  -- (the columns may be domains)
+        'SELECT m.id, m.merged_at, m.company_id, m.source, m.target, m.data
+           FROM (SELECT DISTINCT ON (l.company_id, l.source_customer_id)
+                        l.id::uuid AS id, l.merged_at::timestamptz AS merged_at, l.company_id::uuid AS company_id,
+                        l.source_customer_id::uuid AS source, l.target_customer_id::uuid AS target,
+                        l.merged_data->''source'' AS data
+                   FROM %1$I.customer_merge_log l
+                  WHERE l.merge_reason = ''crm_native.merge_customers''
+                    AND l.company_id IS NOT NULL AND l.target_customer_id IS NOT NULL
+                    AND l.merged_data->''source''->>''id'' = l.source_customer_id::text
+                  ORDER BY l.company_id, l.source_customer_id, l.merged_at DESC, l.id DESC) m
+           LEFT JOIN %1$I.customers c ON c.id = m.source AND c.company_id = m.company_id
+          WHERE c.id IS NULL OR (c.deleted_at IS NOT NULL AND c.merged_into_customer_id = m.target)',
+        target_schema);
+END
+$$;
+
+-- The keys each standing merge handed down, and where they are now: a
+-- merge's keys go where the later standing merges moved them on, from its
+-- target to the target of the merge that merged that one away, and so on
+-- (same company, at most 64 hops), to the last; there they are expected
+-- unless that customer's own values give them. A hop is a merge no earlier
+-- than the one that brought the keys (merges of one transaction share
+-- their time). A last customer purged since took them with it. owners:
+-- only the keys of these customers (NULL: all). rebuild_matching_keys()
+-- writes this, health() compares with it. contributor: the merge's ordinal
+-- in merge order (of two sources that hand down one key, the first merged
+-- gave it: merge_customers() drops what the target holds).
 CREATE FUNCTION crm_native._merged_keys(target_schema text, owners uuid[] DEFAULT NULL)
 RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text,
                contributor bigint)
@@ -54,43 +93,30 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    logged text;  -- the log rows of merge_customers() whose recorded source is the logged one
+    standing jsonb;  -- company/source -> the standing merge's target and time
     merge record;
+    hop jsonb;
     holder uuid;
-    next_holder uuid;
+    merged_at timestamptz;
     hops int;
     last record;
     last_rows bigint;
     contributor bigint := 0;
 BEGIN
-    IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NULL THEN
-        RETURN;
-    END IF;
-    logged := format('%I.customer_merge_log l WHERE l.merge_reason = ''crm_native.merge_customers''
-                        AND l.company_id IS NOT NULL
-                        AND l.merged_data->''source''->>''id'' = l.source_customer_id::text', target_schema);
-    -- in merge order: of two sources that hand down one key, the first
-    -- merged gave it (merge_customers() drops what the target holds); a
-    -- source merged twice (unmerged in between) by its last merge
-    FOR merge IN EXECUTE format(
-        'SELECT m.* FROM (SELECT DISTINCT ON (l.source_customer_id)
-                                 l.id, l.merged_at, l.source_customer_id AS source, l.target_customer_id AS target,
-                                 l.company_id, l.merged_data->''source'' AS data
-                            FROM %1$s
-                           ORDER BY l.source_customer_id, l.merged_at DESC, l.id DESC) m
-           LEFT JOIN %2$I.customers c ON c.id = m.source AND c.company_id = m.company_id
-          WHERE c.id IS NULL OR (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL)
-          ORDER BY m.merged_at, m.id', logged, target_schema)
-    LOOP
+    SELECT coalesce(jsonb_object_agg(m.company_id::text || '/' || m.source::text,
+                                     jsonb_build_object('target', m.target, 'at', m.merged_at)), '{}')
+      INTO standing
+      FROM crm_native._standing_merges(target_schema) m;
+    FOR merge IN SELECT m.* FROM crm_native._standing_merges(target_schema) m ORDER BY m.merged_at, m.id LOOP
         contributor := contributor + 1;
         holder := merge.target;
+        merged_at := merge.merged_at;
         hops := 1;
         LOOP
-            EXECUTE format('SELECT l.target_customer_id FROM %s AND l.source_customer_id = $1 AND l.company_id = $2
-                             ORDER BY l.merged_at DESC, l.id DESC LIMIT 1', logged)
-               INTO next_holder USING holder, merge.company_id;
-            EXIT WHEN next_holder IS NULL OR hops >= 64;
-            holder := next_holder;
+            hop := standing -> (merge.company_id::text || '/' || holder::text);
+            EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < merged_at OR hops >= 64;
+            holder := (hop->>'target')::uuid;
+            merged_at := (hop->>'at')::timestamptz;
             hops := hops + 1;
         END LOOP;
         CONTINUE WHEN owners IS NOT NULL AND NOT holder = ANY (owners);
@@ -100,7 +126,7 @@ BEGIN
         GET DIAGNOSTICS last_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
         CONTINUE WHEN last_rows = 0;  -- purged: the keys went with it
         RETURN QUERY
-            SELECT holder, merge.company_id::uuid, k.key_type, k.key_value, k.normalized_value, contributor  -- a domain maybe
+            SELECT holder, merge.company_id, k.key_type, k.key_value, k.normalized_value, contributor
               FROM crm_native._customer_keys(merge.data->>'customer_name', merge.data->>'customer_email',
                                              merge.data->>'customer_phone') k
              WHERE NOT EXISTS (SELECT FROM crm_native._customer_keys(last.customer_name, last.customer_email,
@@ -132,25 +158,21 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    merged_away uuid[] := '{}';
+    merged_away text[];
 BEGIN
-    -- the sources merge_customers() merged away: their keys moved (read
-    -- first, not joined: on Citus the log and the customers join only on
-    -- the distribution column)
-    IF to_regclass(format('%I.customer_merge_log', target_schema)) IS NOT NULL THEN
-        EXECUTE format('SELECT coalesce(array_agg(DISTINCT l.source_customer_id), ''{}'')
-                          FROM %I.customer_merge_log l
-                         WHERE l.merge_reason = ''crm_native.merge_customers''', target_schema)
-           INTO merged_away;
-    END IF;
-    -- every customer's own keys, but those of such a source while it is
-    -- still merged away
+    -- the sources of the standing merges: their keys moved (read first,
+    -- not joined: on Citus the customers join the log only on the
+    -- distribution column)
+    SELECT coalesce(array_agg(m.company_id::text || '/' || m.source::text), '{}')
+      INTO merged_away
+      FROM crm_native._standing_merges(target_schema) m;
+    -- every customer's own keys, but those of such a source
     RETURN QUERY EXECUTE format($q$
         SELECT c.id::uuid, c.company_id::uuid, k.key_type, k.key_value, k.normalized_value  -- the columns may be domains
           FROM %I.customers c
          CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
          WHERE ($1 IS NULL OR c.id = ANY ($1))
-           AND NOT (c.merged_into_customer_id IS NOT NULL AND c.deleted_at IS NOT NULL AND c.id = ANY ($2))$q$,
+           AND NOT (c.company_id::text || '/' || c.id::text) = ANY ($2)$q$,
         target_schema)
         USING owners, merged_away;
     -- and the inherited ones, each key once
