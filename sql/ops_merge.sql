@@ -278,3 +278,21 @@ RESET app.current_company_id;
 SELECT * FROM pg_temp.health_then_rebuild();
 SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
  WHERE k.key_type = 'email' AND k.key_value IN ('kim@a.example', 'forged@b.example') ORDER BY 2;
+-- (7) a source with another company's chat linked to it (only the plpgsql
+-- triggers' old hole, or triggers off, link one) is refused, changing
+-- nothing: the moves name the company, so that chat stayed on the merged
+-- customer (found by an independent tester)
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000a7', 'aaaaaaaa-0000-0000-0000-000000000001', 'Lou', 'lou@a.example'),
+  ('a0000000-0000-0000-0000-0000000000a8', 'aaaaaaaa-0000-0000-0000-000000000001', 'Lou B', 'lou.b@a.example');
+SET session_replication_role = replica;
+INSERT INTO "VC Usage" (company_id, customer_id, customer_email, session_id) VALUES
+  ('bbbbbbbb-0000-0000-0000-000000000002', 'a0000000-0000-0000-0000-0000000000a7', 'lou@b.example', 's-foreign');
+RESET session_replication_role;
+\set SHOW_CONTEXT never
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000a7', 'a0000000-0000-0000-0000-0000000000a8');
+\set SHOW_CONTEXT errors
+SELECT id, deleted_at IS NULL AS live, merged_into_customer_id FROM customers
+ WHERE id IN ('a0000000-0000-0000-0000-0000000000a7', 'a0000000-0000-0000-0000-0000000000a8') ORDER BY id;
+UPDATE "VC Usage" SET customer_id = NULL WHERE session_id = 's-foreign';
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000a7', 'a0000000-0000-0000-0000-0000000000a8') IS NOT NULL AS merged;

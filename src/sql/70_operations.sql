@@ -469,6 +469,8 @@ DECLARE
     set_list text;
     chats_moved bigint := 0;
     summaries_moved bigint := 0;
+    foreign_chats bigint;
+    foreign_summaries bigint;
     keys_moved bigint;
     keys_dropped bigint;
     log_id uuid;
@@ -543,6 +545,29 @@ BEGIN
                         coalesce(s.merged_into_customer_id, t.merged_into_customer_id)
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Merge into the surviving customer instead.';
+    END IF;
+
+    -- Another company's chats linked to the source (only the plpgsql
+    -- triggers' old hole links them) would stay on it: the moves below name
+    -- the company (on Citus: one shard). Refused, changing nothing (they
+    -- stayed on the merged customer; found by an independent tester).
+    EXECUTE format('SELECT count(*) FROM %I.%I WHERE customer_id = $1 AND company_id <> $2',
+                   target_schema, 'VC Usage')
+       INTO foreign_chats USING source, company;
+    foreign_summaries := 0;
+    IF to_regclass(format('%I.customer_conversation_summaries', target_schema)) IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM %I.customer_conversation_summaries WHERE customer_id = $1 AND company_id <> $2',
+                       target_schema)
+           INTO foreign_summaries USING source, company;
+    END IF;
+    IF foreign_chats > 0 OR foreign_summaries > 0 THEN
+        RAISE EXCEPTION '%: customer % has chats or conversation summaries of another company', fn, source
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('%s chats, %s conversation summaries; a merge moves those of the customer''s own company only.',
+                                  foreign_chats, foreign_summaries),
+                  HINT = format('Unlink them first (SET customer_id = NULL WHERE customer_id = %L AND company_id <> %L, '
+                                'in %I.%I and %I.customer_conversation_summaries).',
+                                source, company, target_schema, 'VC Usage', target_schema);
     END IF;
 
     -- 1. The chats: an UPDATE of customer_id (checked by the sync trigger,
