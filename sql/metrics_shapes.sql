@@ -198,3 +198,22 @@ SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) - :v0 < 2500 AS hi
 COMMIT;
 SELECT m.total_conversations FROM customer_metrics m JOIN customers c ON c.id = m.customer_id WHERE c.customer_email = 'long@x.com';
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- A chat key of (id, company_id), which install() accepts, lets companies
+-- repeat ids: an UPDATE's old and new versions are paired by id and
+-- company_id (paired by id alone, each chat was counted once per company
+-- that had its id; found by an independent tester).
+INSERT INTO companies (id, name) VALUES ('22222222-2222-4222-8222-222222222222', 'B');
+ALTER TABLE "VC Usage" DROP CONSTRAINT "VC Usage_pkey";
+ALTER TABLE "VC Usage" ADD CONSTRAINT "VC Usage_pkey" PRIMARY KEY (id, company_id);
+SELECT object, status FROM crm_native.verify_schema() WHERE object LIKE '%VC Usage%.id%' OR object = 'VC Usage_pkey';
+INSERT INTO "VC Usage" (id, company_id, customer_name, customer_email, session_id, user_message, created_at, view_count) VALUES
+  (900001, '11111111-1111-4111-8111-111111111111', 'Ann', 'ann.dup@x.com', 'd1', 'm1', '2020-01-01', 1),
+  (900002, '11111111-1111-4111-8111-111111111111', 'Ann', 'ann.dup@x.com', 'd2', 'm2', '2020-01-02', 2),
+  (900001, '22222222-2222-4222-8222-222222222222', 'Bob', 'bob.dup@x.com', 'd1', 'm3', '2020-01-03', 3),
+  (900002, '22222222-2222-4222-8222-222222222222', 'Bob', 'bob.dup@x.com', 'd3', 'm4', '2020-01-04', 4);
+UPDATE "VC Usage" SET view_count = view_count + 10, session_id = 'n' || session_id WHERE id = 900001;
+UPDATE "VC Usage" SET created_at = created_at + interval '1 day' WHERE id = 900002;
+SELECT c.customer_email, m.total_conversations, m.total_views, m.total_sessions
+  FROM customer_metrics m JOIN customers c ON c.id = m.customer_id
+ WHERE c.customer_email IN ('ann.dup@x.com', 'bob.dup@x.com') ORDER BY 1;
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

@@ -127,11 +127,15 @@ namespace {
     " pg_catalog.array_agg(DISTINCT o.company_id) AS companies, NULL::pg_catalog.uuid AS new_company,"   \
     " false AS pure"                                                                                      \
     " FROM crm_metrics_old o WHERE o.customer_id IS NOT NULL GROUP BY o.customer_id"
-// Old and new versions are paired by id. A conversation that stays with its
-// customer contributes only the attributes that changed (so an UPDATE of
-// view_count probes nothing, and one of user_message touches nothing); one
-// that moves is a removal from the old customer and an addition to the new
-// one. Unpaired rows (the UPDATE changed id) are plain removal/addition.
+// Old and new versions are paired by id and company_id: the chat key may
+// be (id, company_id), and companies may then repeat ids (paired by id
+// alone, such a chat was counted once per company with its id; found by an
+// independent tester). A conversation that stays with its customer
+// contributes only the attributes that changed (so an UPDATE of view_count
+// probes nothing, and one of user_message touches nothing); one that moves
+// is a removal from the old customer and an addition to the new one.
+// Unpaired rows (the UPDATE changed id or company) are plain
+// removal/addition.
 // "Changed" (DIFFERS) is IS DISTINCT FROM spelled with the pg_catalog
 // operators: IS DISTINCT FROM would look "=" up in the search_path.
 #define DIFFERS(a, b) "((((" a ") IS NULL)" NE "((" b ") IS NULL)) OR ((" a ")" EQ "(" b ")) IS FALSE)"
@@ -141,7 +145,8 @@ namespace {
     "         o.view_count AS ov, o.created_at AS ot,"                                                    \
     "         n.customer_id AS nc, n.company_id AS nco, n.session_id AS ns,"                              \
     "         n.view_count AS nv, n.created_at AS nt, n.id AS nid"                                        \
-    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n ON n.id" EQ "o.id),"                          \
+    "    FROM crm_metrics_old o FULL JOIN crm_metrics_new n"                                              \
+    "      ON n.id" EQ "o.id AND n.company_id" EQ "o.company_id),"                                         \
     " ch AS ("                                                                                            \
     "  SELECT nc AS customer_id, nco AS company_id, 0::" INT8 " AS dn,"                                   \
     "         coalesce(nv, 0)::" NUM MINUS "coalesce(ov, 0)::" NUM " AS dv,"                              \
