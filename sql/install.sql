@@ -302,3 +302,29 @@ SET client_min_messages = warning;
 SELECT count(*) AS uninstall_rows FROM crm_native.uninstall('drift');
 DROP SCHEMA drift CASCADE;
 RESET client_min_messages;
+-- A table renamed after install(): uninstall() refuses, changing nothing
+-- (it left the native triggers on the renamed table, and forgot the
+-- application triggers recorded for the old name; found by an independent
+-- tester). Renamed back, it restores them.
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+ALTER TABLE "VC Usage" RENAME TO chats_renamed;
+\set SHOW_CONTEXT never
+SELECT crm_native.uninstall();
+\set SHOW_CONTEXT errors
+SELECT count(*) AS records_kept FROM crm_native.replaced_trigger WHERE schema_name = 'public' AND table_name = 'VC Usage';
+ALTER TABLE chats_renamed RENAME TO "VC Usage";
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+SELECT tgname FROM pg_trigger WHERE tgrelid = '"VC Usage"'::regclass AND NOT tgisinternal ORDER BY 1;
+-- After DROP EXTENSION ... CASCADE (which drops the records with the
+-- native triggers) and install() again, nothing is recorded to put back:
+-- uninstall() says that the chats are no longer synced, instead of
+-- silently leaving the tables without triggers (found by an independent
+-- tester).
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SET client_min_messages = warning;
+DROP EXTENSION crm_native CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION crm_native;
+SELECT count(*) > 0 AS installed FROM crm_native.install();
+SELECT count(*) > 0 AS uninstalled FROM crm_native.uninstall();
+SELECT count(*) AS chat_triggers FROM pg_trigger WHERE tgrelid = '"VC Usage"'::regclass AND NOT tgisinternal;

@@ -617,8 +617,10 @@ bool load_lock_secret() {
     if (!ok)
         ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
                         errmsg("crm_native: table crm_native.lock_secret does not hold a 32-byte secret"),
-                        errhint("Recreate the extension (DROP EXTENSION crm_native CASCADE; CREATE EXTENSION "
-                                "crm_native; SELECT crm_native.install();) while no chats are written.")));
+                        errhint("Recreate the extension while no chats are written: SELECT crm_native.uninstall(); "
+                                "DROP EXTENSION crm_native; CREATE EXTENSION crm_native; SELECT "
+                                "crm_native.install(); (not DROP ... CASCADE: it drops the records of the "
+                                "application's triggers).")));
     lock_secret_relid = relid;
     return true;
 }

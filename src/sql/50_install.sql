@@ -821,6 +821,8 @@ DECLARE
     orphaned text;
     problems text;
     stood_in_for text[];
+    dropped int := 0;
+    restored int := 0;
     lock_timeout_before text := current_setting('lock_timeout');
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
@@ -877,6 +879,26 @@ BEGIN
                          'To drop the native triggers and restore nothing, a superuser first runs '
                          || format('INSERT INTO crm_native.installed_schema (schema_name) VALUES (%L).', target_schema);
     END IF;
+    -- A table renamed after install(): its native triggers are found under
+    -- another name, and the records name the old one. uninstall() would
+    -- leave the native triggers there and forget the application triggers
+    -- recorded for the old name (found by an independent tester): refuse.
+    SELECT string_agg(DISTINCT format('%I (now %s)', nt.table_name, t.tgrelid::regclass), ', ') INTO orphaned
+      FROM crm_native.native_trigger nt
+      JOIN pg_trigger t ON t.tgname = nt.trigger_name AND NOT t.tgisinternal
+      JOIN pg_class c ON c.oid = t.tgrelid AND NOT c.relispartition
+      JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
+     WHERE c.relnamespace = to_regnamespace(quote_ident(target_schema))
+       AND c.relname <> nt.table_name
+       AND to_regclass(format('%I.%I', target_schema, nt.table_name)) IS NULL;
+    IF orphaned IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native.uninstall: tables of schema % were renamed after install(): %',
+                        quote_ident(target_schema), orphaned
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The records name the tables as install() found them: uninstall() would leave the native '
+                           'triggers on the renamed tables and restore nothing there. Nothing was changed.',
+                  HINT = 'Rename them back, call uninstall(), and rename them again.';
+    END IF;
     -- On Citus a shard move copies the shell table's triggers onto the moved
     -- shard, the statement-level TRUNCATE trigger too, which Citus otherwise
     -- keeps off the shards and so never drops there. Drop those leftovers on
@@ -928,6 +950,7 @@ BEGIN
          ORDER BY 1, 2, t.tgrelid = c.oid, 3
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', r.trg, r.tgrelid::regclass);
+        dropped := dropped + 1;
     END LOOP;
     -- 1b. Partition triggers DETACH left behind, in any schema. Other
     --     roles' tables: whatever stops a drop there (a lock held, a clone
@@ -981,10 +1004,21 @@ BEGIN
                     EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', r.trigger_name, rel, r.comment);
                 END IF;
             END IF;
+            restored := restored + 1;  -- (there now)
         END IF;
         PERFORM crm_native._forget_replaced_trigger(r.schema_name, r.table_name, r.trigger_name);
     END LOOP;
     PERFORM crm_native._forget_installed_schema(target_schema);
+    -- Native triggers gone and nothing put back: say so (after DROP
+    -- EXTENSION ... CASCADE and install() again, say, nothing was left to
+    -- record; the chats were then silently stored unlinked: found by an
+    -- independent tester).
+    IF dropped > 0 AND restored = 0 THEN
+        RAISE WARNING 'crm_native.uninstall: no application trigger was restored on schema %: its chats are no longer synced to customers',
+                      quote_ident(target_schema)
+            USING DETAIL = 'install() recorded none to put back (none were there when it ran, e.g. after DROP EXTENSION crm_native CASCADE).',
+                  HINT = 'Create the application''s triggers from its migrations, or call crm_native.install() again.';
+    END IF;
 
     RETURN QUERY SELECT * FROM crm_native.status(target_schema);
 END
