@@ -661,13 +661,38 @@ void set_bulk_tag(LOCKTAG* tag, const ChatRow* row) {
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kBulkLockClass);
 }
 
+// Waits for a lock, naming the wait in the error that may end it
+// (lock_timeout, a cancel, a deadlock): PostgreSQL's own says only
+// "canceling statement due to lock timeout", or shows an advisory tag
+// (found by an independent tester). No C++ object lives here: the wait may
+// end in an error, whose handler restores error_context_stack.
+const char* const kKeyHolder[kKeySlots] = {
+    "creating a customer with this chat's email, or filling it into one (crm_native key lock)",
+    "creating a customer with this chat's phone, or filling it into one (crm_native key lock)",
+    "creating a customer with this chat's name (crm_native key lock)"};
+const char* const kBulkHolder = "importing new customers of this chat's company (crm_native bulk lock)";
+
+void lock_wait_context(void* holder) {
+    errcontext("crm_native customer sync: waiting for a transaction that is %s", static_cast<const char*>(holder));
+}
+
+void wait_for(const LOCKTAG* tag, LOCKMODE mode, const char* holder) {
+    ErrorContextCallback context;
+    context.callback = lock_wait_context;
+    context.arg = const_cast<char*>(holder);
+    context.previous = error_context_stack;
+    error_context_stack = &context;
+    (void)crm::pg::trigger_stats::lock_acquire(tag, mode);  // trigger_stats counts the wait
+    error_context_stack = context.previous;
+}
+
 // Waits for every current holder of the row's key locks to end.
 void wait_for_key_holders(const ChatRow* row) {
     for (int k = 0; k < kKeySlots; k++) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
         set_key_tag(&tag, row, k);
-        (void)crm::pg::trigger_stats::lock_acquire(&tag, ExclusiveLock);  // waits for a current holder; trigger_stats
+        wait_for(&tag, ExclusiveLock, kKeyHolder[k]);  // waits for a current holder
         LockRelease(&tag, ExclusiveLock, false);  // keeps it if this transaction held it already
     }
 }
@@ -718,9 +743,9 @@ void count_lock_wait(KeptLock* kept) {
 // of one new customer did, when its creator rolled back or when each chat
 // filled the same new email into its own customer (found by independent
 // testers).
-void wait_and_keep(const LOCKTAG* busy, KeptLock* kept, CompanyKeyLocks* company) {
+void wait_and_keep(const LOCKTAG* busy, int slot, KeptLock* kept, CompanyKeyLocks* company) {
     count_lock_wait(kept);
-    (void)crm::pg::trigger_stats::lock_acquire(busy, ExclusiveLock);  // waits for the holder; trigger_stats
+    wait_for(busy, ExclusiveLock, kKeyHolder[slot]);  // waits for the holder
     kept->held = true;
     kept->tag = *busy;
     kept->company = company;
@@ -754,22 +779,22 @@ bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
         // independent tester, by reading).
         if (LockAcquire(&bulk, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
             release_kept(kept);
-            (void)crm::pg::trigger_stats::lock_acquire(&bulk, ExclusiveLock);  // trigger_stats
+            wait_for(&bulk, ExclusiveLock, kBulkHolder);
         }
         LOCKTAG busy;
-        bool any_busy = false;
-        for (int k = 0; k < kKeySlots && !any_busy; k++) {
+        int busy_slot = -1;
+        for (int k = 0; k < kKeySlots && busy_slot < 0; k++) {
             if (!matches_by(row, k)) continue;
             set_key_tag(&busy, row, k);
             if (LockAcquire(&busy, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-                any_busy = true;
+                busy_slot = k;
             else
                 LockRelease(&busy, ExclusiveLock, false);  // keeps it if held already
         }
-        if (!any_busy) return true;
+        if (busy_slot < 0) return true;
         LockRelease(&bulk, ExclusiveLock, false);
         release_kept(kept);
-        wait_and_keep(&busy, kept, company);
+        wait_and_keep(&busy, busy_slot, kept, company);
         return false;
     }
     // Never wait while holding one of the row's locks: take each key lock
@@ -786,6 +811,7 @@ bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
     int n_taken = 0;
     LOCKTAG busy;
     LOCKMODE busy_mode = NoLock;
+    int busy_slot = -1;
     for (int k = 0; k < kKeySlots && busy_mode == NoLock; k++) {
         if (!matches_by(row, k)) continue;
         LOCKTAG tag;
@@ -794,6 +820,7 @@ bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
         if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
             busy = tag;
             busy_mode = ExclusiveLock;
+            busy_slot = k;
         } else {
             taken[n_taken++] = tag;
         }
@@ -813,11 +840,11 @@ bool lock_keys_for_create(const ChatRow* row, KeptLock* kept) {
     for (int i = 0; i < n_taken; i++) LockRelease(&taken[i], ExclusiveLock, false);
     release_kept(kept);
     if (busy_mode == ExclusiveLock) {
-        wait_and_keep(&busy, kept, company);
+        wait_and_keep(&busy, busy_slot, kept, company);
     } else {
         // Share requests are granted together when the importer ends.
         count_lock_wait(kept);
-        (void)crm::pg::trigger_stats::lock_acquire(&busy, ShareLock);  // waits for the importer; trigger_stats
+        wait_for(&busy, ShareLock, kBulkHolder);  // waits for the importer
         LockRelease(&busy, ShareLock, false);
     }
     return false;

@@ -14,7 +14,8 @@
 # within 30 s (statement_timeout); the creator committing (one customer, 21
 # chats linked to it), with the email and with email and phone (two key
 # locks per chat); the creator rolling back (one waiter creates it, all 20
-# linked to it); 20 UPDATEs filling the new email into 20 customers.
+# linked to it); 20 UPDATEs filling the new email into 20 customers. And
+# a wait that ends in lock_timeout says what it waited for.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PGUSER=${PGUSER:-postgres}
@@ -85,6 +86,36 @@ pileup email pileup@example.com '' COMMIT
 pileup email_phone pileup2@example.com '+1 212 555 0142' COMMIT
 pileup rolled_back pileup3@example.com '' ROLLBACK
 pileup fill pileup4@example.com '' COMMIT fill
+
+# A wait that ends in lock_timeout names what it waited for (PostgreSQL's
+# own message says only "canceling statement due to lock timeout"; found by
+# an independent tester): another creator of the chat's email (key lock),
+# and an importer of the company's new customers (bulk lock).
+timeout_context() {  # timeout_context LABEL HOLDER-SETTING WAITER-EMAIL EXPECTED-CONTEXT
+  local label=$1 setting=$2 email=$3 expected=$4 i out
+  q -d "$DB" -c "BEGIN" -c "$setting" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+      VALUES ('00000000-0000-0000-0000-00000000000a', 'timeout-holder@example.com', '$label-holder')" \
+    -c "SELECT pg_sleep(3)" -c "ROLLBACK" >"$WORK/$label.holder" 2>&1 &
+  local holder=$!
+  for i in $(seq 1 50); do
+    [ "$(q -d "$DB" -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+        AND state = 'active' AND query = 'SELECT pg_sleep(3)'")" = 1 ] && break
+    sleep 0.1
+  done
+  out=$(psql -X -q -d "$DB" -c "SET lock_timeout = '200ms'" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
+      VALUES ('00000000-0000-0000-0000-00000000000a', '$email', '$label-waiter')" 2>&1)
+  wait "$holder"
+  if grep -q "lock timeout" <<<"$out" && grep -qF "CONTEXT:  crm_native customer sync: waiting for a transaction that is $expected" <<<"$out"; then
+    echo "ok: $label: the lock timeout names the wait"
+  else
+    echo "FAIL: $label: expected a lock timeout with the context \"...$expected\", got: $out"
+    fail=1
+  fi
+}
+timeout_context timeout_key "SELECT 1" timeout-holder@example.com \
+  "creating a customer with this chat's email, or filling it into one (crm_native key lock)"
+timeout_context timeout_bulk "SET LOCAL crm_native.sync_key_lock_limit = 0" timeout-other@example.com \
+  "importing new customers of this chat's company (crm_native bulk lock)"
 rm -rf "$WORK"
 [ $fail -eq 0 ] && echo PASS || echo FAIL
 exit $fail
