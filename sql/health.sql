@@ -75,6 +75,12 @@ SELECT * FROM crm_native.health(metrics_sample => 0);
 BEGIN READ ONLY;
 SELECT check_name, status FROM crm_native.health() WHERE check_name NOT LIKE 'trigger p99%';
 ROLLBACK;
+-- twice in one transaction: the sample table is reused, quietly (a NOTICE
+-- "already exists" before)
+BEGIN;
+SELECT count(*) > 0 AS checked FROM crm_native.health();
+SELECT count(*) > 0 AS checked FROM crm_native.health();
+COMMIT;
 -- the lock key is the owner's alone: a grant made on it (here, by default
 -- privileges in force when the extension was created, which its script
 -- revokes; or later) is an error

@@ -731,7 +731,11 @@ BEGIN
         END LOOP;
     ELSE
         EXECUTE format('SELECT count(*) FROM %I.customers', target_schema) INTO total;
-        CREATE TEMP TABLE IF NOT EXISTS crm_native_health_sample (id uuid PRIMARY KEY) ON COMMIT DROP;
+        -- (a second call in the transaction reuses it: IF NOT EXISTS would
+        -- print a NOTICE)
+        IF to_regclass('pg_temp.crm_native_health_sample') IS NULL THEN
+            CREATE TEMP TABLE crm_native_health_sample (id uuid PRIMARY KEY) ON COMMIT DROP;
+        END IF;
         TRUNCATE crm_native_health_sample;
         EXECUTE format('INSERT INTO crm_native_health_sample SELECT c.id FROM %I.customers c %s',
                        target_schema,
