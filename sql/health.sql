@@ -44,9 +44,10 @@ UPDATE customer_matching_keys SET normalized_value = 'someone.else@example.com'
 SET session_replication_role = replica;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id)
 VALUES ('00000000-0000-0000-0000-00000000000a', 'stray@example.com', 'stray');
--- (and one with blanks only: no contact data, never linked, not reported)
+-- (and ones whose contact data gives no key: never linked, not reported)
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id)
-VALUES ('00000000-0000-0000-0000-00000000000a', '', ' ', E'\t', 'blank');
+VALUES ('00000000-0000-0000-0000-00000000000a', '', ' ', E'\t', 'blank'),
+       ('00000000-0000-0000-0000-00000000000a', E'\u200B', NULL, 'abc', 'junk');
 RESET session_replication_role;
 ALTER TABLE customers DISABLE TRIGGER trg_customers_lifecycle_tracking;
 SELECT check_name, status, value FROM crm_native.health(metrics_sample => NULL);

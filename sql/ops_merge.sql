@@ -296,3 +296,49 @@ SELECT id, deleted_at IS NULL AS live, merged_into_customer_id FROM customers
  WHERE id IN ('a0000000-0000-0000-0000-0000000000a7', 'a0000000-0000-0000-0000-0000000000a8') ORDER BY id;
 UPDATE "VC Usage" SET customer_id = NULL WHERE session_id = 's-foreign';
 SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000a7', 'a0000000-0000-0000-0000-0000000000a8') IS NOT NULL AS merged;
+-- (8) the application repoints a merged-away source at the later survivor
+-- (to purge the customer in between): the merge still stands, and its keys
+-- stay with the survivor (a rule that wanted the logged target there moved
+-- them to the source; found by an independent review)
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000f7', 'aaaaaaaa-0000-0000-0000-000000000001', 'Max', 'max@a.example'),
+  ('a0000000-0000-0000-0000-0000000000f8', 'aaaaaaaa-0000-0000-0000-000000000001', 'Ned', 'ned@a.example'),
+  ('a0000000-0000-0000-0000-0000000000f9', 'aaaaaaaa-0000-0000-0000-000000000001', 'Oli', 'oli@a.example');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000f7', 'a0000000-0000-0000-0000-0000000000f8') IS NOT NULL AS merged;
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000f8', 'a0000000-0000-0000-0000-0000000000f9') IS NOT NULL AS merged;
+UPDATE customers SET merged_into_customer_id = 'a0000000-0000-0000-0000-0000000000f9'
+ WHERE id = 'a0000000-0000-0000-0000-0000000000f7';
+DELETE FROM customers WHERE id = 'a0000000-0000-0000-0000-0000000000f8';
+SELECT * FROM pg_temp.health_then_rebuild();
+INSERT INTO "VC Usage" (company_id, customer_email, session_id) VALUES
+  ('aaaaaaaa-0000-0000-0000-000000000001', 'max@a.example', 's-max');
+SELECT c.customer_name FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 's-max';
+-- (9) merged, unmerged and merged elsewhere in one transaction: the last
+-- merge stands (the log rows tied on the transaction's time, and the
+-- random ids picked one; found by an independent review). health()
+-- reports the keys the un-merge left on the first target until the
+-- rebuild moves them to the last one.
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000e7', 'aaaaaaaa-0000-0000-0000-000000000001', 'Pia', 'pia@a.example'),
+  ('a0000000-0000-0000-0000-0000000000e8', 'aaaaaaaa-0000-0000-0000-000000000001', 'Quy', 'quy@a.example'),
+  ('a0000000-0000-0000-0000-0000000000e9', 'aaaaaaaa-0000-0000-0000-000000000001', 'Rio', 'rio@a.example');
+BEGIN;
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000e7', 'a0000000-0000-0000-0000-0000000000e8') IS NOT NULL AS merged;
+UPDATE customers SET merged_into_customer_id = NULL, deleted_at = NULL WHERE id = 'a0000000-0000-0000-0000-0000000000e7';
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000e7', 'a0000000-0000-0000-0000-0000000000e9') IS NOT NULL AS merged;
+COMMIT;
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.key_type = 'email' AND k.key_value = 'pia@a.example';
+-- (10) a chain of 70 merges hands the first source's keys to the last
+-- customer (the walk stopped after 64 hops)
+INSERT INTO customers (id, company_id, customer_name, customer_email)
+  SELECT ('c0000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'aaaaaaaa-0000-0000-0000-000000000001',
+         'Chain ' || i, 'chain' || i || '@a.example'
+    FROM generate_series(1, 70) i;
+SELECT count(crm_native.merge_customers(('c0000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid,
+                                        ('c0000000-0000-0000-0000-' || lpad((i + 1)::text, 12, '0'))::uuid)) AS merges
+  FROM generate_series(1, 69) i;
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.key_type = 'email' AND k.key_value = 'chain1@a.example';

@@ -344,3 +344,14 @@ INSERT INTO kept_plans SELECT 15, count(*) FROM pg_backend_memory_contexts WHERE
 -- once counted more after 15 rounds than after 5, never reproduced)
 SELECT max(plans) FILTER (WHERE after_rounds = 15) <= max(plans) FILTER (WHERE after_rounds = 5) + 4 AS plans_not_kept
   FROM kept_plans;
+-- A partition detached before its parent was dropped keeps its metrics
+-- triggers: uninstall() drops them (as left by DETACH), and does not take
+-- it for the chat table renamed (found by an independent review).
+CREATE TABLE chats_1990 PARTITION OF "VC Usage" FOR VALUES FROM ('1990-01-01') TO ('1991-01-01');
+ALTER TABLE "VC Usage" DETACH PARTITION chats_1990;
+DROP TABLE "VC Usage" CASCADE;
+SET client_min_messages = error;
+SELECT count(*) AS customers_triggers FROM crm_native.uninstall();
+RESET client_min_messages;
+SELECT count(*) AS native_triggers_left FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE p.pronamespace = 'crm_native'::regnamespace;

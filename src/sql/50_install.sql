@@ -890,7 +890,8 @@ BEGIN
       JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
      WHERE c.relnamespace = to_regnamespace(quote_ident(target_schema))
        AND c.relname <> nt.table_name
-       AND to_regclass(format('%I.%I', target_schema, nt.table_name)) IS NULL;
+       AND to_regclass(format('%I.%I', target_schema, nt.table_name)) IS NULL
+       AND c.oid NOT IN (SELECT l.rel::oid FROM crm_native._left_partition_triggers() l);  -- detached: step 1b
     IF orphaned IS NOT NULL THEN
         RAISE EXCEPTION 'crm_native.uninstall: tables of schema % were renamed after install(): %',
                         quote_ident(target_schema), orphaned

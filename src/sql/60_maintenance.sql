@@ -41,14 +41,16 @@ $$;
 -- left them, and a source purged since still hands its keys down (both got
 -- this wrong: found by an independent tester).
 --
--- A logged merge stands while its source is still merged into that target
--- and soft-deleted, or purged: per company and source, its latest logged
--- merge, and only that one. A source unmerged since holds its own keys,
--- and a later merge into it must not follow its old merge on (a rebuild
--- moved a third customer's keys to the old target; found by an independent
--- tester). Per company: a log row a tenant wrote for its own company never
--- stands for another company's customer (a forged row made the owner's
--- rebuild strip another tenant's keys; the same tester).
+-- A logged merge stands while its source is still merged away (soft-deleted
+-- with a merged_into_customer_id: the application may repoint it at a later
+-- survivor, to flatten a chain or to purge the middle customer) or purged:
+-- per company and source, its latest logged merge, and only that one. A
+-- source unmerged since holds its own keys, and a later merge into it must
+-- not follow its old merge on (a rebuild moved a third customer's keys to
+-- the old target; found by an independent tester). Per company: a log row
+-- a tenant wrote for its own company never stands for another company's
+-- customer (a forged row made the owner's rebuild strip another tenant's
+-- keys; the same tester).
 CREATE FUNCTION crm_native._standing_merges(target_schema text)
 RETURNS TABLE (id uuid, merged_at timestamptz, company_id uuid, source uuid, target uuid, data jsonb)
 LANGUAGE plpgsql STABLE
@@ -70,7 +72,7 @@ BEGIN
                     AND l.merged_data->''source''->>''id'' = l.source_customer_id::text
                   ORDER BY l.company_id, l.source_customer_id, l.merged_at DESC, l.id DESC) m
            LEFT JOIN %1$I.customers c ON c.id = m.source AND c.company_id = m.company_id
-          WHERE c.id IS NULL OR (c.deleted_at IS NOT NULL AND c.merged_into_customer_id = m.target)',
+          WHERE c.id IS NULL OR (c.deleted_at IS NOT NULL AND c.merged_into_customer_id IS NOT NULL)',
         target_schema);
 END
 $$;
@@ -78,10 +80,12 @@ $$;
 -- The keys each standing merge handed down, and where they are now: a
 -- merge's keys go where the later standing merges moved them on, from its
 -- target to the target of the merge that merged that one away, and so on
--- (same company, at most 64 hops), to the last; there they are expected
--- unless that customer's own values give them. A hop is a merge no earlier
--- than the one that brought the keys (merges of one transaction share
--- their time). A last customer purged since took them with it. owners:
+-- (same company, however long the chain), to the last; there they are
+-- expected unless that customer's own values give them. A hop is a merge
+-- no earlier than the one that brought the keys (merge_customers() logs
+-- its clock time; rows of older versions share their transaction's time,
+-- hence "no earlier", and the walk stops where it has been). A last
+-- customer purged since took them with it. owners:
 -- only the keys of these customers (NULL: all). rebuild_matching_keys()
 -- writes this, health() compares with it. contributor: the merge's ordinal
 -- in merge order (of two sources that hand down one key, the first merged
@@ -98,7 +102,7 @@ DECLARE
     hop jsonb;
     holder uuid;
     merged_at timestamptz;
-    hops int;
+    visited uuid[];
     last record;
     last_rows bigint;
     contributor bigint := 0;
@@ -111,13 +115,13 @@ BEGIN
         contributor := contributor + 1;
         holder := merge.target;
         merged_at := merge.merged_at;
-        hops := 1;
+        visited := ARRAY[merge.source];
         LOOP
             hop := standing -> (merge.company_id::text || '/' || holder::text);
-            EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < merged_at OR hops >= 64;
+            EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < merged_at OR holder = ANY (visited);
+            visited := visited || holder;
             holder := (hop->>'target')::uuid;
             merged_at := (hop->>'at')::timestamptz;
-            hops := hops + 1;
         END LOOP;
         CONTINUE WHEN owners IS NOT NULL AND NOT holder = ANY (owners);
         EXECUTE format('SELECT c.customer_name, c.customer_email, c.customer_phone

@@ -565,9 +565,14 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = format('%s chats, %s conversation summaries; a merge moves those of the customer''s own company only.',
                                   foreign_chats, foreign_summaries),
-                  HINT = format('Unlink them first (SET customer_id = NULL WHERE customer_id = %L AND company_id <> %L, '
-                                'in %I.%I and %I.customer_conversation_summaries).',
-                                source, company, target_schema, 'VC Usage', target_schema);
+                  HINT = concat_ws(' ',
+                      CASE WHEN foreign_chats > 0 THEN
+                          format('Unlink the chats first (UPDATE %I.%I SET customer_id = NULL WHERE customer_id = %L '
+                                 'AND company_id <> %L: the sync links them within their own company).',
+                                 target_schema, 'VC Usage', source, company) END,
+                      CASE WHEN foreign_summaries > 0 THEN
+                          format('Move the summaries to a customer of their own company, or delete them (%I.customer_conversation_summaries '
+                                 'WHERE customer_id = %L AND company_id <> %L).', target_schema, source, company) END);
     END IF;
 
     -- 1. The chats: an UPDATE of customer_id (checked by the sync trigger,
@@ -623,10 +628,15 @@ BEGIN
       USING source, company;
     GET DIAGNOSTICS keys_dropped = ROW_COUNT;
 
-    -- 4. The merge log, and an event on each customer.
+    -- 4. The merge log, and an event on each customer. merged_at is the
+    --    clock's time, not the transaction's: the rebuild replays the
+    --    merges in that order, and merges of one transaction (a source
+    --    merged, unmerged and merged again) tied on now() and were ordered
+    --    by their random ids (found by an independent review).
     EXECUTE format('INSERT INTO %I.customer_merge_log
-                        (company_id, source_customer_id, target_customer_id, merged_by_user_id, merge_reason, merged_data)
-                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING id', target_schema)
+                        (company_id, source_customer_id, target_customer_id, merged_by_user_id, merge_reason, merged_data,
+                         merged_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.clock_timestamp()) RETURNING id', target_schema)
        INTO log_id
       USING t.company_id, source, target, author, 'crm_native.merge_customers',
             jsonb_build_object('source', s.data, 'target_before', t.data, 'filled_fields', to_jsonb(filled),
