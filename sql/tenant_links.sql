@@ -98,3 +98,22 @@ INSERT INTO "VC Usage" (company_id, session_id, user_message)
   VALUES ('aaaaaaaa-0000-0000-0000-000000000001', 'g1', 'gone-link');
 UPDATE "VC Usage" SET customer_id = 'a1000000-0000-0000-0000-0000000000d1',
        customer_email = repeat('a', 3000) || '@x.example' WHERE user_message = 'gone-link';
+-- The lock tags are the schema's: on a copy of the CRM tables of its own
+-- (temporary tables, where no row-level security applies) a role took the
+-- real tables' key locks of any company it named, held them at will and
+-- read their tags (found by an independent tester). The same company and
+-- email, in this session, take two different key locks (one before).
+CREATE TEMP TABLE customers (LIKE public.customers INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TEMP TABLE customer_matching_keys (LIKE public.customer_matching_keys INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TEMP TABLE customer_events (LIKE public.customer_events INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TEMP TABLE "VC Usage" (LIKE public."VC Usage" INCLUDING DEFAULTS INCLUDING INDEXES);
+CREATE TRIGGER trg_copy_sync BEFORE INSERT ON pg_temp."VC Usage"
+    FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
+BEGIN;
+INSERT INTO public."VC Usage" (company_id, customer_email, session_id)
+  VALUES ('bbbbbbbb-0000-0000-0000-000000000002', 'copy@b.example', 'real-1');
+INSERT INTO pg_temp."VC Usage" (company_id, customer_email, session_id)
+  VALUES ('bbbbbbbb-0000-0000-0000-000000000002', 'copy@b.example', 'copy-1');
+SELECT count(*) AS key_locks FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 17234 AND pid = pg_backend_pid();
+ROLLBACK;
+DROP TABLE pg_temp."VC Usage", pg_temp.customers, pg_temp.customer_matching_keys, pg_temp.customer_events;

@@ -568,8 +568,14 @@ CompanyKeyLocks* company_key_locks(const ChatRow* row) {
 // with a secret: a tenant cannot compute another company's tag for a
 // guessed email and watch whether that company is creating that customer
 // right now (found by an independent tester; the tags were plain hashes).
-// A tag is the first 64 bits of SHA-256 over the secret, the tag's kind
-// (the key type, or the bulk lock), the company and the normalized key.
+// A tag is the first 64 bits of SHA-256 over the secret, the CRM schema
+// (its oid), the tag's kind (the key type, or the bulk lock), the company
+// and the normalized key. The schema, because a customer is unique within
+// its schema's customers table only: a role that attached the sync to a
+// copy of the CRM tables of its own (temporary tables, where no row-level
+// security applies) took the real tables' locks of any company it named,
+// held them as long as it liked and read their tags (found by an
+// independent tester); now its locks are its copy's.
 // The secret is the database's 32 random bytes in crm_native.lock_secret
 // (25_lock_secret.sql: made by CREATE EXTENSION, carried by WAL to standbys
 // and backups). Only the extension's owner may SELECT it; the trigger
@@ -627,8 +633,8 @@ bool load_lock_secret() {
 
 constexpr uint8 kBulkTagKind = 0xFF;  // key tags: the key slot
 
-uint64 keyed_tag_hash(uint8 kind, const pg_uuid_t* company, const char* key, size_t len) {
-    if (!load_lock_secret()) {  // 0.7.0's tags
+uint64 keyed_tag_hash(uint8 kind, Oid schema, const pg_uuid_t* company, const char* key, size_t len) {
+    if (!load_lock_secret()) {  // 0.7.0's tags (0.7.0 had one per database)
         if (kind == kBulkTagKind) return hash_bytes_extended(company->data, UUID_LEN, 0);
         uint64 seed = hash_bytes_extended(company->data, UUID_LEN, static_cast<uint64>(kind) + 1);
         return hash_bytes_extended(reinterpret_cast<const unsigned char*>(key), static_cast<int>(len), seed);
@@ -636,6 +642,7 @@ uint64 keyed_tag_hash(uint8 kind, const pg_uuid_t* company, const char* key, siz
     uint8 digest[PG_SHA256_DIGEST_LENGTH];
     pg_cryptohash_ctx* ctx = pg_cryptohash_create(PG_SHA256);
     if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, lock_secret, kLockSecretLength) < 0 ||
+        pg_cryptohash_update(ctx, reinterpret_cast<const uint8*>(&schema), sizeof schema) < 0 ||
         pg_cryptohash_update(ctx, &kind, 1) < 0 || pg_cryptohash_update(ctx, company->data, UUID_LEN) < 0 ||
         pg_cryptohash_update(ctx, reinterpret_cast<const uint8*>(key), len) < 0 ||
         pg_cryptohash_final(ctx, digest, sizeof digest) < 0) {
@@ -652,12 +659,13 @@ uint64 keyed_tag_hash(uint8 kind, const pg_uuid_t* company, const char* key, siz
 // The key lock of (company, key type, normalized key).
 void set_key_tag(LOCKTAG* tag, const ChatRow* row, int slot) {
     const text* key = DatumGetTextPP(row->key[slot]);
-    uint64 hash = keyed_tag_hash(static_cast<uint8>(slot), &row->company, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+    uint64 hash = keyed_tag_hash(static_cast<uint8>(slot), store::crm_schema(row->rel), &row->company, VARDATA_ANY(key),
+                                 VARSIZE_ANY_EXHDR(key));
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kKeyLockClass);
 }
 
 void set_bulk_tag(LOCKTAG* tag, const ChatRow* row) {
-    uint64 hash = keyed_tag_hash(kBulkTagKind, &row->company, "", 0);
+    uint64 hash = keyed_tag_hash(kBulkTagKind, store::crm_schema(row->rel), &row->company, "", 0);
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kBulkLockClass);
 }
 

@@ -912,6 +912,8 @@ void insert_audit_row(Relation customers, const AuditRow* row) {
     run(customers, Statement::AuditInsert, values, nulls);
 }
 
+Oid crm_schema(Relation rel) { return get_rel_namespace(home_relid(rel)); }
+
 bool row_security_applies(Relation rel, Table table) {
     const citus::Placement* placement = citus::placement_for(rel, kTableName, kTableCount, invalidations);
     return check_enable_rls(target_relid(rel, placement, static_cast<int>(table)), InvalidOid, true) == RLS_ENABLED;

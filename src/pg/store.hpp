@@ -187,6 +187,11 @@ HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value
 // that plays `table` for a trigger on rel.
 bool row_security_applies(Relation rel, Table table);
 
+// The schema whose CRM tables a trigger on rel uses: its home table's (for
+// a partition, the table install() attached the trigger to). Valid once
+// the trigger's protocol check has run.
+Oid crm_schema(Relation rel);
+
 // The row changes (inserts, updates, deletes) the current transaction has
 // made so far to the chat table rel plays a part of (its home table, and
 // every partition of a partitioned one), in its live subtransactions, as
