@@ -170,6 +170,12 @@ RESET ROLE;
 RESET search_path;
 RESET client_min_messages;
 GRANT USAGE ON SCHEMA crm_native TO crm_table_owner;
+-- without the registry writers: refused by name, with the GRANT to run
+SET ROLE crm_table_owner;
+\set SHOW_CONTEXT never
+SELECT count(*) FROM crm_native.install('owned');
+\set SHOW_CONTEXT errors
+RESET ROLE;
 GRANT EXECUTE ON FUNCTION crm_native._record_replaced_trigger(oid), crm_native._forget_replaced_trigger(text, text, text),
                           crm_native._record_installed_schema(text), crm_native._forget_installed_schema(text)
   TO crm_table_owner;

@@ -610,6 +610,36 @@ BEGIN
 END
 $$;
 
+-- The registry writers are the extension owner's: a table owner who runs
+-- install() or uninstall() needs them granted (docs/install.md). Said by
+-- name, with the GRANT, instead of PostgreSQL's "permission denied for
+-- function _forget_replaced_trigger" halfway through (found by an
+-- independent tester).
+CREATE FUNCTION crm_native._require_registry_writers(fn text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+BEGIN
+    SELECT string_agg(f, ', ' ORDER BY f) INTO missing
+      FROM unnest(ARRAY['crm_native._record_replaced_trigger(oid)',
+                        'crm_native._forget_replaced_trigger(text, text, text)',
+                        'crm_native._record_installed_schema(text)',
+                        'crm_native._forget_installed_schema(text)']) f
+     WHERE NOT has_function_privilege(f, 'EXECUTE');
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION '%: role % may not write crm_native''s registries', fn, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('It lacks EXECUTE on %s.', missing),
+                  HINT = format('Run it as a superuser, or have one grant the table owner the registry writers '
+                                '(docs/install.md, "Security decisions"): GRANT EXECUTE ON FUNCTION %s TO %I;',
+                                missing, current_user);
+    END IF;
+END
+$$;
+
 CREATE FUNCTION crm_native.install(target_schema text DEFAULT 'public')
 RETURNS TABLE (trigger_name text, table_name text, implementation text, function text)
 LANGUAGE plpgsql
@@ -628,6 +658,7 @@ DECLARE
     metrics_rules text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.install', target_schema);
+    PERFORM crm_native._require_registry_writers('crm_native.install');
     missing := crm_native.missing_objects(target_schema);
     IF cardinality(missing) > 0 THEN
         RAISE EXCEPTION 'crm_native.install: schema "%" lacks what the native triggers need: %', target_schema,
@@ -826,6 +857,7 @@ DECLARE
     lock_timeout_before text := current_setting('lock_timeout');
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
+    PERFORM crm_native._require_registry_writers('crm_native.uninstall');
     -- The records are replayed as trusted: nobody but the extension's owner
     -- may have written them.
     problems := crm_native._registry_problems();
