@@ -342,3 +342,18 @@ SELECT count(crm_native.merge_customers(('c0000000-0000-0000-0000-' || lpad(i::t
 SELECT * FROM pg_temp.health_then_rebuild();
 SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
  WHERE k.key_type = 'email' AND k.key_value = 'chain1@a.example';
+-- (11) a source the application unmerged, then merged elsewhere itself:
+-- its old merge does not stand again (the rebuild moved its keys to the old
+-- target, and its chats there; found by an independent review)
+INSERT INTO customers (id, company_id, customer_name, customer_email) VALUES
+  ('a0000000-0000-0000-0000-0000000000c7', 'aaaaaaaa-0000-0000-0000-000000000001', 'Sam', 'sam@a.example'),
+  ('a0000000-0000-0000-0000-0000000000c8', 'aaaaaaaa-0000-0000-0000-000000000001', 'Tia', 'tia@a.example'),
+  ('a0000000-0000-0000-0000-0000000000c9', 'aaaaaaaa-0000-0000-0000-000000000001', 'Uma', 'uma@a.example');
+SELECT crm_native.merge_customers('a0000000-0000-0000-0000-0000000000c7', 'a0000000-0000-0000-0000-0000000000c8') IS NOT NULL AS merged;
+UPDATE customers SET merged_into_customer_id = NULL, deleted_at = NULL WHERE id = 'a0000000-0000-0000-0000-0000000000c7';
+SELECT * FROM pg_temp.health_then_rebuild();  -- Sam gets his keys back
+UPDATE customers SET merged_into_customer_id = 'a0000000-0000-0000-0000-0000000000c9', deleted_at = now()
+ WHERE id = 'a0000000-0000-0000-0000-0000000000c7';
+SELECT * FROM pg_temp.health_then_rebuild();
+SELECT c.customer_name, k.key_value FROM customer_matching_keys k JOIN customers c ON c.id = k.customer_id
+ WHERE k.key_type = 'email' AND k.key_value = 'sam@a.example';

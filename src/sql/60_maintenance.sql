@@ -41,18 +41,26 @@ $$;
 -- left them, and a source purged since still hands its keys down (both got
 -- this wrong: found by an independent tester).
 --
--- A logged merge stands while its source is still merged away (soft-deleted
--- with a merged_into_customer_id: the application may repoint it at a later
--- survivor, to flatten a chain or to purge the middle customer) or purged:
--- per company and source, its latest logged merge, and only that one. A
--- source unmerged since holds its own keys, and a later merge into it must
--- not follow its old merge on (a rebuild moved a third customer's keys to
--- the old target; found by an independent tester). Per company: a log row
--- a tenant wrote for its own company never stands for another company's
--- customer (a forged row made the owner's rebuild strip another tenant's
--- keys; the same tester).
-CREATE FUNCTION crm_native._standing_merges(target_schema text)
-RETURNS TABLE (id uuid, merged_at timestamptz, company_id uuid, source uuid, target uuid, data jsonb)
+-- A logged merge stands while its source is still merged away: purged
+-- since, or soft-deleted with merged_into_customer_id naming the logged
+-- target or where that target's keys went on (the application may repoint
+-- the source at the last survivor, to flatten a chain or to purge a
+-- customer in between). Per company and source, only its latest logged
+-- merge. A source unmerged since holds its own keys, and a later merge
+-- into it must not follow its old merge on (a rebuild moved a third
+-- customer's keys to the old target; found by an independent tester); so
+-- does a source the application unmerged and then merged elsewhere itself
+-- (the old log row stood again; found by an independent review). Per
+-- company: a log row a tenant wrote for its own company never stands for
+-- another company's customer (a forged row made the owner's rebuild strip
+-- another tenant's keys; found by an independent tester).
+--
+-- _merge_candidates() lists the latest logged merge per company and source
+-- whose source is purged or merged away; _merge_outcomes() decides which
+-- stand and where their keys are now.
+CREATE FUNCTION crm_native._merge_candidates(target_schema text)
+RETURNS TABLE (id uuid, merged_at timestamptz, company_id uuid, source uuid, target uuid, data jsonb,
+               purged boolean, merged_into uuid)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -61,7 +69,7 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE format(  -- (the columns may be domains)
-        'SELECT m.id, m.merged_at, m.company_id, m.source, m.target, m.data
+        'SELECT m.id, m.merged_at, m.company_id, m.source, m.target, m.data, c.id IS NULL, c.merged_into_customer_id::uuid
            FROM (SELECT DISTINCT ON (l.company_id, l.source_customer_id)
                         l.id::uuid AS id, l.merged_at::timestamptz AS merged_at, l.company_id::uuid AS company_id,
                         l.source_customer_id::uuid AS source, l.target_customer_id::uuid AS target,
@@ -77,19 +85,80 @@ BEGIN
 END
 $$;
 
--- The keys each standing merge handed down, and where they are now: a
--- merge's keys go where the later standing merges moved them on, from its
--- target to the target of the merge that merged that one away, and so on
--- (same company, however long the chain), to the last; there they are
+-- The merges that stand, and where each one's keys are now: a merge's
+-- keys go where the later standing merges moved them on, from its target
+-- to the target of the merge that merged that one away, and so on (same
+-- company, however long the chain), to the last (holder); there they are
 -- expected unless that customer's own values give them. A hop is a merge
 -- no earlier than the one that brought the keys (merge_customers() logs
 -- its clock time; rows of older versions share their transaction's time,
--- hence "no earlier", and the walk stops where it has been). A last
--- customer purged since took them with it. owners:
--- only the keys of these customers (NULL: all). rebuild_matching_keys()
--- writes this, health() compares with it. contributor: the merge's ordinal
--- in merge order (of two sources that hand down one key, the first merged
--- gave it: merge_customers() drops what the target holds).
+-- hence "no earlier"). contributor: the merge's ordinal in merge order (of
+-- two sources that hand down one key, the first merged gave it:
+-- merge_customers() drops what the target holds).
+--
+-- Linear in the merges: taken latest first, a merge's keys end where those
+-- of the later merge that took its target away end (already known), so
+-- each chain is walked once (a walk per merge took minutes for chains of
+-- a few thousand merges, which a tenant's role can write into its own
+-- company's log; found by an independent review). Merges of one
+-- transaction of an older version tie on their time; between those the
+-- walk goes step by step, at most 64 steps.
+CREATE FUNCTION crm_native._merge_outcomes(target_schema text)
+RETURNS TABLE (contributor bigint, company_id uuid, source uuid, holder uuid, data jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    candidate jsonb;  -- company/source -> the candidate's target, time and ordinal (latest first)
+    merges bigint;
+    arrived_at uuid[];  -- by ordinal: where keys that reach that merge's source end up
+    merge record;
+    hop jsonb;
+    keys_at timestamptz;
+    steps int;
+    i int;
+BEGIN
+    SELECT coalesce(jsonb_object_agg(m.company_id::text || '/' || m.source::text,
+                                     jsonb_build_object('target', m.target, 'at', m.merged_at, 'i', m.i)), '{}'),
+           count(*)
+      INTO candidate, merges
+      FROM (SELECT c.*, row_number() OVER (ORDER BY c.merged_at DESC, c.id DESC) AS i
+              FROM crm_native._merge_candidates(target_schema) c) m;
+    arrived_at := array_fill(NULL::uuid, ARRAY[greatest(merges, 1)::int]);
+    FOR merge IN SELECT c.* FROM crm_native._merge_candidates(target_schema) c ORDER BY c.merged_at DESC, c.id DESC LOOP
+        i := (candidate -> (merge.company_id::text || '/' || merge.source::text) ->> 'i')::int;
+        holder := merge.target;
+        keys_at := merge.merged_at;
+        steps := 0;
+        LOOP
+            hop := candidate -> (merge.company_id::text || '/' || holder::text);
+            EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < keys_at;
+            IF arrived_at[(hop->>'i')::int] IS NOT NULL THEN  -- a later merge: decided
+                holder := arrived_at[(hop->>'i')::int];
+                EXIT;
+            END IF;
+            steps := steps + 1;  -- a tie, not decided yet
+            EXIT WHEN steps > 64;
+            holder := (hop->>'target')::uuid;
+            keys_at := (hop->>'at')::timestamptz;
+        END LOOP;
+        IF merge.purged OR merge.merged_into IN (merge.target, holder) THEN
+            arrived_at[i] := holder;  -- stands: its keys, and what reaches its source, went on
+            contributor := merges + 1 - i;
+            company_id := merge.company_id;
+            source := merge.source;
+            data := merge.data;
+            RETURN NEXT;
+        ELSE
+            arrived_at[i] := merge.source;  -- merged elsewhere by the application: keys stay there
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The keys the standing merges handed down, on their holders (owners: only
+-- these holders; NULL: all). rebuild_matching_keys() writes them,
+-- health() compares with them. A holder purged since took them with it.
 CREATE FUNCTION crm_native._merged_keys(target_schema text, owners uuid[] DEFAULT NULL)
 RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text,
                contributor bigint)
@@ -97,40 +166,19 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    standing jsonb;  -- company/source -> the standing merge's target and time
     merge record;
-    hop jsonb;
-    holder uuid;
-    merged_at timestamptz;
-    visited uuid[];
     last record;
     last_rows bigint;
-    contributor bigint := 0;
 BEGIN
-    SELECT coalesce(jsonb_object_agg(m.company_id::text || '/' || m.source::text,
-                                     jsonb_build_object('target', m.target, 'at', m.merged_at)), '{}')
-      INTO standing
-      FROM crm_native._standing_merges(target_schema) m;
-    FOR merge IN SELECT m.* FROM crm_native._standing_merges(target_schema) m ORDER BY m.merged_at, m.id LOOP
-        contributor := contributor + 1;
-        holder := merge.target;
-        merged_at := merge.merged_at;
-        visited := ARRAY[merge.source];
-        LOOP
-            hop := standing -> (merge.company_id::text || '/' || holder::text);
-            EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < merged_at OR holder = ANY (visited);
-            visited := visited || holder;
-            holder := (hop->>'target')::uuid;
-            merged_at := (hop->>'at')::timestamptz;
-        END LOOP;
-        CONTINUE WHEN owners IS NOT NULL AND NOT holder = ANY (owners);
+    FOR merge IN SELECT o.* FROM crm_native._merge_outcomes(target_schema) o
+                  WHERE owners IS NULL OR o.holder = ANY (owners) LOOP
         EXECUTE format('SELECT c.customer_name, c.customer_email, c.customer_phone
                           FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2', target_schema)
-           INTO last USING holder, merge.company_id;
+           INTO last USING merge.holder, merge.company_id;
         GET DIAGNOSTICS last_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
         CONTINUE WHEN last_rows = 0;  -- purged: the keys went with it
         RETURN QUERY
-            SELECT holder, merge.company_id, k.key_type, k.key_value, k.normalized_value, contributor
+            SELECT merge.holder, merge.company_id, k.key_type, k.key_value, k.normalized_value, merge.contributor
               FROM crm_native._customer_keys(merge.data->>'customer_name', merge.data->>'customer_email',
                                              merge.data->>'customer_phone') k
              WHERE NOT EXISTS (SELECT FROM crm_native._customer_keys(last.customer_name, last.customer_email,
@@ -169,7 +217,7 @@ BEGIN
     -- distribution column)
     SELECT coalesce(array_agg(m.company_id::text || '/' || m.source::text), '{}')
       INTO merged_away
-      FROM crm_native._standing_merges(target_schema) m;
+      FROM crm_native._merge_outcomes(target_schema) m;
     -- every customer's own keys, but those of such a source
     RETURN QUERY EXECUTE format($q$
         SELECT c.id::uuid, c.company_id::uuid, k.key_type, k.key_value, k.normalized_value  -- the columns may be domains
