@@ -244,6 +244,14 @@ CREATE TRIGGER trg_vc_usage_metrics_refresh_ins AFTER INSERT ON chats_recent REF
 SELECT object, status, detail FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
 SELECT count(*) > 0 AS installed FROM crm_native.install();
 SELECT count(*) AS trigger_problems FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok';
+-- "VC Usage", itself a partition of shared.all_chats, renamed after
+-- install(): uninstall() refuses, changing nothing (it skipped partitions,
+-- and forgot the application's triggers; found by an independent review)
+ALTER TABLE "VC Usage" RENAME TO vc_usage_renamed;
+\set SHOW_CONTEXT never
+SELECT count(*) FROM crm_native.uninstall();
+\set SHOW_CONTEXT errors
+ALTER TABLE vc_usage_renamed RENAME TO "VC Usage";
 ALTER TABLE shared.all_chats DETACH PARTITION "VC Usage";
 DROP TABLE shared.all_chats;
 

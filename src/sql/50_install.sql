@@ -915,15 +915,17 @@ BEGIN
     -- another name, and the records name the old one. uninstall() would
     -- leave the native triggers there and forget the application triggers
     -- recorded for the old name (found by an independent tester): refuse.
+    -- (The triggers install() put on the table itself: no clone on a
+    -- partition, no 'partition' argument. The table may itself be a
+    -- partition of another schema's table.)
     SELECT string_agg(DISTINCT format('%I (now %s)', nt.table_name, t.tgrelid::regclass), ', ') INTO orphaned
       FROM crm_native.native_trigger nt
-      JOIN pg_trigger t ON t.tgname = nt.trigger_name AND NOT t.tgisinternal
-      JOIN pg_class c ON c.oid = t.tgrelid AND NOT c.relispartition
+      JOIN pg_trigger t ON t.tgname = nt.trigger_name AND NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgnargs = 0
+      JOIN pg_class c ON c.oid = t.tgrelid
       JOIN pg_proc p ON p.oid = t.tgfoid AND p.pronamespace = 'crm_native'::regnamespace
      WHERE c.relnamespace = to_regnamespace(quote_ident(target_schema))
        AND c.relname <> nt.table_name
-       AND to_regclass(format('%I.%I', target_schema, nt.table_name)) IS NULL
-       AND c.oid NOT IN (SELECT l.rel::oid FROM crm_native._left_partition_triggers() l);  -- detached: step 1b
+       AND to_regclass(format('%I.%I', target_schema, nt.table_name)) IS NULL;
     IF orphaned IS NOT NULL THEN
         RAISE EXCEPTION 'crm_native.uninstall: tables of schema % were renamed after install(): %',
                         quote_ident(target_schema), orphaned
