@@ -43,9 +43,9 @@ $$;
 --
 -- A logged merge stands while its source is still merged away: purged
 -- since, or soft-deleted with merged_into_customer_id naming the logged
--- target or where that target's keys went on (the application may repoint
--- the source at the last survivor, to flatten a chain or to purge a
--- customer in between). Per company and source, only its latest logged
+-- target or the last customer that target's keys went on to (the
+-- application may repoint the source at the last survivor, to flatten a
+-- chain or to purge a customer in between). Per company and source, only its latest logged
 -- merge. A source unmerged since holds its own keys, and a later merge
 -- into it must not follow its old merge on (a rebuild moved a third
 -- customer's keys to the old target; found by an independent tester); so
