@@ -568,7 +568,7 @@ BEGIN
                   HINT = concat_ws(' ',
                       CASE WHEN foreign_chats > 0 THEN
                           format('Unlink the chats first (UPDATE %I.%I SET customer_id = NULL WHERE customer_id = %L '
-                                 'AND company_id <> %L: the sync links them within their own company).',
+                                 'AND company_id <> %L; CALL crm_native.relink_chats() then links them within their own company).',
                                  target_schema, 'VC Usage', source, company) END,
                       CASE WHEN foreign_summaries > 0 THEN
                           format('Move the summaries to a customer of their own company, or delete them (%I.customer_conversation_summaries '
