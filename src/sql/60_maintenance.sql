@@ -43,9 +43,9 @@ $$;
 --
 -- A logged merge stands while its source is still merged away: purged
 -- since, or soft-deleted with merged_into_customer_id naming the logged
--- target or the last customer that target's keys went on to (the
--- application may repoint the source at the last survivor, to flatten a
--- chain or to purge a customer in between). Per company and source, only its latest logged
+-- target or a customer whose keys end where that target's do (the
+-- application may repoint the source along the chain, to flatten it or to
+-- purge a customer in between). Per company and source, only its latest logged
 -- merge. A source unmerged since holds its own keys, and a later merge
 -- into it must not follow its old merge on (a rebuild moved a third
 -- customer's keys to the old target; found by an independent tester); so
@@ -117,6 +117,8 @@ DECLARE
     keys_at timestamptz;
     steps int;
     i int;
+    start uuid;
+    ends uuid[];
 BEGIN
     SELECT coalesce(jsonb_object_agg(m.company_id::text || '/' || m.source::text,
                                      jsonb_build_object('target', m.target, 'at', m.merged_at, 'i', m.i)), '{}'),
@@ -127,30 +129,40 @@ BEGIN
     arrived_at := array_fill(NULL::uuid, ARRAY[greatest(merges, 1)::int]);
     FOR merge IN SELECT c.* FROM crm_native._merge_candidates(target_schema) c ORDER BY c.merged_at DESC, c.id DESC LOOP
         i := (candidate -> (merge.company_id::text || '/' || merge.source::text) ->> 'i')::int;
-        holder := merge.target;
-        keys_at := merge.merged_at;
-        steps := 0;
-        LOOP
-            hop := candidate -> (merge.company_id::text || '/' || holder::text);
-            EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < keys_at;
-            IF arrived_at[(hop->>'i')::int] IS NOT NULL THEN  -- a later merge: decided
-                holder := arrived_at[(hop->>'i')::int];
-                EXIT;
-            END IF;
-            steps := steps + 1;  -- a tie, not decided yet
-            EXIT WHEN steps > 64;
-            holder := (hop->>'target')::uuid;
-            keys_at := (hop->>'at')::timestamptz;
+        -- where the keys that reach each customer end up: the merge's
+        -- target (so its keys) and the source's current survivor
+        ends := '{}';
+        FOREACH start IN ARRAY ARRAY[merge.target, merge.merged_into] LOOP
+            holder := start;
+            keys_at := merge.merged_at;
+            steps := 0;
+            LOOP
+                hop := candidate -> (merge.company_id::text || '/' || holder::text);
+                EXIT WHEN hop IS NULL OR (hop->>'at')::timestamptz < keys_at;
+                IF arrived_at[(hop->>'i')::int] IS NOT NULL THEN  -- a later merge: decided
+                    holder := arrived_at[(hop->>'i')::int];
+                    EXIT;
+                END IF;
+                steps := steps + 1;  -- a tie, not decided yet
+                EXIT WHEN steps > 64;
+                holder := (hop->>'target')::uuid;
+                keys_at := (hop->>'at')::timestamptz;
+            END LOOP;
+            ends := ends || holder;
         END LOOP;
-        IF merge.purged OR merge.merged_into IN (merge.target, holder) THEN
-            arrived_at[i] := holder;  -- stands: its keys, and what reaches its source, went on
+        -- It stands when the source is purged, or merged (by the log, or
+        -- repointed since) into a customer whose keys end where the
+        -- merge's did; merged elsewhere by the application, its keys stay.
+        IF merge.purged OR ends[2] = ends[1] THEN
+            arrived_at[i] := ends[1];
             contributor := merges + 1 - i;
             company_id := merge.company_id;
             source := merge.source;
+            holder := ends[1];
             data := merge.data;
             RETURN NEXT;
         ELSE
-            arrived_at[i] := merge.source;  -- merged elsewhere by the application: keys stay there
+            arrived_at[i] := merge.source;
         END IF;
     END LOOP;
 END
