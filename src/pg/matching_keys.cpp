@@ -3,11 +3,17 @@
 // Keeps the customer's rows in customer_matching_keys equal to its current
 // customer_name, customer_email and customer_phone: one row per non-empty key
 // (key_value = the raw column, normalized_value = crm::pg::normalize_key).
-// An UPDATE touches only the key types whose raw value changed (DELETE that
-// type's rows, INSERT the new one; each one statement whatever the number of
-// keys): the same writes, hence the same privileges and RLS checks, as the
-// plpgsql function it replaces. An UPDATE
-// that changes none of the three columns (nor company_id) does no key work.
+// An INSERT replaces whatever keys of the three types the customer's id
+// already has (DELETE, then INSERT the new ones), as the plpgsql function
+// does: a row can be inserted with keys already there, when an UPDATE moved
+// it to another partition (PostgreSQL deletes and inserts it; the old
+// company's keys stay) or when an application's AFTER INSERT trigger, firing
+// first, updated it (its keys were written; this trigger sees the inserted
+// version). An UPDATE touches only the key types whose raw value changed
+// (DELETE that type's rows, INSERT the new one; each one statement whatever
+// the number of keys): the same writes, hence the same privileges and RLS
+// checks, as the plpgsql function it replaces. An UPDATE that changes none
+// of the three columns (nor company_id) does no key work.
 #include "pg/customer_triggers.hpp"
 #include "pg/guard.hpp"
 #include "pg/normalize.hpp"
@@ -101,10 +107,8 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
     for (int i = 0; i < kKeyTypes; i++) {
         AttrNumber attnum = key_attnum(entry, i);
         values[i] = heap_getattr(new_row, attnum, desc, &nulls[i]);
-        if (!is_update) {
-            changed[i] = !nulls[i];
-        } else if (company_changed) {
-            changed[i] = true;  // every key row carries the company: rewrite them all
+        if (!is_update || company_changed) {
+            changed[i] = true;  // a new row, or every key row carries the company: rewrite them all
         } else {
             bool old_null;
             Datum old_value = heap_getattr(old_row, attnum, desc, &old_null);
@@ -127,10 +131,8 @@ Datum matching_keys_sync(FunctionCallInfo fcinfo) {
             n_add++;
         }
     }
-    if (!is_update && n_add == 0) return PointerGetDatum(nullptr);
-
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "%s: SPI_connect failed", kTrigger);
-    if (is_update) store::delete_matching_keys(rel, customer_id, changed_types, n_changed);
+    store::delete_matching_keys(rel, customer_id, changed_types, n_changed);
     if (n_add > 0) store::insert_matching_keys(rel, customer_id, company_id, add_types, add_raw, add_normalized, n_add);
     SPI_finish();
     return PointerGetDatum(nullptr);  // AFTER trigger: result ignored
