@@ -168,10 +168,11 @@ BEGIN
 END
 $$;
 
--- The keys the standing merges handed down, on their holders (owners: only
--- these holders; NULL: all). rebuild_matching_keys() writes them,
--- health() compares with them. A holder purged since took them with it.
-CREATE FUNCTION crm_native._merged_keys(target_schema text, owners uuid[] DEFAULT NULL)
+-- The keys the standing merges (outcomes: _merge_outcomes() as a jsonb
+-- array, computed once by the caller) handed down, on their holders
+-- (owners: only these holders; NULL: all). rebuild_matching_keys() writes
+-- them, health() compares with them. A holder purged since took them with it.
+CREATE FUNCTION crm_native._merged_keys(target_schema text, outcomes jsonb, owners uuid[] DEFAULT NULL)
 RETURNS TABLE (customer_id uuid, company_id uuid, key_type text, key_value text, normalized_value text,
                contributor bigint)
 LANGUAGE plpgsql STABLE
@@ -182,7 +183,9 @@ DECLARE
     last record;
     last_rows bigint;
 BEGIN
-    FOR merge IN SELECT o.* FROM crm_native._merge_outcomes(target_schema) o
+    FOR merge IN SELECT o.*
+                   FROM jsonb_to_recordset(outcomes)
+                        AS o(contributor bigint, company_id uuid, source uuid, holder uuid, data jsonb)
                   WHERE owners IS NULL OR o.holder = ANY (owners) LOOP
         EXECUTE format('SELECT c.customer_name, c.customer_email, c.customer_phone
                           FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2', target_schema)
@@ -222,13 +225,14 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    outcomes jsonb;
     merged_away text[];
 BEGIN
-    -- the sources of the standing merges: their keys moved (read first,
-    -- not joined: on Citus the customers join the log only on the
+    -- the standing merges, replayed once; their sources' keys moved (read
+    -- first, not joined: on Citus the customers join the log only on the
     -- distribution column)
-    SELECT coalesce(array_agg(m.company_id::text || '/' || m.source::text), '{}')
-      INTO merged_away
+    SELECT coalesce(jsonb_agg(to_jsonb(m)), '[]'), coalesce(array_agg(m.company_id::text || '/' || m.source::text), '{}')
+      INTO outcomes, merged_away
       FROM crm_native._merge_outcomes(target_schema) m;
     -- every customer's own keys, but those of such a source
     RETURN QUERY EXECUTE format($q$
@@ -243,7 +247,7 @@ BEGIN
     RETURN QUERY
         SELECT DISTINCT ON (m.customer_id, m.key_type, m.normalized_value)
                m.customer_id, m.company_id, m.key_type, m.key_value, m.normalized_value
-          FROM crm_native._merged_keys(target_schema, owners) m
+          FROM crm_native._merged_keys(target_schema, outcomes, owners) m
          ORDER BY m.customer_id, m.key_type, m.normalized_value, m.contributor;
 END
 $$;
