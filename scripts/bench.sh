@@ -24,7 +24,7 @@
 # Usage: scripts/bench.sh [--quick | --full] [--runs N] [--pgbench-seconds N]
 #                         [--synchronous-commit] [--no-build] [--keep-cluster] [--no-citus]
 #   --quick   3 runs (1 for data generation, bulk 10,000 and lifecycle 10,000), shorter
-#             history and pgbench: under 2 minutes after the build
+#             history and pgbench: about 5 minutes after the build
 #   --full    the default: 5 runs, history up to 100,000 conversations, 3 x 30 s pgbench,
 #             tenants: company B's chats 30 s alone / during A's 50,000-chat import (quick: 8 s, 10,000)
 #   --keep-cluster  leave the cluster running afterwards (databases bench_plpgsql,
