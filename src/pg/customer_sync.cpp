@@ -1040,32 +1040,44 @@ bool link_changed(const SyncTarget* t, HeapTuple old_row, HeapTuple new_row, Tup
     return false;
 }
 
-// Reads and normalizes the row's contact columns. False (WARNING given) when
-// a key the row is matched by cannot be normalized.
-bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row) {
-    char errbuf[crm::core::kMessageCapacity];
-    NormalizeResult result[kKeySlots];
+// Normalizes row->contact into row->key. False when a key the row is matched
+// by cannot be normalized: *failed is its slot and errbuf says why. One
+// definition for the sync and for health()'s count of chats it would link
+// (crm_native._sync_links_contact).
+bool normalize_contact(ChatRow* row, int* failed, char* errbuf, std::size_t errcap) {
     for (int k = 0; k < kKeySlots; k++) {
         row->has_key[k] = false;
-        result[k] = NormalizeResult::Empty;
-        row->contact[k] = new_column(tuple, t->att_contact[k], desc, &row->contact_null[k]);
         if (row->contact_null[k]) continue;
         text* raw = DatumGetTextPP(row->contact[k]);
         row->contact[k] = PointerGetDatum(raw);
         char* key = nullptr;
         errbuf[0] = '\0';
-        result[k] = crm::pg::normalize_key(kKeyTypes[k], VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), &key, errbuf, sizeof errbuf);
-        if (result[k] == NormalizeResult::Failed) {
+        const NormalizeResult result = crm::pg::normalize_key(kKeyTypes[k], VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), &key, errbuf, errcap);
+        if (result == NormalizeResult::Failed) {
             // Email and phone are always match keys; the name only without them.
             if (k == kName && (row->has_key[kEmail] || row->has_key[kPhone])) continue;
-            ereport(WARNING, (errcode(ERRCODE_WARNING),
-                              errmsg("crm_native: customer sync skipped for this chat row: could not normalize its customer_%s: %s",
-                                     kKeyTypeName[k], errbuf)));
+            *failed = k;
             return false;
         }
-        if (result[k] != NormalizeResult::Normalized) continue;
+        if (result != NormalizeResult::Normalized) continue;
         row->has_key[k] = true;
         row->key[k] = CStringGetTextDatum(key);
+    }
+    return true;
+}
+
+// Reads and normalizes the row's contact columns. False (WARNING given) when
+// a key the row is matched by cannot be normalized.
+bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row) {
+    char errbuf[crm::core::kMessageCapacity];
+    for (int k = 0; k < kKeySlots; k++)
+        row->contact[k] = new_column(tuple, t->att_contact[k], desc, &row->contact_null[k]);
+    int failed = 0;
+    if (!normalize_contact(row, &failed, errbuf, sizeof errbuf)) {
+        ereport(WARNING, (errcode(ERRCODE_WARNING),
+                          errmsg("crm_native: customer sync skipped for this chat row: could not normalize its customer_%s: %s",
+                                 kKeyTypeName[failed], errbuf)));
+        return false;
     }
     row->session_id = new_column(tuple, t->att_session_id, desc, &row->session_id_null);
     return true;
@@ -1090,6 +1102,8 @@ void define_customer_sync_gucs() {
 extern "C" {
 PG_FUNCTION_INFO_V1(crm_customer_sync);
 Datum crm_customer_sync(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(crm_sync_links_contact);
+Datum crm_sync_links_contact(PG_FUNCTION_ARGS);
 }
 
 namespace {
@@ -1177,6 +1191,24 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
 
 Datum crm_customer_sync(PG_FUNCTION_ARGS) {
     return crm::pg::trigger_stats::measured(fcinfo, [](PG_FUNCTION_ARGS) { return crm::pg::run_guarded([&]() -> Datum { return customer_sync(fcinfo); }); });  // trigger_stats
+}
+
+// crm_native._sync_links_contact(email, phone, name): whether customer_sync
+// would match or create a customer for a chat with this contact data (a key
+// to match by, and no match key that fails to normalize).
+Datum crm_sync_links_contact(PG_FUNCTION_ARGS) {
+    return crm::pg::run_guarded([&]() -> Datum {
+        ChatRow row;
+        std::memset(&row, 0, sizeof row);
+        for (int k = 0; k < kKeySlots; k++) {
+            row.contact_null[k] = PG_ARGISNULL(k);
+            if (!row.contact_null[k]) row.contact[k] = PG_GETARG_DATUM(k);
+        }
+        char errbuf[crm::core::kMessageCapacity];
+        int failed = 0;
+        if (!normalize_contact(&row, &failed, errbuf, sizeof errbuf)) PG_RETURN_BOOL(false);
+        PG_RETURN_BOOL(row.has_key[kEmail] || row.has_key[kPhone] || row.has_key[kName]);
+    });
 }
 
 bool crm::pg::sync::created_in_this_transaction(const pg_uuid_t* customer) {

@@ -17,6 +17,13 @@
 CREATE FUNCTION crm_native._matching_key(key_type text, value text) RETURNS text
     AS 'MODULE_PATHNAME', 'crm_matching_key' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
+-- Whether customer_sync would match or create a customer for a chat with
+-- this contact data: one value gives a key, and no key the chat is matched
+-- by fails to normalize (such a chat is stored unlinked with a WARNING).
+-- health() counts the unlinked chats the sync would link with it.
+CREATE FUNCTION crm_native._sync_links_contact(email text, phone text, name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_sync_links_contact' LANGUAGE C STABLE PARALLEL SAFE;
+
 CREATE FUNCTION crm_native._customer_keys(name text, email text, phone text)
 RETURNS TABLE (key_type text, key_value text, normalized_value text)
 LANGUAGE sql STABLE PARALLEL SAFE

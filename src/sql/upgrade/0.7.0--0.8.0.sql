@@ -129,6 +129,10 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'crm_restore_trigger'
 LANGUAGE C STRICT VOLATILE;
 
+-- health() counts the unlinked chats the sync would link (60_maintenance.sql).
+CREATE FUNCTION crm_native._sync_links_contact(email text, phone text, name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'crm_sync_links_contact' LANGUAGE C STABLE PARALLEL SAFE;
+
 -- The trigger statistics are read through the view trigger_stats, which
 -- shows every database's: its function is no longer callable by every role.
 REVOKE ALL ON FUNCTION crm_native._trigger_stats() FROM PUBLIC;
