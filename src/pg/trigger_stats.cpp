@@ -354,6 +354,9 @@ uint64 error_fingerprint(MemoryContext cxt) {
 Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
     if (state == nullptr || !stats_enabled || !CALLED_AS_TRIGGER(fcinfo) || depth >= kMaxDepth) return body(fcinfo);
     const TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    // A temporary table's triggers are not counted: any role can create
+    // them, and they would fill the shared table's slots for its session.
+    if (td->tg_relation->rd_rel->relpersistence == RELPERSISTENCE_TEMP) return body(fcinfo);
     const Oid fnoid = fcinfo->flinfo->fn_oid;
     const Oid relid = RelationGetRelid(td->tg_relation);
     const int slot = find_entry(fnoid, relid);

@@ -273,6 +273,20 @@ q -d "$FULL_DB" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, sessio
 check "after the tables were dropped, a chat into a live table is counted" \
   "$(qa -d "$FULL_DB" -c "SELECT calls FROM crm_native.trigger_stats WHERE function = 'crm_native.customer_sync' AND database = current_database()")" 1
 
+# --- 4c. temporary tables take no slot --------------------------------------
+# (any role can put the native triggers on temporary tables: they filled the
+# 256 slots for as long as their session lived; found by an independent tester)
+q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
+check "triggers on temporary tables are not counted" "$(qa -F ' ' -d "$DB" <<'SQL'
+CREATE TEMP TABLE scratch_chat (LIKE "VC Usage");
+CREATE TEMP TABLE customer_metrics (LIKE public.customer_metrics);  -- what the trigger empties beside it
+CREATE TRIGGER t AFTER TRUNCATE ON scratch_chat FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate();
+TRUNCATE scratch_chat;
+TRUNCATE scratch_chat;
+SELECT entries, dropped_calls FROM crm_native.trigger_stats_info();
+SQL
+)" "0 0"
+
 # --- 5. overhead (informational) ----------------------------------------------
 if [ "$PGBENCH_SECONDS" != 0 ]; then
   for run in 1 2; do
