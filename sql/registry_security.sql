@@ -370,6 +370,25 @@ CREATE TRIGGER left_t AFTER INSERT ON public.left_parent FOR EACH ROW EXECUTE FU
 SELECT count(*) AS triggers_left FROM crm_native.uninstall() WHERE implementation = 'native';
 DROP TABLE public.left_parent;
 
+-- 12. The registry writers install() and uninstall() require EXECUTE on
+--     (_require_registry_writers) are exactly the extension's SECURITY
+--     DEFINER functions closed to PUBLIC (the REVOKE of 50_install.sql and
+--     of the update script): the two lists are kept in step by this test.
+WITH checked AS (
+    SELECT m[1]::regprocedure AS fn
+      FROM pg_proc p, regexp_matches(p.prosrc, '''(crm_native\.[a-z_]+\([^)]*\))''', 'g') AS m
+     WHERE p.oid = 'crm_native._require_registry_writers(text)'::regprocedure
+), closed AS (
+    SELECT p.oid::regprocedure AS fn
+      FROM pg_proc p
+     WHERE p.pronamespace = 'crm_native'::regnamespace AND p.prosecdef
+       AND NOT EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                        WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+)
+SELECT (SELECT count(*) FROM checked) AS checked,
+       (SELECT array_agg(fn::text ORDER BY fn::text) FROM (SELECT fn FROM checked EXCEPT SELECT fn FROM closed) x) AS checked_not_closed,
+       (SELECT array_agg(fn::text ORDER BY fn::text) FROM (SELECT fn FROM closed EXCEPT SELECT fn FROM checked) x) AS closed_not_checked;
+
 DROP FUNCTION public.mallory_audit();
 DROP FUNCTION public.mallory_spy(customers);
 DROP DOMAIN public.mallory_watched;
