@@ -352,13 +352,19 @@ SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
 
 -- A customer whose company changed while a chat stayed in the old one has
 -- its metrics row in the old company, hidden from the new company's role.
--- The exact path (here after a rolled-back savepoint) cannot lock or create
--- it: a clear 42501 that names the cause, where it raised 40001 "might
--- succeed if retried", which a retry loop would repeat for ever (found by an
--- independent tester; plpgsql fails here too, with 23505).
+-- The exact path (here: one query that changes the chat table twice, a
+-- writable CTE) cannot lock or create it: a clear 42501 that names the
+-- cause, where it raised 40001 "might succeed if retried", which a retry
+-- loop would repeat for ever (found by an independent tester; plpgsql fails
+-- here too, with 23505). A rolled-back savepoint puts the baseline of the
+-- chat table's changes back with the changes: the chat after it takes the
+-- path it would have taken without the savepoint (every rollback used to
+-- send it to the exact path).
 INSERT INTO "VC Usage" (company_id, customer_email, user_message)
   VALUES ('aaaaaaaa-0000-4000-8000-00000000000a', 'split@example.com', 's-a');
 UPDATE customers SET company_id = 'bbbbbbbb-0000-4000-8000-00000000000b' WHERE customer_email = 'split@example.com';
+INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'other.b@example.com', 'other-b');
 \set VERBOSITY terse
 BEGIN;
 SET LOCAL ROLE crm_app;
@@ -369,6 +375,10 @@ INSERT INTO "VC Usage" (company_id, customer_email, user_message)
 ROLLBACK TO SAVEPOINT s;
 INSERT INTO "VC Usage" (company_id, customer_email, user_message)
   VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'split@example.com', 's-b2');
+ROLLBACK TO SAVEPOINT s;
+WITH touch AS (UPDATE "VC Usage" SET view_count = view_count WHERE user_message = 'other-b' RETURNING 1)
+INSERT INTO "VC Usage" (company_id, customer_email, user_message)
+  VALUES ('bbbbbbbb-0000-4000-8000-00000000000b', 'split@example.com', 's-b3');
 ROLLBACK;
 \set VERBOSITY default
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
