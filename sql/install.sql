@@ -285,7 +285,8 @@ SELECT count(*) AS recreated FROM pg_trigger
 -- not fire for customer_id and company_id (so a chat could be relinked to
 -- another company's customer): verify_schema() said ok and install()
 -- changed nothing. Now it reads as different, and install() recreates it
--- (keeping its enabled state).
+-- (keeping its enabled state) as this version defines it: for every UPDATE
+-- (0.8.0; 0.2.0 to 0.7.0 named the five columns).
 DROP TRIGGER trg_vc_usage_customer_sync_update ON drift."VC Usage";
 CREATE TRIGGER trg_vc_usage_customer_sync_update BEFORE UPDATE OF customer_name, customer_email, customer_phone
     ON drift."VC Usage" FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
@@ -294,7 +295,7 @@ RESET client_min_messages;
 SELECT object, status, detail FROM crm_native.verify_schema('drift') WHERE kind = 'trigger' AND status <> 'ok';
 SELECT count(*) > 0 AS installed FROM crm_native.install('drift');
 SELECT count(*) AS trigger_problems FROM crm_native.verify_schema('drift') WHERE kind = 'trigger' AND status <> 'ok';
-SELECT tgenabled, pg_get_triggerdef(oid) LIKE '%OF customer_name, customer_email, customer_phone, customer_id, company_id ON%' AS all_columns
+SELECT tgenabled, pg_get_triggerdef(oid) LIKE '%BEFORE UPDATE ON drift."VC Usage" FOR EACH ROW%' AS every_update
   FROM pg_trigger WHERE tgrelid = 'drift."VC Usage"'::regclass AND tgname = 'trg_vc_usage_customer_sync_update';
 INSERT INTO drift.companies (id, name) VALUES ('d1000000-0000-4000-8000-000000000001', 'Drift A'),
                                                ('d2000000-0000-4000-8000-000000000002', 'Drift B');

@@ -34,6 +34,18 @@ UPDATE "VC Usage" SET company_id = 'bbbbbbbb-0000-0000-0000-000000000002',
                       customer_id = 'b0000000-0000-0000-0000-00000000000b' WHERE user_message = 'ok';
 -- unlinking is always allowed, and does not relink
 UPDATE "VC Usage" SET customer_id = NULL WHERE user_message = 'ok';
+-- a link an application's BEFORE UPDATE trigger changes, in an UPDATE that
+-- names none of the chat's link or contact columns, is checked too (the
+-- sync's UPDATE trigger was UPDATE OF those columns, and did not fire;
+-- found by an independent tester)
+CREATE FUNCTION pg_temp.relink_chat() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.user_message = 'relink' THEN NEW.customer_id := 'a0000000-0000-0000-0000-00000000000a'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER a_relink_chat BEFORE UPDATE ON "VC Usage" FOR EACH ROW EXECUTE FUNCTION pg_temp.relink_chat();
+UPDATE "VC Usage" SET user_message = 'relink' WHERE user_message = 'ok';
+DROP TRIGGER a_relink_chat ON "VC Usage";
 SELECT user_message, company_id, customer_id FROM "VC Usage" ORDER BY id;
 SELECT customer_id, company_id, total_conversations FROM customer_metrics ORDER BY 1;
 

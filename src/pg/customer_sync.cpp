@@ -1133,10 +1133,10 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
 
     // 1. A chat that arrives linked, or whose link or company an UPDATE
     // changes, must name a live customer of its company. An INSERT already
-    // linked is then left as it is. The UPDATE trigger also fires for
-    // customer_id and company_id (for this check); it syncs only when the
-    // statement sets a contact column, as the application's trigger (BEFORE
-    // UPDATE OF the three) did.
+    // linked is then left as it is. The UPDATE trigger fires for every
+    // UPDATE (a link an application's BEFORE trigger changed is checked
+    // too); it syncs only when the statement sets a contact column, as the
+    // application's trigger (BEFORE UPDATE OF the three) did.
     const bool check_link = !customer_null && (is_insert || link_changed(t, td->tg_trigtuple, tuple, desc));
     const bool syncs = is_insert ? customer_null : sets_contact_column(t, td);
     if (!syncs) {

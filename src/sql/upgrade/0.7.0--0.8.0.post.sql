@@ -18,3 +18,20 @@ SELECT n.nspname FROM pg_catalog.pg_namespace n
 UNION
 SELECT rt.schema_name FROM crm_native.replaced_trigger rt
  WHERE pg_catalog.to_regnamespace(pg_catalog.quote_ident(rt.schema_name)) IS NOT NULL;
+
+-- The chat UPDATE sync trigger fires for every UPDATE (20_customer_sync.sql):
+-- an application's BEFORE UPDATE trigger that changed customer_id or
+-- company_id in an UPDATE naming neither escaped the link check. Re-created
+-- wherever install() attached it (its clones on partitions come back with
+-- it), keeping its enabled state; it also no longer holds the five columns'
+-- types fixed.
+UPDATE crm_native.native_trigger
+   SET ddl = 'CREATE TRIGGER trg_vc_usage_customer_sync_update BEFORE UPDATE ON %1$s '
+             'FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync()'
+ WHERE trigger_name = 'trg_vc_usage_customer_sync_update';
+SELECT crm_native._create_native_trigger(nt, t.tgrelid::pg_catalog.regclass, t.tgnargs OPERATOR(pg_catalog.=) 1)
+  FROM crm_native.native_trigger nt
+  JOIN pg_catalog.pg_trigger t ON t.tgname OPERATOR(pg_catalog.=) nt.trigger_name AND NOT t.tgisinternal
+                              AND t.tgparentid OPERATOR(pg_catalog.=) 0
+ WHERE nt.trigger_name OPERATOR(pg_catalog.=) 'trg_vc_usage_customer_sync_update'
+   AND t.tgfoid OPERATOR(pg_catalog.=) 'crm_native.customer_sync()'::pg_catalog.regprocedure;
