@@ -8,6 +8,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
 #include "optimizer/plancat.h"
 #include "optimizer/planner.h"
@@ -26,6 +27,7 @@ namespace {
 constexpr char kPrefix[] = "/* crm_native pins: ";
 constexpr int kMaxPins = 6;
 constexpr int kMaxColumns = 4;
+constexpr int kMaxNamedTables = 16;
 
 // One alias and the key columns its scans were written for (the first one
 // leads the index).
@@ -39,12 +41,84 @@ struct Pins {
     bool no_seqscan;  // planned with enable_seqscan and enable_bitmapscan off
     int count;
     Pin pin[kMaxPins];
+    // The tables the statement itself names (its range tables, subqueries,
+    // CTEs and sublinks; not the queries a row-level security policy
+    // adds): only their scans are pinned. An application's policy may
+    // read a table of its own under a pinned alias; its indexes are left
+    // alone. More than kMaxNamedTables: every table under a pinned alias.
+    int named_count;
+    Oid named[kMaxNamedTables];
 };
+
+// Collects into pins->named the relations of a query and of the queries it
+// contains, without the security quals of its range table entries.
+bool collect_named_tables(Node* node, void* context);
+// PostgreSQL 15 declares the walkers' callback without a prototype.
+const auto kWalker = reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(collect_named_tables));
+bool collect_named_tables(Node* node, void* context) {
+    if (node == nullptr) return false;
+    Pins* pins = static_cast<Pins*>(context);
+    if (IsA(node, Query)) {
+        Query* query = reinterpret_cast<Query*>(node);
+        ListCell* lc;
+        foreach (lc, query->rtable) {
+            RangeTblEntry* rte = static_cast<RangeTblEntry*>(lfirst(lc));
+            switch (rte->rtekind) {
+                case RTE_RELATION:
+                    if (pins->named_count < kMaxNamedTables)
+                        pins->named[pins->named_count] = rte->relid;
+                    pins->named_count++;
+                    break;
+                case RTE_SUBQUERY:
+                    if (collect_named_tables(reinterpret_cast<Node*>(rte->subquery), context)) return true;
+                    break;
+                case RTE_FUNCTION:
+                    if (expression_tree_walker(reinterpret_cast<Node*>(rte->functions), kWalker, context))
+                        return true;
+                    break;
+                case RTE_VALUES:
+                    if (expression_tree_walker(reinterpret_cast<Node*>(rte->values_lists), kWalker, context))
+                        return true;
+                    break;
+                default:
+                    break;
+            }
+        }
+        // The rest of the query (target list, quals, CTEs, ...), not its
+        // range table again (that would walk the security quals), nor the
+        // policies' WITH CHECK options (set aside for the walk: the walker
+        // raises nothing).
+        List* with_check = query->withCheckOptions;
+        query->withCheckOptions = NIL;
+        const bool stop = query_tree_walker(query, kWalker, context, QTW_IGNORE_RANGE_TABLE);
+        query->withCheckOptions = with_check;
+        return stop;
+    }
+    return expression_tree_walker(node, kWalker, context);
+}
+
 
 // The pins of the statement being planned; nullptr while any other statement
 // is planned (saved and restored around each planner call, so a query planned
 // inside ours, such as a function body, has none).
 const Pins* active = nullptr;
+
+// Whether the scanned relation is one the statement names, or a partition or
+// inheritance child of one (found through the planner's append relations).
+bool named_by_statement(PlannerInfo* root, const RelOptInfo* rel, Oid relation) {
+    if (active->named_count > kMaxNamedTables) return true;
+    for (;;) {
+        for (int i = 0; i < active->named_count; i++)
+            if (active->named[i] == relation) return true;
+        if (rel == nullptr || rel->reloptkind != RELOPT_OTHER_MEMBER_REL || root->append_rel_array == nullptr)
+            return false;
+        const AppendRelInfo* parent = root->append_rel_array[rel->relid];
+        if (parent == nullptr || parent->parent_reloid == InvalidOid) return false;
+        relation = parent->parent_reloid;
+        rel = static_cast<int>(parent->parent_relid) < root->simple_rel_array_size ? root->simple_rel_array[parent->parent_relid]
+                                                                  : nullptr;
+    }
+}
 
 planner_hook_type prev_planner = nullptr;
 get_relation_info_hook_type prev_get_relation_info = nullptr;
@@ -98,6 +172,10 @@ PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cur
     Pins pins;
     const Pins* outer = active;
     active = parse(query_string, &pins) ? &pins : nullptr;
+    if (active != nullptr) {
+        pins.named_count = 0;
+        (void)collect_named_tables(reinterpret_cast<Node*>(parse_tree), &pins);
+    }
     // no_seqscan: for the planning of this statement only, never while it
     // runs (an application's trigger or policy it fires plans as it always
     // does). An error unwinds the setting with the (sub)transaction.
@@ -154,7 +232,7 @@ void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo*
     const Pin* pin = nullptr;
     for (int i = 0; i < active->count && pin == nullptr; i++)
         if (std::strcmp(active->pin[i].alias, rte->eref->aliasname) == 0) pin = &active->pin[i];
-    if (pin == nullptr) return;
+    if (pin == nullptr || !named_by_statement(root, rel, relation)) return;
     AttrNumber key[kMaxColumns];
     for (int c = 0; c < pin->columns; c++) {
         key[c] = get_attnum(relation, pin->column[c]);

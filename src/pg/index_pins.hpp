@@ -13,7 +13,8 @@
 //
 // How: a statement's text starts with a comment
 //     /* crm_native pins: c=id k=company_id,key_type,normalized_value */
-// meaning: a scan of a table under the alias c considers only the indexes
+// meaning: a scan of a table the statement names (not one a row-level
+// security policy's subquery reads) under the alias c considers only the indexes
 // whose first key column is id; under k, only those whose first key column is
 // company_id and whose key columns include key_type and normalized_value. A
 // scan with no such index keeps every index (the application's schema
