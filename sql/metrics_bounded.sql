@@ -165,3 +165,51 @@ DELETE FROM "VC Usage" WHERE session_id = 'z4';
 SELECT * FROM big;
 COMMIT;
 SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- e) a TRUNCATE in a savepoint that is released: the statistics then
+--    replace the parent's counts with the savepoint's, and the count falls
+--    by the chat inserted before it. A chat written with the triggers off
+--    (uncounted: the next statement of the transaction must recompute)
+--    balanced the fall, and the next chat took the delta path, one
+--    conversation short (found by an independent review).
+BEGIN;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id, created_at)
+VALUES ('11111111-1111-4111-8111-111111111111', 'Ann', 'ann@example.com', 's1', '2024-01-01');
+SAVEPOINT a;
+TRUNCATE "VC Usage";
+RELEASE a;
+SET LOCAL session_replication_role = replica;
+INSERT INTO "VC Usage" (company_id, customer_id, customer_name, customer_email, session_id, created_at)
+SELECT '11111111-1111-4111-8111-111111111111', id, 'Ann', 'ann@example.com', 's1', '2024-01-02'
+  FROM customers WHERE customer_email = 'ann@example.com';
+SET LOCAL session_replication_role = origin;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id, created_at)
+VALUES ('11111111-1111-4111-8111-111111111111', 'Ann', 'ann@example.com', 's1', '2024-01-03');
+COMMIT;
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();
+-- f) 33 nested savepoints, each with a chat; the innermost rolled back,
+--    the next released, one more rolled back; then an uncounted chat and a
+--    counted one (a stack of 32 saved states lost the 33rd, and the last
+--    rollback restored a state that still counted its chat; found by an
+--    independent review)
+BEGIN;
+SELECT format('SAVEPOINT s%s', i),
+       format($f$INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id, created_at)
+                 VALUES ('11111111-1111-4111-8111-111111111111', 'Deep', 'deep@example.com', 'd', '2024-09-01'::timestamptz + %s * interval '1 hour')$f$, i)
+  FROM generate_series(1, 33) i \gexec
+ROLLBACK TO s33;
+RELEASE s32;
+SAVEPOINT x;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('11111111-1111-4111-8111-111111111111', 'Deep', 'deep@example.com', 'x');
+ROLLBACK TO x;
+SET LOCAL session_replication_role = replica;
+INSERT INTO "VC Usage" (company_id, customer_id, customer_name, customer_email, session_id, created_at)
+SELECT '11111111-1111-4111-8111-111111111111', id, 'Deep', 'deep@example.com', 'd', '2024-08-01'
+  FROM customers WHERE customer_email = 'deep@example.com';
+SET LOCAL session_replication_role = origin;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+VALUES ('11111111-1111-4111-8111-111111111111', 'Deep', 'deep@example.com', 'y');
+COMMIT;
+SELECT m.total_conversations FROM customer_metrics m JOIN customers c ON c.id = m.customer_id
+ WHERE c.customer_email = 'deep@example.com';
+SELECT count(*) AS metrics_differ FROM crm_native.verify_metrics();

@@ -824,25 +824,31 @@ bool insert_one_chat(ChatTable* set, Tuplestorestate* rows) {
 // alone()); an abort restores it, a commit hands it to the parent. (Every
 // abort used to send the next statement to the exact path, an unrelated one
 // too: a loop catching errors recomputed a customer's whole history per
-// chat; found by an independent tester.)
+// chat; found by an independent tester.) A subtransaction that truncated
+// the chat table replaces its parent's counts with its own when it commits
+// (the statistics' rule for TRUNCATE), which lowers the count by what the
+// parent had counted: the next statement is not trusted (found by an
+// independent review).
 struct BaselineState {
     int64 changes;       // chat_row_changes() when the last metrics trigger on home ended
     bool exact;          // a metrics trigger on home took the exact path in this transaction
     CommandId exact_at;  // at this command id: queries whose snapshot is not later stay exact
+    bool distrusted;     // the next trigger takes the exact path
+    SubTransactionId truncated_in;  // an open subtransaction that truncated the table, or Invalid
 };
 struct SavedBaseline {
     SubTransactionId subxact;  // the state before this subtransaction's first change
     BaselineState state;
 };
-constexpr int kMaxSavedBaselines = 32;
 struct CountedChanges {
     Oid home;  // hash key
     LocalTransactionId lxid;
     BaselineState now;
+    // Innermost last, subtransaction ids ascending; in TopTransactionContext
+    // (valid while lxid is this transaction's).
+    SavedBaseline* saved;
     int saved_count;
-    bool saved_lost;  // nested deeper than kMaxSavedBaselines: an abort distrusts the baseline
-    bool distrusted;  // the next trigger takes the exact path
-    SavedBaseline saved[kMaxSavedBaselines];  // innermost last; subtransaction ids ascending
+    int saved_capacity;
 };
 
 // Subtransaction end: an abort puts back each entry's state from before
@@ -859,18 +865,23 @@ void on_subxact_end(SubXactEvent event, SubTransactionId mine, SubTransactionId 
             int keep = e->saved_count;
             while (keep > 0 && e->saved[keep - 1].subxact >= mine) keep--;
             if (keep < e->saved_count) e->now = e->saved[keep].state;
-            else if (e->saved_lost) e->distrusted = true;
             e->saved_count = keep;
-        } else if (e->saved_count > 0 && e->saved[e->saved_count - 1].subxact == mine) {
+            continue;
+        }
+        if (e->saved_count > 0 && e->saved[e->saved_count - 1].subxact == mine) {
             if (e->saved_count > 1 && e->saved[e->saved_count - 2].subxact == parent)
                 e->saved_count--;
             else
                 e->saved[e->saved_count - 1].subxact = parent;
         }
+        if (e->now.truncated_in == mine) {
+            e->now.distrusted = true;
+            e->now.truncated_in = parent == TopSubTransactionId ? InvalidSubTransactionId : parent;
+        }
     }
 }
 
-bool alone(Relation rel, int64 own_changes) {
+CountedChanges* counted_entry(Oid home) {
     if (counted_changes == nullptr) {
         HASHCTL ctl;
         std::memset(&ctl, 0, sizeof ctl);
@@ -879,40 +890,60 @@ bool alone(Relation rel, int64 own_changes) {
         counted_changes = hash_create("crm_native counted chat changes", 16, &ctl, HASH_ELEM | HASH_BLOBS);
         RegisterSubXactCallback(on_subxact_end, nullptr);
     }
-    Oid home = InvalidOid;
-    int64 now = crm::pg::store::chat_row_changes(rel, &home);
     bool found;
     CountedChanges* entry = static_cast<CountedChanges*>(hash_search(counted_changes, &home, HASH_ENTER, &found));
     if (!found || entry->lxid != MyProc->lxid) {
         // Nothing counted yet in this transaction: its count starts at 0.
+        // (A previous transaction's saved states went with its context.)
         entry->lxid = MyProc->lxid;
-        entry->now = BaselineState{0, false, InvalidCommandId};
+        entry->now = BaselineState{0, false, InvalidCommandId, false, InvalidSubTransactionId};
+        entry->saved = nullptr;
         entry->saved_count = 0;
-        entry->saved_lost = false;
-        entry->distrusted = false;
+        entry->saved_capacity = 0;
     }
     // Inside a subtransaction: the state before its first change, for an abort.
     const SubTransactionId subxact = GetCurrentSubTransactionId();
     if (subxact != TopSubTransactionId &&
         (entry->saved_count == 0 || entry->saved[entry->saved_count - 1].subxact != subxact)) {
-        if (entry->saved_count < kMaxSavedBaselines)
-            entry->saved[entry->saved_count++] = SavedBaseline{subxact, entry->now};
-        else
-            entry->saved_lost = true;
+        if (entry->saved_count == entry->saved_capacity) {
+            const int capacity = entry->saved_capacity == 0 ? 8 : entry->saved_capacity * 2;
+            const Size bytes = sizeof(SavedBaseline) * static_cast<Size>(capacity);
+            entry->saved = static_cast<SavedBaseline*>(
+                entry->saved == nullptr ? MemoryContextAlloc(TopTransactionContext, bytes) : repalloc(entry->saved, bytes));
+            entry->saved_capacity = capacity;
+        }
+        entry->saved[entry->saved_count++] = SavedBaseline{subxact, entry->now};
     }
+    return entry;
+}
+
+bool alone(Relation rel, int64 own_changes, CountedChanges** counted = nullptr) {
+    Oid home = InvalidOid;
+    const int64 now = crm::pg::store::chat_row_changes(rel, &home);
+    CountedChanges* entry = counted_entry(home);
+    if (counted != nullptr) *counted = entry;
     const int64 before = entry->now.changes;
     // The query this trigger belongs to started before the last exact
     // decision: its snapshot's command id is not later (no snapshot: as if so).
     const bool exact_already =
         entry->now.exact && (!ActiveSnapshotSet() || GetActiveSnapshot()->curcid <= entry->now.exact_at);
-    const bool is_alone = !entry->distrusted && !exact_already && now - before == own_changes;
-    entry->distrusted = false;
+    const bool is_alone = !entry->now.distrusted && !exact_already && now - before == own_changes;
+    entry->now.distrusted = false;
     entry->now.changes = now;
     if (!is_alone) {
         entry->now.exact = true;
         entry->now.exact_at = GetCurrentCommandId(false);
     }
     return is_alone;
+}
+
+// After a TRUNCATE of the chat table: count from here (no row left), and
+// remember a subtransaction that did it (on_subxact_end).
+void count_from_truncate(Relation rel) {
+    CountedChanges* entry = nullptr;
+    (void)alone(rel, 0, &entry);
+    const SubTransactionId subxact = GetCurrentSubTransactionId();
+    if (subxact != TopSubTransactionId) entry->now.truncated_in = subxact;
 }
 
 Datum run_fold(FunctionCallInfo fcinfo, const char* fn, TriggerEvent event, Statement fold, Statement existing) {
@@ -990,7 +1021,7 @@ Datum metrics_truncate(FunctionCallInfo fcinfo) {
     run_plan(set, Statement::MetricsDeleteAll, nullptr, nullptr);
     set->size_class = outer_class;
     // TRUNCATE resets the table's counters: count from here (no row left).
-    (void)alone(td->tg_relation, 0);
+    count_from_truncate(td->tg_relation);
     SPI_finish();
     return PointerGetDatum(nullptr);
 }
