@@ -31,14 +31,15 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
-# guard (the C++ boundary), metrics, sync_cancel (a cancel in the middle of a
+# guard (the C++ boundary), metrics, metrics_bounded (the saved baselines of
+# nested subtransactions), sync_cancel (a cancel in the middle of a
 # bulk insert), install, data_access (plans replaced after renames),
 # index_pins (the planner hook), partitioned_tables (statements of a trigger
 # fired on a partition), schema_types (chat ids of every accepted type through
 # the single-chat metrics path), custtrig_vs_plpgsql (the audit's to_jsonb()
 # comparison of changed columns), two isolation races, and any regress or
 # isolation test whose name says nesting, invalidation or batch.
-DEFAULT_TESTS="regress:guard regress:metrics regress:metrics_shapes regress:sync_cancel regress:install regress:data_access regress:index_pins
+DEFAULT_TESTS="regress:guard regress:metrics regress:metrics_shapes regress:metrics_bounded regress:sync_cancel regress:install regress:data_access regress:index_pins
   regress:partitioned_tables regress:schema_types regress:app_constraints pgtap:custtrig_vs_plpgsql
   isolation:sync_race_read_committed isolation:metrics_read_committed
   regress:*nesting* isolation:*nesting* regress:*invalidation* isolation:*invalidation*
