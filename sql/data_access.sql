@@ -19,6 +19,19 @@ CREATE TABLE chats_mistyped (id bigint, company_id uuid, customer_id uuid, custo
 CREATE TRIGGER sync BEFORE INSERT ON chats_mistyped FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
 INSERT INTO chats_mistyped (company_id, customer_email) VALUES ('11111111-1111-1111-1111-111111111111', 1);
 SELECT crm_native.missing_objects() = '{}' AS reference_schema_complete;
+-- The sync reads the contact columns and session_id only when it syncs: an
+-- UPDATE of other columns, or an INSERT that names its customer, does not
+-- fail on their types (the chat UPDATE trigger fires for every UPDATE; an
+-- application's migration of a contact column to another type broke every
+-- chat UPDATE; found by an independent tester). A sync still names the
+-- column and its type.
+INSERT INTO customers (id, company_id, customer_email)
+VALUES ('c0000000-0000-4000-8000-00000000000c', '11111111-1111-1111-1111-111111111111', 'typed@example.com');
+INSERT INTO chats_mistyped (company_id, customer_id, customer_email)
+VALUES ('11111111-1111-1111-1111-111111111111', 'c0000000-0000-4000-8000-00000000000c', 2);
+CREATE TRIGGER sync_update BEFORE UPDATE ON chats_mistyped FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync();
+UPDATE chats_mistyped SET session_id = 's1' WHERE customer_email = 2;
+UPDATE chats_mistyped SET customer_email = 3 WHERE customer_email = 2;
 
 -- 2. One trigger-protocol check: a misdeclared trigger is refused with how
 -- it must be declared.

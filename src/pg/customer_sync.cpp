@@ -117,10 +117,16 @@ const Statement kLookup[kKeySlots] = {Statement::SyncLookupEmail, Statement::Syn
 struct SyncTarget {
     Oid relid;  // hash key: the "VC Usage" relation
     bool attrs_valid;
-    AttrNumber att_company_id;
-    AttrNumber att_customer_id;
+    AttrNumber att_company_id;   // checked (uuid): every call reads it
+    AttrNumber att_customer_id;  // checked (uuid): every call reads it
+    // Read only when the row is synced: their names looked up for every
+    // call (an UPDATE syncs when it sets one), their types checked by
+    // sync_columns() before a sync. An UPDATE of other columns does not
+    // fail on them (an application's migration of customer_phone to
+    // another type broke every chat UPDATE; found by an independent tester).
     AttrNumber att_contact[kKeySlots];  // customer_email, customer_phone, customer_name
     AttrNumber att_session_id;
+    bool sync_columns_checked;
 };
 
 HTAB* sync_targets = nullptr;
@@ -158,13 +164,26 @@ SyncTarget* get_target(Relation rel) {
         const char* trigger = "crm_native.customer_sync";
         t->att_company_id = store::require_column(trigger, rel, Table::Chats, "company_id");
         t->att_customer_id = store::require_column(trigger, rel, Table::Chats, "customer_id");
-        t->att_contact[kEmail] = store::require_column(trigger, rel, Table::Chats, "customer_email");
-        t->att_contact[kPhone] = store::require_column(trigger, rel, Table::Chats, "customer_phone");
-        t->att_contact[kName] = store::require_column(trigger, rel, Table::Chats, "customer_name");
-        t->att_session_id = store::require_column(trigger, rel, Table::Chats, "session_id");
+        t->att_contact[kEmail] = store::column_number(rel, "customer_email");
+        t->att_contact[kPhone] = store::column_number(rel, "customer_phone");
+        t->att_contact[kName] = store::column_number(rel, "customer_name");
+        t->att_session_id = store::column_number(rel, "session_id");
+        t->sync_columns_checked = false;
         t->attrs_valid = true;
     }
     return t;
+}
+
+// Before a sync: the contact columns and session_id exist with types the
+// sync reads (the clear error of require_column() otherwise).
+void sync_columns(SyncTarget* t, Relation rel) {
+    if (t->sync_columns_checked) return;
+    const char* trigger = "crm_native.customer_sync";
+    t->att_contact[kEmail] = store::require_column(trigger, rel, Table::Chats, "customer_email");
+    t->att_contact[kPhone] = store::require_column(trigger, rel, Table::Chats, "customer_phone");
+    t->att_contact[kName] = store::require_column(trigger, rel, Table::Chats, "customer_name");
+    t->att_session_id = store::require_column(trigger, rel, Table::Chats, "session_id");
+    t->sync_columns_checked = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -1022,7 +1041,9 @@ Datum new_column(HeapTuple tuple, AttrNumber attnum, TupleDesc desc, bool* isnul
 // customer_name.
 bool sets_contact_column(const SyncTarget* t, const TriggerData* td) {
     for (int k = 0; k < kKeySlots; k++)
-        if (bms_is_member(t->att_contact[k] - FirstLowInvalidHeapAttributeNumber, td->tg_updatedcols)) return true;
+        if (t->att_contact[k] != InvalidAttrNumber &&
+            bms_is_member(t->att_contact[k] - FirstLowInvalidHeapAttributeNumber, td->tg_updatedcols))
+            return true;
     return false;
 }
 
@@ -1143,6 +1164,7 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
         if (check_link) checked_link(rel, customer_id, row.company_id);
         return PointerGetDatum(tuple);
     }
+    sync_columns(t, rel);
     // An UPDATE that changes the link and syncs is checked with the lock
     // only after its fill (below); a read now refuses a bad link before
     // anything else, as for every other chat.

@@ -752,6 +752,11 @@ AttrNumber optional_column(Relation rel, Table table, const char* column) {
     return att != nullptr && accepts(column_spec(table, column), att->atttypid) ? att->attnum : InvalidAttrNumber;
 }
 
+AttrNumber column_number(Relation rel, const char* column) {
+    Form_pg_attribute att = find_attribute(rel, column);
+    return att != nullptr ? att->attnum : InvalidAttrNumber;
+}
+
 HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value) {
     TupleDesc desc = RelationGetDescr(rel);
     Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);

@@ -76,6 +76,11 @@ AttrNumber require_column(const char* trigger, Relation rel, Table table, const 
 // type the list does not accept (the caller then takes its general path).
 AttrNumber optional_column(Relation rel, Table table, const char* column);
 
+// The attribute number of `column` whatever its type (0 when missing): for a
+// caller that reads the column only on some paths, and checks it with
+// require_column() there.
+AttrNumber column_number(Relation rel, const char* column);
+
 // ---------------------------------------------------------------------------
 // Trigger protocol
 // ---------------------------------------------------------------------------

@@ -197,6 +197,9 @@ done
 #    after), more chats. Every native trigger as this version defines it
 #    (verify_schema()), the metrics exact. (The 0.1.0 -> 0.2.0 script tried to
 #    drop the clones of the chat UPDATE trigger on the partitions and failed.)
+#    One partition's clone of the chat UPDATE trigger ENABLE ALWAYS: the
+#    update re-creates the trigger (0.8.0) and that clone keeps its state
+#    (from 0.2.0 on: the 0.1.0 -> 0.2.0 script re-created it without).
 drop upgrade_part
 q -d postgres -c "CREATE DATABASE upgrade_part TEMPLATE crm_template" >/dev/null
 PART_CHATS="INSERT INTO \"VC Usage\" (company_id, customer_email, session_id, created_at)
@@ -221,12 +224,17 @@ CREATE TABLE chats_recent PARTITION OF "VC Usage" DEFAULT;
 CREATE EXTENSION crm_native VERSION '$FROM';
 SELECT crm_native.install();
 $PART_CHATS;
+ALTER TABLE chats_2024 ENABLE ALWAYS TRIGGER trg_vc_usage_customer_sync_update;
 SQL
 then
-  problems=$(qv -d upgrade_part -c "SELECT count(*) FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status <> 'ok'")
+  problems=$(qv -d upgrade_part -c "SELECT count(*) FROM crm_native.verify_schema() WHERE kind = 'trigger' AND status NOT IN ('ok', 'enabled always')")
   differ=$(qv -d upgrade_part -c "SELECT count(*) FROM crm_native.verify_metrics()")
-  if [ "$problems" = 0 ] && [ "$differ" = 0 ]; then say "partitioned \"VC Usage\": updated from $FROM, every trigger as $VERSION defines it, metrics exact"
-  else problem "partitioned \"VC Usage\" updated from $FROM: $problems trigger problems, $differ metrics rows differ"; fi
+  states=$(qv -d upgrade_part -c "SELECT string_agg(tgrelid::regclass::text || ':' || tgenabled::text, ' ' ORDER BY tgrelid::regclass::text)
+                                    FROM pg_trigger WHERE tgname = 'trg_vc_usage_customer_sync_update'")
+  expected_states='"VC Usage":O chats_2024:A chats_recent:O'
+  [ "$FROM" = 0.1.0 ] && expected_states='"VC Usage":O chats_2024:O chats_recent:O'
+  if [ "$problems" = 0 ] && [ "$differ" = 0 ] && [ "$states" = "$expected_states" ]; then say "partitioned \"VC Usage\": updated from $FROM, every trigger as $VERSION defines it, the partition's trigger state kept ($states), metrics exact"
+  else problem "partitioned \"VC Usage\" updated from $FROM: $problems trigger problems, $differ metrics rows differ, chat UPDATE trigger states $states (expected $expected_states)"; fi
 else
   problem "partitioned \"VC Usage\": the update from $FROM failed"
 fi

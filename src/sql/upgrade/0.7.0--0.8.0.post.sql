@@ -22,16 +22,42 @@ SELECT rt.schema_name FROM crm_native.replaced_trigger rt
 -- The chat UPDATE sync trigger fires for every UPDATE (20_customer_sync.sql):
 -- an application's BEFORE UPDATE trigger that changed customer_id or
 -- company_id in an UPDATE naming neither escaped the link check. Re-created
--- wherever install() attached it (its clones on partitions come back with
--- it), keeping its enabled state; it also no longer holds the five columns'
--- types fixed.
+-- wherever install() attached it, keeping its enabled state; its clones on
+-- partitions come back with it, and each gets its own state back (one
+-- disabled on a single partition stayed disabled; found by an independent
+-- tester).
 UPDATE crm_native.native_trigger
    SET ddl = 'CREATE TRIGGER trg_vc_usage_customer_sync_update BEFORE UPDATE ON %1$s '
              'FOR EACH ROW EXECUTE FUNCTION crm_native.customer_sync()'
  WHERE trigger_name = 'trg_vc_usage_customer_sync_update';
-SELECT crm_native._create_native_trigger(nt, t.tgrelid::pg_catalog.regclass, t.tgnargs OPERATOR(pg_catalog.=) 1)
-  FROM crm_native.native_trigger nt
-  JOIN pg_catalog.pg_trigger t ON t.tgname OPERATOR(pg_catalog.=) nt.trigger_name AND NOT t.tgisinternal
-                              AND t.tgparentid OPERATOR(pg_catalog.=) 0
- WHERE nt.trigger_name OPERATOR(pg_catalog.=) 'trg_vc_usage_customer_sync_update'
-   AND t.tgfoid OPERATOR(pg_catalog.=) 'crm_native.customer_sync()'::pg_catalog.regprocedure;
+DO $recreate$
+DECLARE
+    clone record;
+    clones jsonb;
+BEGIN
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('rel', t.tgrelid::pg_catalog.regclass::pg_catalog.text,
+                                                              'enabled', t.tgenabled::pg_catalog.text))
+      INTO clones
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgname OPERATOR(pg_catalog.=) 'trg_vc_usage_customer_sync_update' AND NOT t.tgisinternal
+       AND t.tgparentid OPERATOR(pg_catalog.<>) 0
+       AND t.tgfoid OPERATOR(pg_catalog.=) 'crm_native.customer_sync()'::pg_catalog.regprocedure;
+    PERFORM crm_native._create_native_trigger(nt, t.tgrelid::pg_catalog.regclass, t.tgnargs OPERATOR(pg_catalog.=) 1)
+       FROM crm_native.native_trigger nt
+       JOIN pg_catalog.pg_trigger t ON t.tgname OPERATOR(pg_catalog.=) nt.trigger_name AND NOT t.tgisinternal
+                                   AND t.tgparentid OPERATOR(pg_catalog.=) 0
+      WHERE nt.trigger_name OPERATOR(pg_catalog.=) 'trg_vc_usage_customer_sync_update'
+        AND t.tgfoid OPERATOR(pg_catalog.=) 'crm_native.customer_sync()'::pg_catalog.regprocedure;
+    FOR clone IN
+        SELECT c.rel, c.enabled
+          FROM pg_catalog.jsonb_to_recordset(COALESCE(clones, '[]'::pg_catalog.jsonb)) AS c (rel text, enabled text)
+          JOIN pg_catalog.pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) c.rel::pg_catalog.regclass
+                                      AND t.tgname OPERATOR(pg_catalog.=) 'trg_vc_usage_customer_sync_update'
+         WHERE t.tgenabled::pg_catalog.text OPERATOR(pg_catalog.<>) c.enabled
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s %s TRIGGER trg_vc_usage_customer_sync_update', clone.rel,
+                                  CASE clone.enabled WHEN 'O' THEN 'ENABLE' WHEN 'D' THEN 'DISABLE'
+                                                     WHEN 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE ALWAYS' END);
+    END LOOP;
+END
+$recreate$;
