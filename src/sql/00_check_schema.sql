@@ -55,7 +55,9 @@ BEGIN
         RAISE EXCEPTION 'crm_native: schema crm_native holds objects of roles that are not superusers: %', foreign_objects
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'They could stand in for the extension''s functions and run code as whoever calls them.',
-                  HINT = 'Drop them (or the schema), then create (or update) the extension.';
+                  HINT = 'Drop them (or the schema), then create (or update) the extension. If they are the '
+                         'extension''s own objects (its owner is no longer a superuser), do not drop them: a '
+                         'superuser runs REASSIGN OWNED BY that owner TO a superuser, then updates the extension.';
     END IF;
 END
 $check$;
