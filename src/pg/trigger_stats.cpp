@@ -23,6 +23,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -178,9 +179,22 @@ uint64 relcache_invalidations = 0;
 void note_relcache_invalidation(Datum, Oid) { relcache_invalidations++; }
 
 // A slot of this database whose table no longer exists (a dropped partition,
-// say), taken over for (fnoid, relid); -1 when there is none. The catalog is
-// read with no lock of the table held; the slot is taken only if its key is
-// still the one read.
+// say), taken over for (fnoid, relid); -1 when there is none. The slot is
+// taken only if its key is still the one read.
+//
+// A table created in a transaction still open elsewhere is not in this
+// backend's catalog snapshot either, nor is one whose DROP has not committed
+// yet; their transactions hold the table's AccessExclusiveLock until they end.
+// So a table is taken for gone only if that lock can be had at once and the
+// catalog, read again after taking it, still lacks the table.
+bool table_is_gone(Oid relid) {
+    if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid))) return false;
+    if (!ConditionalLockRelationOid(relid, AccessShareLock)) return false;
+    bool gone = !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
+    UnlockRelationOid(relid, AccessShareLock);
+    return gone;
+}
+
 int take_dropped_slot(Oid fnoid, Oid relid, const char* function_name, const char* table_name) {
     struct Candidate {
         int slot;
@@ -196,7 +210,7 @@ int take_dropped_slot(Oid fnoid, Oid relid, const char* function_name, const cha
     LWLockRelease(state->lock);
     for (int i = 0; i < n; i++) {
         CHECK_FOR_INTERRUPTS();
-        if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(candidates[i].relid))) continue;
+        if (!table_is_gone(candidates[i].relid)) continue;
         int taken = -1;
         LWLockAcquire(state->lock, LW_EXCLUSIVE);
         Entry* e = &state->entries[candidates[i].slot];

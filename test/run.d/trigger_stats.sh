@@ -273,6 +273,44 @@ q -d "$FULL_DB" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, sessio
 check "after the tables were dropped, a chat into a live table is counted" \
   "$(qa -d "$FULL_DB" -c "SELECT calls FROM crm_native.trigger_stats WHERE function = 'crm_native.customer_sync' AND database = current_database()")" 1
 
+# --- 4d. a table created in a transaction still open keeps its slot --------
+# (the take-over read the catalog alone, where a table created in another
+# backend's open transaction is not yet: once the entries were full, any new
+# table took the open table's slot and its calls were no longer counted)
+mkfifo "$OUT/open_tx.fifo"
+qa -d "$FULL_DB" <"$OUT/open_tx.fifo" >"$OUT/open_tx.out" 2>&1 &
+OPEN_PID=$!
+exec 7>"$OUT/open_tx.fifo"
+cat >&7 <<'SQL'
+BEGIN;
+CREATE SCHEMA open_s;  -- its own customer_metrics, the table the trigger empties: no lock the others need
+CREATE TABLE open_s.customer_metrics (LIKE public.customer_metrics);
+CREATE TABLE open_s.open_chats (LIKE "VC Usage");
+CREATE TRIGGER t AFTER TRUNCATE ON open_s.open_chats FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate();
+TRUNCATE open_s.open_chats;
+SELECT 'open table counted: ' || count(*) FROM crm_native.trigger_stats WHERE table_name LIKE '%open_chats' AND calls = 1;
+SQL
+for i in $(seq 1 100); do grep -q 'open table counted' "$OUT/open_tx.out" && break; sleep 0.1; done
+q -d "$FULL_DB" <<'SQL' || exit 1
+DO $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        EXECUTE format('CREATE TABLE later_%s (LIKE "VC Usage")', i);
+        EXECUTE format('CREATE TRIGGER t AFTER TRUNCATE ON later_%s FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()', i);
+    END LOOP;
+END $$;
+SELECT format('TRUNCATE later_%s', i) FROM generate_series(1, 300) i \gexec
+SQL
+cat >&7 <<'SQL'
+TRUNCATE open_s.open_chats;
+SELECT 'open table calls: ' || coalesce(max(calls), 0) FROM crm_native.trigger_stats WHERE table_name LIKE '%open_chats';
+COMMIT;
+SQL
+exec 7>&-
+wait $OPEN_PID
+check "a table in a transaction still open keeps its entry when the others fill the table" \
+  "$(grep -E '^open table' "$OUT/open_tx.out" | tr '\n' ' ')" "open table counted: 1 open table calls: 2 "
+
 # --- 4c. temporary tables take no slot --------------------------------------
 # (any role can put the native triggers on temporary tables: they filled the
 # 256 slots for as long as their session lived; found by an independent tester)
