@@ -127,3 +127,46 @@ SELECT c.customer_phone, c.lifecycle_stage, count(DISTINCT k.key_type) AS keys, 
   LEFT JOIN customer_events e ON e.customer_id = c.id
  WHERE c.customer_email = 'gus@example.com' GROUP BY 1, 2;
 DROP RULE no_events ON customer_events;
+
+-- 9. A conditional DO INSTEAD rule on UPDATE of customers (one that does not
+--    fire for these rows): a chat that fills a missing phone fills it and is
+--    stored, as under plpgsql. The fill's UPDATE had a RETURNING clause,
+--    which PostgreSQL refuses on a table with a conditional DO INSTEAD rule:
+--    every filling chat failed (found by an independent tester).
+--    (In a new session: a plan that §8's rule rewrote to nothing has no
+--    table left to depend on, and PostgreSQL keeps it after DROP RULE, for
+--    a plpgsql function's statement or a PREPAREd one as well: this
+--    session's events stay dropped.)
+\c
+SET client_min_messages = warning;
+CREATE RULE keep_archived AS ON UPDATE TO customers WHERE OLD.source = 'archived' DO INSTEAD NOTHING;
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Hal', 'hal@example.com', 's11');
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'hal@example.com', '+1 212 555 0103', 's12');
+UPDATE "VC Usage" SET customer_phone = '+1 212 555 0104' WHERE session_id = 's11';
+--    the rule fires for an archived customer: nothing is filled, the chat
+--    is linked
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'Ida', 'ida@example.com', 's13');
+ALTER TABLE customers DISABLE TRIGGER USER;
+UPDATE customers SET source = 'archived' WHERE customer_email = 'ida@example.com';
+ALTER TABLE customers ENABLE TRIGGER USER;
+INSERT INTO "VC Usage" (company_id, customer_email, customer_phone, session_id)
+  VALUES ('11111111-1111-1111-1111-111111111111', 'ida@example.com', '+1 212 555 0105', 's14');
+SELECT c.customer_email, c.customer_phone, count(DISTINCT v.id) AS chats, count(DISTINCT v.id) FILTER (WHERE v.customer_id = c.id) AS linked,
+       count(DISTINCT e.id) FILTER (WHERE e.event_type = 'contact_info_added') AS fills
+  FROM customers c JOIN "VC Usage" v ON v.customer_email = c.customer_email
+  LEFT JOIN customer_events e ON e.customer_id = c.id
+ WHERE c.customer_email IN ('hal@example.com', 'ida@example.com') GROUP BY 1, 2 ORDER BY 1;
+DROP RULE keep_archived ON customers;
+
+-- 10. An INSERT or UPDATE rule on customer_metrics created after install():
+--     verify_schema() and health() report it (chats of linked customers
+--     fail while it exists; install() refuses it, and so only it did).
+CREATE RULE log_metrics_update AS ON UPDATE TO customer_metrics WHERE NEW.total_conversations > 1000
+  DO ALSO INSERT INTO rule_log VALUES (NEW.customer_id, 'busy');
+SELECT object, kind, status, detail, fix FROM crm_native.verify_schema() WHERE status <> 'ok' AND kind = 'column';
+SELECT check_name, status, value FROM crm_native.health() WHERE check_name = 'schema: columns the native triggers use';
+DROP RULE log_metrics_update ON customer_metrics;
+SELECT count(*) FROM crm_native.verify_schema() WHERE status <> 'ok' AND kind = 'column';

@@ -301,8 +301,8 @@ constexpr StatementSpec kStatements[] = {
      PINS("c=id") "UPDATE {customers} c SET"
      " customer_email = CASE WHEN $3 IS NULL THEN c.customer_email ELSE $3 END,"
      " customer_phone = CASE WHEN $4 IS NULL THEN c.customer_phone ELSE $4 END,"
-     " updated_at = pg_catalog.now()" MATCH_UNCHANGED " RETURNING c.id",
-     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_UPDATE_RETURNING,
+     " updated_at = pg_catalog.now()" MATCH_UNCHANGED,
+     8, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID, BOOLOID}, SPI_OK_UPDATE,
      PlanMode::Auto, false},
     // The fill's event: customer $1 of company $2 (the chat's: the fill
     // required the customer to be in it), the columns filled $3.

@@ -260,8 +260,9 @@ LANGUAGE C STRICT VOLATILE;
 
 -- What install() requires of the CRM tables beyond their columns and types
 -- (missing_objects() lists these problems too, verify_schema() reports them
--- with a fix): the columns that are never NULL, a unique chat id, and a chat
--- table without inheritance children.
+-- with a fix): the columns that are never NULL, a unique chat id, a chat
+-- table without inheritance children, and a customer_metrics without INSERT
+-- or UPDATE rules.
 CREATE FUNCTION crm_native._schema_requirements(target_schema text)
 RETURNS TABLE (ordinal int, object text, problem text, fix text)
 LANGUAGE sql STABLE
@@ -331,6 +332,21 @@ AS $$
       JOIN pg_inherits i ON i.inhparent = c.relid
      WHERE c.table_name = 'VC Usage' AND c.column_name = 'id' AND c.relkind = 'r'
      GROUP BY c.ordinal, c.table_name
+    UNION ALL
+    -- INSERT or UPDATE rules on customer_metrics: the metrics triggers write
+    -- it with INSERT ... ON CONFLICT, which PostgreSQL refuses on a table
+    -- with such rules, so every chat of a linked customer would fail. A rule
+    -- added after install() too (verify_schema(), health()).
+    SELECT min(c.ordinal), format('%I', c.table_name),
+           format('table %I has INSERT or UPDATE rules (%s): the metrics triggers write it with INSERT ... ON '
+                  'CONFLICT, which PostgreSQL refuses on a table with such rules (an AFTER INSERT OR UPDATE ... '
+                  'FOR EACH ROW trigger can do what a rule did)',
+                  c.table_name, string_agg(DISTINCT quote_ident(rw.rulename), ', ')),
+           string_agg(DISTINCT format('DROP RULE %I ON %I.%I', rw.rulename, target_schema, c.table_name), '; ')
+      FROM cols c
+      JOIN pg_rewrite rw ON rw.ev_class = c.relid AND rw.ev_type IN ('2', '3')
+     WHERE c.table_name = 'customer_metrics'
+     GROUP BY c.table_name
 $$;
 
 -- The tables and columns target_schema lacks, or has with another type, in
@@ -655,7 +671,6 @@ DECLARE
     app record;
     rel regclass;
     registered crm_native.native_trigger;
-    metrics_rules text;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.install', target_schema);
     PERFORM crm_native._require_registry_writers('crm_native.install');
@@ -667,22 +682,6 @@ BEGIN
                   HINT = 'crm_native attaches to the CRM schema of its design (tables customers, "VC Usage", '
                          'customer_matching_keys, customer_events, customer_audit_log, customer_metrics); '
                          'SELECT * FROM crm_native.required_column lists what it needs.';
-    END IF;
-    -- The metrics triggers write customer_metrics with INSERT ... ON
-    -- CONFLICT, which PostgreSQL refuses on a table with INSERT or UPDATE
-    -- rules: every chat of a linked customer would fail.
-    SELECT string_agg(quote_ident(rw.rulename), ', ' ORDER BY rw.rulename) INTO metrics_rules
-      FROM pg_rewrite rw
-      JOIN pg_class c ON c.oid = rw.ev_class
-      JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = target_schema AND c.relname = 'customer_metrics' AND rw.ev_type IN ('2', '3');
-    IF metrics_rules IS NOT NULL THEN
-        RAISE EXCEPTION 'crm_native.install: %.customer_metrics has INSERT or UPDATE rules: %',
-                        quote_ident(target_schema), metrics_rules
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'The metrics triggers write customer_metrics with INSERT ... ON CONFLICT, which PostgreSQL '
-                           'refuses on a table with INSERT or UPDATE rules.',
-                  HINT = 'Replace the rules with triggers (AFTER INSERT OR UPDATE ... FOR EACH ROW).';
     END IF;
     -- distributed with Citus: what the shard-local triggers need (90_citus.sql)
     SELECT string_agg(cp.problem, '; '), string_agg(cp.fix, ' ')
