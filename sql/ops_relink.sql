@@ -148,3 +148,20 @@ CALL crm_native.relink_chats();
 RESET client_min_messages;
 RESET default_transaction_read_only;
 SELECT count(*) AS still_unlinked FROM "VC Usage" WHERE id = 200 AND customer_id IS NULL;
+-- A chat with nothing the sync would link it by (no email, phone or name
+-- that gives a key) is not rewritten by each run: its row version stays
+-- (every run rewrote every such chat, with its index entries and WAL;
+-- found by an independent tester). A linkable chat of the same batch is
+-- linked.
+SET session_replication_role = replica;
+INSERT INTO "VC Usage" (id, company_id, customer_name, customer_email, customer_phone, session_id)
+  VALUES (300, 'aaaaaaaa-0000-0000-0000-000000000001', NULL, NULL, NULL, 'anon1'),
+         (301, 'aaaaaaaa-0000-0000-0000-000000000001', '  ', '', ' ', 'anon2'),
+         (302, 'aaaaaaaa-0000-0000-0000-000000000001', 'Ruth', 'ruth@a.example', NULL, 'ruth');
+RESET session_replication_role;
+CREATE TEMP TABLE versions_before AS SELECT id, xmin::text AS version FROM "VC Usage" WHERE id IN (300, 301, 302);
+SET client_min_messages = warning;
+CALL crm_native.relink_chats();
+RESET client_min_messages;
+SELECT v.id, v.customer_id IS NOT NULL AS linked, v.xmin::text = b.version AS row_untouched
+  FROM "VC Usage" v JOIN versions_before b USING (id) ORDER BY v.id;

@@ -328,7 +328,9 @@ DECLARE
     secs double precision;
 BEGIN
     -- The batch's ids first (an index scan: the unlinked-chats index or the
-    -- primary key, from the last id on), then the UPDATE by primary key. The
+    -- primary key, from the last id on), then the UPDATE by primary key of
+    -- the chats the sync would link (_sync_links_contact(): a chat with no
+    -- contact value that gives a key is not rewritten by every run). The
     -- ids travel as text and are cast back to the id column's type, so that
     -- any id type (bigint, uuid, ...) keeps its order and its index.
     SELECT format_type(a.atttypid, a.atttypmod) INTO id_type
@@ -345,6 +347,8 @@ BEGIN
         relink_sql := format('WITH relinked AS (
                                 UPDATE %1$I.%2$I u SET customer_email = u.customer_email
                                  WHERE u.id = ANY ($1::%3$s[]) AND u.customer_id IS NULL
+                                   AND crm_native._sync_links_contact(u.customer_email::text,
+                                                                      u.customer_phone::text, u.customer_name::text)
                                 RETURNING u.customer_id)
                             SELECT array_agg(DISTINCT r.customer_id) FILTER (WHERE r.customer_id IS NOT NULL),
                                    count(r.customer_id)
