@@ -859,7 +859,8 @@ BEGIN
     WHEN insufficient_privilege THEN
         stats_available := false;
         stats_problem := 'this role may not read crm_native.trigger_stats (it shows every database''s '
-                         'native trigger statistics; a superuser can GRANT SELECT on it)';
+                         'native trigger statistics; a superuser can GRANT SELECT on it and EXECUTE on '
+                         'crm_native._trigger_stats(), which it calls)';
     END;
     RETURN NEXT;
 
