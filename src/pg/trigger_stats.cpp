@@ -323,8 +323,9 @@ void require_state(const char* what) {
                         errdetail("The trigger statistics live in shared memory, which only a library loaded at server "
                                   "start can allocate; this server did not load crm_native that way, so nothing is "
                                   "counted."),
-                        errhint("Add crm_native to shared_preload_libraries in postgresql.conf "
-                                "(ALTER SYSTEM SET shared_preload_libraries = 'crm_native') and restart the server.")));
+                        errhint("Add crm_native to the libraries already in shared_preload_libraries "
+                                "(SHOW shared_preload_libraries; then e.g. ALTER SYSTEM SET shared_preload_libraries "
+                                "= 'citus', 'crm_native', one quoted name each) and restart the server.")));
 }
 
 }  // namespace
