@@ -16,7 +16,9 @@
 # Where Citus comes from, in this order: $CITUS_TARBALL when set; a Citus
 # installed into the system's PostgreSQL 15 (citus.so in its pkglibdir); the
 # project's vendored tarball $CRM_ROOT/../shared/vendor/citus-13.2.2.tar.gz,
-# else /work/shared/vendor/citus-13.2.2.tar.gz. None of its code is copied into
+# else /work/shared/vendor/citus-13.2.2.tar.gz (both outside the repository;
+# upstream: https://github.com/citusdata/citus/archive/refs/tags/v13.2.2.tar.gz,
+# named by CITUS_TARBALL; docs/citus.md). None of its code is copied into
 # the project; the tarball is unpacked and built under the cache directory.
 #
 # Settings: CITUS_CACHE_ROOT (default /var/cache/crm_native when writable,
@@ -41,7 +43,7 @@ citus_find() {
   for t in "$CRM_ROOT/../shared/vendor/citus-$CITUS_VERSION.tar.gz" "/work/shared/vendor/citus-$CITUS_VERSION.tar.gz"; do
     if [ -r "$t" ]; then CITUS_SOURCE="tarball:$(cd "$(dirname "$t")" && pwd)/$(basename "$t")"; return 0; fi
   done
-  CITUS_WHY="no Citus in $PG_SYS_PKGLIBDIR, \$CITUS_TARBALL unset, and no citus-$CITUS_VERSION.tar.gz in $CRM_ROOT/../shared/vendor or /work/shared/vendor"
+  CITUS_WHY="no Citus in $PG_SYS_PKGLIBDIR, \$CITUS_TARBALL unset, and no citus-$CITUS_VERSION.tar.gz in $CRM_ROOT/../shared/vendor or /work/shared/vendor; set CITUS_TARBALL to Citus $CITUS_VERSION's source tarball, docs/citus.md \"The check\""
   return 1
 }
 
