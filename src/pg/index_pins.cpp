@@ -8,6 +8,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
 #include "optimizer/plancat.h"
@@ -38,7 +39,8 @@ struct Pin {
 };
 
 struct Pins {
-    bool no_seqscan;  // planned with enable_seqscan and enable_bitmapscan off
+    bool no_seqscan;     // planned with enable_seqscan off
+    bool no_bitmapscan;  // and enable_bitmapscan off
     int count;
     Pin pin[kMaxPins];
     // The tables the statement itself names (its range tables, subqueries,
@@ -148,8 +150,15 @@ bool parse(const char* text, Pins* pins) {
     if (text == nullptr || std::strncmp(text, kPrefix, sizeof kPrefix - 1) != 0) return false;
     const char* p = text + sizeof kPrefix - 1;
     constexpr char kNoSeqscan[] = "no_seqscan ";
-    pins->no_seqscan = std::strncmp(p, kNoSeqscan, sizeof kNoSeqscan - 1) == 0;
-    if (pins->no_seqscan) p += sizeof kNoSeqscan - 1;
+    // the same, but bitmap scans stay (a GIN index serves only those)
+    constexpr char kNoSeqscanButBitmap[] = "no_seqscan_but_bitmap ";
+    pins->no_seqscan = pins->no_bitmapscan = std::strncmp(p, kNoSeqscan, sizeof kNoSeqscan - 1) == 0;
+    if (pins->no_seqscan) {
+        p += sizeof kNoSeqscan - 1;
+    } else if (std::strncmp(p, kNoSeqscanButBitmap, sizeof kNoSeqscanButBitmap - 1) == 0) {
+        pins->no_seqscan = true;
+        p += sizeof kNoSeqscanButBitmap - 1;
+    }
     pins->count = 0;
     for (;;) {
         while (*p == ' ') ++p;
@@ -176,15 +185,16 @@ PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cur
         pins.named_count = 0;
         (void)collect_named_tables(reinterpret_cast<Node*>(parse_tree), &pins);
     }
-    // no_seqscan: for the planning of this statement only, never while it
+    // no_seqscan (no_seqscan_but_bitmap): for the planning of this statement only, never while it
     // runs (an application's trigger or policy it fires plans as it always
     // does). An error unwinds the setting with the (sub)transaction.
     int guc_level = -1;
     if (active != nullptr && pins.no_seqscan) {
         guc_level = NewGUCNestLevel();
         (void)set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-        (void)set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                                false);
+        if (pins.no_bitmapscan)
+            (void)set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                                    false);
     }
     PlannedStmt* volatile result = nullptr;
     PG_TRY();
@@ -202,22 +212,72 @@ PlannedStmt* plan_with_pins(Query* parse_tree, const char* query_string, int cur
     return result;
 }
 
+// Whether the join tree reaches range table entry rtindex through inner
+// joins only (no outer join can make its rows NULL).
+bool inner_member(const Node* node, Index rtindex) {
+    if (node == nullptr) return false;
+    if (IsA(node, RangeTblRef))
+        return static_cast<Index>(reinterpret_cast<const RangeTblRef*>(node)->rtindex) == rtindex;
+    if (IsA(node, FromExpr)) {
+        ListCell* lc;
+        foreach (lc, reinterpret_cast<const FromExpr*>(node)->fromlist)
+            if (inner_member(static_cast<const Node*>(lfirst(lc)), rtindex)) return true;
+        return false;
+    }
+    if (IsA(node, JoinExpr)) {
+        const JoinExpr* join = reinterpret_cast<const JoinExpr*>(node);
+        return join->jointype == JOIN_INNER && (inner_member(join->larg, rtindex) || inner_member(join->rarg, rtindex));
+    }
+    return false;
+}
+
+// Whether the statement's own WHERE clause (one of its top-level AND-ed
+// conditions, at the query level being planned) is "column IS [NOT] NULL"
+// on the scanned relation, as `test` is: then the relation's scan is
+// restricted by it, and the planner proves a partial index with that
+// predicate usable. The conditions PostgreSQL adds (row-level security)
+// are not looked at.
+bool stated_by_statement(PlannerInfo* root, const RelOptInfo* rel, const NullTest* test, AttrNumber column) {
+    const Query* query = root->parse;
+    if (query == nullptr || query->jointree == nullptr || rel->reloptkind != RELOPT_BASEREL ||
+        !inner_member(reinterpret_cast<const Node*>(query->jointree), rel->relid))
+        return false;
+    Node* quals = query->jointree->quals;
+    if (quals == nullptr) return false;
+    List* conditions = IsA(quals, List) ? reinterpret_cast<List*>(quals) : make_ands_implicit(reinterpret_cast<Expr*>(quals));
+    ListCell* lc;
+    foreach (lc, conditions) {
+        const Node* condition = static_cast<const Node*>(lfirst(lc));
+        if (!IsA(condition, NullTest)) continue;
+        const NullTest* stated = reinterpret_cast<const NullTest*>(condition);
+        if (stated->nulltesttype != test->nulltesttype || stated->argisrow || stated->arg == nullptr ||
+            !IsA(stated->arg, Var))
+            continue;
+        const Var* var = reinterpret_cast<const Var*>(stated->arg);
+        if (var->varlevelsup == 0 && var->varno == static_cast<int>(rel->relid) && var->varattno == column) return true;
+    }
+    return false;
+}
+
 // A partial index's predicate that every pinned scan implies: none, or only
-// "pinned column IS NOT NULL" (the scans compare the pinned columns with =).
-// Any other predicate may not hold for the statement; such an index alone
-// would leave the scan sequential.
-bool predicate_implied(const IndexOptInfo* index, const AttrNumber* key, int columns) {
+// conditions "column IS [NOT] NULL" that the scan implies: "pinned column IS
+// NOT NULL" (the scans compare the pinned columns with =), or one the
+// statement's own WHERE clause states on the relation (the search's names:
+// WHERE deleted_at IS NULL). Any other predicate may not hold for the
+// statement; such an index alone would leave the scan sequential.
+bool predicate_implied(PlannerInfo* root, const RelOptInfo* rel, const IndexOptInfo* index, const AttrNumber* key,
+                       int columns) {
     ListCell* lc;
     foreach (lc, index->indpred) {
         const Node* clause = static_cast<const Node*>(lfirst(lc));
         if (!IsA(clause, NullTest)) return false;
         const NullTest* test = reinterpret_cast<const NullTest*>(clause);
-        if (test->nulltesttype != IS_NOT_NULL || test->argisrow || test->arg == nullptr || !IsA(test->arg, Var))
-            return false;
+        if (test->argisrow || test->arg == nullptr || !IsA(test->arg, Var)) return false;
         AttrNumber column = reinterpret_cast<const Var*>(test->arg)->varattno;
         bool pinned = false;
-        for (int c = 0; c < columns && !pinned; c++) pinned = column == key[c];
-        if (!pinned) return false;
+        if (test->nulltesttype == IS_NOT_NULL)
+            for (int c = 0; c < columns && !pinned; c++) pinned = column == key[c];
+        if (!pinned && !stated_by_statement(root, rel, test, column)) return false;
     }
     return true;
 }
@@ -248,7 +308,7 @@ void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo*
             for (int k = 1; k < index->nkeycolumns && !found; k++) found = index->indexkeys[k] == key[c];
             fits = found;
         }
-        if (fits && predicate_implied(index, key, pin->columns)) kept = lappend(kept, index);
+        if (fits && predicate_implied(root, rel, index, key, pin->columns)) kept = lappend(kept, index);
     }
     if (kept != NIL) rel->indexlist = kept;
 }

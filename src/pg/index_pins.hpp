@@ -20,7 +20,9 @@
 // scan with no such index keeps every index (the application's schema
 // decides, as before). A list that starts with no_seqscan also plans the
 // statement with enable_seqscan and enable_bitmapscan off (the metrics
-// statements: while planning, not while running, so no trigger or policy the
+// statements), one that starts with no_seqscan_but_bitmap with
+// enable_seqscan off only (search_customers: its name branch's GIN index
+// serves only bitmap scans); while planning, not while running, so no trigger or policy the
 // statement fires sees the settings; only a query planned during ours, such
 // as one a function runs while the planner folds constants, would). The
 // planner hook reads the comment of the statement
@@ -35,7 +37,9 @@
 //
 // Which indexes fit: the first key column is the first one named, the key
 // columns include the others, and the index is not partial, or only on
-// "named column IS NOT NULL" (which the statements' equalities imply). With
+// "named column IS NOT NULL" (which the statements' equalities imply) or
+// "column IS [NOT] NULL" that the statement's own WHERE clause states on the
+// relation (a top-level condition, no outer join above it). With
 // no fitting index, the scan keeps every index (the schema decides, as for
 // any statement; crm_native.verify_schema() names the indexes the triggers
 // need). Tested without a clock by test/run.d/import_cost.sh (row-level
