@@ -40,7 +40,7 @@ SQL_FRAGMENTS = $(sort $(wildcard src/sql/*.sql))
 # scripts in src/sql/released/, add them to DATA, and retarget these lines.
 PREV_VERSION      = 0.7.0
 UPGRADE_FRAGMENTS = src/sql/00_check_schema.sql src/sql/25_lock_secret.sql
-UPGRADE_FUNCTIONS = _schema_requirements _missing_columns missing_objects verify_schema _native_stand_ins _has_native_triggers _registry_problems _require_registries_untriggered _record_replaced_trigger _forget_replaced_trigger _record_installed_schema _forget_installed_schema _left_partition_triggers _require_registry_writers install uninstall _partition_ddl_end health _relink_batch _merge_candidates _merge_outcomes _merged_keys _keys_hidden_by_row_security _expected_keys rebuild_matching_keys _index_leading_with _search_query verify_metrics _require_crm_schema search_customers merge_customers
+UPGRADE_FUNCTIONS = _schema_requirements _missing_columns missing_objects verify_schema _native_stand_ins _has_native_triggers _registry_problems _require_registries_untriggered _record_replaced_trigger _forget_replaced_trigger _record_installed_schema _forget_installed_schema _left_partition_triggers _require_registry_writers install uninstall _partition_ddl_end health _relink_batch _merge_candidates _merge_outcomes _merged_keys _keys_hidden_by_row_security _expected_keys rebuild_matching_keys _index_leading_with _search_query verify_metrics _require_crm_schema search_customers merge_customers rebuild_metrics
 DATA_built    = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA          = src/sql/released/$(EXTENSION)--0.1.0--0.2.0.sql src/sql/released/$(EXTENSION)--0.2.0--0.3.0.sql \
                 src/sql/released/$(EXTENSION)--0.3.0--0.4.0.sql src/sql/released/$(EXTENSION)--0.4.0--0.5.0.sql \

@@ -117,16 +117,22 @@ DECLARE
     same_company text := CASE WHEN distributed THEN ' AND v.company_id = m.company_id' ELSE '' END;
     company_group text := CASE WHEN distributed THEN ', v.company_id' ELSE '' END;
     conflict_key text := CASE WHEN distributed THEN '(customer_id, company_id)' ELSE '(customer_id)' END;
+    -- One customer: its rows read by their own index (customer_id), whatever
+    -- the statistics and the conditions row-level security adds (index pins,
+    -- docs/tenancy.md; the library that reads them loaded first). All
+    -- customers: the plans as before.
+    pins text := CASE WHEN customer IS NOT NULL THEN '/* crm_native pins: m=customer_id v=customer_id */' ELSE '' END;
 BEGIN
     PERFORM crm_native._require_schema('crm_native.rebuild_metrics', target_schema);
+    PERFORM crm_native.version_info();
     EXECUTE format('LOCK TABLE %I.customer_metrics IN SHARE ROW EXCLUSIVE MODE', target_schema);
-    EXECUTE format($q$
+    EXECUTE format($q$%3$s
         DELETE FROM %1$I.customer_metrics m
          WHERE ($1 IS NULL OR m.customer_id = $1)
            AND NOT EXISTS (SELECT 1 FROM %1$I."VC Usage" v WHERE v.customer_id = m.customer_id%2$s) $q$,
-        target_schema, same_company) USING customer;
+        target_schema, same_company, pins) USING customer;
     GET DIAGNOSTICS deleted = ROW_COUNT;
-    EXECUTE format($q$
+    EXECUTE format($q$%4$s
         INSERT INTO %1$I.customer_metrics AS m
                (customer_id, company_id, total_conversations, total_sessions, total_views,
                 first_interaction_at, last_interaction_at, refreshed_at)
@@ -149,7 +155,7 @@ BEGIN
                IS DISTINCT FROM
                (EXCLUDED.company_id, EXCLUDED.total_conversations, EXCLUDED.total_sessions,
                 EXCLUDED.total_views, EXCLUDED.first_interaction_at, EXCLUDED.last_interaction_at) $q$,
-        target_schema, company_group, conflict_key) USING customer;
+        target_schema, company_group, conflict_key, pins) USING customer;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN deleted + written;
 END

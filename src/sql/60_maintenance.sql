@@ -194,7 +194,7 @@ BEGIN
                    FROM jsonb_to_recordset(outcomes)
                         AS o(contributor bigint, company_id uuid, source uuid, holder uuid, data jsonb)
                   WHERE owners IS NULL OR o.holder = ANY (owners) LOOP
-        EXECUTE format('SELECT c.customer_name, c.customer_email, c.customer_phone
+        EXECUTE format('/* crm_native pins: c=id */ SELECT c.customer_name, c.customer_email, c.customer_phone
                           FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2', target_schema)
            INTO last USING merge.holder, merge.company_id;
         GET DIAGNOSTICS last_rows = ROW_COUNT;  -- EXECUTE leaves FOUND as it was
@@ -241,14 +241,15 @@ BEGIN
     SELECT coalesce(jsonb_agg(to_jsonb(m)), '[]'), coalesce(array_agg(m.company_id::text || '/' || m.source::text), '{}')
       INTO outcomes, merged_away
       FROM crm_native._merge_outcomes(target_schema) m;
-    -- every customer's own keys, but those of such a source
-    RETURN QUERY EXECUTE format($q$
+    -- every customer's own keys, but those of such a source (given owners:
+    -- theirs, read by the primary key; index pins, docs/tenancy.md)
+    RETURN QUERY EXECUTE format($q$%2$s
         SELECT c.id::uuid, c.company_id::uuid, k.key_type, k.key_value, k.normalized_value  -- the columns may be domains
-          FROM %I.customers c
+          FROM %1$I.customers c
          CROSS JOIN LATERAL crm_native._customer_keys(c.customer_name, c.customer_email, c.customer_phone) k
          WHERE ($1 IS NULL OR c.id = ANY ($1))
            AND NOT (c.company_id::text || '/' || c.id::text) = ANY ($2)$q$,
-        target_schema)
+        target_schema, CASE WHEN owners IS NOT NULL THEN '/* crm_native pins: c=id */' ELSE '' END)
         USING owners, merged_away;
     -- and the inherited ones, each key once
     RETURN QUERY
@@ -289,7 +290,12 @@ BEGIN
     -- lock is held only for that customer's rewrite, and a table lock works
     -- the same on Citus (a row lock by id alone spans the shards).
     EXECUTE format('LOCK TABLE %I.customers IN SHARE ROW EXCLUSIVE MODE', target_schema);
-    EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE $1 IS NULL OR customer_id = $1',
+    -- One customer: its keys read by their own index (customer_id), whatever
+    -- the statistics (index pins, docs/tenancy.md; the library that reads
+    -- them loaded first). All customers: the plan as before.
+    PERFORM crm_native.version_info();
+    EXECUTE format('%sDELETE FROM %I.customer_matching_keys k WHERE $1 IS NULL OR k.customer_id = $1',
+                   CASE WHEN customer IS NOT NULL THEN '/* crm_native pins: no_seqscan k=customer_id */ ' ELSE '' END,
                    target_schema) USING customer;
     EXECUTE format($q$
         INSERT INTO %1$I.customer_matching_keys (customer_id, company_id, key_type, key_value, normalized_value)

@@ -115,12 +115,22 @@ $$;
 -- Only the top max_results
 -- unmerged name hits are kept: each is its own survivor, so no better
 -- survivor can be cut off; merged name hits (rare) are all resolved.
+--
+-- Index pins (docs/tenancy.md, "Index pins"): the statement starts with the
+-- pins comment, so the planner hook offers each scan only the index it was
+-- written for, whatever the statistics (never-analyzed tables) and the
+-- conditions row-level security adds (company_id = current_company_id()
+-- made a tenant's btree index, idx_customers_lifecycle, serve the name
+-- branch and the final lookup by id: every customer of the tenant read; found
+-- by an independent tester): k the keys index, c the primary key, n an index
+-- on customer_name (the trigram GIN indexes, WHERE deleted_at IS NULL, which
+-- the branch states). The pins change no row the statement returns.
 CREATE FUNCTION crm_native._search_query(target_schema text, trgm text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $f$
-    SELECT format($q$
+    SELECT format($q$/* crm_native pins: no_seqscan_but_bitmap k=company_id,key_type,normalized_value c=id%4$s */
         WITH RECURSIVE probes (rank, key_type, key) AS (
             VALUES (1, 'email', $4), (2, 'phone', $5), (3, 'name', $6)
         ), key_hits AS (
@@ -134,11 +144,11 @@ AS $f$
                AND c.company_id = $1
                AND (c.deleted_at IS NULL OR c.merged_into_customer_id IS NOT NULL)
         ), name_hits AS MATERIALIZED (
-            SELECT c.id AS holder, c.merged_into_customer_id IS NOT NULL AS merged,
-                   %2$I.similarity(c.customer_name::text, $2::text) AS score
-              FROM %1$I.customers c
-             WHERE $8 AND c.deleted_at IS NULL AND c.customer_name::text OPERATOR(%3$s) $2::text
-               AND (c.company_id = $1) IS TRUE   -- a filter: no btree on company_id instead of the GIN
+            SELECT n.id AS holder, n.merged_into_customer_id IS NOT NULL AS merged,
+                   %2$I.similarity(n.customer_name::text, $2::text) AS score
+              FROM %1$I.customers n
+             WHERE $8 AND n.deleted_at IS NULL AND n.customer_name::text OPERATOR(%3$s) $2::text
+               AND (n.company_id = $1) IS TRUE   -- a filter: no btree on company_id instead of the GIN
         ), hits AS (
             SELECT holder, merged, rank, matched_by, score FROM key_hits
             UNION ALL
@@ -172,7 +182,15 @@ AS $f$
           JOIN %1$I.customers c ON c.id = b.survivor
          WHERE c.company_id = $1 AND c.deleted_at IS NULL
          ORDER BY b.rank, b.score DESC, c.id
-         LIMIT $3$q$, target_schema, trgm, crm_native._search_name_operator(target_schema, trgm))
+         LIMIT $3$q$, target_schema, trgm, o.operator,
+           -- the names' scan pinned to an index on customer_name, unless
+           -- row-level security applies and the operator is pg_trgm's (not
+           -- LEAKPROOF: no index can evaluate it, and the scan filters the
+           -- tenant's customers, docs/operations.md)
+           CASE WHEN o.operator = 'crm_native.%'
+                     OR NOT row_security_active(format('%I.customers', target_schema))
+                THEN ' n=customer_name' ELSE '' END)
+      FROM (SELECT crm_native._search_name_operator(target_schema, trgm) AS operator) o
 $f$;
 
 CREATE FUNCTION crm_native.search_customers(company_id uuid, query text, max_results int DEFAULT 20,
@@ -218,6 +236,9 @@ BEGIN
         RAISE EXCEPTION '%: extension pg_trgm is not installed', fn USING ERRCODE = 'undefined_object';
     END IF;
 
+    -- (_search_keys runs the library's normalizers: the library, and its
+    -- planner hook that reads the search statement's index pins, is loaded
+    -- before the statement is planned)
     SELECT * INTO k FROM crm_native._search_keys(q);
     RETURN QUERY EXECUTE crm_native._search_query(target_schema, trgm)
     USING search_customers.company_id, q, max_results, k.email_key, k.phone_key, k.name_key, target_schema,
@@ -505,11 +526,23 @@ BEGIN
     END IF;
     -- the audit trigger's rule: a value that is not a uuid fails (22P02)
     author := NULLIF(current_setting('app.current_user_id', true), '')::uuid;
+    -- Every statement below that reads a table starts with an index pins
+    -- comment (docs/tenancy.md, "Index pins"): each reads the rows of the two
+    -- customers by their own index (primary key, customer_id), whatever the
+    -- statistics and the conditions row-level security adds, which made a
+    -- tenant's index (idx_customers_lifecycle, on company_id) serve the row
+    -- locks and updates by id: every customer of the tenant read per merge
+    -- (found by an independent tester). The pins are read by the library's
+    -- planner hook: load the library first (calling any of its C functions
+    -- does), for a session that has not used it yet.
+    PERFORM crm_native.version_info();
 
     -- The company first (unlocked): every statement below names it, which
     -- keeps each one within the company (on Citus: on one shard).
-    EXECUTE format('SELECT c.company_id FROM %I.customers c WHERE c.id = $1', target_schema) INTO company USING target;
-    EXECUTE format('SELECT c.company_id FROM %I.customers c WHERE c.id = $1', target_schema) INTO s_company USING source;
+    EXECUTE format('/* crm_native pins: no_seqscan c=id */ SELECT c.company_id FROM %I.customers c WHERE c.id = $1',
+                   target_schema) INTO company USING target;
+    EXECUTE format('/* crm_native pins: no_seqscan c=id */ SELECT c.company_id FROM %I.customers c WHERE c.id = $1',
+                   target_schema) INTO s_company USING source;
     IF s_company IS NOT NULL AND company IS NOT NULL AND s_company <> company THEN
         RAISE EXCEPTION '%: customers % and % belong to different companies', fn, source, target
             USING ERRCODE = 'invalid_parameter_value';
@@ -519,7 +552,7 @@ BEGIN
     -- deadlock), with the lock the sync takes on the customer it links to:
     -- a chat being linked to either one finishes first, a later one waits
     -- for the merge and then finds the survivor.
-    lock_sql := format('SELECT c.id, c.company_id, c.deleted_at, c.merged_into_customer_id, to_jsonb(c) AS data
+    lock_sql := format('/* crm_native pins: no_seqscan c=id */ SELECT c.id, c.company_id, c.deleted_at, c.merged_into_customer_id, to_jsonb(c) AS data
                           FROM %I.customers c WHERE c.id = $1 AND c.company_id = $2 FOR NO KEY UPDATE OF c',
                        target_schema);
     IF source < target THEN
@@ -555,13 +588,13 @@ BEGIN
     -- triggers' old hole links them) would stay on it: the moves below name
     -- the company (on Citus: one shard). Refused, changing nothing (they
     -- stayed on the merged customer; found by an independent tester).
-    EXECUTE format('SELECT count(*) FROM %I.%I WHERE customer_id = $1 AND company_id <> $2',
-                   target_schema, 'VC Usage')
+    EXECUTE format('/* crm_native pins: v=customer_id */ SELECT count(*) FROM %I.%I v
+                     WHERE v.customer_id = $1 AND v.company_id <> $2', target_schema, 'VC Usage')
        INTO foreign_chats USING source, company;
     foreign_summaries := 0;
     IF to_regclass(format('%I.customer_conversation_summaries', target_schema)) IS NOT NULL THEN
-        EXECUTE format('SELECT count(*) FROM %I.customer_conversation_summaries WHERE customer_id = $1 AND company_id <> $2',
-                       target_schema)
+        EXECUTE format('/* crm_native pins: s=customer_id */ SELECT count(*) FROM %I.customer_conversation_summaries s
+                         WHERE s.customer_id = $1 AND s.company_id <> $2', target_schema)
            INTO foreign_summaries USING source, company;
     END IF;
     IF foreign_chats > 0 OR foreign_summaries > 0 THEN
@@ -582,13 +615,13 @@ BEGIN
     -- 1. The chats: an UPDATE of customer_id (checked by the sync trigger,
     --    counted by the metrics trigger: the source's metrics row goes, the
     --    target's becomes the recomputation over both histories).
-    EXECUTE format('UPDATE %I.%I SET customer_id = $2 WHERE customer_id = $1 AND company_id = $3',
-                   target_schema, 'VC Usage')
+    EXECUTE format('/* crm_native pins: v=customer_id */ UPDATE %I.%I v SET customer_id = $2
+                     WHERE v.customer_id = $1 AND v.company_id = $3', target_schema, 'VC Usage')
       USING source, target, company;
     GET DIAGNOSTICS chats_moved = ROW_COUNT;
     IF to_regclass(format('%I.customer_conversation_summaries', target_schema)) IS NOT NULL THEN
-        EXECUTE format('UPDATE %I.customer_conversation_summaries SET customer_id = $2
-                         WHERE customer_id = $1 AND company_id = $3', target_schema) USING source, target, company;
+        EXECUTE format('/* crm_native pins: s=customer_id */ UPDATE %I.customer_conversation_summaries s
+                         SET customer_id = $2 WHERE s.customer_id = $1 AND s.company_id = $3', target_schema) USING source, target, company;
         GET DIAGNOSTICS summaries_moved = ROW_COUNT;
     END IF;
 
@@ -612,7 +645,7 @@ BEGIN
         filled := filled || 'customer_address'::text;
     END IF;
     SELECT string_agg(format('%1$I = s.%1$I', col), ', ') INTO set_list FROM unnest(filled) AS col;
-    EXECUTE format('UPDATE %1$I.customers t SET %2$s updated_at = now()
+    EXECUTE format('/* crm_native pins: no_seqscan t=id s=id */ UPDATE %1$I.customers t SET %2$s updated_at = now()
                       FROM %1$I.customers s
                      WHERE t.id = $2 AND s.id = $1 AND t.company_id = $3 AND s.company_id = $3',
                    target_schema, coalesce(set_list || ',', ''))
@@ -621,14 +654,16 @@ BEGIN
     -- 3. Matching keys: the source's keys the target does not hold move to
     --    it (so a chat with the source's email or phone finds the target);
     --    the rest (duplicates) go.
-    EXECUTE format('UPDATE %1$I.customer_matching_keys k SET customer_id = $2
+    EXECUTE format('/* crm_native pins: no_seqscan k=customer_id d=customer_id */
+                    UPDATE %1$I.customer_matching_keys k SET customer_id = $2
                      WHERE k.customer_id = $1 AND k.company_id = $3
                        AND NOT EXISTS (SELECT FROM %1$I.customer_matching_keys d
                                         WHERE d.customer_id = $2 AND d.company_id = $3 AND d.key_type = k.key_type
                                           AND d.normalized_value = k.normalized_value)', target_schema)
       USING source, target, company;
     GET DIAGNOSTICS keys_moved = ROW_COUNT;
-    EXECUTE format('DELETE FROM %I.customer_matching_keys WHERE customer_id = $1 AND company_id = $2', target_schema)
+    EXECUTE format('/* crm_native pins: no_seqscan k=customer_id */ DELETE FROM %I.customer_matching_keys k
+                     WHERE k.customer_id = $1 AND k.company_id = $2', target_schema)
       USING source, company;
     GET DIAGNOSTICS keys_dropped = ROW_COUNT;
 
@@ -655,8 +690,9 @@ BEGIN
 
     -- 5. The source: merged into the target and soft-deleted (audit row by
     --    the customers trigger).
-    EXECUTE format('UPDATE %I.customers SET merged_into_customer_id = $2, deleted_at = now(), updated_at = now()
-                     WHERE id = $1 AND company_id = $3', target_schema)
+    EXECUTE format('/* crm_native pins: no_seqscan c=id */ UPDATE %I.customers c
+                       SET merged_into_customer_id = $2, deleted_at = now(), updated_at = now()
+                     WHERE c.id = $1 AND c.company_id = $3', target_schema)
       USING source, target, company;
     RETURN target;
 END
