@@ -34,13 +34,14 @@ cd "$ROOT" || exit 1
 # guard (the C++ boundary), metrics, metrics_bounded (the saved baselines of
 # nested subtransactions), sync_cancel (a cancel in the middle of a
 # bulk insert), install, data_access (plans replaced after renames),
-# index_pins (the planner hook), partitioned_tables (statements of a trigger
+# index_pins (the planner hook), ops_search (the pins of search_customers:
+# partial indexes a WHERE clause states), partitioned_tables (statements of a trigger
 # fired on a partition), schema_types (chat ids of every accepted type through
 # the single-chat metrics path), custtrig_vs_plpgsql (the audit's to_jsonb()
 # comparison of changed columns), two isolation races, and any regress or
 # isolation test whose name says nesting, invalidation or batch.
 DEFAULT_TESTS="regress:guard regress:metrics regress:metrics_shapes regress:metrics_bounded regress:sync_cancel regress:install regress:data_access regress:index_pins
-  regress:partitioned_tables regress:schema_types regress:app_constraints pgtap:custtrig_vs_plpgsql
+  regress:partitioned_tables regress:schema_types regress:app_constraints regress:ops_search pgtap:custtrig_vs_plpgsql
   isolation:sync_race_read_committed isolation:metrics_read_committed
   regress:*nesting* isolation:*nesting* regress:*invalidation* isolation:*invalidation*
   regress:*batch* isolation:*batch*"
