@@ -143,3 +143,44 @@ SELECT * FROM pg_temp.scans($q$/* crm_native pins: d=id */ EXPLAIN (COSTS OFF)
 RESET ROLE;
 DROP TABLE pin_guarded, pin_access;
 DROP ROLE crm_pin_reader;
+
+-- 10. An access method in the pin (alias:am=column), and partial indexes
+-- the statement's own WHERE states, on a plain and a partitioned table
+-- (search_customers' name branch: "n:gin=customer_name", the trigram
+-- indexes WHERE deleted_at IS NULL). A btree on the name under the same
+-- predicate fitted "n=name", and with sequential scans off the planner read
+-- it whole for "%" (every live customer per name search); a partition's
+-- trigram index never fitted (the predicate was matched on the statement's
+-- table only, whose column numbers may differ from a partition's). Found by
+-- independent testers.
+CREATE TABLE pin_names (id int, gone timestamptz, name text);
+CREATE INDEX pin_names_trgm ON pin_names USING gin (name gin_trgm_ops) WHERE gone IS NULL;
+CREATE INDEX pin_names_btree ON pin_names (name) WHERE gone IS NULL;
+CREATE INDEX pin_names_id ON pin_names (id) WHERE gone IS NULL;
+INSERT INTO pin_names SELECT i, NULL, md5(i::text) FROM generate_series(1, 2000) i;
+CREATE TABLE pin_names_p (id int, gone timestamptz, name text) PARTITION BY HASH (id);
+CREATE TABLE pin_names_p0 (dropped int, id int, gone timestamptz, name text);  -- other column numbers
+ALTER TABLE pin_names_p0 DROP COLUMN dropped;
+ALTER TABLE pin_names_p ATTACH PARTITION pin_names_p0 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE pin_names_p1 PARTITION OF pin_names_p FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE INDEX pin_names_p_trgm ON pin_names_p USING gin (name gin_trgm_ops) WHERE gone IS NULL;
+CREATE INDEX pin_names_p_btree ON pin_names_p (name) WHERE gone IS NULL;
+CREATE INDEX pin_names_p_id ON pin_names_p (id) WHERE gone IS NULL;
+INSERT INTO pin_names_p SELECT i, NULL, md5(i::text) FROM generate_series(1, 2000) i;
+CREATE FUNCTION pg_temp.scans_am(statement text) RETURNS TABLE (scan text, access_method name) LANGUAGE sql AS $$
+    SELECT s, (SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname = substring(s FROM 7))
+      FROM pg_temp.scans(statement) s
+$$;
+-- never analyzed: the trigram index of each table, and nothing else
+SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: no_seqscan_but_bitmap n:gin=name */ EXPLAIN (COSTS OFF)
+  SELECT n.id FROM pin_names n WHERE n.gone IS NULL AND n.name % 'c4ca4238a0b923820dcc509a6f75849b'$q$);
+SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: no_seqscan_but_bitmap n:gin=name */ EXPLAIN (COSTS OFF)
+  SELECT n.id FROM pin_names_p n WHERE n.gone IS NULL AND n.name % 'c4ca4238a0b923820dcc509a6f75849b'$q$);
+-- without the access method the btree fits too
+SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: no_seqscan_but_bitmap n=name */ EXPLAIN (COSTS OFF)
+  SELECT n.id FROM pin_names n WHERE n.gone IS NULL AND n.name % 'c4ca4238a0b923820dcc509a6f75849b'$q$);
+-- the statement must state the predicate (here it does not: no partial
+-- index fits, every index stays, and none can serve the scan)
+SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: no_seqscan_but_bitmap n:gin=name */ EXPLAIN (COSTS OFF)
+  SELECT n.id FROM pin_names n WHERE n.name % 'c4ca4238a0b923820dcc509a6f75849b'$q$);
+DROP TABLE pin_names, pin_names_p;

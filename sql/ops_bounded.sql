@@ -22,6 +22,10 @@ INSERT INTO companies (id, name) VALUES ('aaaaaaaa-0000-4000-8000-000000000001',
 -- customers (company_id), is the seed's)
 CREATE INDEX app_keys_company ON customer_matching_keys (company_id);
 CREATE INDEX app_vc_company ON "VC Usage" (company_id);
+-- and a btree on the name for the live customers (a list sorted by name):
+-- it must not serve the name search's % (read whole, it read every live
+-- customer per search; found by an independent tester)
+CREATE INDEX app_customers_by_name ON customers (customer_name) WHERE deleted_at IS NULL;
 CREATE INDEX idx_customers_name_trgm_leakproof ON customers
     USING gin (customer_name crm_native.gin_trgm_leakproof_ops) WHERE deleted_at IS NULL;
 ALTER TABLE customers SET (autovacuum_enabled = off);

@@ -8,6 +8,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "commands/defrem.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
@@ -31,9 +32,12 @@ constexpr int kMaxColumns = 4;
 constexpr int kMaxNamedTables = 16;
 
 // One alias and the key columns its scans were written for (the first one
-// leads the index).
+// leads the index), and the index access method when the scan needs one
+// ("n:gin=customer_name": a trigram search; a btree on the name could only
+// be read whole).
 struct Pin {
     char alias[NAMEDATALEN];
+    char access_method[NAMEDATALEN];  // empty: any
     int columns;
     char column[kMaxColumns][NAMEDATALEN];
 };
@@ -143,7 +147,7 @@ const char* read_name(const char* p, char* out) {
     return p + n;
 }
 
-// Reads "/* crm_native pins: [no_seqscan] alias=col[,col...] ... */" at the
+// Reads "/* crm_native pins: [no_seqscan] alias[:am]=col[,col...] ... */" at the
 // start of the text. False (no pins: the planner decides alone) for any
 // other text, and for a comment it cannot read whole.
 bool parse(const char* text, Pins* pins) {
@@ -166,6 +170,9 @@ bool parse(const char* text, Pins* pins) {
         if (pins->count == kMaxPins) return false;
         Pin* pin = &pins->pin[pins->count++];
         p = read_name(p, pin->alias);
+        if (p == nullptr) return false;
+        pin->access_method[0] = '\0';
+        if (*p == ':') p = read_name(p + 1, pin->access_method);
         if (p == nullptr || *p != '=') return false;
         pin->columns = 0;
         do {
@@ -238,9 +245,24 @@ bool inner_member(const Node* node, Index rtindex) {
 // predicate usable. The conditions PostgreSQL adds (row-level security)
 // are not looked at.
 bool stated_by_statement(PlannerInfo* root, const RelOptInfo* rel, const NullTest* test, AttrNumber column) {
+    // A partition's (or inheritance child's) scan: the statement states its
+    // conditions on the table it names, the top parent, whose column numbers
+    // may differ from the partition's.
+    Index relid = rel->relid;
+    RelOptKind kind = rel->reloptkind;
+    while (kind == RELOPT_OTHER_MEMBER_REL) {
+        const AppendRelInfo* up = root->append_rel_array != nullptr ? root->append_rel_array[relid] : nullptr;
+        if (up == nullptr || column <= 0 || column > up->num_child_cols || up->parent_colnos == nullptr) return false;
+        column = up->parent_colnos[column - 1];
+        relid = up->parent_relid;
+        const RelOptInfo* parent =
+            column != 0 && static_cast<int>(relid) < root->simple_rel_array_size ? root->simple_rel_array[relid] : nullptr;
+        if (parent == nullptr) return false;
+        kind = parent->reloptkind;
+    }
     const Query* query = root->parse;
-    if (query == nullptr || query->jointree == nullptr || rel->reloptkind != RELOPT_BASEREL ||
-        !inner_member(reinterpret_cast<const Node*>(query->jointree), rel->relid))
+    if (kind != RELOPT_BASEREL || query == nullptr || query->jointree == nullptr ||
+        !inner_member(reinterpret_cast<const Node*>(query->jointree), relid))
         return false;
     Node* quals = query->jointree->quals;
     if (quals == nullptr) return false;
@@ -254,7 +276,7 @@ bool stated_by_statement(PlannerInfo* root, const RelOptInfo* rel, const NullTes
             !IsA(stated->arg, Var))
             continue;
         const Var* var = reinterpret_cast<const Var*>(stated->arg);
-        if (var->varlevelsup == 0 && var->varno == static_cast<int>(rel->relid) && var->varattno == column) return true;
+        if (var->varlevelsup == 0 && var->varno == static_cast<int>(relid) && var->varattno == column) return true;
     }
     return false;
 }
@@ -298,11 +320,14 @@ void narrow_indexes(PlannerInfo* root, Oid relation, bool inhparent, RelOptInfo*
         key[c] = get_attnum(relation, pin->column[c]);
         if (key[c] == InvalidAttrNumber) return;
     }
+    Oid access_method = pin->access_method[0] != '\0' ? get_am_oid(pin->access_method, true) : InvalidOid;
+    if (pin->access_method[0] != '\0' && access_method == InvalidOid) return;
     List* kept = NIL;
     ListCell* lc;
     foreach (lc, rel->indexlist) {
         IndexOptInfo* index = static_cast<IndexOptInfo*>(lfirst(lc));
-        bool fits = index->nkeycolumns > 0 && index->indexkeys[0] == key[0];
+        bool fits = index->nkeycolumns > 0 && index->indexkeys[0] == key[0] &&
+                    (access_method == InvalidOid || index->relam == access_method);
         for (int c = 1; c < pin->columns && fits; c++) {
             bool found = false;
             for (int k = 1; k < index->nkeycolumns && !found; k++) found = index->indexkeys[k] == key[c];

@@ -13,7 +13,8 @@
 //
 // How: a statement's text starts with a comment
 //     /* crm_native pins: c=id k=company_id,key_type,normalized_value */
-// meaning: a scan of a table the statement names (not one a row-level
+// (an alias may name an index access method too, "n:gin=customer_name": only
+// indexes of that method fit) meaning: a scan of a table the statement names (not one a row-level
 // security policy's subquery reads) under the alias c considers only the indexes
 // whose first key column is id; under k, only those whose first key column is
 // company_id and whose key columns include key_type and normalized_value. A
@@ -39,7 +40,8 @@
 // columns include the others, and the index is not partial, or only on
 // "named column IS NOT NULL" (which the statements' equalities imply) or
 // "column IS [NOT] NULL" that the statement's own WHERE clause states on the
-// relation (a top-level condition, no outer join above it). With
+// relation (a top-level condition, no outer join above it; for a partition,
+// on the partitioned table the statement names). With
 // no fitting index, the scan keeps every index (the schema decides, as for
 // any statement; crm_native.verify_schema() names the indexes the triggers
 // need). Tested without a clock by test/run.d/import_cost.sh (row-level

@@ -122,9 +122,13 @@ $$;
 -- conditions row-level security adds (company_id = current_company_id()
 -- made a tenant's btree index, idx_customers_lifecycle, serve the name
 -- branch and the final lookup by id: every customer of the tenant read; found
--- by an independent tester): k the keys index, c the primary key, n an index
--- on customer_name (the trigram GIN indexes, WHERE deleted_at IS NULL, which
--- the branch states). The pins change no row the statement returns.
+-- by an independent tester): k the keys index, c the primary key, n a GIN
+-- index on customer_name (the trigram indexes, WHERE deleted_at IS NULL,
+-- which the branch states; not an application's btree on the name, which
+-- could only be read whole for %). With pg_trgm's similarity_threshold at 0
+-- the trigram index returns only names sharing a trigram with the query,
+-- where % alone accepts every name (pg_trgm's own behaviour with its index).
+-- Otherwise the pins change no row the statement returns.
 CREATE FUNCTION crm_native._search_query(target_schema text, trgm text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -189,7 +193,7 @@ AS $f$
            -- tenant's customers, docs/operations.md)
            CASE WHEN o.operator = 'crm_native.%'
                      OR NOT row_security_active(format('%I.customers', target_schema))
-                THEN ' n=customer_name' ELSE '' END)
+                THEN ' n:gin=customer_name' ELSE '' END)
       FROM (SELECT crm_native._search_name_operator(target_schema, trgm) AS operator) o
 $f$;
 
@@ -441,8 +445,9 @@ BEGIN
             USING DETAIL = format('%s chats/s, %s s; index: %s', round((p.seen / secs)::numeric, 1),
                                   round(secs::numeric, 3), coalesce(p.uses_index, 'none (primary key)')),
                   HINT = CASE WHEN p.seen > p.linked THEN
-                             'A chat left unlinked has no email, phone or name that normalizes to a key, '
-                             'or a warning above says why the sync skipped it.'
+                             'A chat left unlinked has no email, phone or name that gives a matching key, or one '
+                             'that fails to normalize (such chats are not written), or a warning above says why '
+                             'its sync failed.'
                          ELSE 'Every chat looked at is linked.' END;
     END IF;
     RETURN p;
