@@ -186,12 +186,25 @@ void note_relcache_invalidation(Datum, Oid) { relcache_invalidations++; }
 // backend's catalog snapshot either, nor is one whose DROP has not committed
 // yet; their transactions hold the table's AccessExclusiveLock until they end.
 // So a table is taken for gone only if that lock can be had at once and the
-// catalog, read again after taking it, still lacks the table.
+// catalog, read again after taking it, still lacks the table. This
+// transaction's own DROP (which a rollback undoes) holds that lock too, so a
+// table this transaction locked exclusively is not gone either. A lock table
+// out of memory answers "not gone" rather than failing the trigger's
+// statement for the sake of statistics.
 bool table_is_gone(Oid relid) {
     if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid))) return false;
-    if (!ConditionalLockRelationOid(relid, AccessShareLock)) return false;
+    LOCKTAG tag;
+    SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+    if (LockHeldByMe(&tag, AccessExclusiveLock)) return false;
+    LOCALLOCK* local_lock = nullptr;
+    LockAcquireResult acquired = LockAcquireExtended(&tag, AccessShareLock, false, true, false, &local_lock);
+    if (acquired == LOCKACQUIRE_NOT_AVAIL) return false;
+    if (acquired != LOCKACQUIRE_ALREADY_CLEAR) {
+        AcceptInvalidationMessages();  // as LockRelationOid: see commits up to the lock
+        MarkLockClear(local_lock);
+    }
     bool gone = !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
-    UnlockRelationOid(relid, AccessShareLock);
+    LockRelease(&tag, AccessShareLock, false);
     return gone;
 }
 

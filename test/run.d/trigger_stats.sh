@@ -311,6 +311,21 @@ wait $OPEN_PID
 check "a table in a transaction still open keeps its entry when the others fill the table" \
   "$(grep -E '^open table' "$OUT/open_tx.out" | tr '\n' ' ')" "open table counted: 1 open table calls: 2 "
 
+# and a table this transaction drops is not gone while the DROP can roll
+# back (found by an independent review: its slot was taken, and lost)
+check "a table dropped in a transaction that rolls back keeps its entry" "$(qa -d "$FULL_DB" <<'SQL'
+SELECT split_part(table_name, '.', 2) AS kept FROM crm_native.trigger_stats
+ WHERE table_name LIKE 'public.later\_%' ORDER BY table_name LIMIT 1 \gset
+SELECT 'later_' || i AS unkept FROM generate_series(1, 300) i
+ WHERE NOT EXISTS (SELECT FROM crm_native.trigger_stats WHERE table_name = 'public.later_' || i) LIMIT 1 \gset
+BEGIN;
+DROP TABLE :"kept";
+TRUNCATE :"unkept";
+ROLLBACK;
+SELECT count(*) FROM crm_native.trigger_stats WHERE table_name = 'public.' || :'kept';
+SQL
+)" 1
+
 # --- 4c. temporary tables take no slot --------------------------------------
 # (any role can put the native triggers on temporary tables: they filled the
 # 256 slots for as long as their session lived; found by an independent tester)
