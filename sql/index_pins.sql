@@ -183,4 +183,20 @@ SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: no_seqscan_but_bitmap n=na
 -- index fits, every index stays, and none can serve the scan)
 SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: no_seqscan_but_bitmap n:gin=name */ EXPLAIN (COSTS OFF)
   SELECT n.id FROM pin_names n WHERE n.name % 'c4ca4238a0b923820dcc509a6f75849b'$q$);
-DROP TABLE pin_names, pin_names_p;
+-- A UNION ALL branch is no table's child: its columns are the branch's
+-- output, here in another order (x is the table's b). The predicate was
+-- mapped as if by the table's column numbers, so the index on "a IS NULL"
+-- was kept for a statement that states "b IS NULL", and the scan became
+-- sequential (found by an independent tester). Now no partial index counts
+-- as stated there, and every index stays.
+CREATE TABLE pin_union (a int, b int, c int);
+CREATE INDEX pin_union_c_anull ON pin_union (c) WHERE a IS NULL;
+CREATE INDEX pin_union_c_bnull ON pin_union (c) WHERE b IS NULL;
+INSERT INTO pin_union SELECT CASE WHEN i % 2 = 0 THEN NULL ELSE i END, CASE WHEN i % 3 = 0 THEN NULL ELSE i END, i
+  FROM generate_series(1, 20000) i;
+CREATE TABLE pin_union_empty (a int, b int, c int);
+ANALYZE pin_union, pin_union_empty;
+SELECT * FROM pg_temp.scans_am($q$/* crm_native pins: u=c */ EXPLAIN (COSTS OFF)
+  SELECT * FROM (SELECT u.b AS x, u.a AS y, u.c FROM pin_union u UNION ALL SELECT v.b, v.a, v.c FROM pin_union_empty v) s
+   WHERE s.x IS NULL AND s.c = 5$q$);
+DROP TABLE pin_names, pin_names_p, pin_union, pin_union_empty;

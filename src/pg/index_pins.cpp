@@ -51,7 +51,9 @@ struct Pins {
     // CTEs and sublinks; not the queries a row-level security policy
     // adds): only their scans are pinned. An application's policy may
     // read a table of its own under a pinned alias; its indexes are left
-    // alone. More than kMaxNamedTables: every table under a pinned alias.
+    // alone. More than kMaxNamedTables references: no table is pinned (the
+    // triggers' and operations' statements name far fewer; narrowing a
+    // policy's table would be worse than planning without pins).
     int named_count;
     Oid named[kMaxNamedTables];
 };
@@ -112,7 +114,7 @@ const Pins* active = nullptr;
 // Whether the scanned relation is one the statement names, or a partition or
 // inheritance child of one (found through the planner's append relations).
 bool named_by_statement(PlannerInfo* root, const RelOptInfo* rel, Oid relation) {
-    if (active->named_count > kMaxNamedTables) return true;
+    if (active->named_count > kMaxNamedTables) return false;
     for (;;) {
         for (int i = 0; i < active->named_count; i++)
             if (active->named[i] == relation) return true;
@@ -247,12 +249,16 @@ bool inner_member(const Node* node, Index rtindex) {
 bool stated_by_statement(PlannerInfo* root, const RelOptInfo* rel, const NullTest* test, AttrNumber column) {
     // A partition's (or inheritance child's) scan: the statement states its
     // conditions on the table it names, the top parent, whose column numbers
-    // may differ from the partition's.
+    // may differ from the partition's. Only a table's children: a UNION ALL
+    // branch's parent_colnos number the branch's output columns, not the
+    // table's (PostgreSQL's ruleutils maps up the same way).
     Index relid = rel->relid;
     RelOptKind kind = rel->reloptkind;
     while (kind == RELOPT_OTHER_MEMBER_REL) {
         const AppendRelInfo* up = root->append_rel_array != nullptr ? root->append_rel_array[relid] : nullptr;
-        if (up == nullptr || column <= 0 || column > up->num_child_cols || up->parent_colnos == nullptr) return false;
+        if (up == nullptr || up->parent_reloid == InvalidOid || column <= 0 || column > up->num_child_cols ||
+            up->parent_colnos == nullptr)
+            return false;
         column = up->parent_colnos[column - 1];
         relid = up->parent_relid;
         const RelOptInfo* parent =
