@@ -818,7 +818,10 @@ BEGIN
             value := n;
             detail := format('%s customers whose keys differ; %s%s', n, sample_note,
                              CASE WHEN n > 0 THEN format('; SELECT crm_native.rebuild_matching_keys(%L) rewrites them '
-                                                         '(keys written by the plpgsql triggers or another library version differ)',
+                                                         '(keys written by the plpgsql triggers or another library version differ, and a '
+                                                         'merge survivor whose email, phone or name was edited after the merge '
+                                                         'loses the inherited keys of that type: docs/operations.md, '
+                                                         '"Known limits")',
                                                          target_schema)
                                   ELSE '' END);
             RETURN NEXT;
