@@ -244,6 +244,18 @@ SQL
 check "4 clients x 250 chats: calls, created + matched" \
   "$(stat customer_sync 'calls, customers_created + customers_matched')" "1000 1000"
 
+# 300 tables (more than the 256 entries) named PREFIX_1..300 in $FULL_DB,
+# each with a native trigger that has run once
+measured_tables() {
+  q -d "$FULL_DB" -v prefix="$1" <<'SQL'
+SELECT format('CREATE TABLE %I (LIKE "VC Usage")', :'prefix' || '_' || i),
+       format('CREATE TRIGGER t AFTER TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()',
+              :'prefix' || '_' || i),
+       format('TRUNCATE %I', :'prefix' || '_' || i)
+  FROM generate_series(1, 300) i \gexec
+SQL
+}
+
 # --- 4b. a full table takes over the slots of dropped tables -----------------
 # (hourly partitions dropped left their slots taken: once 256 were, live
 # tables were no longer counted, and every call of theirs took the
@@ -254,16 +266,7 @@ for f in reference/*.sql; do q -d "$FULL_DB" -f "$f" >/dev/null || exit 1; done
 q -d "$FULL_DB" -c "CREATE EXTENSION crm_native CASCADE" -c "SELECT crm_native.install()" >/dev/null || exit 1
 q -d "$FULL_DB" -c "INSERT INTO companies (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'A')" || exit 1
 q -d "$DB" -c "SELECT crm_native.trigger_stats_reset()" >/dev/null
-q -d "$FULL_DB" <<'SQL' || exit 1
-DO $$
-BEGIN
-    FOR i IN 1..300 LOOP
-        EXECUTE format('CREATE TABLE scratch_%s (LIKE "VC Usage")', i);
-        EXECUTE format('CREATE TRIGGER t AFTER TRUNCATE ON scratch_%s FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()', i);
-    END LOOP;
-END $$;
-SELECT format('TRUNCATE scratch_%s', i) FROM generate_series(1, 300) i \gexec
-SQL
+measured_tables scratch || exit 1
 check "300 tables measured: the table is full, calls not counted" \
   "$(qa -d "$FULL_DB" -c "SELECT entries = max_entries AND dropped_calls > 0 FROM crm_native.trigger_stats_info()")" t
 q -d "$FULL_DB" >/dev/null <<'SQL' || exit 1
@@ -291,16 +294,7 @@ TRUNCATE open_s.open_chats;
 SELECT 'open table counted: ' || count(*) FROM crm_native.trigger_stats WHERE table_name LIKE '%open_chats' AND calls = 1;
 SQL
 for i in $(seq 1 100); do grep -q 'open table counted' "$OUT/open_tx.out" && break; sleep 0.1; done
-q -d "$FULL_DB" <<'SQL' || exit 1
-DO $$
-BEGIN
-    FOR i IN 1..300 LOOP
-        EXECUTE format('CREATE TABLE later_%s (LIKE "VC Usage")', i);
-        EXECUTE format('CREATE TRIGGER t AFTER TRUNCATE ON later_%s FOR EACH STATEMENT EXECUTE FUNCTION crm_native.metrics_truncate()', i);
-    END LOOP;
-END $$;
-SELECT format('TRUNCATE later_%s', i) FROM generate_series(1, 300) i \gexec
-SQL
+measured_tables later || exit 1
 cat >&7 <<'SQL'
 TRUNCATE open_s.open_chats;
 SELECT 'open table calls: ' || coalesce(max(calls), 0) FROM crm_native.trigger_stats WHERE table_name LIKE '%open_chats';
