@@ -111,20 +111,32 @@ bool collect_named_tables(Node* node, void* context) {
 // inside ours, such as a function body, has none).
 const Pins* active = nullptr;
 
+// The append relation that makes rel a partition or inheritance child of a
+// table, or nullptr. Only a table's children: a UNION ALL branch's
+// parent_colnos number the branch's output columns, not a table's
+// (PostgreSQL's ruleutils maps up the same way).
+const AppendRelInfo* table_parent(const PlannerInfo* root, const RelOptInfo* rel) {
+    if (rel == nullptr || rel->reloptkind != RELOPT_OTHER_MEMBER_REL || root->append_rel_array == nullptr) return nullptr;
+    const AppendRelInfo* up = root->append_rel_array[rel->relid];
+    return up != nullptr && up->parent_reloid != InvalidOid ? up : nullptr;
+}
+
+const RelOptInfo* parent_rel(const PlannerInfo* root, const AppendRelInfo* up) {
+    return static_cast<int>(up->parent_relid) < root->simple_rel_array_size ? root->simple_rel_array[up->parent_relid]
+                                                                            : nullptr;
+}
+
 // Whether the scanned relation is one the statement names, or a partition or
-// inheritance child of one (found through the planner's append relations).
+// inheritance child of one.
 bool named_by_statement(PlannerInfo* root, const RelOptInfo* rel, Oid relation) {
     if (active->named_count > kMaxNamedTables) return false;
     for (;;) {
         for (int i = 0; i < active->named_count; i++)
             if (active->named[i] == relation) return true;
-        if (rel == nullptr || rel->reloptkind != RELOPT_OTHER_MEMBER_REL || root->append_rel_array == nullptr)
-            return false;
-        const AppendRelInfo* parent = root->append_rel_array[rel->relid];
-        if (parent == nullptr || parent->parent_reloid == InvalidOid) return false;
-        relation = parent->parent_reloid;
-        rel = static_cast<int>(parent->parent_relid) < root->simple_rel_array_size ? root->simple_rel_array[parent->parent_relid]
-                                                                  : nullptr;
+        const AppendRelInfo* up = table_parent(root, rel);
+        if (up == nullptr) return false;
+        relation = up->parent_reloid;
+        rel = parent_rel(root, up);
     }
 }
 
@@ -249,25 +261,16 @@ bool inner_member(const Node* node, Index rtindex) {
 bool stated_by_statement(PlannerInfo* root, const RelOptInfo* rel, const NullTest* test, AttrNumber column) {
     // A partition's (or inheritance child's) scan: the statement states its
     // conditions on the table it names, the top parent, whose column numbers
-    // may differ from the partition's. Only a table's children: a UNION ALL
-    // branch's parent_colnos number the branch's output columns, not the
-    // table's (PostgreSQL's ruleutils maps up the same way).
-    Index relid = rel->relid;
-    RelOptKind kind = rel->reloptkind;
-    while (kind == RELOPT_OTHER_MEMBER_REL) {
-        const AppendRelInfo* up = root->append_rel_array != nullptr ? root->append_rel_array[relid] : nullptr;
-        if (up == nullptr || up->parent_reloid == InvalidOid || column <= 0 || column > up->num_child_cols ||
-            up->parent_colnos == nullptr)
-            return false;
+    // may differ from the partition's.
+    while (const AppendRelInfo* up = table_parent(root, rel)) {
+        if (column <= 0 || column > up->num_child_cols || up->parent_colnos == nullptr) return false;
         column = up->parent_colnos[column - 1];
-        relid = up->parent_relid;
-        const RelOptInfo* parent =
-            column != 0 && static_cast<int>(relid) < root->simple_rel_array_size ? root->simple_rel_array[relid] : nullptr;
-        if (parent == nullptr) return false;
-        kind = parent->reloptkind;
+        rel = column != 0 ? parent_rel(root, up) : nullptr;
+        if (rel == nullptr) return false;
     }
+    const Index relid = rel->relid;
     const Query* query = root->parse;
-    if (kind != RELOPT_BASEREL || query == nullptr || query->jointree == nullptr ||
+    if (rel->reloptkind != RELOPT_BASEREL || query == nullptr || query->jointree == nullptr ||
         !inner_member(reinterpret_cast<const Node*>(query->jointree), relid))
         return false;
     Node* quals = query->jointree->quals;
