@@ -427,24 +427,56 @@ BEGIN
 END
 $$;
 
--- Locks the tables that carry registered triggers, in a fixed order, with the
--- lock CREATE/DROP TRIGGER take anyway (it conflicts with itself, so two
--- concurrent install()/uninstall() calls run one after the other).
+-- Locks the tables that carry registered triggers (their partitions too),
+-- with the lock CREATE/DROP TRIGGER take anyway (it conflicts with itself,
+-- so two concurrent install()/uninstall() calls run one after the other).
+-- All of them or none: each try waits at most 200 ms, then lets go of what
+-- it got and tries again. Waiting for one table while holding another
+-- deadlocked with the application's transactions, which take these tables
+-- in their own order (a chat: "VC Usage", then customers; an application's
+-- transaction may update customers first), and the deadlock detector then
+-- rolled back either side, a chat's whole transaction too (found by an
+-- independent tester). Between tries, the chats queued behind the request
+-- run. The caller's lock_timeout, if any, bounds the whole wait.
 CREATE FUNCTION crm_native._lock_trigger_tables(target_schema text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tbl text;
+    tables text;
+    caller_lock_timeout text := current_setting('lock_timeout');
+    deadline timestamptz;
 BEGIN
-    FOR tbl IN
-        SELECT DISTINCT nt.table_name FROM crm_native.native_trigger nt ORDER BY 1
+    SELECT string_agg(format('%I.%I', target_schema, t.table_name), ', ' ORDER BY t.table_name COLLATE "C")
+      INTO tables
+      FROM (SELECT DISTINCT nt.table_name FROM crm_native.native_trigger nt) t
+     WHERE to_regclass(format('%I.%I', target_schema, t.table_name)) IS NOT NULL;
+    IF tables IS NULL THEN
+        RETURN;
+    END IF;
+    IF caller_lock_timeout::interval > interval '0' THEN
+        deadline := clock_timestamp() + caller_lock_timeout::interval;
+    END IF;
+    PERFORM set_config('lock_timeout', '200ms', true);
     LOOP
-        IF to_regclass(format('%I.%I', target_schema, tbl)) IS NOT NULL THEN
-            EXECUTE format('LOCK TABLE %I.%I IN SHARE ROW EXCLUSIVE MODE', target_schema, tbl);
-        END IF;
+        BEGIN
+            EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tables);
+            EXIT;
+        EXCEPTION WHEN lock_not_available THEN
+            IF clock_timestamp() >= deadline THEN
+                PERFORM set_config('lock_timeout', caller_lock_timeout, true);
+                RAISE EXCEPTION 'crm_native: could not lock % within lock_timeout (%)', tables, caller_lock_timeout
+                    USING ERRCODE = 'lock_not_available',
+                          DETAIL = 'install() and uninstall() change the triggers of these tables: they wait until '
+                                   'no open transaction has written to them.',
+                          HINT = 'Look for long or idle transactions on those tables (pg_locks, pg_stat_activity, '
+                                 'pg_prepared_xacts), or call it again with a longer lock_timeout.';
+            END IF;
+        END;
+        PERFORM pg_sleep(0.05);
     END LOOP;
+    PERFORM set_config('lock_timeout', caller_lock_timeout, true);
 END
 $$;
 
