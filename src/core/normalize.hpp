@@ -38,6 +38,9 @@ constexpr std::size_t kMaxPhoneInputBytes = 250;
 // with a warning (or links by its other keys, for a name).
 constexpr std::size_t kMaxKeyInputBytes = 65536;
 constexpr std::size_t kMaxKeyBytes = 2048;
+// A name with a longer run of combining marks (after its NFKC case-fold
+// mapping) gives no key: see normalize_name.cpp.
+constexpr int kMaxCombiningRun = 30;
 
 // Region used when the caller names none (the GUC's default).
 constexpr const char* kDefaultPhoneRegion = "US";
