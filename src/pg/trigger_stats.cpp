@@ -102,9 +102,10 @@ struct Frame {
     uint64 lock_waits;
     uint64 lock_wait_ns;
     uint64 waiting_since;  // now_ns() when the wait under way began; 0: none
+    bool counted;          // false: an uncounted call, whose decisions are nobody's
 };
 Frame frames[kMaxDepth];
-int depth = 0;
+int depth = 0;  // native trigger calls under way inside a counted one (frames for the first kMaxDepth)
 bool error_counted = false;  // the error unwinding now was counted by an inner call
 uint64 counted_error = 0;     // its fingerprint (error_fingerprint)
 
@@ -326,7 +327,28 @@ void record(int slot, Oid fnoid, Oid relid, int64 rows, uint64 start_ns, const F
     if (!same) cache_used = 0;  // reset meanwhile: look the entry up again next time
 }
 
-Frame* current() { return depth > 0 && depth <= kMaxDepth ? &frames[depth - 1] : nullptr; }
+Frame* current() { return depth > 0 && depth <= kMaxDepth && frames[depth - 1].counted ? &frames[depth - 1] : nullptr; }
+
+// A call that is not counted (a temporary table's, one past kMaxDepth, one
+// whose table found no entry) inside a counted one: what it creates, matches
+// or waits for is not the enclosing call's (a 45-deep recursion credited
+// every level past the 32nd to the 32nd; found by an independent review).
+Datum uncounted(FunctionCallInfo fcinfo, PGFunction body) {
+    if (depth == 0) return body(fcinfo);  // no enclosing counted call
+    if (depth < kMaxDepth) frames[depth].counted = false;
+    depth++;
+    volatile Datum result = 0;
+    PG_TRY();
+    {
+        result = body(fcinfo);
+    }
+    PG_FINALLY();
+    {
+        depth--;
+    }
+    PG_END_TRY();
+    return result;
+}
 
 void require_state(const char* what) {
     if (state == nullptr)
@@ -379,21 +401,23 @@ uint64 error_fingerprint(MemoryContext cxt) {
 }
 
 Datum measured(FunctionCallInfo fcinfo, PGFunction body) {
-    if (state == nullptr || !stats_enabled || !CALLED_AS_TRIGGER(fcinfo) || depth >= kMaxDepth) return body(fcinfo);
+    if (state == nullptr || !stats_enabled || !CALLED_AS_TRIGGER(fcinfo) || depth >= kMaxDepth)
+        return uncounted(fcinfo, body);
     const TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
     // A temporary table's triggers are not counted: any role can create
     // them, and they would fill the shared table's slots for its session.
-    if (td->tg_relation->rd_rel->relpersistence == RELPERSISTENCE_TEMP) return body(fcinfo);
+    if (td->tg_relation->rd_rel->relpersistence == RELPERSISTENCE_TEMP) return uncounted(fcinfo, body);
     const Oid fnoid = fcinfo->flinfo->fn_oid;
     const Oid relid = RelationGetRelid(td->tg_relation);
     const int slot = find_entry(fnoid, relid);
     if (slot < 0) {
         pg_atomic_fetch_add_u64(&state->dropped, 1);
-        return body(fcinfo);
+        return uncounted(fcinfo, body);
     }
     const int64 rows = rows_of(td);
     Frame* const frame = &frames[depth];
     std::memset(frame, 0, sizeof *frame);
+    frame->counted = true;
     depth++;
     error_counted = false;
     const uint64 start = now_ns();
@@ -487,13 +511,21 @@ Datum crm_trigger_stats(PG_FUNCTION_ARGS) {
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                         errmsg("crm_native._trigger_stats: declared with %d columns, expected %d", rsinfo->setDesc->natts,
                                kStatsColumns)));
-    Entry* copy = static_cast<Entry*>(palloc(sizeof(Entry)));
+    // Copied under the lock, returned after it: the rows go into a
+    // tuplestore, which may write a temporary file, and every new table's
+    // first call waits for the lock exclusively meanwhile.
+    Entry* const copies = static_cast<Entry*>(palloc(sizeof(Entry) * kMaxEntries));
     LWLockAcquire(state->lock, LW_SHARED);
-    for (int i = 0; i < state->num_entries; i++) {
+    const int entries = state->num_entries;
+    for (int i = 0; i < entries; i++) {
         Entry* e = &state->entries[i];
         SpinLockAcquire(&e->mutex);
-        std::memcpy(static_cast<void*>(copy), static_cast<const void*>(e), sizeof(Entry));
+        std::memcpy(static_cast<void*>(&copies[i]), static_cast<const void*>(e), sizeof(Entry));
         SpinLockRelease(&e->mutex);
+    }
+    LWLockRelease(state->lock);
+    for (int i = 0; i < entries; i++) {
+        const Entry* copy = &copies[i];
         if (copy->dbid == InvalidOid || copy->c.calls == 0) continue;
         const Counters* c = &copy->c;
         Datum values[kStatsColumns];
@@ -524,8 +556,7 @@ Datum crm_trigger_stats(PG_FUNCTION_ARGS) {
         values[n++] = BoolGetDatum(copy->dbid == MyDatabaseId);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
-    LWLockRelease(state->lock);
-    pfree(copy);
+    pfree(copies);
     return (Datum)0;
 }
 

@@ -210,6 +210,30 @@ check "customer_sync: the failed call, its error and its wait (with at least 0.2
   "$(qa -F ' ' -d "$W" -c "SELECT calls, errors, lock_waits, lock_wait_ms >= 250 FROM crm_native.trigger_stats
      WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "1 1 1 t"
 
+# --- 1d. calls past the counted depth are nobody's -----------------------------
+# (an application trigger on customers that writes a chat, 40 levels deep:
+# the levels past the 32 counted ones credited their new customers to the
+# 32nd; found by an independent review)
+q -d "$W" >/dev/null <<'SQL' || exit 1
+CREATE FUNCTION chain_chat() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE n int := split_part(split_part(NEW.customer_email, '@', 1), '-', 2)::int;
+BEGIN
+  IF NEW.customer_email LIKE 'chain-%' AND n < 40 THEN
+    INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+    VALUES (NEW.company_id, 'chain-' || (n + 1) || '@example.com', 'chain');
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER a_chain AFTER INSERT ON customers FOR EACH ROW EXECUTE FUNCTION chain_chat();
+SELECT crm_native.trigger_stats_reset();
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'chain-1@example.com', 'chain');
+DROP TRIGGER a_chain ON customers;
+SQL
+check "40 nested chats, 40 customers: 32 calls counted, each with its own customer" \
+  "$(qa -F ' ' -d "$W" -c "SELECT (SELECT count(*) FROM customers WHERE customer_email LIKE 'chain-%'), calls, customers_created
+     FROM crm_native.trigger_stats WHERE database = current_database() AND function = 'crm_native.customer_sync'")" "40 32 32"
+
 # --- 2. crm_native.trigger_stats = off ----------------------------------------
 q -d "$DB" -c "SET crm_native.trigger_stats = off" -c "INSERT INTO \"VC Usage\" (company_id, customer_email, session_id)
   VALUES ('00000000-0000-0000-0000-00000000000a', 'off@example.com', 'off')" || exit 1
