@@ -34,8 +34,8 @@ constexpr std::size_t kMaxPhoneInputBytes = 250;
 // than kMaxKeyBytes is refused after normalizing: the keys index
 // (company_id, key_type, normalized_value) cannot hold an entry much over
 // 2.6 kB, and a chat whose key failed the index INSERT would be lost.
-// Refused, a key is a normalization failure: the chat is stored unlinked
-// with a warning (or links by its other keys, for a name).
+// Refused, a key is a normalization failure: the chat is linked by its other
+// email or phone key, or stored unlinked, with a warning.
 constexpr std::size_t kMaxKeyInputBytes = 65536;
 constexpr std::size_t kMaxKeyBytes = 2048;
 // A name with a longer run of combining marks (after its NFKC case-fold

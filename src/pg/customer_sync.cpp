@@ -61,6 +61,7 @@ extern "C" {
 }
 #pragma GCC diagnostic pop
 
+#include <cstdio>
 #include <cstring>
 
 #include "core/message.hpp"
@@ -1061,30 +1062,45 @@ bool link_changed(const SyncTarget* t, HeapTuple old_row, HeapTuple new_row, Tup
     return false;
 }
 
-// Normalizes row->contact into row->key. False when a key the row is matched
-// by cannot be normalized: *failed is its slot and errbuf says why. One
-// definition for the sync and for health()'s count of chats it would link
-// (crm_native._sync_links_contact).
+// Normalizes row->contact into row->key. An email or phone that cannot be
+// normalized is present but matches nobody (no customer has its key, which
+// cannot be written either): the row is matched by its other one, as the
+// plpgsql function's lookup of a key nobody holds went on to the phone
+// (found by an independent tester: an email over the key bound left a chat
+// with a customer's phone unlinked). Present, it still keeps the name from
+// being the match key. False when nothing is left to match by because a
+// value failed: *failed is the first such slot and errbuf says why; true
+// with *failed >= 0 when the row is matched by its other key despite it.
+// One definition for the sync and for health()'s count of chats it would
+// link (crm_native._sync_links_contact).
 bool normalize_contact(ChatRow* row, int* failed, char* errbuf, std::size_t errcap) {
+    *failed = -1;
+    char reason[crm::core::kMessageCapacity];
     for (int k = 0; k < kKeySlots; k++) {
         row->has_key[k] = false;
         if (row->contact_null[k]) continue;
         text* raw = DatumGetTextPP(row->contact[k]);
         row->contact[k] = PointerGetDatum(raw);
         char* key = nullptr;
-        errbuf[0] = '\0';
-        const NormalizeResult result = crm::pg::normalize_key(kKeyTypes[k], VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), &key, errbuf, errcap);
+        reason[0] = '\0';
+        const NormalizeResult result =
+            crm::pg::normalize_key(kKeyTypes[k], VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), &key, reason, sizeof reason);
         if (result == NormalizeResult::Failed) {
-            // Email and phone are always match keys; the name only without them.
-            if (k == kName && (row->has_key[kEmail] || row->has_key[kPhone])) continue;
-            *failed = k;
-            return false;
+            // the name is a match key only without an email and a phone
+            if (k == kName && (row->has_key[kEmail] || row->has_key[kPhone] || *failed >= 0)) continue;
+            if (*failed < 0) {
+                *failed = k;
+                std::snprintf(errbuf, errcap, "%s", reason);
+            }
+            continue;
         }
         if (result != NormalizeResult::Normalized) continue;
+        // a name behind an email or phone that failed is not a match key
+        if (k == kName && *failed >= 0) continue;
         row->has_key[k] = true;
         row->key[k] = CStringGetTextDatum(key);
     }
-    return true;
+    return *failed < 0 || row->has_key[kEmail] || row->has_key[kPhone];
 }
 
 // Reads and normalizes the row's contact columns. False (WARNING given) when
@@ -1093,13 +1109,18 @@ bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow
     char errbuf[crm::core::kMessageCapacity];
     for (int k = 0; k < kKeySlots; k++)
         row->contact[k] = new_column(tuple, t->att_contact[k], desc, &row->contact_null[k]);
-    int failed = 0;
+    int failed = -1;
     if (!normalize_contact(row, &failed, errbuf, sizeof errbuf)) {
         ereport(WARNING, (errcode(ERRCODE_WARNING),
                           errmsg("crm_native: customer sync skipped for this chat row: could not normalize its customer_%s: %s",
                                  kKeyTypeName[failed], errbuf)));
         return false;
     }
+    if (failed >= 0)
+        ereport(WARNING, (errcode(ERRCODE_WARNING),
+                          errmsg("crm_native: customer sync matched this chat row by its customer_%s only: could not "
+                                 "normalize its customer_%s: %s",
+                                 kKeyTypeName[row->has_key[kEmail] ? kEmail : kPhone], kKeyTypeName[failed], errbuf)));
     row->session_id = new_column(tuple, t->att_session_id, desc, &row->session_id_null);
     return true;
 }
@@ -1227,7 +1248,7 @@ Datum crm_sync_links_contact(PG_FUNCTION_ARGS) {
             if (!row.contact_null[k]) row.contact[k] = PG_GETARG_DATUM(k);
         }
         char errbuf[crm::core::kMessageCapacity];
-        int failed = 0;
+        int failed = -1;
         if (!normalize_contact(&row, &failed, errbuf, sizeof errbuf)) PG_RETURN_BOOL(false);
         PG_RETURN_BOOL(row.has_key[kEmail] || row.has_key[kPhone] || row.has_key[kName]);
     });
