@@ -83,3 +83,30 @@ SELECT v.session_id, v.customer_id = (SELECT customer_id FROM "VC Usage" WHERE s
  WHERE v.session_id LIKE 'bound-%' ORDER BY 1;
 SELECT crm_native._sync_links_contact(repeat('b', 3000) || '@example.com', '+1 555 000 1111', NULL) AS links_by_phone,
        crm_native._sync_links_contact(repeat('b', 3000) || '@example.com', NULL, 'Ann Phone') AS not_by_name;
+
+-- A merge chain longer than the 64 customers the sync follows is passed
+-- over with a warning naming its holder, not silently (the chat then makes
+-- a new customer, who holds the key for good; found by an independent
+-- tester). 64 hops are followed. (The holder stays live, merged: its
+-- chain is followed; the middle customers are soft-deleted.)
+CREATE FUNCTION pg_temp.chain(first uuid, email text, hops int) RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE prev uuid := first; cur uuid;
+BEGIN
+  INSERT INTO customers (id, company_id, customer_email) VALUES (first, '00000000-0000-0000-0000-00000000000a', email);
+  FOR i IN 1..hops LOOP
+    INSERT INTO customers (company_id, customer_name) VALUES ('00000000-0000-0000-0000-00000000000a', 'link ' || i)
+    RETURNING id INTO cur;
+    UPDATE customers SET merged_into_customer_id = cur, deleted_at = CASE WHEN id <> first THEN now() END WHERE id = prev;
+    prev := cur;
+  END LOOP;
+  RETURN prev;
+END $$;
+SELECT pg_temp.chain('00000000-0000-0000-0000-0000000c0064', 'chain64@example.com', 64) AS survivor64 \gset
+SELECT pg_temp.chain('00000000-0000-0000-0000-0000000c0065', 'chain65@example.com', 65) AS survivor65 \gset
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'chain64@example.com', 'chain-64');
+INSERT INTO "VC Usage" (company_id, customer_email, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'chain65@example.com', 'chain-65');
+SELECT session_id, customer_id = CASE session_id WHEN 'chain-64' THEN :'survivor64'::uuid ELSE :'survivor65'::uuid END
+       AS to_survivor
+  FROM "VC Usage" WHERE session_id IN ('chain-64', 'chain-65') ORDER BY 1;

@@ -258,6 +258,11 @@ void read_candidate(uint64 rowno, Candidate* c) {
     c->phone_missing = get_bool(rowno, 4);
 }
 
+// Numbers each chat row the sync reads, so that a warning the lookups of one
+// chat would repeat (they run up to four times) is given once.
+uint64 chat_serial = 0;
+uint64 long_chain_warned = 0;  // chat_serial when a long merge chain was last reported
+
 // The surviving customer of a candidate: the end of its merged_into chain,
 // which must be a live customer of the same company. False when the chain
 // ends at a soft-deleted customer, leaves the company (or this role's view),
@@ -274,7 +279,23 @@ bool resolve_survivor(const ChatRow* row, const Candidate* c, Match* m, Snapshot
     for (;;) {
         for (int i = 0; i < nseen; i++)
             if (std::memcmp(seen[i].data, next.data, UUID_LEN) == 0) return false;  // a cycle
-        if (nseen > kMaxMergeHops) return false;
+        if (nseen > kMaxMergeHops) {
+            // Not silently: the chat goes to another holder or a new
+            // customer, who then holds the key for good (found by an
+            // independent tester). A cycle or a dead end is the data's
+            // answer; a long chain is only past what the sync follows.
+            if (long_chain_warned == chat_serial) return false;
+            long_chain_warned = chat_serial;
+            ereport(WARNING,
+                    (errcode(ERRCODE_WARNING),
+                     errmsg("crm_native: customer sync passed over customer %s: its merge chain is longer than %d "
+                            "customers",
+                            DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&c->id))), kMaxMergeHops),
+                     errdetail("The chat is matched by the key's next holder, or a new customer is created."),
+                     errhint("Point the merged customers of that chain at its survivor (merged_into_customer_id); "
+                             "crm_native.merge_customers() moves the source's keys, so its merges make no chain.")));
+            return false;
+        }
         Datum values[2] = {UUIDPGetDatum(&next), row->company_id};
         run_select(row, Statement::SyncChain, values, nullptr, snapshot, 1);
         if (SPI_processed == 0) return false;
@@ -1106,6 +1127,7 @@ bool normalize_contact(ChatRow* row, int* failed, char* errbuf, std::size_t errc
 // Reads and normalizes the row's contact columns. False (WARNING given) when
 // a key the row is matched by cannot be normalized.
 bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row) {
+    chat_serial++;
     char errbuf[crm::core::kMessageCapacity];
     for (int k = 0; k < kKeySlots; k++)
         row->contact[k] = new_column(tuple, t->att_contact[k], desc, &row->contact_null[k]);
