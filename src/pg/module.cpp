@@ -4,6 +4,8 @@
 #include "pg/module.hpp"
 #include "pg/trigger_stats.hpp"
 
+#include "miscadmin.h"
+
 #include <malloc.h>
 
 extern "C" {
@@ -30,15 +32,23 @@ namespace {
 constexpr int kMmapThreshold = 4 * 1024 * 1024;
 constexpr int kTrimThreshold = 8 * 1024 * 1024;
 
-void tune_malloc() {
-    (void)mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
-    (void)mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
-}
+bool malloc_tuned = false;
 
 }  // namespace
 
+// Not in the postmaster (shared_preload_libraries): every backend it forks
+// would inherit the thresholds, those of databases that never use crm_native
+// too (found by an independent review); a backend tunes its own malloc when
+// it loads the library, or at its first native trigger call.
+void crm::pg::tune_malloc_once() {
+    if (malloc_tuned || !IsUnderPostmaster) return;
+    (void)mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+    (void)mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+    malloc_tuned = true;
+}
+
 void _PG_init(void) {
-    tune_malloc();
+    crm::pg::tune_malloc_once();
     // Each feature defines its own GUCs; see module.hpp.
     // (each feature adds its call here)
     crm::pg::define_normalization_gucs();

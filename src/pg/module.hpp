@@ -12,4 +12,8 @@ void define_customer_sync_gucs();
 // Metrics (src/pg/metrics.cpp): crm_native.attach_partition_triggers.
 void define_metrics_gucs();
 
+// glibc's malloc thresholds for this backend (module.cpp says why); once,
+// and never in the postmaster. _PG_init and every native trigger call it.
+void tune_malloc_once();
+
 }  // namespace crm::pg

@@ -2,6 +2,8 @@
 // plan cache and writers.
 #include "pg/store.hpp"
 
+#include "pg/module.hpp"
+
 #include <cstring>
 
 #pragma GCC diagnostic push
@@ -781,6 +783,7 @@ HeapTuple set_column(Relation rel, HeapTuple row, AttrNumber attnum, Datum value
 }
 
 TriggerData* trigger_call(FunctionCallInfo fcinfo, const char* trigger, uint32 fires) {
+    crm::pg::tune_malloc_once();  // preloaded, the postmaster did not
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("%s: not called by the trigger manager", trigger)));
