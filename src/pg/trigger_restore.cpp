@@ -63,20 +63,28 @@ Datum restore_trigger(FunctionCallInfo fcinfo) {
     char* trigger_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
     char* definition = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
-    // The lock CREATE TRIGGER takes, first: the table cannot be dropped
-    // while its name is looked up and its trigger restored (a concurrent
-    // DROP left refuse() without a name; found by an independent review).
-    // Locking also takes in the invalidations of a DROP that just committed.
-    LockRelationOid(relid, ShareRowExclusiveLock);
-    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-    if (!HeapTupleIsValid(tuple))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("crm_native: no table with OID %u", relid)));
-    Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
-    ReleaseSysCache(tuple);
     // The caller drops and creates triggers on the table: it must own it
-    // (uninstall() has already dropped the native ones, which needs the same).
-    if (!pg_class_ownercheck(relid, GetUserId()))
-        aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
+    // (uninstall() has already dropped the native ones, which needs the
+    // same). Checked before the lock too, so that no other role can take
+    // it (and queue every writer of the table behind it; found by an
+    // independent review).
+    Oid owner = InvalidOid;
+    for (int pass = 0; pass < 2; pass++) {
+        HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+        if (!HeapTupleIsValid(tuple))
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("crm_native: no table with OID %u", relid)));
+        owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
+        const char relkind = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relkind;
+        char* name = pstrdup(NameStr(reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relname));
+        ReleaseSysCache(tuple);
+        if (!pg_class_ownercheck(relid, GetUserId())) aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), name);
+        // Then the lock CREATE TRIGGER takes: the table cannot be dropped
+        // while its name is looked up and its trigger restored (a
+        // concurrent DROP left refuse() without a name; found by an
+        // independent review). Taking it takes in the invalidations of what
+        // committed meanwhile, and the second pass reads the table again.
+        if (pass == 0) LockRelationOid(relid, ShareRowExclusiveLock);
+    }
 
     List* statements = raw_parser(definition, RAW_PARSE_DEFAULT);
     if (list_length(statements) != 1) refuse(relid, trigger_name, "it is not exactly one statement", definition);
