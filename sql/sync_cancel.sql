@@ -81,6 +81,10 @@ SELECT v.session_id, v.customer_id = (SELECT customer_id FROM "VC Usage" WHERE s
        c.customer_email IS NULL AS no_email_filled
   FROM "VC Usage" v LEFT JOIN customers c ON c.id = v.customer_id
  WHERE v.session_id LIKE 'bound-%' ORDER BY 1;
+-- an UPDATE of a linked chat that brings such an email fills nothing either
+UPDATE "VC Usage" SET customer_email = repeat('d', 3000) || '@example.com' WHERE session_id = 'bound-first';
+SELECT c.customer_email IS NULL AS still_no_email
+  FROM "VC Usage" v JOIN customers c ON c.id = v.customer_id WHERE v.session_id = 'bound-first';
 SELECT crm_native._sync_links_contact(repeat('b', 3000) || '@example.com', '+1 555 000 1111', NULL) AS links_by_phone,
        crm_native._sync_links_contact(repeat('b', 3000) || '@example.com', NULL, 'Ann Phone') AS not_by_name;
 

@@ -1125,8 +1125,10 @@ bool normalize_contact(ChatRow* row, int* failed, char* errbuf, std::size_t errc
 }
 
 // Reads and normalizes the row's contact columns. False (WARNING given) when
-// a key the row is matched by cannot be normalized.
-bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row) {
+// a key the row is matched by cannot be normalized; a WARNING too for an
+// email or phone that cannot be, when the row goes on by its other one.
+// `linked`: the row already has its customer (an UPDATE: only a fill).
+bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow* row, bool linked) {
     chat_serial++;
     char errbuf[crm::core::kMessageCapacity];
     for (int k = 0; k < kKeySlots; k++)
@@ -1134,15 +1136,18 @@ bool read_chat_row(const SyncTarget* t, HeapTuple tuple, TupleDesc desc, ChatRow
     int failed = -1;
     if (!normalize_contact(row, &failed, errbuf, sizeof errbuf)) {
         ereport(WARNING, (errcode(ERRCODE_WARNING),
-                          errmsg("crm_native: customer sync skipped for this chat row: could not normalize its customer_%s: %s",
+                          errmsg(linked ? "crm_native: customer sync filled nothing from this chat row: could not "
+                                          "normalize its customer_%s: %s"
+                                        : "crm_native: customer sync skipped for this chat row: could not normalize "
+                                          "its customer_%s: %s",
                                  kKeyTypeName[failed], errbuf)));
         return false;
     }
     if (failed >= 0)
         ereport(WARNING, (errcode(ERRCODE_WARNING),
-                          errmsg("crm_native: customer sync matched this chat row by its customer_%s only: could not "
-                                 "normalize its customer_%s: %s",
-                                 kKeyTypeName[row->has_key[kEmail] ? kEmail : kPhone], kKeyTypeName[failed], errbuf)));
+                          errmsg("crm_native: customer sync ignored this chat row's customer_%s (it matches nobody "
+                                 "and is not filled in): could not normalize it: %s",
+                                 kKeyTypeName[failed], errbuf)));
     row->session_id = new_column(tuple, t->att_session_id, desc, &row->session_id_null);
     return true;
 }
@@ -1214,7 +1219,7 @@ Datum customer_sync(FunctionCallInfo fcinfo) {
     if (check_link) checked_link(rel, customer_id, row.company_id, false);
 
     // 2. Normalize; nothing to match by leaves the row unlinked.
-    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row), customer_null)) {  // trigger_stats
+    if (!crm::pg::trigger_stats::normalized(read_chat_row(t, tuple, desc, &row, !customer_null), customer_null)) {  // trigger_stats
         if (check_link) checked_link(rel, customer_id, row.company_id);
         return PointerGetDatum(tuple);
     }
