@@ -51,17 +51,18 @@ UPDATE customer_matching_keys SET normalized_value = 'someone.else@example.com'
 SET session_replication_role = replica;
 INSERT INTO "VC Usage" (company_id, customer_email, session_id)
 VALUES ('00000000-0000-0000-0000-00000000000a', 'stray@example.com', 'stray');
--- (and a name over the key bound beside an email: linked by the email, so
--- reported too)
-INSERT INTO "VC Usage" (company_id, customer_name, customer_email, session_id)
-VALUES ('00000000-0000-0000-0000-00000000000a', repeat('n', 70000), 'long.name@example.com', 'long name');
--- (and ones whose contact data gives no key, or an email over the key
--- bound beside a phone (the sync skips the chat with a WARNING): never
+-- (and a name over the key bound beside an email, an email over the key
+-- bound beside a phone: linked by the email, by the phone, so reported too)
+INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id)
+VALUES ('00000000-0000-0000-0000-00000000000a', repeat('n', 70000), 'long.name@example.com', NULL, 'long name'),
+       ('00000000-0000-0000-0000-00000000000a', NULL, repeat('x', 3000) || '@example.com', '+1 555 010 9999', 'long email');
+-- (and ones whose contact data gives no key, or only an email over the key
+-- bound beside a name (the sync skips the chat with a WARNING): never
 -- linked, not reported)
 INSERT INTO "VC Usage" (company_id, customer_name, customer_email, customer_phone, session_id)
 VALUES ('00000000-0000-0000-0000-00000000000a', '', ' ', E'\t', 'blank'),
        ('00000000-0000-0000-0000-00000000000a', E'\u200B', NULL, 'abc', 'junk'),
-       ('00000000-0000-0000-0000-00000000000a', NULL, repeat('x', 3000) || '@example.com', '+1 555 010 9999', 'long email');
+       ('00000000-0000-0000-0000-00000000000a', 'Named', repeat('y', 3000) || '@example.com', NULL, 'long email, name');
 RESET session_replication_role;
 ALTER TABLE customers DISABLE TRIGGER trg_customers_lifecycle_tracking;
 SELECT check_name, status, value FROM crm_native.health(metrics_sample => NULL);
@@ -77,7 +78,7 @@ ALTER TABLE customer_metrics ADD CONSTRAINT idx_customer_metrics_id PRIMARY KEY 
 ALTER TABLE customers ENABLE TRIGGER trg_customers_lifecycle_tracking;
 SELECT crm_native.rebuild_metrics() > 0 AS metrics_rebuilt, crm_native.rebuild_matching_keys() > 0 AS keys_rebuilt;
 -- an UPDATE of its contact data syncs the unlinked chat
-UPDATE "VC Usage" SET customer_email = customer_email WHERE session_id IN ('stray', 'long name');
+UPDATE "VC Usage" SET customer_email = customer_email WHERE session_id IN ('stray', 'long name', 'long email');
 SELECT check_name, status, value FROM crm_native.health() WHERE status NOT IN ('ok', 'unknown');
 
 -- errors
