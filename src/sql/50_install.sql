@@ -427,99 +427,69 @@ BEGIN
 END
 $$;
 
--- Locks the tables that carry registered triggers (their partitions too),
--- with the lock CREATE/DROP TRIGGER take anyway (it conflicts with itself,
--- so two concurrent install()/uninstall() calls run one after the other).
---
--- Never an application's transaction rolled back for it: waiting for one
--- table while holding another deadlocked with the application's
--- transactions, which take these tables in their own order (a chat: "VC
--- Usage", then customers; an application transaction may update a
--- customer, then write a chat), and the deadlock detector rolled back
--- either side, the application's chats too (found by an independent
--- tester). So a round waits for one table holding none (first "VC Usage"),
--- queued like any DDL (later transactions queue behind it, so the table is
--- free once the earlier ones end); then, holding it, it waits for each
--- other table only briefly: 20 ms in the first round, twice as long in each
--- next one up to 160 ms, below the deadlock_timeout applications run with
--- (PostgreSQL's default is 1 s), so that in a deadlock it lets go first.
--- When such a wait runs out it lets go of all, and the next round waits for
--- that table.
--- (A first fix, all tables at once in 200 ms tries, waited for one table
--- while it held another for longer than an application's deadlock_timeout
--- may be, and never got through while transactions writing customers
--- overlapped; found by an independent review.) Traffic that keeps both
--- tables busy together (transactions that update a customer and then write
--- a chat, back to back) can defeat every round: after 50 it gives up with
--- an error saying so. The caller's lock_timeout bounds each wait.
+-- Locks the tables that carry registered triggers (their partitions too) in
+-- ACCESS EXCLUSIVE mode, the lock DROP TRIGGER takes: taking a weaker one
+-- first and DROP TRIGGER's later deadlocked with any application
+-- transaction that had read a table and then wrote it (found by an
+-- independent review). Concurrent install()/uninstall() calls run one after
+-- the other. In the order a chat takes the tables, "VC Usage" and then
+-- customers, so that no chat in flight can deadlock with it (in the
+-- collation's order, customers came first under ICU or en_US, and chats
+-- were rolled back; found by an independent tester). It waits like any DDL
+-- (the caller's lock_timeout bounds the wait, and transactions that come
+-- later queue behind it). An application transaction that uses customers
+-- and then writes a chat can still deadlock with it, as with any DDL on the
+-- two tables; when PostgreSQL rolls this call back for it, it tries again
+-- (twice), since the application's transaction has then gone on. (Rounds
+-- that waited for one table and for the other only briefly, tried instead,
+-- moved the deadlock to the chats queued behind them; found by an
+-- independent review.) The caller must own the tables: checked first, so
+-- that another role does not queue every writer behind its lock request.
 CREATE FUNCTION crm_native._lock_trigger_tables(target_schema text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tables text[];
-    busy text;
-    tbl text;
-    all_taken boolean;
-    caller_lock_timeout text := current_setting('lock_timeout');
-    short_wait interval;
+    tables text;
+    not_owned text;
+    deadlocks int := 0;
 BEGIN
-    SELECT array_agg(format('%I.%I', target_schema, t.table_name)
-                     ORDER BY t.table_name <> 'VC Usage', t.table_name COLLATE "C")
-      INTO tables
+    SELECT string_agg(format('%I.%I', target_schema, t.table_name), ', '
+                      ORDER BY t.table_name <> 'VC Usage', t.table_name COLLATE "C"),
+           string_agg(format('%I.%I', target_schema, t.table_name), ', ' ORDER BY t.table_name COLLATE "C")
+               FILTER (WHERE NOT pg_has_role(c.relowner, 'USAGE'))
+      INTO tables, not_owned
       FROM (SELECT DISTINCT nt.table_name FROM crm_native.native_trigger nt) t
-     WHERE to_regclass(format('%I.%I', target_schema, t.table_name)) IS NOT NULL;
+      JOIN pg_class c ON c.oid = to_regclass(format('%I.%I', target_schema, t.table_name));
+    IF not_owned IS NOT NULL THEN
+        RAISE EXCEPTION 'crm_native: must be owner of %', not_owned
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'install() and uninstall() drop and create triggers on these tables.';
+    END IF;
     IF tables IS NULL THEN
         RETURN;
     END IF;
-    busy := tables[1];
-    FOR round IN 1..50 LOOP
+    LOOP
         BEGIN
-            BEGIN
-                EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', busy);
-            EXCEPTION WHEN lock_not_available THEN
-                RAISE EXCEPTION 'crm_native: could not lock % within lock_timeout (%)', busy, caller_lock_timeout
+            EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', tables);
+            RETURN;
+        EXCEPTION
+            WHEN lock_not_available THEN
+                RAISE EXCEPTION 'crm_native: could not lock % within lock_timeout (%)',
+                                tables, current_setting('lock_timeout')
                     USING ERRCODE = 'lock_not_available',
                           DETAIL = 'install() and uninstall() change the triggers of these tables: they wait until '
-                                   'no open transaction has written to them.',
+                                   'no open transaction uses them.',
                           HINT = 'Look for long or idle transactions on those tables (pg_locks, pg_stat_activity, '
                                  'pg_prepared_xacts), or call it again with a longer lock_timeout.';
-            END;
-            all_taken := true;
-            short_wait := least(interval '20ms' * 2 ^ least(round - 1, 3), interval '160ms');
-            IF caller_lock_timeout::interval > interval '0' THEN
-                short_wait := least(short_wait, caller_lock_timeout::interval);
-            END IF;
-            FOREACH tbl IN ARRAY tables LOOP
-                CONTINUE WHEN tbl = busy;
-                BEGIN
-                    PERFORM set_config('lock_timeout', (extract(epoch FROM short_wait) * 1000)::int || 'ms', true);
-                    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', tbl);
-                    PERFORM set_config('lock_timeout', caller_lock_timeout, true);
-                EXCEPTION WHEN lock_not_available THEN
-                    busy := tbl;
-                    all_taken := false;
-                    EXIT;
-                END;
-            END LOOP;
-            PERFORM set_config('lock_timeout', caller_lock_timeout, true);
-            IF all_taken THEN
-                RETURN;
-            END IF;
-            RAISE EXCEPTION USING ERRCODE = 'CRN01';  -- lets go of what this round locked
-        EXCEPTION WHEN SQLSTATE 'CRN01' THEN
-            NULL;
+            WHEN deadlock_detected THEN
+                deadlocks := deadlocks + 1;
+                IF deadlocks > 2 THEN
+                    RAISE;
+                END IF;
         END;
     END LOOP;
-    RAISE EXCEPTION 'crm_native: could not lock % together: in 50 tries, one was always busy while another was held',
-                    array_to_string(tables, ', ')
-        USING ERRCODE = 'lock_not_available',
-              DETAIL = 'install() and uninstall() never hold one of these tables while they wait long for another, '
-                       'so as not to deadlock with the application''s transactions; transactions that write '
-                       'customers and then chats (or the other way round), back to back, kept them from finding '
-                       'both free.',
-              HINT = 'Call it again at a quieter moment.';
 END
 $$;
 
