@@ -456,12 +456,23 @@ DECLARE
     deadlocks int := 0;
 BEGIN
     SELECT string_agg(format('%I.%I', target_schema, t.table_name), ', '
-                      ORDER BY t.table_name <> 'VC Usage', t.table_name COLLATE "C"),
-           string_agg(format('%I.%I', target_schema, t.table_name), ', ' ORDER BY t.table_name COLLATE "C")
-               FILTER (WHERE NOT pg_has_role(c.relowner, 'USAGE'))
-      INTO tables, not_owned
+                      ORDER BY t.table_name <> 'VC Usage', t.table_name COLLATE "C")
+      INTO tables
       FROM (SELECT DISTINCT nt.table_name FROM crm_native.native_trigger nt) t
-      JOIN pg_class c ON c.oid = to_regclass(format('%I.%I', target_schema, t.table_name));
+     WHERE to_regclass(format('%I.%I', target_schema, t.table_name)) IS NOT NULL;
+    -- the tables and their partitions at any depth (read from pg_inherits,
+    -- which locks nothing)
+    WITH RECURSIVE tree(relid) AS (
+        SELECT to_regclass(format('%I.%I', target_schema, nt.table_name))::oid
+          FROM crm_native.native_trigger nt
+         WHERE to_regclass(format('%I.%I', target_schema, nt.table_name)) IS NOT NULL
+        UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid
+    )
+    SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
+      INTO not_owned
+      FROM tree JOIN pg_class c ON c.oid = tree.relid
+     WHERE NOT pg_has_role(c.relowner, 'USAGE');
     IF not_owned IS NOT NULL THEN
         RAISE EXCEPTION 'crm_native: must be owner of %', not_owned
             USING ERRCODE = 'insufficient_privilege',
@@ -898,7 +909,7 @@ DECLARE
     stood_in_for text[];
     dropped int := 0;
     restored int := 0;
-    lock_timeout_before text := current_setting('lock_timeout');
+    busy_tables regclass[] := '{}';  -- tables left with triggers by DETACH that were locked by others
 BEGIN
     PERFORM crm_native._require_schema('crm_native.uninstall', target_schema);
     PERFORM crm_native._require_registry_writers('crm_native.uninstall');
@@ -1033,24 +1044,30 @@ BEGIN
     END LOOP;
     -- 1b. Partition triggers DETACH left behind, in any schema. Other
     --     roles' tables: whatever stops a drop there (a lock held, a clone
-    --     its parent's trigger requires, no privilege) is a warning, and
-    --     waits at most a second, never the uninstall() failing or hanging
-    --     (found by an independent review).
-    PERFORM set_config('lock_timeout', '1s', true);
+    --     its parent's trigger requires, no privilege) is a warning, never
+    --     the uninstall() failing or hanging (found by an independent
+    --     review). Such a table is locked only if it is free (NOWAIT): a
+    --     wait for it while holding the CRM tables deadlocked with a
+    --     transaction that had written it and then wrote a chat, and that
+    --     transaction was rolled back (found by an independent review).
     FOR r IN
         SELECT l.trigger_name AS tgname, l.rel FROM crm_native._left_partition_triggers() l
     LOOP
+        CONTINUE WHEN r.rel = ANY (busy_tables);
         BEGIN
+            EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT', r.rel);
             EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
         EXCEPTION WHEN undefined_object THEN
             NULL;  -- gone with its parent's, dropped just before
         WHEN OTHERS THEN
+            IF SQLSTATE = '55P03' THEN
+                busy_tables := busy_tables || r.rel;
+            END IF;
             RAISE WARNING 'crm_native.uninstall: cannot drop trigger "%" on %, left there by DETACH PARTITION: %',
                           r.tgname, r.rel, SQLERRM
                 USING HINT = 'It does nothing there; its owner can drop it.';
         END;
     END LOOP;
-    PERFORM set_config('lock_timeout', lock_timeout_before, true);
 
     -- 2. Put back what install() replaced, exactly as it was.
     FOR r IN

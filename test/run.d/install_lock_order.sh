@@ -94,7 +94,7 @@ for call in install uninstall; do
   one_case lock_c_$$ "c_read_$call" "$READ" "$call"
 done
 
-# The caller's lock_timeout bounds the whole wait, and the error says which
+# The caller's lock_timeout bounds each lock wait, and the error says which
 # tables and why.
 q -d lock_c_$$ -c "SELECT crm_native.uninstall()" >/dev/null || exit 1
 q -d lock_c_$$ -c "BEGIN" -c "$ANON" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
