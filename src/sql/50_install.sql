@@ -432,19 +432,21 @@ $$;
 -- first and DROP TRIGGER's later deadlocked with any application
 -- transaction that had read a table and then wrote it (found by an
 -- independent review). Concurrent install()/uninstall() calls run one after
--- the other. In the order a chat takes the tables, "VC Usage" and then
--- customers, so that no chat in flight can deadlock with it (in the
--- collation's order, customers came first under ICU or en_US, and chats
--- were rolled back; found by an independent tester). It waits like any DDL
--- (the caller's lock_timeout bounds the wait, and transactions that come
--- later queue behind it). An application transaction that uses customers
--- and then writes a chat can still deadlock with it, as with any DDL on the
--- two tables; when PostgreSQL rolls this call back for it, it tries again
+-- the other. In the order a chat written through "VC Usage" takes the
+-- tables, "VC Usage" and then customers, so that no such chat in flight can
+-- deadlock with it (in the collation's order, customers came first under
+-- ICU or en_US, and chats were rolled back; found by an independent
+-- tester). It waits like any DDL (the caller's lock_timeout bounds each
+-- wait, and transactions that come later queue behind it). An application
+-- transaction that uses customers and then writes a chat, or a chat written
+-- straight into a partition, can still deadlock with it, as with any DDL on
+-- these tables; when PostgreSQL rolls this call back for it, it tries again
 -- (twice), since the application's transaction has then gone on. (Rounds
 -- that waited for one table and for the other only briefly, tried instead,
 -- moved the deadlock to the chats queued behind them; found by an
--- independent review.) The caller must own the tables: checked first, so
--- that another role does not queue every writer behind its lock request.
+-- independent review.) The caller must own the tables and their
+-- partitions: checked first, so that another role does not queue every
+-- writer behind its lock request.
 CREATE FUNCTION crm_native._lock_trigger_tables(target_schema text)
 RETURNS void
 LANGUAGE plpgsql
